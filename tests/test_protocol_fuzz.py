@@ -1,0 +1,85 @@
+"""Hostile bytes: whatever arrives, the decoder raises ProtocolError or returns a message — nothing else."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from kbroker.protocol.codec import FrameBuffer, decode_request_body, decode_request_header, encode_request
+from kbroker.protocol.errors import ProtocolError
+from kbroker.protocol.messages import REQUESTS
+from tests.schema_strategies import all_versions, message_value
+
+REQUEST_CASES = [(d, v) for d, v in all_versions() if d.kind == "request"]
+
+
+def decode_or_protocol_error(frame: bytes) -> None:
+    try:
+        header, reader = decode_request_header(frame)
+        decode_request_body(header, reader)
+    except ProtocolError:
+        pass
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_only_raise_protocol_error(data):
+    decode_or_protocol_error(data)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(api_key=st.sampled_from(sorted(REQUESTS)), version=st.integers(-2, 20), body=st.binary(max_size=120))
+def test_arbitrary_bodies_behind_a_plausible_header(api_key, version, body):
+    decode_or_protocol_error(struct.pack(">hhih", api_key, version, 1, 3) + b"abc" + b"\x00" + body)
+
+
+@pytest.mark.parametrize("definition,version", REQUEST_CASES[::3], ids=lambda x: getattr(x, "name", str(x)))
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_mutated_valid_requests(definition, version, data):
+    frame = bytearray(encode_request(5, version, data.draw(message_value(definition, version)))[4:])
+    for _ in range(data.draw(st.integers(1, 4))):
+        action = data.draw(st.sampled_from(["flip", "truncate", "insert"]))
+        position = data.draw(st.integers(0, max(len(frame) - 1, 0)))
+        if action == "flip" and frame:
+            frame[position] ^= data.draw(st.integers(1, 255))
+        elif action == "truncate":
+            del frame[position:]
+        else:
+            frame[position:position] = data.draw(st.binary(min_size=1, max_size=4))
+    decode_or_protocol_error(bytes(frame))
+
+
+def test_huge_lengths_do_not_allocate():
+    # a Metadata v12 request claiming 2^31 topics, and a classic string claiming 32 KB in 3 bytes
+    with pytest.raises(ProtocolError):
+        decode_or_raise(struct.pack(">hhih", 3, 4, 1, -1) + b"\x7f\xff\xff\xff")
+    with pytest.raises(ProtocolError):
+        decode_or_raise(struct.pack(">hhih", 3, 1, 1, 0x7FFF) + b"abc")
+
+
+def decode_or_raise(frame: bytes) -> None:
+    header, reader = decode_request_header(frame)
+    decode_request_body(header, reader)
+
+
+@given(chunks=st.lists(st.integers(1, 50), min_size=1, max_size=40))
+def test_frames_split_in_any_chunking(chunks):
+    stream = b"".join(struct.pack(">i", len(p)) + p for p in (b"one", b"", b"three" * 20, b"4"))
+    buffer, frames, pos = FrameBuffer(1 << 20), [], 0
+    for size in chunks + [len(stream)]:
+        buffer.feed(stream[pos:pos + size])
+        pos += size
+        while (frame := buffer.next_frame()) is not None:
+            frames.append(frame)
+    assert frames == [b"one", b"", b"three" * 20, b"4"]
+
+
+def test_oversized_and_negative_frames_are_protocol_errors():
+    for size in (-1, (1 << 20) + 1):
+        buffer = FrameBuffer(1 << 20)
+        buffer.feed(struct.pack(">i", size))
+        with pytest.raises(ProtocolError):
+            buffer.next_frame()
