@@ -1,0 +1,1 @@
+"""Compatibility harness: real clients and Apache Kafka itself, run against kbroker."""
