@@ -21,10 +21,10 @@ from typing import Any, Iterable, Mapping, Optional, Union
 from pathlib import Path
 
 from . import broker_defs as defs
-from .describe import ConfigEntry, ConfigSource, Synonym, collect_synonyms
+from .describe import ConfigEntry, ConfigSource, collect_synonyms
 from .listeners import Endpoint, effective_protocol_map, parse_endpoints
 from .properties import load_properties, parse_overrides
-from .types import (DESCRIBE_TYPE_ID, REQUIRED, ConfigError, ConfigKey, Password,
+from .types import (DESCRIBE_TYPE_ID, REQUIRED, ConfigError, ConfigKey,
                     to_kafka_string)
 
 BROKER_KEYS: dict[str, ConfigKey] = {k.name: k for k in defs.BROKER_CONFIGS}
@@ -331,10 +331,12 @@ class BrokerConfig:
             if e.security_protocol != "PLAINTEXT":
                 raise ConfigError(f"kbroker serves only PLAINTEXT listeners for now; listener {e.listener} "
                                   f"uses {e.security_protocol}", "listeners")
-        for e in advertised:
-            if e.port == 0:
-                raise ConfigError(f"advertised.listeners cannot use the nonroutable port 0 ({e})",
-                                  "advertised.listeners")
+        if self.get("advertised.listeners") is not None:
+            for e in advertised:
+                if e.host in ("0.0.0.0", "::"):
+                    raise ConfigError(f"advertised.listeners cannot use the nonroutable meta-address {e.host}. "
+                                      "Use a routable IP address.", "advertised.listeners")
+        # Port 0 in listeners means "any free port": the server must advertise the bound port.
 
     # ---- DescribeConfigs -----------------------------------------------------------
     def _layers(self) -> list:
