@@ -1,0 +1,113 @@
+"""Idempotent-producer state of one partition, from batch headers only.
+
+Per producer id: its current epoch and the metadata of its last 5 batches (first/last sequence,
+first/last offset, max timestamp). That is enough to answer a retried batch with the offsets it was
+first given, and to reject gaps and zombie epochs the way Kafka 4 does:
+
+- same epoch, same (first, last) sequence as a remembered batch: duplicate, not written again;
+- epoch below the current one: INVALID_PRODUCER_EPOCH;
+- a new (higher) epoch must start at sequence 0, unless the producer is unknown;
+- same epoch: the first sequence must follow the last one (wrapping at INT32_MAX), else
+  OUT_OF_ORDER_SEQUENCE_NUMBER;
+- an unknown producer (never seen, or its batches were all deleted) is accepted with any sequence
+  (Kafka has not answered UNKNOWN_PRODUCER_ID for this since KIP-360).
+
+State is rebuilt on open by replaying headers; no snapshot files yet.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.records import INT32_MAX, BatchHeader
+
+BATCHES_TO_RETAIN = 5
+
+
+@dataclass(slots=True)
+class BatchMetadata:
+    first_seq: int
+    last_seq: int
+    first_offset: int
+    last_offset: int
+    timestamp: int
+
+
+class ProducerEntry:
+    __slots__ = ("epoch", "batches", "last_timestamp")
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        self.batches: deque[BatchMetadata] = deque(maxlen=BATCHES_TO_RETAIN)
+        self.last_timestamp = -1
+
+    @property
+    def last_seq(self) -> int:
+        return self.batches[-1].last_seq if self.batches else -1
+
+    def find(self, first_seq: int, last_seq: int) -> BatchMetadata | None:
+        for b in self.batches:
+            if b.first_seq == first_seq and b.last_seq == last_seq:
+                return b
+        return None
+
+
+def _in_sequence(last_seq: int, next_seq: int) -> bool:
+    return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == INT32_MAX)
+
+
+class ProducerStateManager:
+    def __init__(self) -> None:
+        self.producers: dict[int, ProducerEntry] = {}
+
+    def find_duplicate(self, h: BatchHeader) -> BatchMetadata | None:
+        entry = self.producers.get(h.producer_id)
+        if entry is None or entry.epoch != h.producer_epoch:
+            return None
+        return entry.find(h.base_sequence, h.last_sequence)
+
+    def check(self, h: BatchHeader) -> None:
+        """Raise ProtocolError if a client batch may not be appended (call after find_duplicate)."""
+        entry = self.producers.get(h.producer_id)
+        if entry is None:
+            return
+        if h.producer_epoch < entry.epoch:
+            raise ProtocolError(
+                f"epoch {h.producer_epoch} of producer {h.producer_id} is older than the last seen epoch {entry.epoch}",
+                ErrorCode.INVALID_PRODUCER_EPOCH,
+            )
+        if h.producer_epoch != entry.epoch:
+            if h.base_sequence != 0:
+                raise ProtocolError(
+                    f"invalid sequence {h.base_sequence} for new epoch {h.producer_epoch} of producer {h.producer_id}",
+                    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+                )
+        elif not _in_sequence(entry.last_seq, h.base_sequence):
+            raise ProtocolError(
+                f"out of order sequence {h.base_sequence} for producer {h.producer_id}, last was {entry.last_seq}",
+                ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+            )
+
+    def update(self, h: BatchHeader) -> None:
+        """Remember a batch that is now in the log (``h.base_offset`` already assigned)."""
+        entry = self.producers.get(h.producer_id)
+        if entry is None:
+            entry = self.producers[h.producer_id] = ProducerEntry(h.producer_epoch)
+        elif entry.epoch != h.producer_epoch:
+            entry.epoch = h.producer_epoch
+            entry.batches.clear()
+        if h.base_sequence >= 0:
+            entry.batches.append(
+                BatchMetadata(h.base_sequence, h.last_sequence, h.base_offset, h.last_offset, h.max_timestamp)
+            )
+        entry.last_timestamp = h.max_timestamp
+
+    def forget_before(self, log_start_offset: int) -> None:
+        """Drop producers whose last batch is below the log start (their data was deleted)."""
+        gone = [
+            pid for pid, e in self.producers.items() if not e.batches or e.batches[-1].last_offset < log_start_offset
+        ]
+        for pid in gone:
+            del self.producers[pid]
