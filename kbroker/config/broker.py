@@ -165,7 +165,8 @@ class BrokerConfig:
 
     # ---- convenience properties -----------------------------------------------
     node_id = property(lambda self: self.get("node.id"))
-    broker_id = property(lambda self: self.get("broker.id"))
+    # In KRaft mode broker.id follows node.id unless it is set explicitly.
+    broker_id = property(lambda self: self.get("broker.id") if self.is_set("broker.id") else self.node_id)
     process_roles = property(lambda self: list(self.get("process.roles")))
     num_partitions = property(lambda self: self.get("num.partitions"))
     default_replication_factor = property(lambda self: self.get("default.replication.factor"))

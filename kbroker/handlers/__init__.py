@@ -1,0 +1,15 @@
+"""Request handlers, one module per API family; each module lists its handlers in HANDLERS."""
+
+from __future__ import annotations
+
+from . import api_versions, metadata
+from .registry import Handler, Registry
+
+HANDLER_MODULES = (api_versions, metadata)
+
+
+def default_registry() -> Registry:
+    return Registry(handler for module in HANDLER_MODULES for handler in module.HANDLERS)
+
+
+__all__ = ["Handler", "Registry", "default_registry"]

@@ -1,0 +1,77 @@
+"""`kbroker serve [server.properties] [--override key=value ...]` — start a broker, as kafka-server-start does.
+
+Configuration uses Kafka's names and a server.properties-style file. Unless told otherwise kbroker
+listens on localhost:9092 and keeps its data in $XDG_DATA_HOME/kbroker (~/.local/share/kbroker), so a
+plain `kbroker serve` is a working development broker that keeps its data across restarts.
+SIGINT and SIGTERM stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from . import __version__
+
+log = logging.getLogger("kbroker")
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "kbroker"
+
+
+# Where kbroker's defaults differ from Kafka's: a standalone broker (no controller quorum) listening on
+# localhost, with a data directory that survives reboots instead of /tmp/kafka-logs.
+STANDALONE_DEFAULTS = {"process.roles": "broker", "node.id": "1", "listeners": "PLAINTEXT://localhost:9092"}
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kbroker", description="A Kafka-compatible broker.")
+    parser.add_argument("--version", action="version", version=f"kbroker {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run a broker")
+    serve.add_argument("properties", nargs="?", type=Path, help="a server.properties file")
+    serve.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                       help="set a config, overriding the properties file (repeatable)")
+    return parser.parse_args(argv)
+
+
+async def _serve_until_signalled(config) -> None:
+    from .broker import Broker
+
+    broker = Broker(config)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(broker.serve)
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+    log.info("kbroker stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s (%(name)s)")
+    from .config import ConfigError, load_broker_config
+
+    try:
+        config = load_broker_config(args.properties, args.override,
+                                    extra_defaults={**STANDALONE_DEFAULTS, "log.dir": str(default_data_dir())})
+    except (ConfigError, OSError) as exc:
+        print(f"kbroker: {exc}", file=sys.stderr)
+        return 2
+    if config.warning():
+        log.warning(config.warning())
+    log.debug("configuration loaded in %.3fs", time.monotonic() - started)
+    trio.run(_serve_until_signalled, config)
+    return 0

@@ -1,0 +1,81 @@
+"""Metadata (key 3), versions 0-12: brokers, controller, cluster id, and topics with their partitions.
+
+Kafka semantics kept here:
+- a null topic list (v1+), or an empty one in v0, means "all topics"; an empty list in v1+ means none;
+- an unknown topic is created when the request allows it (always before v4, the flag from v4) and
+  `auto.create.topics.enable` is on; otherwise UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID when
+  asked by id, v10+); an illegal name gets INVALID_TOPIC_EXCEPTION and is never created;
+- with no authorizer, "authorized operations" (v8+) are every operation the resource type has.
+"""
+
+from __future__ import annotations
+
+from ..protocol.errors import ErrorCode
+from ..protocol.messages import MetadataRequest, MetadataResponse
+from ..protocol.primitives import ZERO_UUID
+from ..metadata import Topic, validate_topic_name
+from .registry import Handler
+
+# Kafka's AclOperation codes; with no authorizer every operation of the resource type is allowed.
+_TOPIC_OPERATIONS = (3, 4, 5, 6, 7, 8, 10, 11)  # READ WRITE CREATE DELETE ALTER DESCRIBE DESCRIBE_CONFIGS ALTER_CONFIGS
+_CLUSTER_OPERATIONS = (5, 7, 8, 9, 10, 11, 12)  # CREATE ALTER DESCRIBE CLUSTER_ACTION DESCRIBE/ALTER_CONFIGS IDEMPOTENT_WRITE
+TOPIC_AUTHORIZED_OPERATIONS = sum(1 << op for op in _TOPIC_OPERATIONS)
+CLUSTER_AUTHORIZED_OPERATIONS = sum(1 << op for op in _CLUSTER_OPERATIONS)
+OPERATIONS_NOT_REQUESTED = -2147483648
+
+
+def describe_topic(ctx, topic: Topic, request: MetadataRequest) -> MetadataResponse.MetadataResponseTopic:
+    node = ctx.broker.node_id
+    partitions = [
+        MetadataResponse.MetadataResponsePartition(
+            error_code=ErrorCode.NONE, partition_index=index, leader_id=node, leader_epoch=topic.leader_epoch,
+            replica_nodes=[node], isr_nodes=[node], offline_replicas=[])
+        for index in range(topic.partitions)]
+    return MetadataResponse.MetadataResponseTopic(
+        error_code=ErrorCode.NONE, name=topic.name, topic_id=topic.topic_id, is_internal=topic.is_internal,
+        partitions=partitions,
+        topic_authorized_operations=(TOPIC_AUTHORIZED_OPERATIONS if request.include_topic_authorized_operations
+                                     else OPERATIONS_NOT_REQUESTED))
+
+
+def _topic_error(name: str | None, code: ErrorCode, topic_id=ZERO_UUID) -> MetadataResponse.MetadataResponseTopic:
+    return MetadataResponse.MetadataResponseTopic(error_code=code, name=name, topic_id=topic_id)
+
+
+def _lookup(ctx, wanted: MetadataRequest.MetadataRequestTopic, request: MetadataRequest):
+    broker = ctx.broker
+    if wanted.name is None:
+        topic = broker.metadata.get_by_id(wanted.topic_id)
+        if topic is None:
+            return _topic_error(None, ErrorCode.UNKNOWN_TOPIC_ID, wanted.topic_id)
+        return describe_topic(ctx, topic, request)
+    topic = broker.metadata.get(wanted.name)
+    if topic is not None:
+        return describe_topic(ctx, topic, request)
+    if validate_topic_name(wanted.name) is not None:
+        return _topic_error(wanted.name, ErrorCode.INVALID_TOPIC_EXCEPTION)
+    allow = request.allow_auto_topic_creation if ctx.api_version >= 4 else True
+    if allow and broker.auto_create_topics:
+        return describe_topic(ctx, broker.create_topic_with_defaults(wanted.name), request)
+    return _topic_error(wanted.name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+
+
+async def handle_metadata(ctx, request: MetadataRequest) -> MetadataResponse:
+    broker = ctx.broker
+    all_topics = request.topics is None or (ctx.api_version == 0 and not request.topics)
+    if all_topics:
+        topics = [describe_topic(ctx, t, request) for t in broker.metadata.topics()]
+    else:
+        topics = [_lookup(ctx, wanted, request) for wanted in request.topics]
+    return MetadataResponse(
+        brokers=[MetadataResponse.MetadataResponseBroker(broker.node_id, host, port, broker.rack)
+                 for host, port in broker.advertised_endpoints[:1]],
+        cluster_id=broker.cluster_id,
+        controller_id=broker.node_id,
+        topics=topics,
+        cluster_authorized_operations=(CLUSTER_AUTHORIZED_OPERATIONS if request.include_cluster_authorized_operations
+                                       else OPERATIONS_NOT_REQUESTED),
+    )
+
+
+HANDLERS = [Handler(MetadataRequest, 0, 12, handle_metadata)]

@@ -1,0 +1,41 @@
+"""From one request frame to its response frame: decode, find the handler, run it, encode.
+
+Kafka's rules for requests the broker cannot serve:
+- ApiVersions at a version the broker does not know: answer UNSUPPORTED_VERSION with a v0 body that
+  lists what is supported (KIP-511), so the client retries with a version it finds there;
+- any other unknown API key or unsupported version, or bytes that do not decode: close the connection.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..handlers.api_versions import api_versions_response
+from ..protocol.codec import API_VERSIONS_KEY, decode_request_body, decode_request_header, encode_response
+from ..protocol.errors import ErrorCode
+from .context import RequestContext
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+
+
+class CloseConnection(Exception):
+    """The request cannot be answered; Kafka closes the connection."""
+
+
+async def dispatch(broker: Broker, frame: memoryview | bytes, client: tuple[str, int]) -> list[Any] | None:
+    """The response frame's buffers, or None when the request gets no response (acks=0 produce)."""
+    header, reader = decode_request_header(frame)
+    api_key, version = header.request_api_key, header.request_api_version
+    handler = broker.registry.get(api_key)
+    if handler is None or not handler.serves(version):
+        if api_key == API_VERSIONS_KEY:
+            body = api_versions_response(broker.registry, ErrorCode.UNSUPPORTED_VERSION)
+            return encode_response(header.correlation_id, API_VERSIONS_KEY, 0, body)
+        what = "unknown api key" if handler is None else "unsupported version of api key"
+        raise CloseConnection(f"{what} {api_key} (version {version}) from client {header.client_id!r}")
+    request = decode_request_body(header, reader)
+    response = await handler.handle(RequestContext(broker, header, client[0], client[1]), request)
+    if response is None:
+        return None
+    return encode_response(header.correlation_id, api_key, version, response)

@@ -1,0 +1,56 @@
+"""Bad bytes on one connection close that connection — and only that one. The broker keeps serving."""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+import pytest
+
+from kbroker.protocol.codec import encode_request
+from kbroker.protocol.messages import ApiVersionsRequest, MetadataRequest
+from tests.kafka_wire import WireClient
+
+
+def still_serves(bootstrap: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    assert list(metadata.brokers) == [1]
+
+
+@pytest.mark.parametrize("garbage", [
+    pytest.param(b"\xff\xff\xff\xff" + b"x" * 16, id="negative-size"),
+    pytest.param(struct.pack(">i", 200 * 1024 * 1024), id="over-socket-request-max-bytes"),
+    pytest.param(struct.pack(">i", 12) + b"\x00\x12\x00\x03" + b"\xde\xad\xbe\xef" * 2, id="garbage-header"),
+    pytest.param(struct.pack(">i", 6) + b"\x00\x03\x00\x0c\x00\x00", id="short-header"),
+    pytest.param(struct.pack(">i", 10) + struct.pack(">hhih", 3, 9, 1, 5000), id="client-id-past-the-end"),
+    pytest.param(struct.pack(">i", 10) + struct.pack(">hhih", 999, 0, 1, -1), id="unknown-api-key"),
+    pytest.param(struct.pack(">i", 10) + struct.pack(">hhih", 3, 99, 1, -1), id="unsupported-metadata-version"),
+])
+def test_bad_frame_closes_only_that_connection(kbroker, garbage, caplog):
+    with WireClient(kbroker.bootstrap) as healthy, WireClient(kbroker.bootstrap) as attacker:
+        assert healthy.request(ApiVersionsRequest(), 3).error_code == 0
+        with caplog.at_level(logging.WARNING, logger="kbroker.server"):
+            attacker.send_raw(garbage)
+            assert attacker.is_closed_by_peer()
+        assert any("closing connection" in r.getMessage() for r in caplog.records)
+        assert healthy.request(MetadataRequest(topics=None), 12).brokers[0].node_id == 1
+    still_serves(kbroker.bootstrap)
+
+
+def test_truncated_frame_then_disconnect(kbroker):
+    with WireClient(kbroker.bootstrap) as attacker:
+        frame = encode_request(1, 12, MetadataRequest(topics=None))
+        attacker.send_raw(frame[:len(frame) // 2])
+    still_serves(kbroker.bootstrap)
+
+
+def test_pipelined_requests_are_answered_in_order(kbroker):
+    with WireClient(kbroker.bootstrap) as client:
+        frames = b"".join(encode_request(i, 3 if i % 2 else 12, ApiVersionsRequest() if i % 2 else MetadataRequest(topics=None))
+                          for i in range(1, 41))
+        client.send_raw(frames)
+        for i in range(1, 41):
+            frame = client.read_frame()
+            assert struct.unpack_from(">i", frame)[0] == i
