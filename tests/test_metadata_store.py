@@ -1,0 +1,42 @@
+"""The topic catalogue behaves the same in memory and on disk; on disk it also survives reopening."""
+
+from __future__ import annotations
+
+import pytest
+
+from kbroker.metadata import FileMetadataStore, MemoryMetadataStore
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request, tmp_path):
+    return MemoryMetadataStore() if request.param == "memory" else FileMetadataStore(tmp_path)
+
+
+def test_create_find_and_delete_topics(store):
+    orders = store.create_topic("orders", 3, configs={"retention.ms": "1000"})
+    assert store.get("orders") is orders and store.get_by_id(orders.topic_id) is orders
+    with pytest.raises(KeyError):
+        store.create_topic("orders", 1)
+    store.create_topic("__consumer_offsets", 50)
+    assert [t.is_internal for t in store.topics()] == [False, True]
+    assert store.delete_topic("orders") is orders
+    assert store.get("orders") is None and store.get_by_id(orders.topic_id) is None
+    assert store.delete_topic("orders") is None
+
+
+def test_partitions_and_configs_change(store):
+    store.create_topic("orders", 1)
+    store.set_partitions("orders", 4)
+    store.set_configs("orders", {"cleanup.policy": "compact"})
+    topic = store.get("orders")
+    assert (topic.partitions, topic.configs) == (4, {"cleanup.policy": "compact"})
+
+
+def test_file_store_survives_reopening(tmp_path):
+    store = FileMetadataStore(tmp_path)
+    orders = store.create_topic("orders", 3, configs={"retention.ms": "1000"})
+    store.create_topic("gone", 1)
+    store.delete_topic("gone")
+    reopened = FileMetadataStore(tmp_path)
+    assert [t.to_json() for t in reopened.topics()] == [orders.to_json()]
+    assert not list(tmp_path.glob("*.tmp"))
