@@ -6,8 +6,9 @@
   increase (an entry is only added for a new maximum).
 
 All big-endian. Files hold exactly their entries (Kafka preallocates and trims on close; it reads
-ours fine). The entries also live in memory as arrays for bisecting. Appends go straight to the file
-with os.write; they are not fsynced here (the log decides when to fsync).
+ours fine). The entries live in memory as arrays for bisecting; new entries are buffered and written
+out in 4 KiB chunks, on fsync, truncation and close (Kafka's mmap is similarly lazy -- an index is
+derived data that recovery checks and rebuilds).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import sys
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
+
+
+_PENDING_LIMIT = 4096
 
 
 def _open_append(path: str) -> int:
@@ -36,6 +40,7 @@ class OffsetIndex:
         self.offsets = array.array("q")  # absolute offsets
         self.positions = array.array("q")
         self._fd = -1
+        self._pending = bytearray()
 
     # -- load / check
 
@@ -82,6 +87,11 @@ class OffsetIndex:
     def create(self) -> None:
         self._writer()
 
+    def write_pending(self) -> None:
+        if self._pending:
+            os.write(self._writer(), self._pending)
+            self._pending.clear()
+
     @property
     def is_full(self) -> bool:
         return len(self.offsets) >= self.max_entries
@@ -89,7 +99,9 @@ class OffsetIndex:
     def append(self, offset: int, position: int) -> None:
         if self.offsets and (offset <= self.offsets[-1] or position <= self.positions[-1]):
             return
-        os.write(self._writer(), _OFFSET_ENTRY.pack(offset - self.base_offset, position))
+        self._pending += _OFFSET_ENTRY.pack(offset - self.base_offset, position)
+        if len(self._pending) >= _PENDING_LIMIT:
+            self.write_pending()
         self.offsets.append(offset)
         self.positions.append(position)
 
@@ -98,6 +110,7 @@ class OffsetIndex:
 
     def truncate_entries(self, n: int) -> None:
         """Keep the first ``n`` entries."""
+        self.write_pending()
         del self.offsets[n:]
         del self.positions[n:]
         os.ftruncate(self._writer(), n * self.ENTRY_SIZE)
@@ -108,6 +121,7 @@ class OffsetIndex:
 
     def rewrite(self) -> None:
         """Write the whole file from memory (after a rebuild)."""
+        self._pending.clear()
         os.ftruncate(self._writer(), 0)
         buf = bytearray()
         for o, p in zip(self.offsets, self.positions):
@@ -131,15 +145,19 @@ class OffsetIndex:
     # -- lifecycle
 
     def fsync(self) -> None:
+        """fsync what is written; buffered entries are left to the owning thread (recovery rebuilds
+        any index entries a crash loses)."""
         if self._fd >= 0:
             os.fsync(self._fd)
 
     def close(self) -> None:
+        self.write_pending()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
     def delete(self) -> None:
+        self._pending.clear()
         self.close()
         try:
             os.unlink(self.path)
@@ -157,6 +175,7 @@ class TimeIndex:
         self.timestamps = array.array("q")
         self.offsets = array.array("q")
         self._fd = -1
+        self._pending = bytearray()
 
     def load(self) -> bool:
         try:
@@ -188,6 +207,11 @@ class TimeIndex:
     def create(self) -> None:
         self._writer()
 
+    def write_pending(self) -> None:
+        if self._pending:
+            os.write(self._writer(), self._pending)
+            self._pending.clear()
+
     @property
     def is_full(self) -> bool:
         return len(self.timestamps) >= self.max_entries
@@ -203,11 +227,14 @@ class TimeIndex:
             return
         if timestamp < 0:
             return
-        os.write(self._writer(), _TIME_ENTRY.pack(timestamp, offset - self.base_offset))
+        self._pending += _TIME_ENTRY.pack(timestamp, offset - self.base_offset)
+        if len(self._pending) >= _PENDING_LIMIT:
+            self.write_pending()
         self.timestamps.append(timestamp)
         self.offsets.append(offset)
 
     def truncate_entries(self, n: int) -> None:
+        self.write_pending()
         del self.timestamps[n:]
         del self.offsets[n:]
         os.ftruncate(self._writer(), n * self.ENTRY_SIZE)
@@ -227,15 +254,19 @@ class TimeIndex:
         return self.timestamps[i - 1], self.offsets[i - 1]
 
     def fsync(self) -> None:
+        """fsync what is written; buffered entries are left to the owning thread (recovery rebuilds
+        any index entries a crash loses)."""
         if self._fd >= 0:
             os.fsync(self._fd)
 
     def close(self) -> None:
+        self.write_pending()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
     def delete(self) -> None:
+        self._pending.clear()
         self.close()
         try:
             os.unlink(self.path)

@@ -593,6 +593,9 @@ class PartitionLog:
         """Flush and close (a clean shutdown: the recovery point becomes the log end offset)."""
         if self._closed:
             return
+        for seg in self.segments:
+            seg.index.write_pending()
+            seg.time_index.write_pending()
         self.flush()
         self.epochs.save()
         for seg in self.segments:

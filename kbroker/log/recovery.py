@@ -101,6 +101,7 @@ def load_segment(
             seg.time_index.maybe_append(ts, off)
         if expected_next_offset is not None and max_ts >= 0:
             seg.time_index.maybe_append(max_ts, max_ts_offset)
+        seg.time_index.write_pending()
         report.rebuilt_time_index = True
 
     seg.next_offset = next_offset

@@ -87,6 +87,8 @@ class LogSegment:
         """At roll: the time index gets a final entry for the segment's max timestamp."""
         if self.max_timestamp >= 0:
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.index.write_pending()
+        self.time_index.write_pending()
 
     def truncate(self, position: int) -> None:
         os.ftruncate(self.fd, position)
@@ -94,10 +96,12 @@ class LogSegment:
         self.index.truncate_to_position(position)
 
     def fsync(self) -> None:
+        """fsync the .log (and whatever index entries are written). Safe in a worker thread while
+        the event loop appends: the dirty mark is cleared first, so a concurrent append re-marks it."""
+        self.dirty = False
         os.fsync(self.fd)
         self.index.fsync()
         self.time_index.fsync()
-        self.dirty = False
 
     # ---------------------------------------------------------------- reading
 
@@ -200,10 +204,9 @@ class LogSegment:
 
     def unlink(self) -> None:
         """Remove the files; the .log fd stays open (for readers mid-sendfile) until close()."""
-        for path in (self.log_path, self.index.path, self.time_index.path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-        self.index.close()
-        self.time_index.close()
+        try:
+            os.unlink(self.log_path)
+        except FileNotFoundError:
+            pass
+        self.index.delete()
+        self.time_index.delete()
