@@ -188,3 +188,34 @@ def test_empty_directory_and_stray_files(tmp_path):
     assert (log.topic, log.partition, log.log_end_offset) == ("t", 3, 0)
     assert not (d / "00000000000000000500.index").exists()
     assert not (d / "leader-epoch-checkpoint.tmp").exists()
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(1, 6), min_size=1, max_size=12), cut=st.integers(0, 10**6),
+       garbage=st.binary(max_size=100))
+def test_any_torn_tail_keeps_exactly_the_whole_batches_before_it(tmp_path_factory, sizes, cut, garbage):
+    d = tmp_path_factory.mktemp("prop") / "t-0"
+    log = PartitionLog.open(str(d), {"segment.bytes": 1500, "index.interval.bytes": 200})
+    for n in sizes:
+        log.append(produce(n, size=40), NOW)
+    before = read_all(log)
+    log.close()
+    seg = d / sorted(n for n in os.listdir(d) if n.endswith(".log"))[-1]
+    data = seg.read_bytes()
+    cut %= len(data) + 1
+    seg.write_bytes(data[:cut] + garbage)
+    log = PartitionLog.open(str(d), {"segment.bytes": 1500, "index.interval.bytes": 200})
+    kept = [h for h in R.iter_batches(data[:cut])]
+    base = int(seg.name[:20])
+    assert log.log_end_offset == (kept[-1].next_offset if kept else base)
+    assert before.startswith(read_all(log))
+    n = log.log_end_offset
+    assert log.append(produce(2), NOW).base_offset == n
+    for off in range(log.log_start_offset, log.log_end_offset):
+        (h, *_) = R.iter_batches(log.read_bytes(off, 1))
+        assert h.base_offset <= off <= h.last_offset
+    log.close()
