@@ -9,7 +9,7 @@ truncated there. Indexes are kept when they agree with the walk, otherwise rebui
 from __future__ import annotations
 
 import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from kbroker.log.segment import InvalidBatch, LogSegment
@@ -25,7 +25,6 @@ class SegmentLoad:
     truncate_reason: str = ""
     rebuilt_index: bool = False
     rebuilt_time_index: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 def load_segment(

@@ -8,14 +8,12 @@ batch headers; records are never looked at here.
 from __future__ import annotations
 
 import os
-import struct
 from typing import Iterator
 
 from kbroker.log.index import OffsetIndex, TimeIndex
 from kbroker.protocol import records as rec
 from kbroker.protocol.records import BatchHeader
 
-_LEN = struct.Struct(">qi")  # baseOffset, batchLength
 _HEADER_READ = 4096  # bytes read at a time when walking headers only
 
 
