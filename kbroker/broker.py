@@ -13,7 +13,9 @@ from pathlib import Path
 
 import trio
 
+from .config import effective_topic_config
 from .handlers import Registry, default_registry
+from .log import LogConfig, LogManager, PartitionLog
 from .metadata import FileMetadataStore, Topic
 from .metadata.node_identity import load_or_format
 from .server.connection import Connection
@@ -34,16 +36,42 @@ class Broker:
         self.connections_max_idle_ms: int = config.connections_max_idle_ms
         self.advertised_endpoints: list[tuple[str, int]] = []
         self.bound_endpoints: list[tuple[str, int]] = []
+        self._log_configs: dict[str, LogConfig] = {}
+        self.logs = LogManager.open(str(self.data_dir),
+                                    configs={t.name: self.log_config(t) for t in self.metadata.topics()})
+        self.appends = AppendNotifier()
 
     # -- topics ------------------------------------------------------------------------------
     @property
     def auto_create_topics(self) -> bool:
         return self.config.auto_create_topics_enable
 
+    def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
+        """Record the topic and create its partitions' logs, as Kafka does at creation time."""
+        topic = self.metadata.create_topic(name, partitions, 1, configs)
+        for partition in range(partitions):
+            self.partition_log(topic, partition)
+        return topic
+
     def create_topic_with_defaults(self, name: str) -> Topic:
-        topic = self.metadata.create_topic(name, self.config.num_partitions, 1)
+        topic = self.create_topic(name, self.config.num_partitions)
         log.info("auto-created topic %s with %d partitions", name, topic.partitions)
         return topic
+
+    def log_config(self, topic: Topic) -> LogConfig:
+        """The topic's effective log settings: its overrides over the broker's defaults."""
+        config = self._log_configs.get(topic.name)
+        if config is None:
+            config = LogConfig.from_dict(effective_topic_config(self.config, topic.configs))
+            self._log_configs[topic.name] = config
+        return config
+
+    def topic_configs_changed(self, topic: Topic) -> None:
+        self._log_configs.pop(topic.name, None)
+        self.logs.update_config(topic.name, self.log_config(topic))
+
+    def partition_log(self, topic: Topic, partition: int) -> PartitionLog:
+        return self.logs.get_or_create(topic.name, partition, topic.topic_id, self.log_config(topic))
 
     # -- serving -----------------------------------------------------------------------------
     @property
@@ -76,9 +104,50 @@ class Broker:
         listeners = await self._open_listeners()
         log.info("kbroker node %d of cluster %s serving on %s (data in %s)", self.node_id, self.cluster_id,
                  ", ".join(f"{h}:{p}" for h, p in self.advertised_endpoints), self.data_dir)
-        async with trio.open_nursery() as nursery:
-            task_status.started(self)
-            await trio.serve_listeners(self._serve_connection, listeners, handler_nursery=nursery)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._maintain_logs)
+                task_status.started(self)
+                await trio.serve_listeners(self._serve_connection, listeners, handler_nursery=nursery)
+        finally:
+            self.logs.close()
+
+    async def _maintain_logs(self) -> None:
+        """Kafka's log manager schedules: flush by flush.ms, retention, recovery-point checkpoints."""
+        config = self.config
+        intervals = {
+            "flush": config.log_flush_scheduler_interval_ms,
+            "retention": config.log_retention_check_interval_ms,
+            "checkpoint": config.get("log.flush.offset.checkpoint.interval.ms"),
+        }
+        due = {name: trio.current_time() + ms / 1000 for name, ms in intervals.items()}
+        while True:
+            name = min(due, key=due.get)
+            await trio.sleep_until(due[name])
+            due[name] += intervals[name] / 1000
+            if name == "flush":
+                for partition_log in self.logs.flush_due_logs():
+                    await trio.to_thread.run_sync(partition_log.flush)
+            elif name == "retention":
+                self.logs.enforce_retention()
+            else:
+                self.logs.write_checkpoints()
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
         await Connection(self, stream).serve()
+
+
+class AppendNotifier:
+    """Wakes long-polling fetches when any partition gets new data (an event, never a sleep loop)."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait_until(self, deadline: float) -> None:
+        """Return on the next append or at the deadline, whichever comes first."""
+        with trio.move_on_at(deadline):
+            await self._event.wait()
