@@ -19,6 +19,7 @@ from .log import LogConfig, LogManager, PartitionLog
 from .metadata import FileMetadataStore, Topic
 from .metadata.node_identity import load_or_format
 from .server.connection import Connection
+from .txn import ProducerIdManager
 
 log = logging.getLogger("kbroker")
 
@@ -40,6 +41,7 @@ class Broker:
         self.logs = LogManager.open(str(self.data_dir),
                                     configs={t.name: self.log_config(t) for t in self.metadata.topics()})
         self.appends = AppendNotifier()
+        self.producer_ids = ProducerIdManager(self.data_dir)
 
     # -- topics ------------------------------------------------------------------------------
     @property
@@ -71,7 +73,12 @@ class Broker:
         self.logs.update_config(topic.name, self.log_config(topic))
 
     def partition_log(self, topic: Topic, partition: int) -> PartitionLog:
-        return self.logs.get_or_create(topic.name, partition, topic.topic_id, self.log_config(topic))
+        partition_log = self.logs.get(topic.name, partition)
+        if partition_log is None:
+            partition_log = self.logs.get_or_create(topic.name, partition, topic.topic_id, self.log_config(topic))
+            # becoming leader: the leader epoch starts at the log end, as in Kafka
+            partition_log.assign_leader_epoch(topic.leader_epoch)
+        return partition_log
 
     # -- serving -----------------------------------------------------------------------------
     @property

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from . import api_versions, metadata
+from . import api_versions, fetch, metadata, offsets, produce, producer_ids
 from .registry import Handler, Registry
 
-HANDLER_MODULES = (api_versions, metadata)
+HANDLER_MODULES = (api_versions, metadata, produce, fetch, offsets, producer_ids)
 
 
 def default_registry() -> Registry:

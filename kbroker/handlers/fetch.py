@@ -1,0 +1,114 @@
+"""Fetch (key 1): records out. Serves versions 4-17 (v13+ names topics by id).
+
+For each partition: find the log, read whole batches from the fetch offset (the first partition
+with data gets at least one batch even when it exceeds the byte limits, KIP-74), and hand the
+segment bytes to the socket untouched (sendfile) — no record is ever decoded here.
+If fewer than min_bytes are available the request waits up to max_wait_ms, woken by appends (an
+event, not a sleep loop). Errors per partition: OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION /
+UNKNOWN_TOPIC_ID, FENCED/UNKNOWN_LEADER_EPOCH; an error answers at once.
+
+Fetch sessions (KIP-227): the broker creates none. A request that opens a session (id 0) gets a
+full, sessionless answer with session id 0, which every client accepts and keeps sending full
+requests; a request naming a session id we never issued gets FETCH_SESSION_ID_NOT_FOUND.
+read_committed sees up to the last stable offset, which equals the high watermark while the broker
+has no transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.messages import FetchRequest, FetchResponse
+from ..server.sending import FileRegion
+from .partitions import PartitionError, find_partition_log, find_topic
+from .registry import Handler
+
+PartitionData = FetchResponse.PartitionData
+READ_COMMITTED = 1
+_TOPIC_IDS_FROM = 13
+
+
+@dataclass(slots=True)
+class _Wanted:
+    topic_response: FetchResponse.FetchableTopicResponse
+    partition_response: PartitionData
+    request: FetchRequest.FetchPartition
+    log: object | None
+
+
+def _plan(ctx, request: FetchRequest) -> tuple[list[FetchResponse.FetchableTopicResponse], list[_Wanted]]:
+    """Resolve every requested partition once; errors are filled in, readable ones returned."""
+    by_id = ctx.api_version >= _TOPIC_IDS_FROM
+    topics, wanted = [], []
+    for fetch_topic in request.topics:
+        topic_response = FetchResponse.FetchableTopicResponse(topic=fetch_topic.topic, topic_id=fetch_topic.topic_id)
+        topics.append(topic_response)
+        try:
+            topic = find_topic(ctx.broker, None if by_id else fetch_topic.topic, fetch_topic.topic_id)
+            topic_error = None
+        except PartitionError as exc:
+            topic, topic_error = None, exc.error_code
+        for fetch_partition in fetch_topic.partitions:
+            response = PartitionData(partition_index=fetch_partition.partition, high_watermark=-1,
+                                     last_stable_offset=-1, log_start_offset=-1, records=b"")
+            if request.isolation_level == READ_COMMITTED:
+                response.aborted_transactions = []
+            topic_response.partitions.append(response)
+            log = None
+            if topic_error is not None:
+                response.error_code = topic_error
+            else:
+                try:
+                    log = find_partition_log(ctx.broker, topic, fetch_partition.partition,
+                                             fetch_partition.current_leader_epoch)
+                except PartitionError as exc:
+                    response.error_code = exc.error_code
+            wanted.append(_Wanted(topic_response, response, fetch_partition, log))
+    return topics, wanted
+
+
+def _read_all(wanted: list[_Wanted], max_bytes: int) -> tuple[int, bool]:
+    """Fill each partition's records; returns (bytes read, any partition errored)."""
+    total, errored = 0, False
+    for item in wanted:
+        response, log = item.partition_response, item.log
+        if log is None:
+            errored = True
+            continue
+        limit = min(item.request.partition_max_bytes, max(max_bytes - total, 0))
+        try:
+            result = log.read(item.request.fetch_offset, limit, min_one_batch=total == 0)
+        except ProtocolError as exc:
+            response.error_code = exc.error_code
+            errored = True
+            result = None
+        response.high_watermark = log.high_watermark
+        response.last_stable_offset = log.high_watermark
+        response.log_start_offset = log.log_start_offset
+        if result is not None and result.slices:
+            fd, position, length = result.slices[0]
+            response.records = FileRegion(fd, position, length)
+            total += length
+        else:
+            response.records = b""
+    return total, errored
+
+
+async def handle_fetch(ctx, request: FetchRequest) -> FetchResponse:
+    if request.session_id != 0:
+        return FetchResponse(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0)
+    topics, wanted = _plan(ctx, request)
+    deadline = trio.current_time() + max(request.max_wait_ms, 0) / 1000
+    max_bytes = request.max_bytes if ctx.api_version >= 3 else 0x7FFFFFFF
+    while True:
+        total, errored = _read_all(wanted, max_bytes)
+        if errored or total >= request.min_bytes or trio.current_time() >= deadline:
+            break
+        await ctx.broker.appends.wait_until(deadline)
+    return FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=topics)
+
+
+HANDLERS = [Handler(FetchRequest, 4, 17, handle_fetch)]

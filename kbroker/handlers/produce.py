@@ -1,0 +1,84 @@
+"""Produce (key 0): records in. Serves versions 3-11; advertises from 0 as Kafka 4 does, because
+librdkafka decides whether it may compress from the advertised Produce range (KAFKA-18659). A request
+at v0-2 is not served, so the connection is closed, as Kafka 4 does.
+
+Per partition: find the log (UNKNOWN_TOPIC_OR_PARTITION; clients may not write internal topics:
+INVALID_TOPIC_EXCEPTION), append the batch as it came (the log validates it: CORRUPT_MESSAGE,
+INVALID_RECORD, MESSAGE_TOO_LARGE, INVALID_TIMESTAMP, sequence and epoch errors), and answer with the
+assigned base offset. zstd needs v7+ (UNSUPPORTED_COMPRESSION_TYPE). acks must be -1, 0 or 1
+(INVALID_REQUIRED_ACKS); acks=0 gets no response at all. On one broker acks=-1 and acks=1 are the
+same: the write is in the log before the answer, and fsynced per flush.messages/flush.ms.
+Topics are not auto-created here: producers ask Metadata first, which creates them (as in Kafka).
+"""
+
+from __future__ import annotations
+
+from ..protocol import compression
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.messages import ProduceRequest, ProduceResponse
+from ..protocol.records import parse_header
+from .partitions import PartitionError, find_partition_log, find_topic
+from .registry import Handler
+
+BatchError = ProduceResponse.BatchIndexAndErrorMessage
+PartitionResponse = ProduceResponse.PartitionProduceResponse
+_ZSTD_MIN_VERSION = 7
+
+
+def _error(index: int, code: ErrorCode, message: str | None = None) -> PartitionResponse:
+    return PartitionResponse(index=index, error_code=code, base_offset=-1, error_message=message)
+
+
+def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData) -> PartitionResponse:
+    broker = ctx.broker
+    try:
+        if topic.is_internal:
+            raise PartitionError(ErrorCode.INVALID_TOPIC_EXCEPTION)
+        partition_log = find_partition_log(broker, topic, data.index)
+    except PartitionError as exc:
+        return _error(data.index, exc.error_code)
+    records = data.records
+    if records is None or len(records) == 0:
+        return _error(data.index, ErrorCode.INVALID_RECORD, "Produce request has no record batch")
+    try:
+        if ctx.api_version < _ZSTD_MIN_VERSION and len(records) >= 61 \
+                and parse_header(records).compression == compression.ZSTD:
+            raise ProtocolError("zstd needs Produce v7 or later", ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
+        result = partition_log.append(records, leader_epoch=topic.leader_epoch)
+    except ProtocolError as exc:
+        response = _error(data.index, exc.error_code, str(exc))
+        if exc.error_code == ErrorCode.INVALID_RECORD:
+            response.record_errors = [BatchError(batch_index=0, batch_index_error_message=str(exc))]
+        return response
+    return PartitionResponse(index=data.index, error_code=ErrorCode.NONE, base_offset=result.base_offset,
+                             log_append_time_ms=result.log_append_time_ms, log_start_offset=result.log_start_offset)
+
+
+async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None:
+    broker = ctx.broker
+    responses = []
+    appended = False
+    for topic_data in request.topic_data:
+        partitions = []
+        try:
+            topic = find_topic(broker, topic_data.name)
+        except PartitionError as exc:
+            topic, topic_error = None, exc.error_code
+        for data in topic_data.partition_data:
+            if request.acks not in (-1, 0, 1):
+                partitions.append(_error(data.index, ErrorCode.INVALID_REQUIRED_ACKS))
+            elif topic is None:
+                partitions.append(_error(data.index, topic_error))
+            else:
+                response = _append_partition(ctx, topic, data)
+                appended |= response.error_code == ErrorCode.NONE
+                partitions.append(response)
+        responses.append(ProduceResponse.TopicProduceResponse(name=topic_data.name, partition_responses=partitions))
+    if appended:
+        broker.appends.notify()
+    if request.acks == 0:
+        return None
+    return ProduceResponse(responses=responses)
+
+
+HANDLERS = [Handler(ProduceRequest, 3, 11, handle_produce, advertised_min_version=0)]

@@ -1,0 +1,5 @@
+"""Producer ids and (later) the transaction coordinator."""
+
+from .producer_ids import ProducerIdManager
+
+__all__ = ["ProducerIdManager"]
