@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import socket
 from pathlib import Path
+from typing import Callable
 
 import trio
 
 from .config import effective_topic_config
 from .handlers import Registry, default_registry
+from .handlers.configs import with_persisted_dynamic_configs
 from .log import LogConfig, LogManager, PartitionLog
 from .metadata import FileMetadataStore, Topic
 from .metadata.node_identity import load_or_format
@@ -30,6 +32,10 @@ class Broker:
         self.node_id: int = config.node_id
         self.rack: str | None = config.get("broker.rack")
         self.data_dir = Path(config.log_dirs[0])
+        # dynamic broker configs (AlterConfigs on the BROKER resource) persisted in the data dir
+        self.config = config = with_persisted_dynamic_configs(config, self.data_dir)
+        # called with the Topic after a topic is deleted (e.g. the group coordinator drops its offsets)
+        self.topic_deletion_listeners: list[Callable[[Topic], None]] = []
         self.cluster_id = load_or_format(self.data_dir, self.node_id)
         self.metadata = FileMetadataStore(self.data_dir)
         self.registry = registry or default_registry()
@@ -59,6 +65,32 @@ class Broker:
         topic = self.create_topic(name, self.config.num_partitions)
         log.info("auto-created topic %s with %d partitions", name, topic.partitions)
         return topic
+
+    def delete_topic(self, name: str) -> Topic | None:
+        """Remove the topic from the catalogue and delete its partitions' logs (DeleteTopics)."""
+        topic = self.metadata.delete_topic(name)
+        if topic is None:
+            return None
+        for partition in range(topic.partitions):
+            self.logs.delete_partition(name, partition)
+        self._log_configs.pop(name, None)
+        for listener in list(self.topic_deletion_listeners):
+            listener(topic)
+        log.info("deleted topic %s (%s)", name, topic.topic_id)
+        return topic
+
+    def add_partitions(self, name: str, count: int) -> Topic:
+        """Grow the topic to `count` partitions and create the new partitions' logs (CreatePartitions)."""
+        topic = self.metadata.set_partitions(name, count)
+        for partition in range(count):
+            self.partition_log(topic, partition)
+        return topic
+
+    def broker_configs_changed(self, config) -> None:
+        """A new BrokerConfig after a dynamic change: every topic's effective log config may differ."""
+        self.config = config
+        for topic in self.metadata.topics():
+            self.topic_configs_changed(topic)
 
     def log_config(self, topic: Topic) -> LogConfig:
         """The topic's effective log settings: its overrides over the broker's defaults."""

@@ -1,0 +1,365 @@
+"""Topic administration: CreateTopics (key 19) v2-7, DeleteTopics (key 20) v1-6, CreatePartitions
+(key 37) v0-3, DeleteRecords (key 21) v0-2.
+
+What Kafka 4 (KRaft, one broker that is also the controller) does, and so what is done here:
+
+CreateTopics
+- a name given twice in one request: INVALID_REQUEST "Duplicate topic name." (those results come after
+  the others); `__cluster_metadata` cannot be created (INVALID_REQUEST);
+- then per topic, in this order: an illegal name (INVALID_TOPIC_EXCEPTION, the controller's wording),
+  a name that exists (TOPIC_ALREADY_EXISTS), a name colliding with an existing one when '.' and '_' are
+  unified (INVALID_TOPIC_EXCEPTION), null config values and then the configs themselves
+  (INVALID_CONFIG, Kafka's message), then partitions/replication factor: -1 means the broker's
+  num.partitions / default.replication.factor; 0 or below -1 is INVALID_REPLICATION_FACTOR /
+  INVALID_PARTITIONS; a factor above the number of brokers (1) is INVALID_REPLICATION_FACTOR; manual
+  assignments need both counts at -1 and are checked like the controller checks them;
+- success carries the topic id (v7), and from v5 the partition count, replication factor and every
+  effective config with its source; validate_only answers the same without creating anything.
+
+DeleteTopics: by name (v1-5, and v6 entries without an id) or by id (v6). Unknown name:
+UNKNOWN_TOPIC_OR_PARTITION, unknown id: UNKNOWN_TOPIC_ID, both or neither given, or duplicates:
+INVALID_REQUEST; delete.topic.enable=false: INVALID_REQUEST before v3, TOPIC_DELETION_DISABLED from v3
+(for every topic). Logs are removed at once; the broker tells its topic-deletion listeners (the group
+coordinator drops the topic's committed offsets there).
+
+CreatePartitions: only increases (INVALID_PARTITIONS with Kafka's messages), optional manual
+assignments (INVALID_REPLICA_ASSIGNMENT), validate_only.
+
+DeleteRecords: moves each partition's log start offset (-1 = the high watermark); beyond the high
+watermark is OFFSET_OUT_OF_RANGE; the answer is the new low watermark.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ..config import describe_topic_configs, validate_topic_configs
+from ..metadata import Topic
+from ..metadata.topic_names import MAX_NAME_LENGTH
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.messages import (CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+                                 CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
+                                 DeleteTopicsRequest, DeleteTopicsResponse)
+from ..protocol.primitives import ZERO_UUID
+from .registry import Handler
+
+CLUSTER_METADATA_TOPIC = "__cluster_metadata"
+_LEGAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+# Kafka's default messages for errors answered without a specific one
+UNKNOWN_TOPIC_MESSAGE = "This server does not host this topic-partition."
+UNKNOWN_TOPIC_ID_MESSAGE = "This server does not host this topic ID."
+
+
+class AdminError(Exception):
+    """An error for one resource of an admin request: Kafka's code and message."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid_topic_name(name: str | None) -> str | None:
+    """The controller's INVALID_TOPIC_EXCEPTION message for an illegal topic name, None if legal."""
+    if not name:
+        return "Topic name is invalid: the empty string is not allowed"
+    if name in (".", ".."):
+        return f"Topic name is invalid: '{name}' is not allowed"
+    if len(name) > MAX_NAME_LENGTH:
+        return (f"Topic name is invalid: the length of '{name}' is longer than the max allowed length "
+                f"{MAX_NAME_LENGTH}")
+    if not set(name) <= _LEGAL_CHARS:
+        return (f"Topic name is invalid: '{name}' contains one or more characters other than ASCII "
+                "alphanumerics, '.', '_' and '-'")
+    return None
+
+
+def colliding_topic(broker, name: str) -> str | None:
+    """An existing topic that differs from `name` only by '.' versus '_' (Kafka forbids both)."""
+    if "." not in name and "_" not in name:
+        return None
+    unified = name.replace(".", "_")
+    for topic in broker.metadata.topics():
+        if topic.name != name and topic.name.replace(".", "_") == unified:
+            return topic.name
+    return None
+
+
+def _register_brokers(broker) -> set[int]:
+    return {broker.node_id}
+
+
+def check_manual_assignment(broker, replicas: list[int], replication_factor: int | None) -> None:
+    """Kafka's checks of one partition's manual replica list."""
+    if not replicas:
+        raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                         "The manual partition assignment includes an empty replica list.")
+    previous = None
+    for broker_id in sorted(replicas):
+        if broker_id not in _register_brokers(broker):
+            raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             f"The manual partition assignment includes broker {broker_id}, but no such "
+                             "broker is registered.")
+        if broker_id == previous:
+            raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             f"The manual partition assignment includes the broker {broker_id} more than once.")
+        previous = broker_id
+    if replication_factor is not None and len(replicas) != replication_factor:
+        raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                         f"The manual partition assignment includes a partition with {len(replicas)} "
+                         "replica(s), but this is not consistent with previous partitions, which have "
+                         f"{replication_factor} replica(s).")
+
+
+# ---------------------------------------------------------------------------------- CreateTopics
+
+def _plan_topic(broker, topic: CreateTopicsRequest.CreatableTopic) -> tuple[int, int, dict[str, str]]:
+    """(partitions, replication factor, configs) for a topic that may be created, or AdminError."""
+    message = invalid_topic_name(topic.name)
+    if message is not None:
+        raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
+    if broker.metadata.get(topic.name) is not None:
+        raise AdminError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{topic.name}' already exists.")
+    other = colliding_topic(broker, topic.name)
+    if other is not None:
+        raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION,
+                         f"Topic '{topic.name}' collides with existing topic: {other}")
+    nulls = [c.name for c in topic.configs if c.value is None]
+    if nulls:
+        raise AdminError(ErrorCode.INVALID_CONFIG, "Null value not supported for topic configs: " + ",".join(nulls))
+    configs = {c.name: c.value for c in topic.configs}
+    message = validate_topic_configs(configs, broker.config) if configs else None
+    if message is not None:
+        raise AdminError(ErrorCode.INVALID_CONFIG, message)
+    brokers = len(_register_brokers(broker))
+    if topic.assignments:
+        if topic.replication_factor != -1:
+            raise AdminError(ErrorCode.INVALID_REQUEST, "A manual partition assignment was specified, but "
+                                                        "replication factor was not set to -1.")
+        if topic.num_partitions != -1:
+            raise AdminError(ErrorCode.INVALID_REQUEST, "A manual partition assignment was specified, but "
+                                                        "numPartitions was not set to -1.")
+        seen: set[int] = set()
+        replication_factor = None
+        for assignment in topic.assignments:
+            if assignment.partition_index in seen:
+                raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                                 "Found multiple manual partition assignments for partition "
+                                 f"{assignment.partition_index}")
+            check_manual_assignment(broker, assignment.broker_ids, replication_factor)
+            replication_factor = len(assignment.broker_ids)
+            seen.add(assignment.partition_index)
+        if seen != set(range(len(seen))):
+            raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             "partitions should be a consecutive 0-based integer sequence")
+        return len(seen), replication_factor, configs
+    if topic.replication_factor < -1 or topic.replication_factor == 0:
+        raise AdminError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                         "Replication factor must be larger than 0, or -1 to use the default value.")
+    if topic.num_partitions < -1 or topic.num_partitions == 0:
+        raise AdminError(ErrorCode.INVALID_PARTITIONS,
+                         "Number of partitions was set to an invalid non-positive value.")
+    partitions = broker.config.num_partitions if topic.num_partitions == -1 else topic.num_partitions
+    replication_factor = (broker.config.default_replication_factor if topic.replication_factor == -1
+                          else topic.replication_factor)
+    if replication_factor > brokers:
+        raise AdminError(ErrorCode.INVALID_REPLICATION_FACTOR,
+                         f"Unable to replicate the partition {replication_factor} time(s): The target "
+                         f"replication factor of {replication_factor} cannot be reached because only "
+                         f"{brokers} broker(s) are registered or some brokers have all their log directories "
+                         "cordoned.")
+    return partitions, replication_factor, configs
+
+
+def _created(ctx, name: str, topic_id: uuid.UUID, partitions: int, replication_factor: int,
+             configs: dict[str, str]) -> CreateTopicsResponse.CreatableTopicResult:
+    result = CreateTopicsResponse.CreatableTopicResult(name=name, topic_id=topic_id, error_code=ErrorCode.NONE,
+                                                       error_message=None)
+    if ctx.api_version >= 5:
+        result.num_partitions = partitions
+        result.replication_factor = replication_factor
+        result.configs = [
+            CreateTopicsResponse.CreatableTopicConfigs(
+                name=entry.name, value=None if entry.sensitive else entry.value, read_only=entry.read_only,
+                config_source=int(entry.source), is_sensitive=entry.sensitive)
+            for entry in sorted(describe_topic_configs(ctx.broker.config, configs, include_synonyms=False),
+                                key=lambda e: e.name)]
+    return result
+
+
+async def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopicsResponse:
+    broker = ctx.broker
+    counts: dict[str, int] = {}
+    for topic in request.topics:
+        counts[topic.name] = counts.get(topic.name, 0) + 1
+    results, late = [], []
+    for topic in request.topics:
+        if counts[topic.name] > 1 or topic.name == CLUSTER_METADATA_TOPIC:
+            continue
+        try:
+            partitions, replication_factor, configs = _plan_topic(broker, topic)
+        except AdminError as exc:
+            results.append(CreateTopicsResponse.CreatableTopicResult(
+                name=topic.name, error_code=exc.code, error_message=exc.message))
+            continue
+        if request.validate_only:
+            topic_id = uuid.uuid4()
+        else:
+            topic_id = broker.create_topic(topic.name, partitions, configs).topic_id
+        results.append(_created(ctx, topic.name, topic_id, partitions, replication_factor, configs))
+    for name, count in counts.items():
+        if count > 1:
+            late.append(CreateTopicsResponse.CreatableTopicResult(
+                name=name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name."))
+        elif name == CLUSTER_METADATA_TOPIC:
+            late.append(CreateTopicsResponse.CreatableTopicResult(
+                name=name, error_code=ErrorCode.INVALID_REQUEST,
+                error_message=f"Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."))
+    return CreateTopicsResponse(topics=results + late)
+
+
+# ---------------------------------------------------------------------------------- DeleteTopics
+
+async def handle_delete_topics(ctx, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
+    broker = ctx.broker
+    Result = DeleteTopicsResponse.DeletableTopicResult
+    version = ctx.api_version
+    if not broker.config.delete_topic_enable:
+        if version < 3:
+            code, message = ErrorCode.INVALID_REQUEST, "Topic deletion is disabled."
+        else:
+            code, message = ErrorCode.TOPIC_DELETION_DISABLED, "Topic deletion is disabled."
+        entries = ([(n, ZERO_UUID) for n in request.topic_names] if version < 6
+                   else [(t.name, t.topic_id) for t in request.topics])
+        return DeleteTopicsResponse(responses=[Result(name=n, topic_id=i, error_code=code, error_message=message)
+                                               for n, i in entries])
+    results: list = []
+    names: list[str] = []
+    ids: list[uuid.UUID] = []
+    if version < 6:
+        names = list(request.topic_names)
+    else:
+        for state in request.topics:
+            if state.name is None:
+                if state.topic_id == ZERO_UUID:
+                    results.append(Result(name=None, topic_id=ZERO_UUID, error_code=ErrorCode.INVALID_REQUEST,
+                                          error_message="Neither topic name nor id were specified."))
+                else:
+                    ids.append(state.topic_id)
+            elif state.topic_id == ZERO_UUID:
+                names.append(state.name)
+            else:
+                results.append(Result(name=state.name, topic_id=state.topic_id, error_code=ErrorCode.INVALID_REQUEST,
+                                      error_message="You may not specify both topic name and topic id."))
+    duplicate_names = {n for n in names if names.count(n) > 1}
+    duplicate_ids = {i for i in ids if ids.count(i) > 1}
+    to_delete: dict[uuid.UUID, str] = {}
+    for topic_id in dict.fromkeys(i for i in ids if i not in duplicate_ids):
+        topic = broker.metadata.get_by_id(topic_id)
+        if topic is None:
+            results.append(Result(name=None, topic_id=topic_id, error_code=ErrorCode.UNKNOWN_TOPIC_ID,
+                                  error_message=UNKNOWN_TOPIC_ID_MESSAGE))
+        else:
+            to_delete[topic_id] = topic.name
+    for name in dict.fromkeys(n for n in names if n not in duplicate_names):
+        topic = broker.metadata.get(name)
+        if topic is None:
+            results.append(Result(name=name, topic_id=ZERO_UUID, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                  error_message=UNKNOWN_TOPIC_MESSAGE))
+        elif topic.topic_id in to_delete:
+            del to_delete[topic.topic_id]
+            results.append(Result(name=name, topic_id=topic.topic_id, error_code=ErrorCode.INVALID_REQUEST,
+                                  error_message="The provided topic name maps to an ID that was already supplied."))
+        else:
+            to_delete[topic.topic_id] = name
+    for name in sorted(duplicate_names):
+        results.append(Result(name=name, topic_id=ZERO_UUID, error_code=ErrorCode.INVALID_REQUEST,
+                              error_message="Duplicate topic name."))
+    for topic_id in duplicate_ids:
+        results.append(Result(name=None, topic_id=topic_id, error_code=ErrorCode.INVALID_REQUEST,
+                              error_message="Duplicate topic id."))
+    for topic_id, name in to_delete.items():
+        broker.delete_topic(name)
+        results.append(Result(name=name, topic_id=topic_id, error_code=ErrorCode.NONE, error_message=None))
+    return DeleteTopicsResponse(responses=results)
+
+
+# ------------------------------------------------------------------------------- CreatePartitions
+
+def _check_new_partitions(broker, wanted: CreatePartitionsRequest.CreatePartitionsTopic) -> Topic:
+    topic = broker.metadata.get(wanted.name)
+    if topic is None:
+        raise AdminError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    if wanted.count == topic.partitions:
+        raise AdminError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {topic.partitions} partition(s).")
+    if wanted.count < topic.partitions:
+        raise AdminError(ErrorCode.INVALID_PARTITIONS,
+                         f"The topic {topic.name} currently has {topic.partitions} partition(s); "
+                         f"{wanted.count} would not be an increase.")
+    additional = wanted.count - topic.partitions
+    if wanted.assignments is not None:
+        if len(wanted.assignments) != additional:
+            raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                             f"Attempted to add {additional} additional partition(s), but only "
+                             f"{len(wanted.assignments)} assignment(s) were specified.")
+        for assignment in wanted.assignments:
+            check_manual_assignment(broker, assignment.broker_ids, topic.replication_factor)
+    return topic
+
+
+async def handle_create_partitions(ctx, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
+    broker = ctx.broker
+    Result = CreatePartitionsResponse.CreatePartitionsTopicResult
+    names = [t.name for t in request.topics]
+    duplicates = {n for n in names if names.count(n) > 1}
+    results = []
+    for wanted in request.topics:
+        if wanted.name in duplicates:
+            continue
+        try:
+            topic = _check_new_partitions(broker, wanted)
+        except AdminError as exc:
+            results.append(Result(name=wanted.name, error_code=exc.code, error_message=exc.message))
+            continue
+        if not request.validate_only:
+            broker.add_partitions(topic.name, wanted.count)
+        results.append(Result(name=wanted.name, error_code=ErrorCode.NONE, error_message=None))
+    for name in dict.fromkeys(n for n in names if n in duplicates):
+        results.append(Result(name=name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name."))
+    return CreatePartitionsResponse(results=results)
+
+
+# --------------------------------------------------------------------------------- DeleteRecords
+
+async def handle_delete_records(ctx, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
+    broker = ctx.broker
+    TopicResult = DeleteRecordsResponse.DeleteRecordsTopicResult
+    PartitionResult = DeleteRecordsResponse.DeleteRecordsPartitionResult
+    results = []
+    for wanted in request.topics:
+        topic = broker.metadata.get(wanted.name)
+        partitions = []
+        for p in {p.partition_index: p for p in wanted.partitions}.values():  # a map in Kafka's schema
+            if topic is None or not 0 <= p.partition_index < topic.partitions:
+                partitions.append(PartitionResult(p.partition_index, -1, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            partition_log = broker.partition_log(topic, p.partition_index)
+            try:
+                low_watermark = partition_log.delete_records_before(p.offset)
+            except ProtocolError as exc:
+                partitions.append(PartitionResult(p.partition_index, -1, exc.error_code))
+                continue
+            partitions.append(PartitionResult(p.partition_index, low_watermark, ErrorCode.NONE))
+        results.append(TopicResult(name=wanted.name, partitions=partitions))
+    if any(p.error_code == ErrorCode.NONE for t in results for p in t.partitions):
+        broker.logs.write_checkpoints()  # the new log start offsets survive a crash
+    return DeleteRecordsResponse(topics=results)
+
+
+HANDLERS = [
+    Handler(CreateTopicsRequest, 2, 7, handle_create_topics),
+    Handler(DeleteTopicsRequest, 1, 6, handle_delete_topics),
+    Handler(DeleteRecordsRequest, 0, 2, handle_delete_records),
+    Handler(CreatePartitionsRequest, 0, 3, handle_create_partitions),
+]
