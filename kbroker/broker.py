@@ -15,6 +15,7 @@ from typing import Callable
 import trio
 
 from .config import effective_topic_config
+from .groups import GroupCoordinator
 from .handlers import Registry, default_registry
 from .handlers.configs import with_persisted_dynamic_configs
 from .log import LogConfig, LogManager, PartitionLog
@@ -48,6 +49,7 @@ class Broker:
                                     configs={t.name: self.log_config(t) for t in self.metadata.topics()})
         self.appends = AppendNotifier()
         self.producer_ids = ProducerIdManager(self.data_dir)
+        self.group_coordinator = GroupCoordinator(self)
 
     # -- topics ------------------------------------------------------------------------------
     @property
@@ -146,6 +148,7 @@ class Broker:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._maintain_logs)
+                await nursery.start(self.group_coordinator.run)  # loads groups and offsets first
                 task_status.started(self)
                 await trio.serve_listeners(self._serve_connection, listeners, handler_nursery=nursery)
         finally:

@@ -1,0 +1,71 @@
+"""Committed offsets of consumer groups: OffsetCommit (8) 2-9, OffsetFetch (9) 1-9, OffsetDelete (47) 0.
+
+Offsets live in the group coordinator (kbroker.groups), persisted in `__consumer_offsets`.
+OffsetFetch v8+ asks for several groups at once; a null topic list means every committed offset of
+the group. require_stable (v7+) waits for no pending transactional offset: this broker keeps none
+outside the group coordinator, so there is never one to wait for.
+"""
+
+from __future__ import annotations
+
+from ..protocol.errors import ErrorCode
+from ..protocol.messages import (OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+                                 OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse)
+from .registry import Handler
+
+
+async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommitResponse:
+    version = ctx.api_version
+    topics = [(t.name, [(p.partition_index, p.committed_offset, p.committed_leader_epoch if version >= 6 else -1,
+                         p.committed_metadata) for p in t.partitions]) for t in request.topics]
+    results = ctx.broker.group_coordinator.commit_offsets(
+        group_id=request.group_id, generation_id=request.generation_id_or_member_epoch,
+        member_id=request.member_id, group_instance_id=request.group_instance_id if version >= 7 else None,
+        retention_time_ms=request.retention_time_ms if 2 <= version <= 4 else -1, topics=topics,
+        api_version=version)
+    return OffsetCommitResponse(topics=[
+        OffsetCommitResponse.OffsetCommitResponseTopic(name=name, partitions=[
+            OffsetCommitResponse.OffsetCommitResponsePartition(partition_index=p, error_code=e) for p, e in parts])
+        for name, parts in results])
+
+
+async def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchResponse:
+    coordinator = ctx.broker.group_coordinator
+    version = ctx.api_version
+    if version >= 8:
+        groups = []
+        for g in request.groups:
+            wanted = None if g.topics is None else [(t.name, list(t.partition_indexes)) for t in g.topics]
+            error, topics = coordinator.fetch_offsets(g.group_id, wanted)
+            groups.append(OffsetFetchResponse.OffsetFetchResponseGroup(group_id=g.group_id, error_code=error, topics=[
+                OffsetFetchResponse.OffsetFetchResponseTopics(name=name, partitions=[
+                    OffsetFetchResponse.OffsetFetchResponsePartitions(
+                        partition_index=p, committed_offset=o, committed_leader_epoch=le, metadata=md, error_code=e)
+                    for p, o, le, md, e in parts])
+                for name, parts in topics]))
+        return OffsetFetchResponse(groups=groups)
+    wanted = None if request.topics is None else [(t.name, list(t.partition_indexes)) for t in request.topics]
+    error, topics = coordinator.fetch_offsets(request.group_id, wanted)
+    return OffsetFetchResponse(error_code=error, topics=[
+        OffsetFetchResponse.OffsetFetchResponseTopic(name=name, partitions=[
+            OffsetFetchResponse.OffsetFetchResponsePartition(
+                partition_index=p, committed_offset=o, committed_leader_epoch=le, metadata=md,
+                error_code=e if e or version >= 2 else error)
+            for p, o, le, md, e in parts])
+        for name, parts in topics])
+
+
+async def handle_offset_delete(ctx, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
+    wanted = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
+    error, topics = ctx.broker.group_coordinator.delete_offsets(request.group_id, wanted)
+    return OffsetDeleteResponse(error_code=error, topics=[
+        OffsetDeleteResponse.OffsetDeleteResponseTopic(name=name, partitions=[
+            OffsetDeleteResponse.OffsetDeleteResponsePartition(partition_index=p, error_code=e) for p, e in parts])
+        for name, parts in topics])
+
+
+HANDLERS = [
+    Handler(OffsetCommitRequest, 2, 9, handle_offset_commit),
+    Handler(OffsetFetchRequest, 1, 9, handle_offset_fetch),
+    Handler(OffsetDeleteRequest, 0, 0, handle_offset_delete),
+]
