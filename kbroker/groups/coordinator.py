@@ -646,7 +646,7 @@ class GroupCoordinator:
             return ErrorCode.INVALID_GROUP_ID, []
         group = self.groups.get(group_id)
         if group is None:
-            return ErrorCode.UNKNOWN_MEMBER_ID, []
+            return ErrorCode.NONE, [(m, i, ErrorCode.UNKNOWN_MEMBER_ID) for m, i in members]
         if group.state == DEAD:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, []
         results: list[tuple[str, str | None, int]] = []
@@ -699,9 +699,7 @@ class GroupCoordinator:
         def everywhere(error: int):
             return [(name, [(p[0], error) for p in parts]) for name, parts in topics]
 
-        if not group_id:
-            return everywhere(ErrorCode.INVALID_GROUP_ID)
-        group = self.groups.get(group_id)
+        group = self.groups.get(group_id)  # Kafka takes commits for the group id "" too
         if group is None:
             if generation_id >= 0:
                 return everywhere(ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9 else ErrorCode.ILLEGAL_GENERATION)

@@ -22,8 +22,10 @@ from ..protocol.messages import (DeleteGroupsRequest, DeleteGroupsResponse, Desc
 from .registry import Handler
 
 GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE = 0, 1
-# Kafka's AclOperation codes for a group: READ, DELETE, DESCRIBE
-GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
+# Kafka's AclOperation codes for a group: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
+GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+INVALID_REQUEST_MESSAGE = ("This most likely occurs because of a request being malformed by the client library or "
+                           "the message was sent to an incompatible broker. See the broker logs for more details.")
 OPERATIONS_NOT_REQUESTED = -2147483648
 # slack over the coordinator's own timeouts before a parked request gives up on its own
 _PARK_SLACK_S = 30.0
@@ -49,11 +51,11 @@ async def handle_find_coordinator(ctx, request: FindCoordinatorRequest) -> FindC
         if key_type not in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
             return FindCoordinatorResponse.Coordinator(key=key, node_id=-1, host="", port=-1,
                                                        error_code=ErrorCode.INVALID_REQUEST,
-                                                       error_message=f"Unknown coordinator type {key_type}")
+                                                       error_message=INVALID_REQUEST_MESSAGE)
         if key_type == GROUP_KEY_TYPE:
             _coordinator(ctx).offsets_topic()  # Kafka creates __consumer_offsets on first lookup
         return FindCoordinatorResponse.Coordinator(key=key, node_id=broker.node_id, host=host, port=port,
-                                                   error_code=ErrorCode.NONE, error_message=None)
+                                                   error_code=ErrorCode.NONE, error_message="")
 
     answers = [answer(key) for key in keys]
     if version >= 4:
