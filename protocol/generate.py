@@ -388,25 +388,57 @@ def generate_module(stem: str, definitions: list[Definition]) -> str:
 
 
 def generate_index(all_definitions: dict[str, list[Definition]]) -> str:
+    """The package __init__: classes are imported on first use (PEP 562), so a process pays only
+    for the messages it touches; REQUESTS/RESPONSES map API keys to classes, lazily too."""
     e = Emitter()
     e.lines.append(HEADER.format(stem="*"))
-    e('"""Every message class, and lookup tables by API key."""')
+    e('"""Every message class, importable from here, and lookup tables by API key (loaded lazily)."""')
     e()
     e("from __future__ import annotations")
     e()
-    for stem, definitions in all_definitions.items():
-        e(f"from .{stem} import {', '.join(d.name for d in definitions)}")
+    e("import importlib")
+    e("from collections.abc import Iterator, Mapping")
     e()
-    requests = sorted((d.api_key, d.name) for ds in all_definitions.values() for d in ds if d.kind == "request")
-    responses = sorted((d.api_key, d.name) for ds in all_definitions.values() for d in ds if d.kind == "response")
-    e("REQUESTS: dict[int, type] = {")
-    for key, name in requests:
-        e(f"    {key}: {name},")
+    e("_MODULE_OF = {")
+    for stem, definitions in all_definitions.items():
+        for d in definitions:
+            e(f"    {d.name!r}: {stem!r},")
     e("}")
-    e("RESPONSES: dict[int, type] = {")
-    for key, name in responses:
-        e(f"    {key}: {name},")
-    e("}")
+    e("__all__ = sorted(_MODULE_OF) + ['REQUESTS', 'RESPONSES']")
+    e()
+    e()
+    e("def __getattr__(name: str) -> type:")
+    e("    if name not in _MODULE_OF:")
+    e("        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')")
+    e("    cls = getattr(importlib.import_module(f'.{_MODULE_OF[name]}', __name__), name)")
+    e("    globals()[name] = cls")
+    e("    return cls")
+    e()
+    e()
+    e("class _ByApiKey(Mapping):")
+    e("    def __init__(self, names: dict[int, str]):")
+    e("        self._names = names")
+    e("        self._classes: dict[int, type] = {}")
+    e()
+    e("    def __getitem__(self, api_key: int) -> type:")
+    e("        cls = self._classes.get(api_key)")
+    e("        if cls is None:")
+    e("            cls = self._classes[api_key] = __getattr__(self._names[api_key])")
+    e("        return cls")
+    e()
+    e("    def __iter__(self) -> Iterator[int]:")
+    e("        return iter(self._names)")
+    e()
+    e("    def __len__(self) -> int:")
+    e("        return len(self._names)")
+    e()
+    e()
+    for kind, table in (("request", "REQUESTS"), ("response", "RESPONSES")):
+        pairs = sorted((d.api_key, d.name) for ds in all_definitions.values() for d in ds if d.kind == kind)
+        e(f"{table}: Mapping[int, type] = _ByApiKey({{")
+        for key, name in pairs:
+            e(f"    {key}: {name!r},")
+        e("})")
     return "\n".join(e.lines) + "\n"
 
 

@@ -31,7 +31,7 @@ def test_kafka_topics_and_kafka_configs(kbroker, tools):
                       "--config", "retention.ms=1000")
     assert code == 0 and "Created topic cli." in out, out
     code, out = tools("kafka-topics", *b, "--describe", "--topic", "cli")
-    assert code == 0 and "PartitionCount: 3" in out and "Configs: retention.ms=1000" in out, out
+    assert code == 0 and "PartitionCount: 3" in out and "Configs: min.insync.replicas=1,retention.ms=1000" in out, out
     assert out.count("Leader: 1\tReplicas: 1\tIsr: 1") == 3, out
     code, out = tools("kafka-topics", *b, "--alter", "--topic", "cli", "--partitions", "5")
     assert code == 0, out

@@ -264,7 +264,11 @@ def test_dynamic_broker_configs_persist(kbroker_process):
     broker.restart()
     with WireClient(broker.bootstrap) as c:
         default = describe(c, 4, "")
-        assert [(x.name, x.value, x.config_source) for x in default.configs] == [("log.cleaner.threads", "2", 3)]
+        # Kafka 4.4's format writes min.insync.replicas as a cluster default (ELR), and so does kbroker
+        assert sorted((x.name, x.value, x.config_source) for x in default.configs) == [
+            ("log.cleaner.threads", "2", 3), ("min.insync.replicas", "1", 3)]
+        assert alter(c, 4, "", [("log.cleaner.threads", "3")]) == (
+            40, "Cluster-level min.insync.replicas cannot be removed while ELR is enabled.")
         node = {x.name: x for x in describe(c, 4, "1", ["log.cleaner.threads", "log.retention.ms"]).configs}
         assert [(s.value, s.source) for s in node["log.cleaner.threads"].synonyms] == [("2", 3), ("1", 5)]
         assert (node["log.retention.ms"].value, node["log.retention.ms"].config_source) == ("100000000", 2)

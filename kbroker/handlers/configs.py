@@ -21,6 +21,8 @@ configs (per-broker ones on the node id, cluster-wide ones also on ""), rejects 
 INVALID_REQUEST "Cannot update these configs dynamically: [...]", and stores names it does not know;
 kbroker does the same and persists them in `kbroker-dynamic-configs.json` in the data directory, so
 they are layered over server.properties again after a restart. validate_only checks without applying.
+Kafka 4.4's format writes the cluster's min.insync.replicas as a dynamic cluster default (eligible
+leader replicas, KIP-966), which may then not be removed; a new kbroker data directory starts the same.
 """
 
 from __future__ import annotations
@@ -60,11 +62,27 @@ def _rebuild(config: BrokerConfig, dynamic_broker: dict[str, str], dynamic_defau
                         dynamic_broker=dynamic_broker, dynamic_default=dynamic_default)
 
 
+def _formatted_cluster_defaults(config: BrokerConfig) -> dict[str, str]:
+    """What Kafka 4.4's storage format writes as cluster-level configs: with eligible leader replicas
+    (KIP-966, on by default) the cluster's min.insync.replicas becomes a dynamic cluster default, so
+    DescribeConfigs shows it with source DYNAMIC_DEFAULT_BROKER_CONFIG and kafka-topics --describe
+    lists it among every topic's configs."""
+    return {"min.insync.replicas": str(config.get("min.insync.replicas"))}
+
+
 def with_persisted_dynamic_configs(config: BrokerConfig, data_dir: Path) -> BrokerConfig:
-    """`config` with the dynamic broker configs saved by earlier AlterConfigs layered on top."""
+    """`config` with the dynamic broker configs saved by earlier AlterConfigs layered on top; a new
+    data directory starts with the cluster-level configs Kafka's format writes."""
     path = Path(data_dir) / DYNAMIC_CONFIGS_FILE
     if not path.exists():
-        return config
+        try:
+            formatted = _rebuild(config, {}, _formatted_cluster_defaults(config))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_dynamic_configs(path, formatted)
+            return formatted
+        except (OSError, ConfigError) as exc:
+            log.warning("cannot write %s: %s", path, exc)
+            return config
     try:
         data = json.loads(path.read_text())
         return _rebuild(config, dict(data.get("broker", {})), dict(data.get("cluster_default", {})))
@@ -73,11 +91,15 @@ def with_persisted_dynamic_configs(config: BrokerConfig, data_dir: Path) -> Brok
         return config
 
 
-def _save_dynamic_configs(broker, config: BrokerConfig) -> None:
-    broker.data_dir.mkdir(parents=True, exist_ok=True)
-    write_atomically(broker.data_dir / DYNAMIC_CONFIGS_FILE, json.dumps(
+def _write_dynamic_configs(path: Path, config: BrokerConfig) -> None:
+    write_atomically(path, json.dumps(
         {"version": 1, "broker": config.dynamic_broker, "cluster_default": config.dynamic_default},
         indent=1, sort_keys=True).encode())
+
+
+def _save_dynamic_configs(broker, config: BrokerConfig) -> None:
+    broker.data_dir.mkdir(parents=True, exist_ok=True)
+    _write_dynamic_configs(broker.data_dir / DYNAMIC_CONFIGS_FILE, config)
 
 
 # ------------------------------------------------------------------------------ DescribeConfigs
@@ -188,6 +210,9 @@ def _broker_config_for_alter(broker, default: bool, new_layer: dict[str, str]) -
     if read_only:
         raise AdminError(ErrorCode.INVALID_REQUEST,
                          "Cannot update these configs dynamically: [" + ", ".join(read_only) + "]")
+    if default and "min.insync.replicas" not in new_layer:
+        raise AdminError(ErrorCode.INVALID_CONFIG,
+                         "Cluster-level min.insync.replicas cannot be removed while ELR is enabled.")
     if default:
         per_broker = [n for n in new_layer if n in PER_BROKER_CONFIGS]
         if per_broker:
