@@ -134,6 +134,9 @@ class Connection:
                 except (ProtocolError, CloseConnection) as exc:
                     log.warning("closing connection from %s:%s: %s", *self.peer, exc)
                     return
+                except Exception:  # a handler bug must cost one connection, never the broker
+                    log.exception("closing connection from %s:%s after an internal error", *self.peer)
+                    return
                 if parts is None:
                     continue
                 try:
