@@ -265,8 +265,19 @@ def validate_produce_records(
             )
         check_crc(mv, h)
         _check_client_batch(h)
+        if h.compression != compression.NONE:
+            _check_compressed_payload(mv, h)
         headers.append(h)
     return headers
+
+
+def _check_compressed_payload(mv: memoryview, h: BatchHeader) -> None:
+    """Kafka decompresses what it stores; a payload that does not decompress, or cannot hold the
+    records the header claims, is CORRUPT_MESSAGE. Per batch, at C speed: records are not parsed."""
+    payload_size = len(batch_payload(mv, h))
+    if payload_size < MIN_RECORD_SIZE * h.record_count:
+        raise ProtocolError(f"{h.record_count} records cannot fit in {payload_size} decompressed bytes",
+                            ErrorCode.CORRUPT_MESSAGE)
 
 
 def _check_client_batch(h: BatchHeader) -> None:
