@@ -13,12 +13,10 @@ are applied (group.initial.rebalance.delay.ms=0, one partition), as a test Kafka
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-import kbroker.protocol.messages as messages
 from protocol.generate import snake
 from protocol.schema import Definition, Field, load
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 from kbroker.protocol.errors import ErrorCode
 from kbroker.protocol.messages import ProduceRequest

@@ -6,7 +6,6 @@ comes back within its session timeout keeps its partitions with no rebalance."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys

@@ -42,7 +42,8 @@ from ..protocol.messages import (AlterConfigsRequest, AlterConfigsResponse, Desc
                                  DescribeConfigsResponse, IncrementalAlterConfigsRequest,
                                  IncrementalAlterConfigsResponse)
 from .registry import Handler
-from .topics_admin import AdminError, invalid_topic_name
+from ..metadata import validate_topic_name
+from .topics_admin import AdminError
 
 log = logging.getLogger("kbroker.configs")
 
@@ -127,7 +128,7 @@ def _describe_one(ctx, request: DescribeConfigsRequest, resource) -> DescribeCon
     names = resource.configuration_keys or None
     try:
         if resource.resource_type == TOPIC:
-            message = invalid_topic_name(resource.resource_name)
+            message = validate_topic_name(resource.resource_name)
             if message is not None:
                 raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
             topic = broker.metadata.get(resource.resource_name)
@@ -166,7 +167,7 @@ async def handle_describe_configs(ctx, request: DescribeConfigsRequest) -> Descr
 
 def _topic_for_alter(broker, name: str, new_configs: dict[str, str]):
     """Validate a topic's complete new override set; the Topic to change, or AdminError."""
-    message = invalid_topic_name(name)
+    message = validate_topic_name(name)
     if message is not None:
         raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
     message = validate_topic_configs(new_configs, broker.config)

@@ -8,7 +8,6 @@ outside the group coordinator, so there is never one to wait for.
 
 from __future__ import annotations
 
-from ..protocol.errors import ErrorCode
 from ..protocol.messages import (OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
                                  OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse)
 from .registry import Handler

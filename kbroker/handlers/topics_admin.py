@@ -34,8 +34,7 @@ from __future__ import annotations
 import uuid
 
 from ..config import describe_topic_configs, validate_topic_configs
-from ..metadata import Topic
-from ..metadata.topic_names import MAX_NAME_LENGTH
+from ..metadata import Topic, validate_topic_name
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import (CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
                                  CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
@@ -44,7 +43,6 @@ from ..protocol.primitives import ZERO_UUID
 from .registry import Handler
 
 CLUSTER_METADATA_TOPIC = "__cluster_metadata"
-_LEGAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 # Kafka's default messages for errors answered without a specific one
 UNKNOWN_TOPIC_MESSAGE = "This server does not host this topic-partition."
@@ -58,21 +56,6 @@ class AdminError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def invalid_topic_name(name: str | None) -> str | None:
-    """The controller's INVALID_TOPIC_EXCEPTION message for an illegal topic name, None if legal."""
-    if not name:
-        return "Topic name is invalid: the empty string is not allowed"
-    if name in (".", ".."):
-        return f"Topic name is invalid: '{name}' is not allowed"
-    if len(name) > MAX_NAME_LENGTH:
-        return (f"Topic name is invalid: the length of '{name}' is longer than the max allowed length "
-                f"{MAX_NAME_LENGTH}")
-    if not set(name) <= _LEGAL_CHARS:
-        return (f"Topic name is invalid: '{name}' contains one or more characters other than ASCII "
-                "alphanumerics, '.', '_' and '-'")
-    return None
 
 
 def colliding_topic(broker, name: str) -> str | None:
@@ -116,7 +99,7 @@ def check_manual_assignment(broker, replicas: list[int], replication_factor: int
 
 def _plan_topic(broker, topic: CreateTopicsRequest.CreatableTopic) -> tuple[int, int, dict[str, str]]:
     """(partitions, replication factor, configs) for a topic that may be created, or AdminError."""
-    message = invalid_topic_name(topic.name)
+    message = validate_topic_name(topic.name)
     if message is not None:
         raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
     if broker.metadata.get(topic.name) is not None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
-from ..errors import ProtocolError
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['PushTelemetryRequest', 'PushTelemetryResponse']

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ..errors import ProtocolError
-from ..primitives import ZERO_UUID, Reader, Writer
+from ..primitives import Reader, Writer
 
 __all__ = ['TxnOffsetCommitRequest', 'TxnOffsetCommitResponse']
 
