@@ -114,3 +114,22 @@ def test_invalid_acks(kbroker, acks):
             name="acks", partition_data=[ProduceRequest.PartitionProduceData(index=0, records=build_batch([Record(None, b"x")]))])])
         answer = client.request(request, 9).responses[0].partition_responses[0]
     assert answer.error_code == ErrorCode.INVALID_REQUIRED_ACKS
+
+
+def test_acks_0_gets_no_response_and_a_failure_closes_the_connection(kbroker):
+    from kbroker.protocol.codec import encode_request
+    from kbroker.protocol.messages import ApiVersionsRequest, ProduceRequest
+
+    create_topics_by_metadata(kbroker.bootstrap, "fire-and-forget")
+
+    def produce_frame(correlation_id: int, topic: str) -> bytes:
+        return encode_request(correlation_id, 9, ProduceRequest(acks=0, timeout_ms=1000, topic_data=[
+            ProduceRequest.TopicProduceData(name=topic, partition_data=[ProduceRequest.PartitionProduceData(
+                index=0, records=build_batch([Record(None, b"x")]))])]))
+
+    with WireClient(kbroker.bootstrap) as client:
+        client.send_raw(produce_frame(1, "fire-and-forget") + encode_request(2, 3, ApiVersionsRequest()))
+        assert struct.unpack_from(">i", client.read_frame())[0] == 2  # the next response is the next request's
+        client.send_raw(produce_frame(3, "no-such-topic"))
+        assert client.is_closed_by_peer()
+    assert kbroker.broker.logs.get("fire-and-forget", 0).log_end_offset == 1

@@ -6,7 +6,8 @@ Per partition: find the log (UNKNOWN_TOPIC_OR_PARTITION; clients may not write i
 INVALID_TOPIC_EXCEPTION), append the batch as it came (the log validates it: CORRUPT_MESSAGE,
 INVALID_RECORD, MESSAGE_TOO_LARGE, INVALID_TIMESTAMP, sequence and epoch errors), and answer with the
 assigned base offset. zstd needs v7+ (UNSUPPORTED_COMPRESSION_TYPE). acks must be -1, 0 or 1
-(INVALID_REQUIRED_ACKS); acks=0 gets no response at all. On one broker acks=-1 and acks=1 are the
+(INVALID_REQUIRED_ACKS); acks=0 gets no response at all, and a failed acks=0 request closes the
+connection, the only signal such a producer gets. On one broker acks=-1 and acks=1 are the
 same: the write is in the log before the answer, and fsynced per flush.messages/flush.ms.
 Topics are not auto-created here: producers ask Metadata first, which creates them (as in Kafka).
 """
@@ -18,7 +19,7 @@ from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import ProduceRequest, ProduceResponse
 from ..protocol.records import parse_header
 from .partitions import PartitionError, find_partition_log, find_topic
-from .registry import Handler
+from .registry import CloseConnection, Handler
 
 BatchError = ProduceResponse.BatchIndexAndErrorMessage
 PartitionResponse = ProduceResponse.PartitionProduceResponse
@@ -77,6 +78,9 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
     if appended:
         broker.appends.notify()
     if request.acks == 0:
+        # no response; but an error closes the connection, which is how Kafka tells an acks=0 producer
+        if any(p.error_code for t in responses for p in t.partition_responses):
+            raise CloseConnection("acks=0 produce request failed")
         return None
     return ProduceResponse(responses=responses)
 

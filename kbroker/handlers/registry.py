@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 HandlerFunction = Callable[["RequestContext", Any], Awaitable[Any]]
 
 
+class CloseConnection(Exception):
+    """Raised by the server or a handler when Kafka would answer a request by closing the connection."""
+
+
 @dataclass(frozen=True)
 class Handler:
     request_class: type

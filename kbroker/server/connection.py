@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..protocol.errors import ProtocolError
-from .dispatch import CloseConnection, dispatch
+from ..handlers.registry import CloseConnection
+from .dispatch import dispatch
 from .sending import send_parts
 
 if TYPE_CHECKING:

@@ -11,16 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..handlers.api_versions import api_versions_response
+from ..handlers.registry import CloseConnection
 from ..protocol.codec import API_VERSIONS_KEY, decode_request_body, decode_request_header, encode_response
 from ..protocol.errors import ErrorCode
 from .context import RequestContext
 
 if TYPE_CHECKING:
     from ..broker import Broker
-
-
-class CloseConnection(Exception):
-    """The request cannot be answered; Kafka closes the connection."""
 
 
 async def dispatch(broker: Broker, frame: memoryview | bytes, client: tuple[str, int]) -> list[Any] | None:
