@@ -1,0 +1,1 @@
+"""Differential runner: the same scenario against Apache Kafka and kbroker, observations compared."""
