@@ -46,8 +46,8 @@ def _lookup(ctx, wanted: MetadataRequest.MetadataRequestTopic, request: Metadata
     broker = ctx.broker
     if wanted.name is None:
         topic = broker.metadata.get_by_id(wanted.topic_id)
-        if topic is None:
-            return _topic_error(None, ErrorCode.UNKNOWN_TOPIC_ID, wanted.topic_id)
+        if topic is None:  # names are nullable in responses from v12; v10-11 can only say ""
+            return _topic_error(None if ctx.api_version >= 12 else "", ErrorCode.UNKNOWN_TOPIC_ID, wanted.topic_id)
         return describe_topic(ctx, topic, request)
     topic = broker.metadata.get(wanted.name)
     if topic is not None:
