@@ -46,6 +46,11 @@ BEGIN, END = "<!-- compat-table:begin -->", "<!-- compat-table:end -->"
 CLIENTS = ["java", "kafka-cli", "python", "kcat", "franz-go", "sarama", "kafkajs", "differential"]
 BROKERS = ["kafka", "kbroker"]
 BROKER_SETTINGS = {"num.partitions": "1", "group.initial.rebalance.delay.ms": "0"}
+# The oracle's server.properties also sets these (compat.kafka.oracle.ORACLE_SETTINGS); kbroker gets the
+# same, so DescribeConfigs sources (STATIC_BROKER_CONFIG vs DEFAULT_CONFIG) compare like for like.
+KBROKER_SETTINGS = {**BROKER_SETTINGS, "node.id": "1", "default.replication.factor": "1",
+                    "offsets.topic.replication.factor": "1", "transaction.state.log.replication.factor": "1",
+                    "transaction.state.log.min.isr": "1"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,7 +110,7 @@ class KBroker(Broker):
     def start(self) -> "KBroker":
         from kbroker.testing import BrokerProcess
         self.tmp = Path(tempfile.mkdtemp(prefix="compat-kbroker-"))
-        self.proc = BrokerProcess(self.tmp / "data", BROKER_SETTINGS)
+        self.proc = BrokerProcess(self.tmp / "data", KBROKER_SETTINGS)
         t = time.monotonic()
         self.proc.start(timeout=60)
         self.start_seconds = time.monotonic() - t

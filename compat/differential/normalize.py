@@ -68,6 +68,13 @@ def diff(a, b, path: str = "") -> list[tuple[str, object, object]]:
                 out += diff(a[k], b[k], p)
         return out
     if isinstance(a, list) and isinstance(b, list):
+        ka, kb = _names(a), _names(b)
+        if ka is not None and kb is not None:  # e.g. configs: compare by name, then their order
+            out = diff(dict(zip(ka, a)), dict(zip(kb, b)), path)
+            common = [n for n in ka if n in kb]
+            if [n for n in kb if n in ka] != common:
+                out.append((f"{path}.order", "kafka's order", "another order"))
+            return out
         out = []
         if len(a) != len(b):
             out.append((f"{path}.length", len(a), len(b)))
@@ -75,3 +82,11 @@ def diff(a, b, path: str = "") -> list[tuple[str, object, object]]:
             out += diff(x, y, f"{path}[{i}]")
         return out
     return [] if a == b else [(path, a, b)]
+
+
+def _names(items: list) -> list | None:
+    """The "name" of every element when the list is a list of uniquely named dicts."""
+    if not items or not all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in items):
+        return None
+    names = [x["name"] for x in items]
+    return names if len(set(names)) == len(names) else None

@@ -28,10 +28,6 @@ from .wire import Closed, Wire, decode_records, plain
 V_PRODUCE, V_FETCH, V_LIST, V_META = 9, 12, 8, 12
 
 
-class Expectation(AssertionError):
-    pass
-
-
 @dataclass
 class Target:
     name: str        # "kafka" | "kbroker"
@@ -46,9 +42,13 @@ class Target:
     def wire(self) -> Wire:
         return Wire(self.bootstrap)
 
+    def __post_init__(self):
+        self.failed: list[str] = []
+
     def expect(self, cond: bool, msg: str) -> None:
+        """What Apache Kafka must do; collected (the observation is still returned and logged)."""
         if self.name == "kafka" and not cond:
-            raise Expectation(msg)
+            self.failed.append(msg)
 
 
 SCENARIOS: dict = {}
@@ -235,7 +235,7 @@ def metadata_versions(b):
 
 @scenario("invalid-topic-names")
 def invalid_topic_names(b):
-    names = ["bad name", "bad/name", "a" * 250, ".", "..", "ünïcode", "", "__consumer_offsets-not"]
+    names = ["bad name", "bad/name", "a" * 250, ".", "..", "ünïcode", ""]
     out = {}
     with b.wire() as w:
         for n in names:
@@ -314,7 +314,8 @@ def log_append_time(b):
         ct = create_topics(w, [(t, 1, 1, {"message.timestamp.type": "LogAppendTime"})])
         ensure_topic(w, t)
         before = now_ms()
-        pr = produce(w, t, batch(RECORDS[:2], now_ms=before - 3_600_000))
+        produced_at = before - 3_600_000
+        pr = produce(w, t, batch(RECORDS[:2], now_ms=produced_at))
         after = now_ms()
         fr = fetch(w, t)
     lat = p0(pr)["log_append_time_ms"]
@@ -325,7 +326,7 @@ def log_append_time(b):
             bt[k] = "<append time>" if bt[k] == lat else bt[k]
         for r in bt["records"] if isinstance(bt["records"], list) else []:
             r["timestamp"] = "<append time>" if r["timestamp"] == lat else r["timestamp"]
-    return {"create": ct, "produce": pr, "fetch": fr}
+    return {"create": ct, "produce": pr, "fetch": relative_times(fr, produced_at)}
 
 
 @scenario("empty-fetch")
@@ -496,7 +497,12 @@ def idempotent(b):
     t = b.topic()
     wait_leader(b, t)
     with b.wire() as w:
-        ip = plain(w.request(InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000), 4))
+        deadline = time.monotonic() + 15
+        while True:  # a fresh Kafka answers retriable errors until producer id blocks are allocated
+            ip = plain(w.request(InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000), 4))
+            if ip["error_code"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         pid, epoch = ip["producer_id"], ip["producer_epoch"]
         ip["producer_id"] = "<pid>" if pid >= 0 else pid
 

@@ -229,7 +229,8 @@ scenario('admin-configs', async (ctx) => {
     await admin.createTopics({ topics: [{ topic: t }] })
     await admin.alterConfigs({ resources: [{ type: 2, name: t, configEntries: [{ name: 'retention.ms', value: '86400000' }] }] })
     const res = await admin.describeConfigs({ resources: [{ type: 2, name: t, configNames: ['retention.ms', 'cleanup.policy'] }], includeSynonyms: false })
-    const entries = Object.fromEntries(res.resources[0].configEntries.map(e => [e.configName, [e.configValue, e.configSource]]))
+    const entries = Object.fromEntries(res.resources[0].configEntries.map(e => [e.configName, [e.configValue, e.configSource]])
+      .sort((x, y) => x[0].localeCompare(y[0])))
     // configSource: 1 DYNAMIC_TOPIC_CONFIG, 5 DEFAULT_CONFIG
     eq(entries, { 'cleanup.policy': ['delete', 5], 'retention.ms': ['86400000', 1] }, 'configs [value, source]')
   } finally { await admin.disconnect() }

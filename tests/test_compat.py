@@ -1,0 +1,33 @@
+"""The compat suite (compat/README.md): every client's scenarios and the differential runner against
+Apache Kafka and kbroker, as one test. It fails for a scenario that fails against Apache Kafka (the
+scenario is wrong) and for a kbroker failure that is not in the client's allowlist.txt.
+
+Needs what scripts/install-compat-deps installs (Java + Maven, Go, Node, kcat). Takes a few minutes;
+KBROKER_SKIP_COMPAT=1 skips it for a quick local run.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TOOLS = ("java", "mvn", "go", "node", "npm", "kcat")
+
+
+@pytest.mark.skipif(os.environ.get("KBROKER_SKIP_COMPAT") == "1", reason="KBROKER_SKIP_COMPAT=1")
+def test_compat_suite():
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    assert not missing, f"missing tools {missing}: run scripts/install-compat-deps"
+    args = [sys.executable, "-m", "compat", "--no-readme"]
+    if os.environ.get("KBROKER_COMPAT_KGO_TESTS") == "1":
+        args.append("--kgo-tests")
+    res = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=14 * 60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    print(res.stdout[-20000:])
+    print(res.stderr[-5000:], file=sys.stderr)
+    assert res.returncode == 0, "compat suite failed (see the ERRORS section above):\n" + res.stdout[-6000:]
