@@ -114,6 +114,8 @@ class BrokerConfig:
         defaults.update({k.name: k.default for k in defs.DYNAMIC_ONLY_BROKER_CONFIGS})
         defaults.update(defs.KBROKER_DEFAULT_OVERRIDES)
         defaults.update(extra_defaults or {})
+        if "broker.id" not in static and "node.id" not in static and "node.id" in (extra_defaults or {}):
+            defaults["broker.id"] = defaults["node.id"]  # the same synonym rule for a default node id
         self.defaults = defaults
         self._values: dict[str, Any] = {}
         for key in list(defs.BROKER_CONFIGS) + list(defs.DYNAMIC_ONLY_BROKER_CONFIGS):
@@ -165,8 +167,7 @@ class BrokerConfig:
 
     # ---- convenience properties -----------------------------------------------
     node_id = property(lambda self: self.get("node.id"))
-    # In KRaft mode broker.id follows node.id unless it is set explicitly.
-    broker_id = property(lambda self: self.get("broker.id") if self.is_set("broker.id") else self.node_id)
+    broker_id = property(lambda self: self.get("broker.id"))
     process_roles = property(lambda self: list(self.get("process.roles")))
     num_partitions = property(lambda self: self.get("num.partitions"))
     default_replication_factor = property(lambda self: self.get("default.replication.factor"))
@@ -209,8 +210,10 @@ class BrokerConfig:
     @property
     def log_dirs(self) -> list[str]:
         """log.dirs, else log.dir (whose default a caller may replace via extra_defaults)."""
-        value = self.get("log.dirs") if self.get("log.dirs") is not None else self.get("log.dir")
-        return [d.strip() for d in (value or "").split(",") if d.strip()]
+        dirs = self.get("log.dirs")
+        if dirs is None:
+            dirs = (self.get("log.dir") or "").split(",")
+        return [d.strip() for d in dirs if d.strip()]
 
     @property
     def log_retention_ms(self) -> int:

@@ -7,7 +7,8 @@ which Kafka validates them and so decides which error is reported first.
 default, highest precedence first, with a unit conversion where the broker
 config counts hours or minutes.  Logic lives in `topic.py`.
 
-Facts come from Apache Kafka 4.1 (LogConfig, TopicConfig, ServerTopicConfigSynonyms).
+Facts come from Apache Kafka 4.1 (LogConfig, TopicConfig, ServerTopicConfigSynonyms), and from the
+4.4.0 jars for the configs 4.4 added (max.decompressed.message.bytes, remote.copy.lag.*, errors.deadletterqueue.*).
 `message.downconversion.enable` and `message.format.version` are gone in 4.x:
 Kafka answers "Unknown topic config name" for them, and so does kbroker.
 """
@@ -34,6 +35,8 @@ TOPIC_CONFIGS = [
       'Age above which old segments are deleted (-1 = forever).'),
     C('max.message.bytes', INT, 1048588, at_least(0), M,
       'Largest record batch accepted.'),
+    C('max.decompressed.message.bytes', INT, 2147483639, between(1, 2147483639), M,
+      'Largest decompressed size of one record the broker accepts.'),
     C('index.interval.bytes', INT, 4096, at_least(0), M,
       'Bytes between offset index entries.'),
     C('delete.retention.ms', LONG, 86400000, at_least(0), M,
@@ -80,8 +83,14 @@ TOPIC_CONFIGS = [
       'Local size before data is only in remote storage (-2 = retention.bytes).'),
     C('remote.log.copy.disable', BOOLEAN, False, None, M,
       'Stop copying new segments of this topic to remote storage.'),
+    C('remote.copy.lag.ms', LONG, 0, at_least(-1), M,
+      'Age after which a closed segment may be copied to remote storage (-1 = local.retention.ms).'),
+    C('remote.copy.lag.bytes', LONG, -1, at_least(-1), M,
+      'Newer local data after which a closed segment may be copied to remote storage.'),
     C('remote.log.delete.on.disable', BOOLEAN, False, None, M,
       'Delete remote data when tiered storage is turned off for the topic.'),
+    C('errors.deadletterqueue.group.enable', BOOLEAN, False, None, M,
+      'Whether share groups may use this topic as a dead-letter queue.'),
     C('internal.segment.bytes', INT, None, None, M,
       'Internal: segment size override for tests.', internal=True),
 ]
@@ -121,6 +130,9 @@ TOPIC_SYNONYMS = {
     "message.timestamp.after.max.ms": [("log.message.timestamp.after.max.ms", 1)],
     "local.retention.ms": [("log.local.retention.ms", 1)],
     "local.retention.bytes": [("log.local.retention.bytes", 1)],
+    "remote.copy.lag.ms": [("log.remote.copy.lag.ms", 1)],
+    "remote.copy.lag.bytes": [("log.remote.copy.lag.bytes", 1)],
+    "max.decompressed.message.bytes": [("max.decompressed.message.bytes", 1)],
 }
 
 # Topic configs kbroker honours; the rest are stored and described but have no effect.

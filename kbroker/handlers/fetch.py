@@ -53,19 +53,18 @@ def _plan(ctx, request: FetchRequest) -> tuple[list[FetchResponse.FetchableTopic
             topic, topic_error = None, exc.error_code
         for fetch_partition in fetch_topic.partitions:
             response = PartitionData(partition_index=fetch_partition.partition, high_watermark=-1,
-                                     last_stable_offset=-1, log_start_offset=-1, records=b"")
-            if request.isolation_level == READ_COMMITTED:
-                response.aborted_transactions = []
+                                     last_stable_offset=-1, log_start_offset=-1, records=b"",
+                                     aborted_transactions=[] if request.isolation_level == READ_COMMITTED else None)
             topic_response.partitions.append(response)
             log = None
-            if topic_error is not None:
-                response.error_code = topic_error
-            else:
-                try:
-                    log = find_partition_log(ctx.broker, topic, fetch_partition.partition,
-                                             fetch_partition.current_leader_epoch)
-                except PartitionError as exc:
-                    response.error_code = exc.error_code
+            try:
+                if topic_error is not None:
+                    raise PartitionError(topic_error)
+                log = find_partition_log(ctx.broker, topic, fetch_partition.partition,
+                                         fetch_partition.current_leader_epoch)
+            except PartitionError as exc:
+                response.error_code = exc.error_code
+                response.aborted_transactions = []  # what Kafka puts in a partition it cannot serve
             wanted.append(_Wanted(topic_response, response, fetch_partition, log))
     return topics, wanted
 
@@ -81,14 +80,14 @@ def _read_all(wanted: list[_Wanted], max_bytes: int) -> tuple[int, bool]:
         limit = min(item.request.partition_max_bytes, max(max_bytes - total, 0))
         try:
             result = log.read(item.request.fetch_offset, limit, min_one_batch=total == 0)
-        except ProtocolError as exc:
+        except ProtocolError as exc:  # OFFSET_OUT_OF_RANGE: Kafka then reports no offsets at all
             response.error_code = exc.error_code
             errored = True
-            result = None
+            continue
         response.high_watermark = log.high_watermark
         response.last_stable_offset = log.high_watermark
         response.log_start_offset = log.log_start_offset
-        if result is not None and result.slices:
+        if result.slices:
             fd, position, length = result.slices[0]
             response.records = FileRegion(fd, position, length)
             total += length

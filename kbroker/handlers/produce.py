@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..protocol import compression
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import ProduceRequest, ProduceResponse
-from ..protocol.records import parse_header
+from ..protocol.records import InvalidProduceFraming, parse_header
 from .partitions import PartitionError, find_partition_log, find_topic
 from .registry import CloseConnection, Handler
 
@@ -26,8 +26,27 @@ PartitionResponse = ProduceResponse.PartitionProduceResponse
 _ZSTD_MIN_VERSION = 7
 
 
-def _error(index: int, code: ErrorCode, message: str | None = None) -> PartitionResponse:
-    return PartitionResponse(index=index, error_code=code, base_offset=-1, error_message=message)
+# Kafka answers these without looking at the log, so with no log start offset; other append errors
+# (validation of records, sequences, epochs) carry the partition's log start offset.
+_ERRORS_BEFORE_THE_LOG = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE,
+                          ErrorCode.UNSUPPORTED_COMPRESSION_TYPE}
+INVALID_TIMESTAMP_MESSAGE = "One or more records have been rejected due to invalid timestamp"
+
+
+def _error(index: int, code: ErrorCode, log_start_offset: int = -1) -> PartitionResponse:
+    return PartitionResponse(index=index, error_code=code, base_offset=-1, log_start_offset=log_start_offset)
+
+
+def _append_error(index: int, exc: ProtocolError, partition_log) -> PartitionResponse:
+    """The per-partition answer to a failed append, shaped as Kafka shapes it (messages are null
+    except for invalid timestamps, which also name the batch in record_errors)."""
+    known_start = not (isinstance(exc, InvalidProduceFraming) or exc.error_code in _ERRORS_BEFORE_THE_LOG)
+    response = _error(index, exc.error_code, partition_log.log_start_offset if known_start else -1)
+    if exc.error_code == ErrorCode.INVALID_TIMESTAMP:
+        response.error_message = INVALID_TIMESTAMP_MESSAGE
+        response.record_errors = [BatchError(batch_index=exc.record_index or 0,
+                                             batch_index_error_message=str(exc))]
+    return response
 
 
 def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData) -> PartitionResponse:
@@ -38,21 +57,18 @@ def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData) -> 
         partition_log = find_partition_log(broker, topic, data.index)
     except PartitionError as exc:
         return _error(data.index, exc.error_code)
-    records = data.records
-    if records is None or len(records) == 0:
-        return _error(data.index, ErrorCode.INVALID_RECORD, "Produce request has no record batch")
+    records = data.records if data.records is not None else b""
     try:
         if ctx.api_version < _ZSTD_MIN_VERSION and len(records) >= 61 \
                 and parse_header(records).compression == compression.ZSTD:
             raise ProtocolError("zstd needs Produce v7 or later", ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
         result = partition_log.append(records, leader_epoch=topic.leader_epoch)
     except ProtocolError as exc:
-        response = _error(data.index, exc.error_code, str(exc))
-        if exc.error_code == ErrorCode.INVALID_RECORD:
-            response.record_errors = [BatchError(batch_index=0, batch_index_error_message=str(exc))]
-        return response
+        return _append_error(data.index, exc, partition_log)
+    # a retried duplicate is answered as first time, with the batch's timestamp as its append time
+    append_time = result.max_timestamp if result.duplicate else result.log_append_time_ms
     return PartitionResponse(index=data.index, error_code=ErrorCode.NONE, base_offset=result.base_offset,
-                             log_append_time_ms=result.log_append_time_ms, log_start_offset=result.log_start_offset)
+                             log_append_time_ms=append_time, log_start_offset=result.log_start_offset)
 
 
 async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None:

@@ -284,7 +284,7 @@ class PartitionLog:
 
         log_append_time = cfg.log_append_time
         if client:
-            self._check_timestamps(headers, now_ms, log_append_time)
+            self._check_timestamps(mv, headers, now_ms, log_append_time)
             for h in headers:
                 if h.has_producer_id:
                     dup = self.producer_state.find_duplicate(h)
@@ -330,8 +330,9 @@ class PartitionLog:
             first_offset, next_offset - 1, now_ms if log_append_time else -1, self.log_start_offset, count, max_ts
         )
 
-    def _check_timestamps(self, headers: list[BatchHeader], now_ms: int, log_append_time: bool) -> None:
-        """Kafka checks each record's timestamp; we check the batch's first and max timestamps."""
+    def _check_timestamps(self, mv: memoryview, headers: list[BatchHeader], now_ms: int, log_append_time: bool) -> None:
+        """Kafka checks each record's timestamp. The batch's first and max timestamps bound them all,
+        so only a batch that fails is decoded, to name the offending record as Kafka does."""
         cfg = self.config
         for h in headers:
             if log_append_time:
@@ -340,18 +341,17 @@ class PartitionLog:
                         "producer should not set timestamp type to LogAppendTime", ErrorCode.INVALID_TIMESTAMP
                     )
                 continue
-            if h.timestamp_type == rec.LOG_APPEND_TIME:
-                stamps = (h.max_timestamp,)
-            else:
-                stamps = (h.base_timestamp, h.max_timestamp)
             lo = now_ms - cfg.message_timestamp_before_max_ms
             hi = now_ms + cfg.message_timestamp_after_max_ms
-            for ts in stamps:
-                if ts != rec.NO_TIMESTAMP and (ts < lo or ts > hi):
-                    raise ProtocolError(
-                        f"timestamp {ts} is out of range; it should be within [{lo}, {hi}]",
-                        ErrorCode.INVALID_TIMESTAMP,
-                    )
+            stamps = (h.max_timestamp,) if h.timestamp_type == rec.LOG_APPEND_TIME else (h.base_timestamp, h.max_timestamp)
+            if all(ts == rec.NO_TIMESTAMP or lo <= ts <= hi for ts in stamps):
+                continue
+            offending = next((r for r in rec.decode_batch_records(mv[h.position:h.position + h.size])
+                              if not lo <= r.timestamp <= hi), None)
+            offset, ts = (offending.offset, offending.timestamp) if offending else (0, h.max_timestamp)
+            raise ProtocolError(f"Timestamp {ts} of message with offset {offset} is out of range. "
+                                f"The timestamp should be within [{lo}, {hi}]", ErrorCode.INVALID_TIMESTAMP,
+                                record_index=offset - h.base_offset)
 
     def _maybe_roll(self, size: int, last_offset: int, max_ts: int, now_ms: int) -> None:
         seg = self.active_segment

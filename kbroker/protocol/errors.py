@@ -145,6 +145,8 @@ class ErrorCode(enum.IntEnum):
 class ProtocolError(Exception):
     """Bytes that do not form a valid Kafka message (or batch), with the Kafka error code to report."""
 
-    def __init__(self, message: str, error_code: ErrorCode = ErrorCode.CORRUPT_MESSAGE):
+    def __init__(self, message: str, error_code: ErrorCode = ErrorCode.CORRUPT_MESSAGE,
+                 record_index: int | None = None):
         super().__init__(message)
         self.error_code = error_code
+        self.record_index = record_index  # which record of a batch was rejected, when one was

@@ -199,6 +199,14 @@ def iter_batches(buf, pos: int = 0, *, check: bool = True) -> Iterator[BatchHead
         pos += size
 
 
+class InvalidProduceFraming(ProtocolError):
+    """INVALID_RECORD found by Kafka before the log is touched (ProduceRequest.validateRecords): the
+    records field is not exactly one magic-2 batch. Kafka then reports no log start offset."""
+
+    def __init__(self, message: str):
+        super().__init__(message, ErrorCode.INVALID_RECORD)
+
+
 def _invalid(msg: str) -> ProtocolError:
     return ProtocolError(msg, ErrorCode.INVALID_RECORD)
 
@@ -244,11 +252,11 @@ def validate_produce_records(
         spans.append((pos, size, magic))
         pos += size
     if not spans:
-        raise _invalid("produce request must have at least one record batch per partition")
+        raise InvalidProduceFraming("produce request must have at least one record batch per partition")
     if spans[0][2] != 2:
-        raise _invalid("produce requests are only allowed to contain record batches with magic version 2")
+        raise InvalidProduceFraming("produce requests are only allowed to contain record batches with magic version 2")
     if single_batch and len(spans) > 1:
-        raise _invalid("produce requests are only allowed to contain exactly one record batch per partition")
+        raise InvalidProduceFraming("produce requests are only allowed to contain exactly one record batch per partition")
     headers = []
     for pos, size, magic in spans:
         if magic != 2:
