@@ -45,7 +45,7 @@ func add(name string, fn func(context.Context, *ctxT) error) {
 func client(c *ctxT, opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(c.bootstrap),
-		kgo.AllowAutoTopicCreation(), // franz-go does not auto-create on produce by default
+		kgo.AllowAutoTopicCreation(),               // franz-go does not auto-create on produce by default
 		kgo.MetadataMinAge(250 * time.Millisecond), // default 5s: a just auto-created topic costs 5s
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.RequestTimeoutOverhead(5 * time.Second),
@@ -150,6 +150,27 @@ func checkRecords(got []*kgo.Record, topic string) error {
 		}
 	}
 	return nil
+}
+
+// awaitTopic: Kafka (KRaft) answers CreateTopics before the broker's metadata has the topic.
+func awaitTopic(ctx context.Context, adm *kadm.Client, t string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		td, err := adm.ListTopics(ctx, t)
+		if err == nil && td[t].Err == nil && len(td[t].Partitions) > 0 {
+			ok := true
+			for _, p := range td[t].Partitions {
+				ok = ok && p.Leader >= 0
+			}
+			if ok {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %s never became visible: %v", t, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func admin(c *ctxT) (*kadm.Client, func(), error) {
@@ -345,6 +366,9 @@ func init() {
 		if r := res[t]; r.Err != nil {
 			return fmt.Errorf("create: %w (%s)", r.Err, r.ErrMessage)
 		}
+		if err := awaitTopic(ctx, adm, t); err != nil {
+			return err
+		}
 		res, err = adm.CreateTopics(ctx, 1, 1, nil, t)
 		if err != nil {
 			return err
@@ -383,6 +407,9 @@ func init() {
 		defer done()
 		t := c.topic("")
 		if _, err := adm.CreateTopics(ctx, 1, 1, nil, t); err != nil {
+			return err
+		}
+		if err := awaitTopic(ctx, adm, t); err != nil {
 			return err
 		}
 		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("86400000")}}, t); err != nil {

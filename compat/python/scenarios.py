@@ -115,6 +115,9 @@ def ck_admin(ctx):
     fs = a.create_topics([k.admin.NewTopic(t, 3, 1, config={"retention.ms": "123456"})],
                          operation_timeout=10, request_timeout=TIMEOUT)
     fs[t].result(TIMEOUT)
+    deadline = time.monotonic() + 10  # KRaft Kafka answers CreateTopics before its metadata has the topic
+    while t not in a.list_topics(timeout=TIMEOUT).topics and time.monotonic() < deadline:
+        time.sleep(0.05)
     md = a.list_topics(timeout=TIMEOUT)
     check(t in md.topics, "created topic not listed")
     eq(sorted(md.topics[t].partitions), [0, 1, 2], "partitions")
@@ -236,6 +239,9 @@ def kp_admin(ctx):
     t = ctx.topic()
     try:
         a.create_topics([NewTopic(t, 2, 1, topic_configs={"cleanup.policy": "compact"})])
+        deadline = time.monotonic() + 10  # KRaft Kafka answers CreateTopics before its metadata has it
+        while t not in a.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.05)
         check(t in a.list_topics(), "created topic not listed")
         res = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t)])  # non-default only
         entry = res["topic"][t].get("cleanup.policy") or {}

@@ -35,7 +35,9 @@ type scenario struct {
 
 var scenarios []scenario
 
-func add(name string, fn func(context.Context, *ctxT) error) { scenarios = append(scenarios, scenario{name, fn}) }
+func add(name string, fn func(context.Context, *ctxT) error) {
+	scenarios = append(scenarios, scenario{name, fn})
+}
 
 func config(tweak ...func(*sarama.Config)) *sarama.Config {
 	cfg := sarama.NewConfig()
@@ -165,6 +167,21 @@ func checkMessages(got []*sarama.ConsumerMessage, topic string) error {
 		}
 	}
 	return nil
+}
+
+// awaitTopic: Kafka (KRaft) answers CreateTopics before the broker's metadata has the topic.
+func awaitTopic(adm sarama.ClusterAdmin, t string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		md, err := adm.DescribeTopics([]string{t})
+		if err == nil && len(md) == 1 && md[0].Err == sarama.ErrNoError && len(md[0].Partitions) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %s never became visible: %v", t, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func produceConsume(ctx context.Context, c *ctxT, tweak ...func(*sarama.Config)) error {
@@ -361,6 +378,9 @@ func init() {
 			ConfigEntries: map[string]*string{"retention.ms": &ret}}, false); err != nil {
 			return err
 		}
+		if err := awaitTopic(adm, t); err != nil {
+			return err
+		}
 		err = adm.CreateTopic(t, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false)
 		var te *sarama.TopicError
 		if !errors.As(err, &te) || te.Err != sarama.ErrTopicAlreadyExists {
@@ -386,6 +406,9 @@ func init() {
 		defer adm.Close()
 		t := c.topic("")
 		if err := adm.CreateTopic(t, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err != nil {
+			return err
+		}
+		if err := awaitTopic(adm, t); err != nil {
 			return err
 		}
 		v := "86400000"

@@ -92,6 +92,21 @@ public final class Main {
 
     static Admin admin(Ctx ctx) { return Admin.create(common(ctx)); }
 
+    /** Kafka (KRaft) answers CreateTopics before every broker's metadata has the topic: wait for it. */
+    static void awaitTopic(Admin a, String t) throws Exception {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (true) {
+            try {
+                TopicDescription d = a.describeTopics(List.of(t)).allTopicNames().get().get(t);
+                if (d.partitions().stream().allMatch(p -> p.leader() != null)) return;
+            } catch (java.util.concurrent.ExecutionException e) {
+                if (!(e.getCause() instanceof org.apache.kafka.common.errors.UnknownTopicOrPartitionException)) throw e;
+            }
+            if (System.nanoTime() > deadline) throw new AssertionError("topic " + t + " never became visible");
+            Thread.sleep(50);
+        }
+    }
+
     static List<RecordMetadata> produce(Ctx ctx, String topic, List<Rec> recs, Consumer<Properties> tweak) throws Exception {
         try (KafkaProducer<byte[], byte[]> p = producer(ctx, tweak)) {
             List<java.util.concurrent.Future<RecordMetadata>> fs = new ArrayList<>();
@@ -244,6 +259,7 @@ public final class Main {
             String t = ctx.topic();
             try (Admin a = admin(ctx)) {
                 a.createTopics(List.of(new NewTopic(t, 3, (short) 1).configs(Map.of("retention.ms", "123456")))).all().get();
+                awaitTopic(a, t);
                 check(a.listTopics().names().get().contains(t), "created topic not listed");
                 TopicDescription d = a.describeTopics(List.of(t)).allTopicNames().get().get(t);
                 eq(d.partitions().size(), 3, "partitions");
@@ -266,6 +282,7 @@ public final class Main {
             String t = ctx.topic();
             try (Admin a = admin(ctx)) {
                 a.createTopics(List.of(new NewTopic(t, 1, (short) 1))).all().get();
+                awaitTopic(a, t);
                 ConfigResource r = new ConfigResource(ConfigResource.Type.TOPIC, t);
                 Config c = a.describeConfigs(List.of(r)).all().get().get(r);
                 eq(c.get("cleanup.policy").value(), "delete", "cleanup.policy");
