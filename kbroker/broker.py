@@ -22,7 +22,7 @@ from .log import LogConfig, LogManager, PartitionLog
 from .metadata import FileMetadataStore, Topic
 from .metadata.node_identity import load_or_format
 from .server.connection import Connection
-from .txn import ProducerIdManager
+from .txn import ProducerIdManager, TransactionCoordinator
 
 log = logging.getLogger("kbroker")
 
@@ -50,6 +50,7 @@ class Broker:
         self.appends = AppendNotifier()
         self.producer_ids = ProducerIdManager(self.data_dir)
         self.group_coordinator = GroupCoordinator(self)
+        self.txn_coordinator = TransactionCoordinator(self)
 
     # -- topics ------------------------------------------------------------------------------
     @property
@@ -149,6 +150,8 @@ class Broker:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._maintain_logs)
                 await nursery.start(self.group_coordinator.run)  # loads groups and offsets first
+                # then transactions: one left half-ended gets its markers, which may commit pending offsets
+                await nursery.start(self.txn_coordinator.run)
                 task_status.started(self)
                 await trio.serve_listeners(self._serve_connection, listeners, handler_nursery=nursery)
         finally:

@@ -83,6 +83,8 @@ class GroupCoordinator:
         self.retention_check_ms: int = config.get("offsets.retention.check.interval.ms")
         self.groups: dict[str, ClassicGroup] = {}
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
+        # transactional offset commits awaiting their transaction's marker: producer id -> group -> offsets
+        self.pending_txn_offsets: dict[int, dict[str, dict[tuple[str, int], OffsetAndMetadata]]] = {}
         self.timers = Timers()
         self.loaded = False
         broker.topic_deletion_listeners.append(self.on_topic_deleted)
@@ -165,11 +167,22 @@ class GroupCoordinator:
                     last = offset
                     for header in rec.iter_batches(data, check=False):
                         last = header.next_offset
-                        if header.is_control or header.position + header.size > len(data):
+                        if header.position + header.size > len(data):
                             continue
-                        for record in rec.decode_batch_records(data[header.position:header.position + header.size],
-                                                               None):
-                            self._replay(record.key, record.value)
+                        batch = data[header.position:header.position + header.size]
+                        if header.is_control:
+                            if header.has_producer_id:
+                                try:
+                                    kind = rec.control_record_type(batch)
+                                except ProtocolError:
+                                    continue
+                                if kind in (rec.CONTROL_COMMIT, rec.CONTROL_ABORT):
+                                    self.complete_transaction(partition, header.producer_id,
+                                                              kind == rec.CONTROL_COMMIT)
+                            continue
+                        pending = header.producer_id if header.is_transactional else None
+                        for record in rec.decode_batch_records(batch, None):
+                            self._replay(record.key, record.value, pending)
                             count += 1
                     if last <= offset:
                         break
@@ -182,11 +195,18 @@ class GroupCoordinator:
                     self._reschedule_heartbeat(group, member)
         self.loaded = True
 
-    def _replay(self, key: bytes | None, value: bytes | None) -> None:
+    def _replay(self, key: bytes | None, value: bytes | None, producer_id: int | None = None) -> None:
         if key is None:
             return
         try:
             parsed = fmt.decode_key(key)
+            if isinstance(parsed, fmt.OffsetCommitKey) and producer_id is not None:
+                if value is not None:  # a transactional commit: pending until its marker
+                    v = fmt.decode_offset_commit_value(value)
+                    self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(parsed.group, {})[
+                        (parsed.topic, parsed.partition)] = OffsetAndMetadata(
+                        v.offset, v.leader_epoch, v.metadata, v.commit_timestamp, v.expire_timestamp)
+                return
             if isinstance(parsed, fmt.OffsetCommitKey):
                 tp = (parsed.topic, parsed.partition)
                 if value is None:
@@ -742,7 +762,8 @@ class GroupCoordinator:
         return [(name, [tuple(item) for item in out]) for name, out in results]
 
     @staticmethod
-    def _validate_offset_commit(group: ClassicGroup, member_id: str, instance_id: str | None, generation: int) -> int:
+    def _validate_offset_commit(group: ClassicGroup, member_id: str, instance_id: str | None, generation: int,
+                                transactional: bool = False) -> int:
         if group.state == DEAD:
             return ErrorCode.COORDINATOR_NOT_AVAILABLE
         if generation < 0 and group.state == EMPTY:
@@ -753,21 +774,95 @@ class GroupCoordinator:
                 return error
             if generation != group.generation_id:
                 return ErrorCode.ILLEGAL_GENERATION
-        elif group.state != EMPTY:
+        elif group.state != EMPTY and not transactional:
+            # old TxnOffsetCommit versions carry no member: they are accepted whatever the group's state
             return ErrorCode.UNKNOWN_MEMBER_ID
-        if group.state == COMPLETING_REBALANCE:
+        if group.state == COMPLETING_REBALANCE and not transactional:
             return ErrorCode.REBALANCE_IN_PROGRESS
         return ErrorCode.NONE
 
-    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None
+    # =========================================================================== transactional offsets
+    def commit_transactional_offsets(self, *, group_id: str, producer_id: int, producer_epoch: int,
+                                     generation_id: int, member_id: str, group_instance_id: str | None,
+                                     topics: list[tuple[str, list[tuple[int, int, int, str | None]]]]
+                                     ) -> list[tuple[str, list[tuple[int, int]]]]:
+        """TxnOffsetCommit: the offsets are written to __consumer_offsets in a transactional batch of
+        the producer and stay pending until the transaction's marker commits (or drops) them."""
+        def everywhere(error: int):
+            return [(name, [(p[0], error) for p in parts]) for name, parts in topics]
+
+        if not group_id:
+            return everywhere(ErrorCode.INVALID_GROUP_ID)
+        group = self.groups.get(group_id)
+        if group is None:
+            if generation_id >= 0:
+                return everywhere(ErrorCode.ILLEGAL_GENERATION)
+            group = self.groups[group_id] = ClassicGroup(group_id)
+        error = self._validate_offset_commit(group, member_id, group_instance_id, generation_id, transactional=True)
+        if error:
+            return everywhere(error)
+        now = now_ms()
+        results, records, accepted = [], [], []
+        for name, parts in topics:
+            out = []
+            for partition, offset, epoch, metadata in parts:
+                if metadata is not None and len(metadata.encode()) > self.offset_metadata_max_bytes:
+                    out.append((partition, ErrorCode.OFFSET_METADATA_TOO_LARGE))
+                    continue
+                value = OffsetAndMetadata(offset, epoch if epoch is not None else -1, metadata or "", now)
+                records.append((fmt.encode_offset_commit_key(group_id, name, partition),
+                                fmt.encode_offset_commit_value(fmt.OffsetCommitValue(
+                                    value.offset, value.leader_epoch, value.metadata, now))))
+                accepted.append(((name, partition), value))
+                out.append((partition, ErrorCode.NONE))
+            results.append((name, out))
+        if records:
+            try:
+                topic = self.offsets_topic()
+                partition_log = self.broker.partition_log(topic, fmt.partition_for(group_id, topic.partitions))
+                batch = rec.build_batch([rec.Record(k, v) for k, v in records], producer_id=producer_id,
+                                        producer_epoch=producer_epoch, transactional=True)
+                partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
+            except (ProtocolError, OSError) as exc:
+                log.warning("could not write transactional offsets of group %s: %s", group_id, exc)
+                code = exc.error_code if isinstance(exc, ProtocolError) else ErrorCode.NOT_COORDINATOR
+                return everywhere(_append_error(code))
+            pending = self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(group_id, {})
+            for tp, value in accepted:
+                pending[tp] = value
+        return results
+
+    def complete_transaction(self, offsets_partition: int, producer_id: int, commit: bool) -> None:
+        """A transaction marker was written to (or replayed from) a partition of __consumer_offsets:
+        the producer's pending offsets of the groups in that partition are committed or dropped."""
+        by_group = self.pending_txn_offsets.get(producer_id)
+        if not by_group:
+            return
+        for group_id in [g for g in by_group if self.partition_for(g) == offsets_partition]:
+            pending = by_group.pop(group_id)
+            if commit:
+                self.offsets.setdefault(group_id, {}).update(pending)
+                self.groups.setdefault(group_id, ClassicGroup(group_id))
+        if not by_group:
+            del self.pending_txn_offsets[producer_id]
+
+    def has_pending_offset(self, group_id: str, tp: tuple[str, int]) -> bool:
+        return any(tp in by_group.get(group_id, ()) for by_group in self.pending_txn_offsets.values())
+
+    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None, require_stable: bool = False
                       ) -> tuple[int, list[tuple[str, list[tuple[int, int, int, str, int]]]]]:
-        """(group error, [(topic, [(partition, offset, leader epoch, metadata, error)])]); topics None = all."""
+        """(group error, [(topic, [(partition, offset, leader epoch, metadata, error)])]); topics None = all.
+        With ``require_stable``, a partition with a transactional commit pending is UNSTABLE_OFFSET_COMMIT."""
         group = self.groups.get(group_id)
         dead = group is None or group.state == DEAD
         committed = {} if dead else self.offsets.get(group_id, {})
+        unstable = (lambda tp: self.has_pending_offset(group_id, tp)) if require_stable else (lambda tp: False)
         if topics is None:
             by_topic: dict[str, list] = {}
             for (name, partition), value in sorted(committed.items()):
+                if unstable((name, partition)):
+                    by_topic.setdefault(name, []).append((partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT))
+                    continue
                 by_topic.setdefault(name, []).append(
                     (partition, value.offset, value.leader_epoch, value.metadata, ErrorCode.NONE))
             return ErrorCode.NONE, list(by_topic.items())
@@ -776,7 +871,9 @@ class GroupCoordinator:
             parts = []
             for partition in partitions:
                 value = committed.get((name, partition))
-                if value is None:
+                if unstable((name, partition)):
+                    parts.append((partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT))
+                elif value is None:
                     parts.append((partition, -1, -1, "", ErrorCode.NONE))
                 else:
                     parts.append((partition, value.offset, value.leader_epoch, value.metadata, ErrorCode.NONE))

@@ -10,8 +10,10 @@ UNKNOWN_TOPIC_ID, FENCED/UNKNOWN_LEADER_EPOCH; an error answers at once.
 Fetch sessions (KIP-227): the broker creates none. A request that opens a session (id 0) gets a
 full, sessionless answer with session id 0, which every client accepts and keeps sending full
 requests; a request naming a session id we never issued gets FETCH_SESSION_ID_NOT_FOUND.
-read_committed sees up to the last stable offset, which equals the high watermark while the broker
-has no transactions.
+Isolation: every answer reports the partition's last stable offset (LSO: the first offset of its
+earliest open transaction, else the high watermark). read_committed (isolation_level 1) gets data only
+below the LSO, plus the aborted transactions overlapping the returned range (from the segments'
+.txnindex), which the consumer uses to drop those producers' batches; read_uncommitted gets null there.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def _plan(ctx, request: FetchRequest) -> tuple[list[FetchResponse.FetchableTopic
     return topics, wanted
 
 
-def _read_all(wanted: list[_Wanted], max_bytes: int) -> tuple[int, bool]:
+def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tuple[int, bool]:
     """Fill each partition's records; returns (bytes read, any partition errored)."""
     total, errored = 0, False
     for item in wanted:
@@ -78,21 +80,30 @@ def _read_all(wanted: list[_Wanted], max_bytes: int) -> tuple[int, bool]:
             errored = True
             continue
         limit = min(item.request.partition_max_bytes, max(max_bytes - total, 0))
+        fetch_offset = item.request.fetch_offset
+        lso = log.last_stable_offset
         try:
-            result = log.read(item.request.fetch_offset, limit, min_one_batch=total == 0)
+            result = log.read(fetch_offset, limit, min_one_batch=total == 0,
+                              max_offset=lso if read_committed else None)
         except ProtocolError as exc:  # OFFSET_OUT_OF_RANGE: Kafka then reports no offsets at all
             response.error_code = exc.error_code
             errored = True
             continue
         response.high_watermark = log.high_watermark
-        response.last_stable_offset = log.high_watermark
+        response.last_stable_offset = lso
         response.log_start_offset = log.log_start_offset
         if result.slices:
             fd, position, length = result.slices[0]
             response.records = FileRegion(fd, position, length)
             total += length
+            if read_committed:
+                response.aborted_transactions = [
+                    FetchResponse.AbortedTransaction(producer_id=a.producer_id, first_offset=a.first_offset)
+                    for a in log.aborted_transactions(fetch_offset, result.next_offset)]
         else:
             response.records = b""
+            if read_committed:
+                response.aborted_transactions = []
     return total, errored
 
 
@@ -103,7 +114,7 @@ async def handle_fetch(ctx, request: FetchRequest) -> FetchResponse:
     deadline = trio.current_time() + max(request.max_wait_ms, 0) / 1000
     max_bytes = request.max_bytes if ctx.api_version >= 3 else 0x7FFFFFFF
     while True:
-        total, errored = _read_all(wanted, max_bytes)
+        total, errored = _read_all(wanted, max_bytes, request.isolation_level == READ_COMMITTED)
         if errored or total >= request.min_bytes or trio.current_time() >= deadline:
             break
         await ctx.broker.appends.wait_until(deadline)

@@ -54,6 +54,8 @@ async def handle_find_coordinator(ctx, request: FindCoordinatorRequest) -> FindC
                                                        error_message=INVALID_REQUEST_MESSAGE)
         if key_type == GROUP_KEY_TYPE:
             _coordinator(ctx).offsets_topic()  # Kafka creates __consumer_offsets on first lookup
+        else:
+            broker.txn_coordinator.state_topic()  # and __transaction_state likewise
         return FindCoordinatorResponse.Coordinator(key=key, node_id=broker.node_id, host=host, port=port,
                                                    error_code=ErrorCode.NONE, error_message="")
 

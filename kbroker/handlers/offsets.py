@@ -19,7 +19,7 @@ from .registry import Handler
 _MIN_VERSION_FOR = {-3: 7, -4: 8, -5: 9}
 
 
-def _list_partition(ctx, topic, wanted: ListOffsetsRequest.ListOffsetsPartition):
+def _list_partition(ctx, topic, wanted: ListOffsetsRequest.ListOffsetsPartition, read_committed: bool = False):
     response = ListOffsetsResponse.ListOffsetsPartitionResponse(partition_index=wanted.partition_index)
     try:
         if topic is None:
@@ -27,7 +27,7 @@ def _list_partition(ctx, topic, wanted: ListOffsetsRequest.ListOffsetsPartition)
         log = find_partition_log(ctx.broker, topic, wanted.partition_index, wanted.current_leader_epoch)
         if ctx.api_version < _MIN_VERSION_FOR.get(wanted.timestamp, 0):
             raise PartitionError(ErrorCode.UNSUPPORTED_VERSION)
-        found = log.list_offsets(wanted.timestamp)
+        found = log.list_offsets(wanted.timestamp, read_committed)
     except PartitionError as exc:
         response.error_code = exc.error_code
         return response
@@ -40,11 +40,12 @@ def _list_partition(ctx, topic, wanted: ListOffsetsRequest.ListOffsetsPartition)
 
 async def handle_list_offsets(ctx, request: ListOffsetsRequest) -> ListOffsetsResponse:
     topics = []
+    read_committed = ctx.api_version >= 2 and request.isolation_level == 1
     for wanted_topic in request.topics:
         topic = ctx.broker.metadata.get(wanted_topic.name)
         topics.append(ListOffsetsResponse.ListOffsetsTopicResponse(
             name=wanted_topic.name,
-            partitions=[_list_partition(ctx, topic, p) for p in wanted_topic.partitions]))
+            partitions=[_list_partition(ctx, topic, p, read_committed) for p in wanted_topic.partitions]))
     return ListOffsetsResponse(topics=topics)
 
 

@@ -2,8 +2,8 @@
 
 Offsets live in the group coordinator (kbroker.groups), persisted in `__consumer_offsets`.
 OffsetFetch v8+ asks for several groups at once; a null topic list means every committed offset of
-the group. require_stable (v7+) waits for no pending transactional offset: this broker keeps none
-outside the group coordinator, so there is never one to wait for.
+the group. require_stable (v7+): a partition whose transactional offset commit (TxnOffsetCommit) still
+waits for its transaction's marker answers UNSTABLE_OFFSET_COMMIT, and the consumer retries.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommi
 async def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchResponse:
     coordinator = ctx.broker.group_coordinator
     version = ctx.api_version
+    stable = version >= 7 and bool(request.require_stable)
     if version >= 8:
         groups = []
         for g in request.groups:
             wanted = None if g.topics is None else [(t.name, list(t.partition_indexes)) for t in g.topics]
-            error, topics = coordinator.fetch_offsets(g.group_id, wanted)
+            error, topics = coordinator.fetch_offsets(g.group_id, wanted, stable)
             groups.append(OffsetFetchResponse.OffsetFetchResponseGroup(group_id=g.group_id, error_code=error, topics=[
                 OffsetFetchResponse.OffsetFetchResponseTopics(name=name, partitions=[
                     OffsetFetchResponse.OffsetFetchResponsePartitions(
@@ -44,7 +45,7 @@ async def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchRe
                 for name, parts in topics]))
         return OffsetFetchResponse(groups=groups)
     wanted = None if request.topics is None else [(t.name, list(t.partition_indexes)) for t in request.topics]
-    error, topics = coordinator.fetch_offsets(request.group_id, wanted)
+    error, topics = coordinator.fetch_offsets(request.group_id, wanted, stable)
     return OffsetFetchResponse(error_code=error, topics=[
         OffsetFetchResponse.OffsetFetchResponseTopic(name=name, partitions=[
             OffsetFetchResponse.OffsetFetchResponsePartition(

@@ -10,6 +10,13 @@ assigned base offset. zstd needs v7+ (UNSUPPORTED_COMPRESSION_TYPE). acks must b
 connection, the only signal such a producer gets. On one broker acks=-1 and acks=1 are the
 same: the write is in the log before the answer, and fsynced per flush.messages/flush.ms.
 Topics are not auto-created here: producers ask Metadata first, which creates them (as in Kafka).
+
+Transactions: a request carrying transactional batches without a transactional id is refused whole
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED). A producer's first transactional batch to a partition in a
+transaction is verified with the transaction coordinator (KIP-890 part 1,
+transaction.partition.verification.enable): a partition not added to the ongoing transaction is
+INVALID_TXN_STATE "Partition was not added to the transaction", a fenced epoch INVALID_PRODUCER_EPOCH,
+an unknown producer id INVALID_PRODUCER_ID_MAPPING, a transaction being ended NOT_ENOUGH_REPLICAS.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 from ..protocol import compression
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import ProduceRequest, ProduceResponse
-from ..protocol.records import InvalidProduceFraming, parse_header
+from ..protocol.records import TRANSACTIONAL_MASK, InvalidProduceFraming, parse_header
 from .partitions import PartitionError, find_partition_log, find_topic
 from .registry import CloseConnection, Handler
 
@@ -49,7 +56,36 @@ def _append_error(index: int, exc: ProtocolError, partition_log) -> PartitionRes
     return response
 
 
-def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData) -> PartitionResponse:
+def _is_transactional(records) -> bool:
+    return records is not None and len(records) >= 61 and bool(records[22] & TRANSACTIONAL_MASK)
+
+
+def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition_log, records) -> PartitionResponse | None:
+    """KIP-890 verification of a transactional batch; None when it may be appended."""
+    header = parse_header(records)
+    if header.producer_id < 0 or partition_log.has_ongoing_transaction(header.producer_id, header.producer_epoch):
+        return None
+    broker = ctx.broker
+    tp = (topic.name, index)
+    error = broker.txn_coordinator.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
+                                                     [tp])[tp]
+    if error == ErrorCode.NONE:
+        return None
+    response = _error(index, error)
+    if error == ErrorCode.PRODUCER_FENCED:
+        response.error_code = ErrorCode.INVALID_PRODUCER_EPOCH
+    elif error == ErrorCode.INVALID_TXN_STATE:
+        response.error_message = "Partition was not added to the transaction"
+    elif error in (ErrorCode.CONCURRENT_TRANSACTIONS, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+                   ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR):
+        response.error_code = ErrorCode.NOT_ENOUGH_REPLICAS
+        response.error_message = ("Unable to verify the partition has been added to the transaction. "
+                                  f"Underlying error: {ErrorCode(error).name}")
+    return response
+
+
+def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData,
+                      transactional_id: str | None = None) -> PartitionResponse:
     broker = ctx.broker
     try:
         if topic.is_internal:
@@ -58,6 +94,11 @@ def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData) -> 
     except PartitionError as exc:
         return _error(data.index, exc.error_code)
     records = data.records if data.records is not None else b""
+    if transactional_id is not None and _is_transactional(records) and broker.config.get(
+            "transaction.partition.verification.enable"):
+        refused = _verify_transaction(ctx, transactional_id, topic, data.index, partition_log, records)
+        if refused is not None:
+            return refused
     try:
         if ctx.api_version < _ZSTD_MIN_VERSION and len(records) >= 61 \
                 and parse_header(records).compression == compression.ZSTD:
@@ -75,6 +116,11 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
     broker = ctx.broker
     responses = []
     appended = False
+    if request.transactional_id is None and any(_is_transactional(d.records) for t in request.topic_data
+                                                 for d in t.partition_data):
+        return ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(name=t.name, partition_responses=[
+            _error(d.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for d in t.partition_data])
+            for t in request.topic_data])
     for topic_data in request.topic_data:
         partitions = []
         try:
@@ -87,7 +133,7 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
             elif topic is None:
                 partitions.append(_error(data.index, topic_error))
             else:
-                response = _append_partition(ctx, topic, data)
+                response = _append_partition(ctx, topic, data, request.transactional_id)
                 appended |= response.error_code == ErrorCode.NONE
                 partitions.append(response)
         responses.append(ProduceResponse.TopicProduceResponse(name=topic_data.name, partition_responses=partitions))

@@ -24,6 +24,7 @@ from kbroker.log.config import LONG_MAX, LogConfig
 from kbroker.log.producer_state import ProducerStateManager
 from kbroker.log.recovery import load_segment
 from kbroker.log.segment import LogSegment
+from kbroker.log.txn_index import AbortedTxn
 from kbroker.protocol import records as rec
 from kbroker.protocol.errors import ErrorCode, ProtocolError
 from kbroker.protocol.records import BatchHeader
@@ -69,6 +70,8 @@ class ReadResult:
     high_watermark: int
     log_start_offset: int
     log_end_offset: int
+    # the offset just past the returned batches (the fetch's upper bound for aborted transactions)
+    next_offset: int = -1
 
     @property
     def size(self) -> int:
@@ -147,23 +150,33 @@ class PartitionLog:
         bases = sorted(int(n[:-4]) for n in names if n.endswith(".log") and n[:-4].isdigit())
         for n in names:  # indexes whose .log is gone
             stem, ext = os.path.splitext(n)
-            if ext in (".index", ".timeindex") and stem.isdigit() and int(stem) not in bases:
+            if ext in (".index", ".timeindex", ".txnindex") and stem.isdigit() and int(stem) not in bases:
                 os.unlink(os.path.join(directory, n))
 
         notes: list[str] = []
         validated = truncated = rebuilt = 0
         epochs_seen = LeaderEpochCache(directory)
 
+        rebuilt_aborted: list[AbortedTxn] = []
+
         def on_batch(h: BatchHeader) -> None:
             if h.has_producer_id:
-                log.producer_state.update(h)
+                if h.is_control:
+                    entry = log._replay_marker(seg, h)
+                    if entry is not None:
+                        rebuilt_aborted.append(entry)
+                else:
+                    log.producer_state.update(h)
             if h.partition_leader_epoch >= 0:
                 epochs_seen.assign(h.partition_leader_epoch, h.base_offset, save=False)
 
         for i, base in enumerate(bases):
             seg = log._new_segment(base, now_ms)
             nxt = bases[i + 1] if i + 1 < len(bases) else None
+            rebuilt_aborted = []
             report = load_segment(seg, recovery_point, on_batch, expected_next_offset=nxt)
+            if log._recover_txn_index(seg, rebuilt_aborted):
+                notes.append(f"rebuilt {os.path.basename(seg.txn_index.path)}")
             log._add_segment(seg)
             validated += report.validated_batches
             rebuilt += report.rebuilt_index + report.rebuilt_time_index
@@ -176,6 +189,7 @@ class PartitionLog:
                 if nxt is not None:  # everything after a hole is unreachable
                     for later in bases[i + 1 :]:
                         gone = log._new_segment(later, now_ms)
+                        gone.txn_index.delete()
                         truncated += gone.size
                         gone.unlink()
                         gone.close()
@@ -220,6 +234,37 @@ class PartitionLog:
     def _add_segment(self, seg: LogSegment) -> None:
         self.segments.append(seg)
         self._bases.append(seg.base_offset)
+
+    def _replay_marker(self, seg: LogSegment, h: BatchHeader) -> AbortedTxn | None:
+        """A transaction marker met during recovery: close the producer's transaction; the aborted
+        transaction's index entry, or None for a commit (or another control record)."""
+        try:
+            kind = rec.control_record_type(seg.pread(h.position, h.size))
+        except ProtocolError:
+            return None
+        return self._complete_transaction(h, kind)
+
+    def _complete_transaction(self, h: BatchHeader, kind: int) -> AbortedTxn | None:
+        if kind not in (rec.CONTROL_COMMIT, rec.CONTROL_ABORT):
+            return None
+        first = self.producer_state.complete_transaction(h)
+        if kind == rec.CONTROL_COMMIT:
+            return None
+        unstable = self.producer_state.first_unstable_offset()
+        return AbortedTxn(h.producer_id, first, h.base_offset, h.next_offset if unstable is None else unstable)
+
+    @staticmethod
+    def _recover_txn_index(seg: LogSegment, rebuilt: list[AbortedTxn]) -> bool:
+        """Keep the segment's .txnindex when the replay agrees with it; otherwise rewrite it. An
+        entry on disk may know a first offset the replay cannot (its data lies in deleted segments):
+        for the same producer and marker offset the file's entry wins. True when rewritten."""
+        on_disk = seg.txn_index.load()
+        known = {(e.producer_id, e.last_offset): e for e in on_disk}
+        merged = [known.get((e.producer_id, e.last_offset), e) for e in rebuilt]
+        if merged == on_disk:
+            return False
+        seg.txn_index.rewrite(merged)
+        return True
 
     # ================================================================ offsets
 
@@ -283,6 +328,10 @@ class PartitionLog:
             )
 
         log_append_time = cfg.log_append_time
+        if not client:
+            for h in headers:
+                if h.is_control and h.has_producer_id:
+                    self.producer_state.check_marker(h.producer_id, h.producer_epoch)
         if client:
             self._check_timestamps(mv, headers, now_ms, log_append_time)
             for h in headers:
@@ -318,7 +367,16 @@ class PartitionLog:
 
         for h in headers:
             if h.has_producer_id:
-                self.producer_state.update(h)
+                if h.is_control:
+                    try:
+                        kind = rec.control_record_type(mv[h.position:h.position + h.size])
+                    except ProtocolError:
+                        kind = -1
+                    aborted = self._complete_transaction(h, kind)
+                    if aborted is not None:
+                        seg.txn_index.append(aborted)
+                else:
+                    self.producer_state.update(h)
             if h.partition_leader_epoch >= 0 and (
                 self.epochs.latest_epoch is None or h.partition_leader_epoch > self.epochs.latest_epoch
             ):
@@ -329,6 +387,34 @@ class PartitionLog:
         return AppendResult(
             first_offset, next_offset - 1, now_ms if log_append_time else -1, self.log_start_offset, count, max_ts
         )
+
+    def append_end_txn_marker(self, producer_id: int, producer_epoch: int, commit: bool, *,
+                              coordinator_epoch: int = 0, leader_epoch: int = 0,
+                              now_ms: int | None = None) -> AppendResult:
+        """Write a transaction's COMMIT or ABORT marker (the transaction coordinator does this).
+        Raises ProtocolError(INVALID_PRODUCER_EPOCH) for a marker older than the producer's epoch."""
+        batch = rec.build_end_txn_marker(commit, producer_id, producer_epoch, coordinator_epoch, now_ms=now_ms)
+        return self.append(batch, now_ms, leader_epoch=leader_epoch, origin=ORIGIN_COORDINATOR)
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The first offset of the earliest open transaction, else the high watermark."""
+        unstable = self.producer_state.first_unstable_offset()
+        hw = self.high_watermark
+        return hw if unstable is None else min(unstable, hw)
+
+    def has_ongoing_transaction(self, producer_id: int, producer_epoch: int) -> bool:
+        return self.producer_state.has_ongoing_transaction(producer_id, producer_epoch)
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """The aborted transactions overlapping [fetch_offset, upper_bound), from the .txnindex of
+        the segment holding ``fetch_offset`` on (a transaction's marker is never before its data)."""
+        i = max(0, bisect.bisect_right(self._bases, fetch_offset) - 1)
+        out: list[AbortedTxn] = []
+        for seg in self.segments[i:]:
+            if seg.txn_index.entries:
+                out.extend(seg.txn_index.collect(fetch_offset, upper_bound))
+        return out
 
     def _check_timestamps(self, mv: memoryview, headers: list[BatchHeader], now_ms: int, log_append_time: bool) -> None:
         """Kafka checks each record's timestamp. The batch's first and max timestamps bound them all,
@@ -422,6 +508,7 @@ class PartitionLog:
         if not min_one_batch and end - h.position > max_bytes:
             return result
         result.slices.append(FileSlice(seg.fd, h.position, end - h.position))
+        result.next_offset = seg._header_at(end).base_offset if end < seg.size else seg.next_offset
         return result
 
     def read_bytes(self, offset: int, max_bytes: int, **kw) -> bytes:
@@ -429,10 +516,18 @@ class PartitionLog:
 
     # ================================================================ offsets lookups
 
-    def list_offsets(self, timestamp: int) -> TimestampOffset:
+    def list_offsets(self, timestamp: int, read_committed: bool = False) -> TimestampOffset:
         """ListOffsets for one partition: -1 latest, -2 earliest (-4 earliest local), -3 max
         timestamp, -5 latest tiered (none), else the first offset whose timestamp >= ``timestamp``.
-        Returns TimestampOffset(-1, -1, -1) when no record qualifies."""
+        Returns TimestampOffset(-1, -1, -1) when no record qualifies. With ``read_committed`` the
+        latest offset is the last stable offset, and a record found by timestamp must lie below it."""
+        found = self._list_offsets(timestamp, read_committed)
+        if read_committed and timestamp not in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP, LATEST_TIMESTAMP) \
+                and found.offset >= self.last_stable_offset:
+            return TimestampOffset(-1, -1, -1)
+        return found
+
+    def _list_offsets(self, timestamp: int, read_committed: bool) -> TimestampOffset:
         if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
             first = self.epochs.epochs[0] if self.epochs.epochs and self.epochs.starts[0] <= self.log_start_offset else -1
             if timestamp == EARLIEST_LOCAL_TIMESTAMP:
@@ -441,7 +536,8 @@ class PartitionLog:
             return TimestampOffset(-1, self.log_start_offset, first)
         if timestamp == LATEST_TIMESTAMP:
             latest = self.epochs.latest_epoch
-            return TimestampOffset(-1, self.log_end_offset, -1 if latest is None else latest)
+            end = self.last_stable_offset if read_committed else self.log_end_offset
+            return TimestampOffset(-1, end, -1 if latest is None else latest)
         if timestamp == LATEST_TIERED_TIMESTAMP:
             return TimestampOffset(-1, -1, -1)
         if timestamp == MAX_TIMESTAMP:

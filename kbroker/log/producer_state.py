@@ -12,6 +12,13 @@ first given, and to reject gaps and zombie epochs the way Kafka 4 does:
 - an unknown producer (never seen, or its batches were all deleted) is accepted with any sequence
   (Kafka has not answered UNKNOWN_PRODUCER_ID for this since KIP-360).
 
+Transactions (KIP-98): a producer's first transactional batch in this partition opens its
+transaction here (its first offset is remembered); the COMMIT/ABORT marker the coordinator writes
+closes it. The smallest open first offset is the first unstable offset, which bounds the last stable
+offset (LSO). A non-transactional batch while the producer's transaction is open is
+INVALID_TXN_STATE; a marker from an older epoch is INVALID_PRODUCER_EPOCH, and a marker with a newer
+epoch (a coordinator fencing a timed-out producer) moves the producer to that epoch.
+
 State is rebuilt on open by replaying headers; no snapshot files yet.
 """
 
@@ -36,12 +43,14 @@ class BatchMetadata:
 
 
 class ProducerEntry:
-    __slots__ = ("epoch", "batches", "last_timestamp")
+    __slots__ = ("epoch", "batches", "last_timestamp", "txn_first_offset", "last_offset")
 
     def __init__(self, epoch: int):
         self.epoch = epoch
         self.batches: deque[BatchMetadata] = deque(maxlen=BATCHES_TO_RETAIN)
         self.last_timestamp = -1
+        self.txn_first_offset = -1  # first offset of the producer's open transaction here, -1: none
+        self.last_offset = -1
 
     @property
     def last_seq(self) -> int:
@@ -61,6 +70,14 @@ def _in_sequence(last_seq: int, next_seq: int) -> bool:
 class ProducerStateManager:
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        self.ongoing: dict[int, int] = {}  # producer id -> first offset of its open transaction
+
+    def first_unstable_offset(self) -> int | None:
+        return min(self.ongoing.values()) if self.ongoing else None
+
+    def has_ongoing_transaction(self, producer_id: int, producer_epoch: int) -> bool:
+        entry = self.producers.get(producer_id)
+        return entry is not None and entry.txn_first_offset >= 0 and entry.epoch == producer_epoch
 
     def find_duplicate(self, h: BatchHeader) -> BatchMetadata | None:
         entry = self.producers.get(h.producer_id)
@@ -89,6 +106,34 @@ class ProducerStateManager:
                 f"out of order sequence {h.base_sequence} for producer {h.producer_id}, last was {entry.last_seq}",
                 ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
             )
+        if entry.txn_first_offset >= 0 and not h.is_transactional:
+            raise ProtocolError(
+                f"expected a transactional write from producer {h.producer_id} with an open transaction",
+                ErrorCode.INVALID_TXN_STATE,
+            )
+
+    def check_marker(self, producer_id: int, producer_epoch: int) -> None:
+        """Raise ProtocolError if a transaction marker of this epoch may not be written."""
+        entry = self.producers.get(producer_id)
+        if entry is not None and producer_epoch < entry.epoch:
+            raise ProtocolError(
+                f"marker epoch {producer_epoch} of producer {producer_id} is older than the last seen epoch "
+                f"{entry.epoch}", ErrorCode.INVALID_PRODUCER_EPOCH)
+
+    def complete_transaction(self, h: BatchHeader) -> int:
+        """A marker (control batch at ``h.base_offset``) ends the producer's transaction here; returns
+        the transaction's first offset (the marker's own offset when no data of it is here)."""
+        entry = self.producers.get(h.producer_id)
+        if entry is None:
+            entry = self.producers[h.producer_id] = ProducerEntry(h.producer_epoch)
+        elif entry.epoch != h.producer_epoch:
+            entry.epoch = h.producer_epoch
+            entry.batches.clear()
+        first = entry.txn_first_offset if entry.txn_first_offset >= 0 else h.base_offset
+        entry.txn_first_offset = -1
+        entry.last_offset = h.last_offset
+        self.ongoing.pop(h.producer_id, None)
+        return first
 
     def update(self, h: BatchHeader) -> None:
         """Remember a batch that is now in the log (``h.base_offset`` already assigned)."""
@@ -103,11 +148,17 @@ class ProducerStateManager:
                 BatchMetadata(h.base_sequence, h.last_sequence, h.base_offset, h.last_offset, h.max_timestamp)
             )
         entry.last_timestamp = h.max_timestamp
+        entry.last_offset = h.last_offset
+        if h.is_transactional and entry.txn_first_offset < 0:
+            entry.txn_first_offset = h.base_offset
+            self.ongoing[h.producer_id] = h.base_offset
 
     def forget_before(self, log_start_offset: int) -> None:
         """Drop producers whose last batch is below the log start (their data was deleted)."""
         gone = [
-            pid for pid, e in self.producers.items() if not e.batches or e.batches[-1].last_offset < log_start_offset
+            pid for pid, e in self.producers.items()
+            if e.txn_first_offset < 0 and e.last_offset < log_start_offset
+            and (not e.batches or e.batches[-1].last_offset < log_start_offset)
         ]
         for pid in gone:
             del self.producers[pid]

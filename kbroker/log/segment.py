@@ -11,6 +11,7 @@ import os
 from typing import Iterator
 
 from kbroker.log.index import OffsetIndex, TimeIndex
+from kbroker.log.txn_index import TransactionIndex
 from kbroker.protocol import records as rec
 from kbroker.protocol.records import BatchHeader
 
@@ -44,6 +45,7 @@ class LogSegment:
         self.time_index = TimeIndex(
             os.path.join(directory, segment_name(base_offset, ".timeindex")), base_offset, index_bytes
         )
+        self.txn_index = TransactionIndex(os.path.join(directory, segment_name(base_offset, ".txnindex")))
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = -1
@@ -100,6 +102,7 @@ class LogSegment:
         os.fsync(self.fd)
         self.index.fsync()
         self.time_index.fsync()
+        self.txn_index.fsync()
 
     # ---------------------------------------------------------------- reading
 
@@ -208,3 +211,4 @@ class LogSegment:
             pass
         self.index.delete()
         self.time_index.delete()
+        self.txn_index.delete()

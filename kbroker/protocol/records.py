@@ -454,6 +454,32 @@ def build_batch(
     return bytes(out)
 
 
+# ---------------------------------------------------------------- control records (transaction markers)
+
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+_CONTROL_KEY = struct.Struct(">hh")  # version 0, type
+_END_TXN_MARKER = struct.Struct(">hi")  # version 0, coordinator epoch
+
+
+def build_end_txn_marker(commit: bool, producer_id: int, producer_epoch: int, coordinator_epoch: int = 0, *,
+                         partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH, now_ms: int | None = None) -> bytes:
+    """A control batch holding one COMMIT or ABORT marker, as a transaction coordinator writes it."""
+    key = _CONTROL_KEY.pack(0, CONTROL_COMMIT if commit else CONTROL_ABORT)
+    value = _END_TXN_MARKER.pack(0, coordinator_epoch)
+    return build_batch([Record(key, value)], producer_id=producer_id, producer_epoch=producer_epoch,
+                       transactional=True, control=True, partition_leader_epoch=partition_leader_epoch,
+                       now_ms=now_ms)
+
+
+def control_record_type(batch, header: BatchHeader | None = None) -> int:
+    """CONTROL_COMMIT or CONTROL_ABORT (or another control type) of a control batch's first record."""
+    records = decode_batch_records(batch, header)
+    if not records or records[0].key is None or len(records[0].key) < _CONTROL_KEY.size:
+        raise ProtocolError("control batch without a control record key", ErrorCode.CORRUPT_MESSAGE)
+    return _CONTROL_KEY.unpack_from(records[0].key)[1]
+
+
 def batch_payload(batch, header: BatchHeader | None = None, max_output: int = compression.DEFAULT_MAX_OUTPUT) -> bytes:
     """The uncompressed records section of a single batch."""
     mv = batch if isinstance(batch, memoryview) else memoryview(batch)

@@ -1,5 +1,6 @@
-"""Producer ids and (later) the transaction coordinator."""
+"""Producer ids and the transaction coordinator."""
 
+from .coordinator import TransactionCoordinator
 from .producer_ids import ProducerIdManager
 
-__all__ = ["ProducerIdManager"]
+__all__ = ["ProducerIdManager", "TransactionCoordinator"]

@@ -1,0 +1,181 @@
+"""Transactions: AddPartitionsToTxn (24) 0-5, AddOffsetsToTxn (25) 0-4, EndTxn (26) 0-5,
+TxnOffsetCommit (28) 0-4, DescribeTransactions (65) 0, ListTransactions (66) 0-1. InitProducerId
+with a transactional id is in producer_ids.py. The state machine is kbroker.txn; this module
+translates the wire.
+
+The broker advertises no transaction.version feature, so clients use the version 1 protocol: they
+add partitions (AddPartitionsToTxn v0-3) and the group's offsets partition (AddOffsetsToTxn) before
+writing there. AddPartitionsToTxn v4+ batches transactions and may only verify (verify_only), as
+brokers use it. Clients older than KIP-588 (AddPartitionsToTxn, AddOffsetsToTxn and EndTxn below
+v2) are told INVALID_PRODUCER_EPOCH where newer ones get PRODUCER_FENCED.
+"""
+
+from __future__ import annotations
+
+from ..groups.coordinator import OFFSETS_TOPIC
+from ..protocol.errors import ErrorCode
+from ..protocol.messages import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+                                 AddPartitionsToTxnResponse, DescribeTransactionsRequest,
+                                 DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
+                                 ListTransactionsRequest, ListTransactionsResponse, TxnOffsetCommitRequest,
+                                 TxnOffsetCommitResponse)
+from .registry import Handler
+
+_Result = AddPartitionsToTxnResponse.AddPartitionsToTxnResult
+_TopicResult = AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult
+_PartitionResult = AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult
+
+
+def _fenced_for_old_clients(error: int, version: int, first_version_with_fenced: int = 2) -> int:
+    if error == ErrorCode.PRODUCER_FENCED and version < first_version_with_fenced:
+        return ErrorCode.INVALID_PRODUCER_EPOCH
+    return error
+
+
+def _topic_results(errors: dict[tuple[str, int], int]) -> list:
+    by_topic: dict[str, list] = {}
+    for (topic, partition), error in errors.items():
+        by_topic.setdefault(topic, []).append(_PartitionResult(partition_index=partition, partition_error_code=error))
+    return [_TopicResult(name=name, results_by_partition=parts) for name, parts in by_topic.items()]
+
+
+def _add_partitions(ctx, transactional_id: str, producer_id: int, epoch: int, topics, verify_only: bool
+                    ) -> dict[tuple[str, int], int]:
+    broker = ctx.broker
+    wanted = [(t.name, p) for t in topics for p in t.partitions]
+    unknown = {}
+    for topic_name, partition in wanted:
+        topic = broker.metadata.get(topic_name)
+        if topic is None or not 0 <= partition < topic.partitions:
+            unknown[(topic_name, partition)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    if unknown:
+        # nothing is added when any partition is unknown; the others were not attempted
+        return {tp: unknown.get(tp, ErrorCode.OPERATION_NOT_ATTEMPTED) for tp in wanted}
+    coordinator = broker.txn_coordinator
+    if verify_only:
+        return coordinator.verify_partitions(transactional_id, producer_id, epoch, wanted)
+    error = coordinator.add_partitions(transactional_id, producer_id, epoch, wanted)
+    return {tp: error for tp in wanted}
+
+
+async def handle_add_partitions_to_txn(ctx, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:
+    version = ctx.api_version
+    if version < 4:
+        errors = _add_partitions(ctx, request.v3_and_below_transactional_id, request.v3_and_below_producer_id,
+                                 request.v3_and_below_producer_epoch, request.v3_and_below_topics, False)
+        errors = {tp: _fenced_for_old_clients(e, version) for tp, e in errors.items()}
+        return AddPartitionsToTxnResponse(results_by_topic_v3_and_below=_topic_results(errors))
+    results = []
+    for txn in request.transactions:
+        errors = _add_partitions(ctx, txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics,
+                                 txn.verify_only)
+        results.append(_Result(transactional_id=txn.transactional_id, topic_results=_topic_results(errors)))
+    return AddPartitionsToTxnResponse(error_code=ErrorCode.NONE, results_by_transaction=results)
+
+
+async def handle_add_offsets_to_txn(ctx, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
+    groups = ctx.broker.group_coordinator
+    topic = groups.offsets_topic()
+    partition = groups.partition_for(request.group_id)
+    error = ctx.broker.txn_coordinator.add_partitions(request.transactional_id, request.producer_id,
+                                                      request.producer_epoch, [(topic.name, partition)])
+    return AddOffsetsToTxnResponse(error_code=_fenced_for_old_clients(error, ctx.api_version))
+
+
+async def handle_end_txn(ctx, request: EndTxnRequest) -> EndTxnResponse:
+    coordinator = ctx.broker.txn_coordinator
+    error = coordinator.end_transaction(request.transactional_id, request.producer_id, request.producer_epoch,
+                                        request.committed)
+    response = EndTxnResponse(error_code=_fenced_for_old_clients(error, ctx.api_version))
+    if not error:
+        meta = coordinator.describe(request.transactional_id)
+        if meta is not None:
+            response.producer_id, response.producer_epoch = meta.producer_id, meta.producer_epoch
+    return response
+
+
+async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
+    broker = ctx.broker
+    version = ctx.api_version
+    results: dict[str, list[tuple[int, int]]] = {}
+    known = []
+    for t in request.topics:
+        topic = broker.metadata.get(t.name)
+        if topic is None:
+            results.setdefault(t.name, []).extend((p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                                                  for p in t.partitions)
+            continue
+        parts = []
+        for p in t.partitions:
+            if 0 <= p.partition_index < topic.partitions:
+                parts.append((p.partition_index, p.committed_offset,
+                              p.committed_leader_epoch if version >= 2 else -1, p.committed_metadata))
+            else:
+                results.setdefault(t.name, []).append((p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+        if parts:
+            known.append((t.name, parts))
+    if known:
+        groups = broker.group_coordinator
+        offsets_partition = (OFFSETS_TOPIC, groups.partition_for(request.group_id))
+        verified = broker.txn_coordinator.verify_partitions(request.transactional_id, request.producer_id,
+                                                            request.producer_epoch, [offsets_partition])
+        error = verified[offsets_partition] if request.group_id else ErrorCode.NONE
+        if error == ErrorCode.PRODUCER_FENCED:
+            error = ErrorCode.INVALID_PRODUCER_EPOCH
+        if error:
+            committed = [(name, [(p[0], error) for p in parts]) for name, parts in known]
+        else:
+            committed = groups.commit_transactional_offsets(
+                group_id=request.group_id, producer_id=request.producer_id, producer_epoch=request.producer_epoch,
+                generation_id=request.generation_id if version >= 3 else -1,
+                member_id=request.member_id if version >= 3 else "",
+                group_instance_id=request.group_instance_id if version >= 3 else None, topics=known)
+        for name, parts in committed:
+            results.setdefault(name, []).extend(parts)
+    return TxnOffsetCommitResponse(topics=[
+        TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(name=name, partitions=[
+            TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition(partition_index=p, error_code=e)
+            for p, e in parts])
+        for name, parts in results.items()])
+
+
+async def handle_describe_transactions(ctx, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse:
+    coordinator = ctx.broker.txn_coordinator
+    states = []
+    for transactional_id in request.transactional_ids:
+        meta = coordinator.describe(transactional_id) if transactional_id else None
+        if meta is None:
+            states.append(DescribeTransactionsResponse.TransactionState(
+                error_code=ErrorCode.TRANSACTIONAL_ID_NOT_FOUND, transactional_id=transactional_id,
+                transaction_state="", transaction_timeout_ms=0, transaction_start_time_ms=-1,
+                producer_id=-1, producer_epoch=-1))
+            continue
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in sorted(meta.partitions):
+            by_topic.setdefault(topic, []).append(partition)
+        states.append(DescribeTransactionsResponse.TransactionState(
+            error_code=ErrorCode.NONE, transactional_id=transactional_id, transaction_state=meta.state_name,
+            transaction_timeout_ms=meta.timeout_ms, transaction_start_time_ms=meta.start_ms,
+            producer_id=meta.producer_id, producer_epoch=meta.producer_epoch,
+            topics=[DescribeTransactionsResponse.TopicData(topic=t, partitions=ps) for t, ps in by_topic.items()]))
+    return DescribeTransactionsResponse(transaction_states=states)
+
+
+async def handle_list_transactions(ctx, request: ListTransactionsRequest) -> ListTransactionsResponse:
+    duration = request.duration_filter if ctx.api_version >= 1 else -1
+    unknown, found = ctx.broker.txn_coordinator.list(list(request.state_filters),
+                                                     list(request.producer_id_filters), duration)
+    return ListTransactionsResponse(error_code=ErrorCode.NONE, unknown_state_filters=unknown, transaction_states=[
+        ListTransactionsResponse.TransactionState(transactional_id=m.transactional_id, producer_id=m.producer_id,
+                                                  transaction_state=m.state_name)
+        for m in found])
+
+
+HANDLERS = [
+    Handler(AddPartitionsToTxnRequest, 0, 5, handle_add_partitions_to_txn),
+    Handler(AddOffsetsToTxnRequest, 0, 4, handle_add_offsets_to_txn),
+    Handler(EndTxnRequest, 0, 5, handle_end_txn),
+    Handler(TxnOffsetCommitRequest, 0, 4, handle_txn_offset_commit),
+    Handler(DescribeTransactionsRequest, 0, 0, handle_describe_transactions),
+    Handler(ListTransactionsRequest, 0, 1, handle_list_transactions),
+]

@@ -1,0 +1,402 @@
+"""The transaction coordinator of a single broker (KIP-98, with KIP-360 epoch bumps and KIP-890
+part 1 partition verification), speaking transaction protocol version 1: the client adds partitions
+explicitly (AddPartitionsToTxn, AddOffsetsToTxn) and ends with EndTxn.
+
+Every state change is synchronous (no await between reading and writing state), like the group
+coordinator's. A change is first appended to `__transaction_state` (Kafka's record format, 50
+compacted partitions, created on first use) and only then applied in memory; a failed append changes
+nothing. Ending a transaction writes PrepareCommit/PrepareAbort, then the COMMIT/ABORT marker to
+every partition of the transaction (including the group's `__consumer_offsets` partition, whose
+pending offsets the group coordinator then commits or drops), then CompleteCommit/CompleteAbort.
+At start the log is replayed: a transaction found in a Prepare state gets its markers and completes,
+an Ongoing one gets its timeout armed again.
+
+Timeouts: each Ongoing transaction has one timer (a trio cancel scope whose deadline is its start
+plus its transaction.timeout.ms); when it fires, the producer's epoch is bumped (fencing it) and the
+transaction is aborted with the new epoch, as Kafka does. Nothing polls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable
+
+import trio
+
+from ..groups.coordinator import OFFSETS_TOPIC
+from ..groups.records import partition_for
+from ..groups.timers import Timers
+from ..log import ORIGIN_COORDINATOR
+from ..protocol import records as rec
+from ..protocol.errors import ErrorCode, ProtocolError
+from . import records as fmt
+from .records import (COMPLETE_ABORT, COMPLETE_COMMIT, DEAD, EMPTY, ONGOING, PREPARE_ABORT, PREPARE_COMMIT,
+                      PREPARE_EPOCH_FENCE, STATE_NAMES)
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+
+log = logging.getLogger("kbroker.txn")
+
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+NO_PRODUCER_ID = -1
+NO_PRODUCER_EPOCH = -1
+MAX_EPOCH = 32767
+_LOAD_READ_BYTES = 5 * 1024 * 1024
+
+TopicPartition = tuple[str, int]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def epoch_exhausted(epoch: int) -> bool:
+    return epoch >= MAX_EPOCH - 1
+
+
+@dataclass(slots=True)
+class TransactionMetadata:
+    transactional_id: str
+    producer_id: int
+    last_producer_id: int = NO_PRODUCER_ID
+    producer_epoch: int = NO_PRODUCER_EPOCH
+    last_producer_epoch: int = NO_PRODUCER_EPOCH
+    timeout_ms: int = 60000
+    state: int = EMPTY
+    partitions: frozenset = field(default_factory=frozenset)
+    start_ms: int = -1
+    last_update_ms: int = -1
+
+    @property
+    def state_name(self) -> str:
+        return STATE_NAMES[self.state]
+
+
+def _append_error(error: int) -> int:
+    """Kafka's mapping of a failed __transaction_state append to what the client is told."""
+    if error in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_ENOUGH_REPLICAS,
+                 ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, ErrorCode.REQUEST_TIMED_OUT):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+    if error in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
+        return ErrorCode.NOT_COORDINATOR
+    return ErrorCode.UNKNOWN_SERVER_ERROR
+
+
+class TransactionCoordinator:
+    def __init__(self, broker: Broker):
+        self.broker = broker
+        config = broker.config
+        self.max_timeout_ms: int = config.get("transaction.max.timeout.ms")
+        self.num_partitions: int = config.get("transaction.state.log.num.partitions")
+        self.segment_bytes: int = config.get("transaction.state.log.segment.bytes")
+        self.txns: dict[str, TransactionMetadata] = {}
+        self.timers = Timers()
+        self.loaded = False
+
+    # =========================================================================== lifecycle
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Load the transaction log, finish what a previous run left half done, serve timeouts."""
+        async with trio.open_nursery() as nursery:
+            self.timers.attach(nursery)
+            self.load()
+            task_status.started()
+            await trio.sleep_forever()
+
+    def state_topic(self, create: bool = True):
+        topic = self.broker.metadata.get(TRANSACTION_STATE_TOPIC)
+        if topic is None and create:
+            topic = self.broker.create_topic(TRANSACTION_STATE_TOPIC, self.num_partitions, {
+                "cleanup.policy": "compact",
+                "compression.type": "uncompressed",
+                "segment.bytes": str(self.segment_bytes),
+                "unclean.leader.election.enable": "false",
+            })
+            log.info("created %s with %d partitions", TRANSACTION_STATE_TOPIC, topic.partitions)
+        return topic
+
+    def partition_for(self, transactional_id: str) -> int:
+        topic = self.state_topic(create=False)
+        return partition_for(transactional_id, topic.partitions if topic is not None else self.num_partitions)
+
+    def load(self) -> None:
+        topic = self.state_topic(create=False)
+        count = 0
+        if topic is not None:
+            for partition in range(topic.partitions):
+                partition_log = self.broker.partition_log(topic, partition)
+                offset, end = partition_log.log_start_offset, partition_log.log_end_offset
+                while offset < end:
+                    data = memoryview(partition_log.read_bytes(offset, _LOAD_READ_BYTES))
+                    if not data:
+                        break
+                    last = offset
+                    for header in rec.iter_batches(data, check=False):
+                        last = header.next_offset
+                        if header.is_control:
+                            continue
+                        for record in rec.decode_batch_records(data[header.position:header.position + header.size]):
+                            count += 1
+                            self._replay(record.key, record.value)
+                    if last <= offset:
+                        break
+                    offset = last
+        if count:
+            log.info("loaded %d transactional ids from %d records of %s", len(self.txns), count,
+                     TRANSACTION_STATE_TOPIC)
+        for meta in list(self.txns.values()):
+            if meta.state in (PREPARE_COMMIT, PREPARE_ABORT):
+                log.info("completing transaction of %s left in %s", meta.transactional_id, meta.state_name)
+                self._write_markers_and_complete(meta, meta.state == PREPARE_COMMIT)
+            elif meta.state == ONGOING:
+                self._arm_timeout(meta)
+        self.loaded = True
+
+    def _replay(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        try:
+            transactional_id = fmt.decode_key(key)
+            if transactional_id is None:
+                return
+            if value is None:
+                self.txns.pop(transactional_id, None)
+                return
+            v = fmt.decode_value(value)
+        except (ProtocolError, fmt.RecordFormatError, UnicodeDecodeError) as exc:
+            log.warning("skipping an unreadable %s record: %s", TRANSACTION_STATE_TOPIC, exc)
+            return
+        self.txns[transactional_id] = TransactionMetadata(
+            transactional_id, v.producer_id, v.previous_producer_id, v.producer_epoch, NO_PRODUCER_EPOCH,
+            v.timeout_ms, v.state, frozenset(v.partitions), v.start_ms, v.last_update_ms)
+
+    # =========================================================================== persistence
+    def _persist(self, meta: TransactionMetadata) -> int:
+        """Append the new state of a transactional id; on success it becomes the current state."""
+        value = fmt.TransactionLogValue(meta.producer_id, meta.producer_epoch, meta.timeout_ms, meta.state,
+                                        sorted(meta.partitions), meta.last_update_ms, meta.start_ms)
+        try:
+            topic = self.state_topic()
+            partition_log = self.broker.partition_log(topic, partition_for(meta.transactional_id, topic.partitions))
+            batch = rec.build_batch([rec.Record(fmt.encode_key(meta.transactional_id), fmt.encode_value(value))])
+            partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
+        except ProtocolError as exc:
+            log.warning("could not write transaction state of %s: %s", meta.transactional_id, exc)
+            return _append_error(getattr(exc, "error_code", ErrorCode.UNKNOWN_SERVER_ERROR))
+        except OSError as exc:
+            log.warning("could not write transaction state of %s: %s", meta.transactional_id, exc)
+            return ErrorCode.NOT_COORDINATOR
+        self.txns[meta.transactional_id] = meta
+        return ErrorCode.NONE
+
+    # =========================================================================== InitProducerId
+    def init_producer_id(self, transactional_id: str, timeout_ms: int,
+                         expected: tuple[int, int] | None) -> tuple[int, int, int]:
+        """(error, producer id, epoch) for a transactional producer. ``expected`` is the producer id
+        and epoch an InitProducerId v3+ carries when a producer recovers (KIP-360)."""
+        if transactional_id == "":
+            return ErrorCode.INVALID_REQUEST, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
+        if not 0 < timeout_ms <= self.max_timeout_ms:
+            return ErrorCode.INVALID_TRANSACTION_TIMEOUT, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
+        now = now_ms()
+        meta = self.txns.get(transactional_id)
+        if meta is None:
+            meta = TransactionMetadata(transactional_id, self.broker.producer_ids.new_producer_id(),
+                                       timeout_ms=timeout_ms, last_update_ms=now)
+        if expected is not None and not (
+                meta.producer_epoch == NO_PRODUCER_EPOCH or expected[0] == meta.producer_id
+                or (expected[0] == meta.last_producer_id and epoch_exhausted(expected[1]))):
+            return ErrorCode.PRODUCER_FENCED, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
+        if meta.state in (PREPARE_COMMIT, PREPARE_ABORT):
+            return ErrorCode.CONCURRENT_TRANSACTIONS, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
+        if meta.state == ONGOING:
+            # fence the current producer and abort its transaction; the client retries and gets the next epoch
+            error = self._fence_and_abort(meta)
+            return error or ErrorCode.CONCURRENT_TRANSACTIONS, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
+        if meta.state not in (EMPTY, COMPLETE_COMMIT, COMPLETE_ABORT):
+            return ErrorCode.UNKNOWN_SERVER_ERROR, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
+        if epoch_exhausted(meta.producer_epoch) and (expected is None or expected[1] == meta.producer_epoch):
+            # a new producer id, epoch 0 (the old id is remembered for a retry of this call)
+            new = dataclasses.replace(
+                meta, producer_id=self.broker.producer_ids.new_producer_id(), last_producer_id=meta.producer_id,
+                producer_epoch=0, last_producer_epoch=meta.producer_epoch if expected is not None else NO_PRODUCER_EPOCH,
+                timeout_ms=timeout_ms, state=EMPTY, partitions=frozenset(), start_ms=-1, last_update_ms=now)
+        else:
+            bumped = meta.producer_epoch + 1
+            if expected is None:
+                epoch, last_epoch = bumped, NO_PRODUCER_EPOCH
+            elif meta.producer_epoch == NO_PRODUCER_EPOCH or expected[1] == meta.producer_epoch:
+                epoch, last_epoch = bumped, meta.producer_epoch
+            elif expected[1] == meta.last_producer_epoch:
+                epoch, last_epoch = meta.producer_epoch, meta.last_producer_epoch  # a retry of a call that worked
+            else:
+                return ErrorCode.PRODUCER_FENCED, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
+            new = dataclasses.replace(meta, producer_epoch=epoch, last_producer_epoch=last_epoch, timeout_ms=timeout_ms,
+                                      state=EMPTY, partitions=frozenset(), start_ms=-1, last_update_ms=now)
+        error = self._persist(new)
+        if error:
+            return error, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
+        log.info("initialized transactional id %s with producer id %d and epoch %d", transactional_id,
+                 new.producer_id, new.producer_epoch)
+        return ErrorCode.NONE, new.producer_id, new.producer_epoch
+
+    def _fence_and_abort(self, meta: TransactionMetadata) -> int:
+        """Bump the epoch of an ongoing transaction's producer and abort the transaction with it."""
+        epoch = meta.producer_epoch if meta.producer_epoch >= MAX_EPOCH else meta.producer_epoch + 1
+        log.info("fencing producer %d of %s at epoch %d and aborting its transaction", meta.producer_id,
+                 meta.transactional_id, epoch)
+        return self.end_transaction(meta.transactional_id, meta.producer_id, epoch, commit=False, from_client=False)
+
+    # =========================================================================== AddPartitionsToTxn
+    def _check_producer(self, transactional_id: str, producer_id: int, epoch: int) -> tuple[int, TransactionMetadata | None]:
+        if not transactional_id:
+            return ErrorCode.INVALID_REQUEST, None
+        meta = self.txns.get(transactional_id)
+        if meta is None or meta.state == DEAD or meta.producer_id != producer_id:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING, None
+        if meta.producer_epoch != epoch:
+            return ErrorCode.PRODUCER_FENCED, None
+        if meta.state in (PREPARE_COMMIT, PREPARE_ABORT, PREPARE_EPOCH_FENCE):
+            return ErrorCode.CONCURRENT_TRANSACTIONS, None
+        return ErrorCode.NONE, meta
+
+    def add_partitions(self, transactional_id: str, producer_id: int, epoch: int,
+                       partitions: Iterable[TopicPartition]) -> int:
+        """Add partitions to the producer's transaction (starting it); one error for all of them."""
+        error, meta = self._check_producer(transactional_id, producer_id, epoch)
+        if error:
+            return error
+        partitions = frozenset(partitions)
+        if meta.state == ONGOING and partitions <= meta.partitions:
+            return ErrorCode.NONE
+        now = now_ms()
+        starting = meta.state != ONGOING
+        new = dataclasses.replace(meta, state=ONGOING, partitions=(frozenset() if starting else meta.partitions) | partitions,
+                                  start_ms=now if starting else meta.start_ms, last_update_ms=now)
+        error = self._persist(new)
+        if error:
+            return error
+        if starting:
+            self._arm_timeout(new)
+        return ErrorCode.NONE
+
+    def verify_partitions(self, transactional_id: str, producer_id: int, epoch: int,
+                          partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """KIP-890 verification: is each partition part of the producer's ongoing transaction?"""
+        partitions = list(partitions)
+        error, meta = self._check_producer(transactional_id, producer_id, epoch)
+        if error:
+            return {tp: error for tp in partitions}
+        return {tp: ErrorCode.NONE if meta.state == ONGOING and tp in meta.partitions else ErrorCode.INVALID_TXN_STATE
+                for tp in partitions}
+
+    # =========================================================================== EndTxn
+    def end_transaction(self, transactional_id: str, producer_id: int, epoch: int, commit: bool, *,
+                        from_client: bool = True) -> int:
+        if not transactional_id:
+            return ErrorCode.INVALID_REQUEST
+        meta = self.txns.get(transactional_id)
+        if meta is None or meta.state == DEAD or meta.producer_id != producer_id:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
+        if (from_client and epoch != meta.producer_epoch) or epoch < meta.producer_epoch:
+            return ErrorCode.PRODUCER_FENCED
+        state = meta.state
+        if state == ONGOING:
+            now = now_ms()
+            new = dataclasses.replace(meta, state=PREPARE_COMMIT if commit else PREPARE_ABORT, last_update_ms=now)
+            if not from_client and epoch != meta.producer_epoch:  # an epoch fence
+                new.producer_epoch, new.last_producer_epoch = epoch, NO_PRODUCER_EPOCH
+            error = self._persist(new)
+            if error:
+                return error
+            self.timers.cancel(transactional_id)
+            self._write_markers_and_complete(new, commit)
+            return ErrorCode.NONE
+        if state == COMPLETE_COMMIT:
+            return ErrorCode.NONE if commit else ErrorCode.INVALID_TXN_STATE
+        if state == COMPLETE_ABORT:
+            return ErrorCode.NONE if not commit else ErrorCode.INVALID_TXN_STATE
+        if state == PREPARE_COMMIT:
+            return ErrorCode.CONCURRENT_TRANSACTIONS if commit else ErrorCode.INVALID_TXN_STATE
+        if state == PREPARE_ABORT:
+            return ErrorCode.CONCURRENT_TRANSACTIONS if not commit else ErrorCode.INVALID_TXN_STATE
+        return ErrorCode.INVALID_TXN_STATE  # Empty: nothing to end
+
+    def _write_markers_and_complete(self, meta: TransactionMetadata, commit: bool) -> None:
+        broker = self.broker
+        coordinator_epoch = 0
+        state_topic = self.state_topic(create=False)
+        if state_topic is not None:
+            coordinator_epoch = state_topic.leader_epoch
+        wrote = False
+        for topic_name, partition in sorted(meta.partitions):
+            topic = broker.metadata.get(topic_name)
+            if topic is None or not 0 <= partition < topic.partitions:
+                log.info("dropping the %s marker of %s for %s-%d: the partition no longer exists",
+                         "commit" if commit else "abort", meta.transactional_id, topic_name, partition)
+                continue
+            try:
+                broker.partition_log(topic, partition).append_end_txn_marker(
+                    meta.producer_id, meta.producer_epoch, commit, coordinator_epoch=coordinator_epoch,
+                    leader_epoch=topic.leader_epoch)
+                wrote = True
+            except (ProtocolError, OSError) as exc:
+                log.warning("could not write the transaction marker of %s to %s-%d: %s", meta.transactional_id,
+                            topic_name, partition, exc)
+                continue
+            if topic_name == OFFSETS_TOPIC:
+                broker.group_coordinator.complete_transaction(partition, meta.producer_id, commit)
+        if wrote:
+            broker.appends.notify()  # the last stable offset moved: wake read_committed fetches
+        complete = dataclasses.replace(meta, state=COMPLETE_COMMIT if commit else COMPLETE_ABORT,
+                                       partitions=frozenset(), last_update_ms=now_ms())
+        if self._persist(complete):
+            # the markers are written; the state stays Prepare* in the log and the next start completes it
+            self.txns[meta.transactional_id] = meta
+        log.info("%s transaction of %s (producer %d, epoch %d)", "committed" if commit else "aborted",
+                 meta.transactional_id, meta.producer_id, meta.producer_epoch)
+
+    # =========================================================================== timeouts
+    def _arm_timeout(self, meta: TransactionMetadata) -> None:
+        transactional_id, producer_id, epoch, start = (meta.transactional_id, meta.producer_id, meta.producer_epoch,
+                                                       meta.start_ms)
+        delay = max(start + meta.timeout_ms - now_ms(), 0)
+        self.timers.schedule(transactional_id, delay,
+                             lambda: self._expire(transactional_id, producer_id, epoch, start))
+
+    def _expire(self, transactional_id: str, producer_id: int, epoch: int, start: int) -> None:
+        meta = self.txns.get(transactional_id)
+        if meta is None or meta.state != ONGOING or (meta.producer_id, meta.producer_epoch, meta.start_ms) != (
+                producer_id, epoch, start):
+            return
+        log.info("transaction of %s (producer %d, epoch %d) timed out after %d ms; aborting it", transactional_id,
+                 producer_id, epoch, meta.timeout_ms)
+        if self._fence_and_abort(meta):
+            self.timers.schedule(transactional_id, 1000, lambda: self._expire(transactional_id, producer_id, epoch, start))
+
+    # =========================================================================== admin
+    def describe(self, transactional_id: str) -> TransactionMetadata | None:
+        meta = self.txns.get(transactional_id)
+        return None if meta is None or meta.state == DEAD else meta
+
+    def list(self, states: list[str], producer_ids: list[int], duration_ms: int = -1
+             ) -> tuple[list[str], list[TransactionMetadata]]:
+        """(unknown state filters, matching transactions)."""
+        unknown = [s for s in states if s not in STATE_NAMES]
+        wanted = {STATE_NAMES.index(s) for s in states if s in STATE_NAMES}
+        now = now_ms()
+        out = []
+        for meta in self.txns.values():
+            if meta.state == DEAD:
+                continue
+            if producer_ids and meta.producer_id not in producer_ids:
+                continue
+            if states and meta.state not in wanted:
+                continue
+            if duration_ms >= 0 and now - meta.start_ms <= duration_ms:
+                continue
+            out.append(meta)
+        return unknown, out
