@@ -3,13 +3,18 @@
 Only values that legitimately differ between two brokers are replaced, each by a token that still
 carries its shape: the cluster id (any non-empty string -> "<cluster-id>"), topic ids (numbered in
 order of appearance, so "same id twice" vs "two ids" still shows), node ids (numbered likewise),
-host and port of listeners, and wall-clock timestamps of records produced "now" (within ten minutes
-of the run -> "<now>"). Everything else — offsets, error codes, error messages, record contents,
+host and port of listeners, wall-clock timestamps of records produced "now" (within ten minutes of
+the run -> "<now>"), and wall-clock values quoted in error messages (within a day of now). Everything else — offsets, error codes, error messages, record contents,
 timestamps a scenario chose, config values and sources — is compared as is.
 """
 from __future__ import annotations
 
+import re
 import time
+
+_BIG_INT = re.compile(r"-?\d{13,}")
+LONG_MAX = 2**63 - 1
+DAY_MS = 86_400_000
 
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 NODE_KEYS = {"node_id", "leader_id", "controller_id", "broker_id", "coordinator_id"}
@@ -47,7 +52,18 @@ class Normalizer:
             return "<port>"
         if key in TIMESTAMP_KEYS and isinstance(obj, int) and abs(obj - self.now) < 600_000:
             return "<now>"
+        if isinstance(obj, str) and key and key.endswith("message"):
+            return _BIG_INT.sub(self._message_number, obj)
         return obj
+
+    def _message_number(self, m) -> str:
+        """Wall-clock values inside error messages (e.g. the allowed timestamp range) -> tokens."""
+        n = int(m.group())
+        if abs(n - self.now) < DAY_MS:
+            return "<now>"
+        if abs(n - (self.now - LONG_MAX)) < DAY_MS:
+            return "<now-Long.MAX>"
+        return m.group()
 
 
 def normalize(obs):
