@@ -1,0 +1,120 @@
+"""The log's side of transactions, without a broker: open transactions and the last stable offset,
+aborted transactions in each segment's .txnindex (Kafka's 34-byte entries), rebuilt on recovery, and
+the record format of __transaction_state."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from kbroker.log import ORIGIN_COORDINATOR, PartitionLog
+from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.records import Record, build_batch, build_end_txn_marker
+from kbroker.txn import records as fmt
+
+
+def txn(pid: int, seq: int, *values: bytes, epoch: int = 0) -> bytes:
+    return build_batch([Record(None, v) for v in values], producer_id=pid, producer_epoch=epoch, base_sequence=seq,
+                       transactional=True)
+
+
+def marker(log: PartitionLog, pid: int, commit: bool, epoch: int = 0):
+    return log.append(build_end_txn_marker(commit, pid, epoch), origin=ORIGIN_COORDINATOR)
+
+
+def txnindex_entries(path: str) -> list[tuple]:
+    data = open(path, "rb").read()
+    assert len(data) % 34 == 0
+    return [struct.unpack_from(">hqqqq", data, i) for i in range(0, len(data), 34)]
+
+
+def test_lso_and_aborted_transactions_with_interleaved_producers(tmp_path):
+    log = PartitionLog.open(str(tmp_path / "t-0"))
+    log.append(txn(1, 0, b"a1"))                 # 0: producer 1 opens
+    log.append(build_batch([Record(None, b"plain")]))  # 1
+    log.append(txn(2, 0, b"b1", b"b2"))          # 2-3: producer 2 opens
+    assert log.last_stable_offset == 0
+    marker(log, 1, commit=False)                 # 4: producer 1 aborts; producer 2 still open at 2
+    assert log.last_stable_offset == 2
+    log.append(txn(1, 1, b"a2"))                 # 5: producer 1 opens again
+    marker(log, 2, commit=True)                  # 6
+    assert log.last_stable_offset == 5
+    marker(log, 1, commit=False)                 # 7
+    assert (log.last_stable_offset, log.high_watermark) == (8, 8)
+
+    entries = [(a.producer_id, a.first_offset, a.last_offset, a.last_stable_offset)
+               for a in log.aborted_transactions(0, 8)]
+    assert entries == [(1, 0, 4, 2), (1, 5, 7, 8)]
+    assert [a.first_offset for a in log.aborted_transactions(5, 8)] == [5]
+    assert [a.first_offset for a in log.aborted_transactions(0, 3)] == [0]
+    path = os.path.join(log.directory, "00000000000000000000.txnindex")
+    assert txnindex_entries(path) == [(0, 1, 0, 4, 2), (0, 1, 5, 7, 8)]
+    # read_committed reads stop at the LSO
+    log.append(txn(3, 0, b"c1"))                 # 8: open
+    log.append(build_batch([Record(None, b"after")]))  # 9
+    result = log.read(0, 1 << 20, max_offset=log.last_stable_offset)
+    assert (log.last_stable_offset, result.next_offset) == (8, 8)
+    assert log.list_offsets(-1, read_committed=True).offset == 8
+    assert log.list_offsets(-1).offset == 10
+    log.close()
+
+    # a clean reopen keeps the index; a lost one is rebuilt from the markers
+    reopened = PartitionLog.open(str(tmp_path / "t-0"), recovery_point=10)
+    assert reopened.last_stable_offset == 8
+    assert [(a.first_offset, a.last_offset) for a in reopened.aborted_transactions(0, 10)] == [(0, 4), (5, 7)]
+    reopened.close()
+    os.unlink(path)
+    rebuilt = PartitionLog.open(str(tmp_path / "t-0"))
+    assert txnindex_entries(path) == [(0, 1, 0, 4, 2), (0, 1, 5, 7, 8)]
+    assert rebuilt.last_stable_offset == 8
+    assert rebuilt.has_ongoing_transaction(3, 0) and not rebuilt.has_ongoing_transaction(1, 0)
+    rebuilt.close()
+
+
+def test_markers_go_to_the_segment_they_are_in(tmp_path):
+    log = PartitionLog.open(str(tmp_path / "t-0"))
+    log.append(txn(1, 0, b"x"))
+    log.roll()
+    marker(log, 1, commit=False)
+    names = sorted(n for n in os.listdir(log.directory) if n.endswith(".txnindex"))
+    assert names == ["00000000000000000001.txnindex"]
+    assert [a.first_offset for a in log.aborted_transactions(0, 2)] == [0]
+    log.close()
+
+
+def test_producer_rules_inside_transactions(tmp_path):
+    log = PartitionLog.open(str(tmp_path / "t-0"))
+    log.append(txn(1, 0, b"x", epoch=3))
+    with pytest.raises(ProtocolError) as plain:  # a plain write while the producer's transaction is open
+        log.append(build_batch([Record(None, b"y")], producer_id=1, producer_epoch=3, base_sequence=1))
+    assert plain.value.error_code == ErrorCode.INVALID_TXN_STATE
+    with pytest.raises(ProtocolError) as stale:
+        log.append(build_end_txn_marker(False, 1, 2), origin=ORIGIN_COORDINATOR)
+    assert stale.value.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+    marker(log, 1, commit=False, epoch=4)  # a coordinator fencing the producer aborts with a bumped epoch
+    with pytest.raises(ProtocolError) as fenced:
+        log.append(txn(1, 1, b"z", epoch=3))
+    assert fenced.value.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
+    log.close()
+
+
+def test_transaction_state_record_format():
+    key = fmt.encode_key("my-txn")
+    assert key == b"\x00\x00\x00\x06my-txn"
+    assert fmt.decode_key(key) == "my-txn"
+    value = fmt.TransactionLogValue(producer_id=7, producer_epoch=2, timeout_ms=60000, state=fmt.ONGOING,
+                                    partitions=[("b", 1), ("a", 0), ("b", 0)], last_update_ms=1000, start_ms=900)
+    encoded = fmt.encode_value(value)
+    assert encoded == (struct.pack(">hqhib", 0, 7, 2, 60000, 1) + struct.pack(">i", 2)
+                       + b"\x00\x01a" + struct.pack(">ii", 1, 0) + b"\x00\x01b" + struct.pack(">iii", 2, 0, 1)
+                       + struct.pack(">qq", 1000, 900))
+    decoded = fmt.decode_value(encoded)
+    assert (decoded.producer_id, decoded.producer_epoch, decoded.state, sorted(decoded.partitions)) == (
+        7, 2, fmt.ONGOING, [("a", 0), ("b", 0), ("b", 1)])
+    empty = fmt.encode_value(fmt.TransactionLogValue(7, 3, 60000, fmt.EMPTY, [], 1, -1))
+    assert empty[17:21] == b"\xff\xff\xff\xff"  # Empty has a null partition list
+    flexible = fmt.decode_value(fmt.encode_value(value, version=1))
+    assert (flexible.producer_id, sorted(flexible.partitions), flexible.start_ms) == (
+        7, [("a", 0), ("b", 0), ("b", 1)], 900)
