@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import trio
 
 _MAX_IOV = 512
+_READ_INTO_MESSAGE_BYTES = 64 * 1024
 
 
 class FileRegion:
@@ -23,7 +24,10 @@ class FileRegion:
         return self.length
 
     def __bytes__(self) -> bytes:
-        return os.pread(self.fd, self.length, self.offset)
+        data = os.pread(self.fd, self.length, self.offset)
+        if len(data) != self.length:  # the length is already on the wire; a short read cannot be sent
+            raise trio.BrokenResourceError("file region shorter than promised")
+        return data
 
 
 async def _send_buffers(sock: trio.socket.SocketType, buffers: list[memoryview]) -> None:
@@ -42,21 +46,27 @@ async def _send_buffers(sock: trio.socket.SocketType, buffers: list[memoryview])
 async def _send_file_region(sock: trio.socket.SocketType, region: FileRegion) -> None:
     offset, remaining = region.offset, region.length
     while remaining:
-        await trio.lowlevel.wait_writable(sock)
         try:
             sent = os.sendfile(sock.fileno(), region.fd, offset, remaining)
         except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
             continue
         if sent == 0:
             raise trio.BrokenResourceError("file region shorter than promised")
         offset += sent
         remaining -= sent
+    await trio.lowlevel.checkpoint()
 
 
 async def send_parts(sock: trio.socket.SocketType, parts: Iterable[Any]) -> None:
+    """Small file regions are read into the gather list (one sendmsg beats a sendfile per partition);
+    large ones go by sendfile between the buffers around them."""
     pending: list[memoryview] = []
     for part in parts:
         if isinstance(part, FileRegion):
+            if part.length <= _READ_INTO_MESSAGE_BYTES:
+                pending.append(memoryview(bytes(part)))
+                continue
             await _send_buffers(sock, pending)
             pending = []
             await _send_file_region(sock, part)
