@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 
 from kbroker.protocol.errors import ErrorCode
-from kbroker.protocol.messages import (AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest,
+from kbroker.protocol.messages import (AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeProducersRequest,
+                                       DescribeTransactionsRequest,
                                        EndTxnRequest, FetchRequest, FindCoordinatorRequest, InitProducerIdRequest,
                                        ListOffsetsRequest, ListTransactionsRequest, OffsetFetchRequest,
                                        ProduceRequest, TxnOffsetCommitRequest)
@@ -72,6 +73,13 @@ def latest(client, topic, isolation):
     return response.topics[0].partitions[0].offset
 
 
+def producers(client, topic):
+    response = client.request(DescribeProducersRequest(topics=[
+        DescribeProducersRequest.TopicRequest(name=topic, partition_indexes=[0])]), 0)
+    return {p.producer_id: (p.producer_epoch, p.coordinator_epoch, p.current_txn_start_offset)
+            for p in response.topics[0].partitions[0].active_producers}
+
+
 def describe(client, transactional_id):
     return client.request(DescribeTransactionsRequest(transactional_ids=[transactional_id]), 0).transaction_states[0]
 
@@ -128,6 +136,7 @@ def test_coordinator_errors_and_verification_as_kafka(kbroker):
         idem = build_batch([Record(None, b"oops")], producer_id=pid, producer_epoch=epoch, base_sequence=2)
         assert produce(c, "wire-txn", idem, "w1").error_code == ErrorCode.INVALID_TXN_STATE
 
+        assert producers(c, "wire-txn")[pid] == (epoch, -1, 0)
         committed = fetch(c, "wire-txn", 0, 1)
         assert (committed.high_watermark, committed.last_stable_offset, bytes(committed.records or b""),
                 committed.aborted_transactions) == (3, 0, b"", [])
@@ -149,6 +158,7 @@ def test_coordinator_errors_and_verification_as_kafka(kbroker):
         assert end(c, "w1", pid, epoch - 1, False, version=1) == ErrorCode.INVALID_PRODUCER_EPOCH
         assert describe(c, "w1").transaction_state == "CompleteAbort"
 
+        assert producers(c, "wire-txn")[pid] == (epoch, 0, -1)
         after = fetch(c, "wire-txn", 0, 1)
         assert (after.high_watermark, after.last_stable_offset) == (4, 4)
         assert [(a.producer_id, a.first_offset) for a in after.aborted_transactions] == [(pid, 0)]

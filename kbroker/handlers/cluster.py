@@ -9,8 +9,9 @@
   INVALID_REQUEST.
 - DescribeLogDirs (key 35) v1-4: the one log directory, every partition's size on disk, offset lag 0,
   and (v4) the file system's total and usable bytes.
-- DescribeProducers (key 61) v0: the active idempotent producers of each partition, from the log's
-  producer state.
+- DescribeProducers (key 61) v0: the active idempotent and transactional producers of each partition,
+  from the log's producer state (with an open transaction's start offset and the coordinator epoch of
+  the producer's last transaction marker).
 - ElectLeaders (key 43) v0-2: the only replica is always the leader, so every named partition is
   ELECTION_NOT_NEEDED; a null partition list (all partitions) lists each topic with no results.
 - ListPartitionReassignments (key 46) v0: never any. AlterPartitionReassignments (key 45) v0: a replica
@@ -189,8 +190,8 @@ async def handle_describe_producers(ctx, request: DescribeProducersRequest) -> D
             partition_log = broker.partition_log(topic, index)
             producers = [
                 ProducerState(producer_id=pid, producer_epoch=entry.epoch, last_sequence=entry.last_seq,
-                              last_timestamp=entry.last_timestamp, coordinator_epoch=-1,
-                              current_txn_start_offset=-1)
+                              last_timestamp=entry.last_timestamp, coordinator_epoch=entry.coordinator_epoch,
+                              current_txn_start_offset=entry.txn_first_offset)
                 for pid, entry in sorted(partition_log.producer_state.producers.items())]
             partitions.append(PartitionResponse(partition_index=index, error_code=ErrorCode.NONE,
                                                 error_message=None, active_producers=producers))

@@ -118,6 +118,8 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
     appended = False
     if request.transactional_id is None and any(_is_transactional(d.records) for t in request.topic_data
                                                  for d in t.partition_data):
+        if request.acks == 0:
+            raise CloseConnection("acks=0 transactional produce request without a transactional id")
         return ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(name=t.name, partition_responses=[
             _error(d.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for d in t.partition_data])
             for t in request.topic_data])

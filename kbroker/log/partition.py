@@ -239,15 +239,15 @@ class PartitionLog:
         """A transaction marker met during recovery: close the producer's transaction; the aborted
         transaction's index entry, or None for a commit (or another control record)."""
         try:
-            kind = rec.control_record_type(seg.pread(h.position, h.size))
+            kind, coordinator_epoch = rec.read_control_record(seg.pread(h.position, h.size))
         except ProtocolError:
             return None
-        return self._complete_transaction(h, kind)
+        return self._complete_transaction(h, kind, coordinator_epoch)
 
-    def _complete_transaction(self, h: BatchHeader, kind: int) -> AbortedTxn | None:
+    def _complete_transaction(self, h: BatchHeader, kind: int, coordinator_epoch: int = -1) -> AbortedTxn | None:
         if kind not in (rec.CONTROL_COMMIT, rec.CONTROL_ABORT):
             return None
-        first = self.producer_state.complete_transaction(h)
+        first = self.producer_state.complete_transaction(h, coordinator_epoch)
         if kind == rec.CONTROL_COMMIT:
             return None
         unstable = self.producer_state.first_unstable_offset()
@@ -369,10 +369,10 @@ class PartitionLog:
             if h.has_producer_id:
                 if h.is_control:
                     try:
-                        kind = rec.control_record_type(mv[h.position:h.position + h.size])
+                        kind, coordinator_epoch = rec.read_control_record(mv[h.position:h.position + h.size])
                     except ProtocolError:
-                        kind = -1
-                    aborted = self._complete_transaction(h, kind)
+                        kind, coordinator_epoch = -1, -1
+                    aborted = self._complete_transaction(h, kind, coordinator_epoch)
                     if aborted is not None:
                         seg.txn_index.append(aborted)
                 else:

@@ -43,7 +43,7 @@ class BatchMetadata:
 
 
 class ProducerEntry:
-    __slots__ = ("epoch", "batches", "last_timestamp", "txn_first_offset", "last_offset")
+    __slots__ = ("epoch", "batches", "last_timestamp", "txn_first_offset", "last_offset", "coordinator_epoch")
 
     def __init__(self, epoch: int):
         self.epoch = epoch
@@ -51,6 +51,7 @@ class ProducerEntry:
         self.last_timestamp = -1
         self.txn_first_offset = -1  # first offset of the producer's open transaction here, -1: none
         self.last_offset = -1
+        self.coordinator_epoch = -1  # of the last transaction marker
 
     @property
     def last_seq(self) -> int:
@@ -120,7 +121,7 @@ class ProducerStateManager:
                 f"marker epoch {producer_epoch} of producer {producer_id} is older than the last seen epoch "
                 f"{entry.epoch}", ErrorCode.INVALID_PRODUCER_EPOCH)
 
-    def complete_transaction(self, h: BatchHeader) -> int:
+    def complete_transaction(self, h: BatchHeader, coordinator_epoch: int = -1) -> int:
         """A marker (control batch at ``h.base_offset``) ends the producer's transaction here; returns
         the transaction's first offset (the marker's own offset when no data of it is here)."""
         entry = self.producers.get(h.producer_id)
@@ -132,6 +133,7 @@ class ProducerStateManager:
         first = entry.txn_first_offset if entry.txn_first_offset >= 0 else h.base_offset
         entry.txn_first_offset = -1
         entry.last_offset = h.last_offset
+        entry.coordinator_epoch = coordinator_epoch
         self.ongoing.pop(h.producer_id, None)
         return first
 

@@ -474,10 +474,19 @@ def build_end_txn_marker(commit: bool, producer_id: int, producer_epoch: int, co
 
 def control_record_type(batch, header: BatchHeader | None = None) -> int:
     """CONTROL_COMMIT or CONTROL_ABORT (or another control type) of a control batch's first record."""
+    return read_control_record(batch, header)[0]
+
+
+def read_control_record(batch, header: BatchHeader | None = None) -> tuple[int, int]:
+    """(control type, coordinator epoch) of a control batch; the epoch is -1 unless it is a marker."""
     records = decode_batch_records(batch, header)
     if not records or records[0].key is None or len(records[0].key) < _CONTROL_KEY.size:
         raise ProtocolError("control batch without a control record key", ErrorCode.CORRUPT_MESSAGE)
-    return _CONTROL_KEY.unpack_from(records[0].key)[1]
+    kind = _CONTROL_KEY.unpack_from(records[0].key)[1]
+    value = records[0].value
+    epoch = _END_TXN_MARKER.unpack_from(value)[1] if kind in (CONTROL_ABORT, CONTROL_COMMIT) and value is not None \
+        and len(value) >= _END_TXN_MARKER.size else -1
+    return kind, epoch
 
 
 def batch_payload(batch, header: BatchHeader | None = None, max_output: int = compression.DEFAULT_MAX_OUTPUT) -> bytes:
