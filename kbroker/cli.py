@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_broker_config(args.properties, args.override,
-                                    extra_defaults={**STANDALONE_DEFAULTS, "log.dir": str(default_data_dir())})
+                                    builtin_settings={**STANDALONE_DEFAULTS, "log.dir": str(default_data_dir())})
     except (ConfigError, OSError) as exc:
         print(f"kbroker: {exc}", file=sys.stderr)
         return 2

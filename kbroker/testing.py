@@ -60,7 +60,7 @@ class InProcessBroker:
 
         settings = _settings(self.data_dir, self.overrides)
         config = load_broker_config(None, [f"{k}={v}" for k, v in settings.items()],
-                                    extra_defaults=STANDALONE_DEFAULTS)
+                                    builtin_settings=STANDALONE_DEFAULTS)
         started = threading.Event()
 
         async def main() -> None:

@@ -151,12 +151,16 @@ def test_retention_precedence():
 
 
 def test_kbroker_defaults_and_hook():
-    cfg = BrokerConfig(minimal(), extra_defaults={"log.dir": "/var/lib/kbroker"})
+    cfg = BrokerConfig(minimal(), builtin_settings={"log.dir": "/var/lib/kbroker"})
     for name, value in KBROKER_DEFAULT_OVERRIDES.items():
         assert cfg.get(name) == value
     assert cfg.log_dirs == ["/var/lib/kbroker"]
+    # reported as Kafka reports the replication factor its sample server.properties sets
     entry = cfg.describe(["offsets.topic.replication.factor"])[0]
-    assert entry.value == "1" and entry.source == ConfigSource.DEFAULT_CONFIG
+    assert entry.value == "1" and entry.source == ConfigSource.STATIC_BROKER_CONFIG
+    assert [(s.value, s.source) for s in entry.synonyms] == [
+        ("1", ConfigSource.STATIC_BROKER_CONFIG), ("3", ConfigSource.DEFAULT_CONFIG)]
+    assert cfg.warning() is None
 
 
 def test_tables_are_consistent():

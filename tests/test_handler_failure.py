@@ -34,7 +34,7 @@ async def ask(port: int, body, version: int) -> bytes | None:
 
 async def test_a_failing_handler_closes_only_its_connection(tmp_path):
     config = load_broker_config(None, ["listeners=PLAINTEXT://127.0.0.1:0", f"log.dirs={tmp_path}"],
-                                extra_defaults=STANDALONE_DEFAULTS)
+                                builtin_settings=STANDALONE_DEFAULTS)
     handlers = [h for h in default_registry().handlers() if h.request_class is not DescribeClusterRequest]
     registry = Registry(handlers + [Handler(DescribeClusterRequest, 0, 1, broken_handler)])
     async with trio.open_nursery() as nursery:

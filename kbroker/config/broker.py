@@ -6,11 +6,12 @@ config (or a pattern Kafka accepts, such as ``listener.name.<l>.<config>``);
 anything else is a typo and stops startup with a "did you mean" hint.  Known
 configs kbroker does not honour are accepted and summed up in one warning
 line.  Each defined config is parsed and validated in table order (the first
-error wins, as in Kafka); defaults are Kafka's except for the few in
-`KBROKER_DEFAULT_OVERRIDES` plus whatever the caller passes as
-``extra_defaults`` (the CLI's own data dir, for instance).  Dynamic values
-(per-broker and cluster default, from AlterConfigs) layer on top for `get`
-and `describe`.
+error wins, as in Kafka); defaults are Kafka's.  kbroker's own settings —
+`KBROKER_DEFAULT_OVERRIDES` plus what the caller passes as ``builtin_settings``
+(the CLI's listener, node id and data dir) — act like the server.properties
+Kafka ships: static configs beneath the user's, reported as STATIC_BROKER_CONFIG
+with Kafka's default as a synonym.  Dynamic values (per-broker and cluster
+default, from AlterConfigs) layer on top for `get` and `describe`.
 """
 
 from __future__ import annotations
@@ -95,27 +96,29 @@ class BrokerConfig:
     """Parsed broker configuration.  Raises ConfigError when invalid."""
 
     def __init__(self, props: Optional[Mapping[str, str]] = None, *,
-                 extra_defaults: Optional[Mapping[str, Any]] = None,
+                 builtin_settings: Optional[Mapping[str, Any]] = None,
                  dynamic_broker: Optional[Mapping[str, str]] = None,
                  dynamic_default: Optional[Mapping[str, str]] = None):
-        static = {str(k): str(v) for k, v in (props or {}).items()}
-        # Kafka treats broker.id and node.id as synonyms when only one is set.
-        if "node.id" in static and "broker.id" not in static:
-            static["broker.id"] = static["node.id"]
-        elif "broker.id" in static and "node.id" not in static:
-            static["node.id"] = static["broker.id"]
-        unknown = [k for k in static if not _is_known(k)]
+        user = {str(k): str(v) for k, v in (props or {}).items()}
+        unknown = [k for k in user if not _is_known(k)]
         if unknown:
             raise ConfigError(_unknown_message(unknown), unknown[0])
+        # Kafka treats broker.id and node.id as synonyms when only one is set.
+        if "broker.id" in user and "node.id" not in user:
+            user["node.id"] = user["broker.id"]
+        # kbroker's built-in settings play the part of the server.properties Kafka ships: static
+        # configs under the user's own, so DescribeConfigs reports them as Kafka reports that file's.
+        builtin = {k: str(v) for k, v in {**defs.KBROKER_DEFAULT_OVERRIDES, **(builtin_settings or {})}.items()
+                   if k not in user}
+        static = {**builtin, **user}
+        if "node.id" in static and "broker.id" not in static:
+            static["broker.id"] = static["node.id"]
+        self.builtin = frozenset(builtin)
         self.static: dict[str, str] = static
         self.dynamic_broker: dict[str, str] = dict(dynamic_broker or {})
         self.dynamic_default: dict[str, str] = dict(dynamic_default or {})
         defaults: dict[str, Any] = {k.name: k.default for k in defs.BROKER_CONFIGS}
         defaults.update({k.name: k.default for k in defs.DYNAMIC_ONLY_BROKER_CONFIGS})
-        defaults.update(defs.KBROKER_DEFAULT_OVERRIDES)
-        defaults.update(extra_defaults or {})
-        if "broker.id" not in static and "node.id" not in static and "node.id" in (extra_defaults or {}):
-            defaults["broker.id"] = defaults["node.id"]  # the same synonym rule for a default node id
         self.defaults = defaults
         self._values: dict[str, Any] = {}
         for key in list(defs.BROKER_CONFIGS) + list(defs.DYNAMIC_ONLY_BROKER_CONFIGS):
@@ -155,7 +158,7 @@ class BrokerConfig:
     def unimplemented(self) -> list[str]:
         """Explicitly set configs kbroker accepts but does not honour."""
         skip = defs.IMPLEMENTED_BROKER_CONFIGS | defs.NOT_APPLICABLE_BROKER_CONFIGS
-        return sorted(k for k in self.static if k not in skip)
+        return sorted(k for k in self.static if k not in skip and k not in self.builtin)
 
     def warning(self) -> Optional[str]:
         """One log line naming the unimplemented configs, or None."""
@@ -209,7 +212,7 @@ class BrokerConfig:
 
     @property
     def log_dirs(self) -> list[str]:
-        """log.dirs, else log.dir (whose default a caller may replace via extra_defaults)."""
+        """log.dirs, else log.dir (which the CLI sets among its builtin_settings)."""
         dirs = self.get("log.dirs")
         if dirs is None:
             dirs = (self.get("log.dir") or "").split(",")
@@ -399,8 +402,8 @@ def _unknown_message(unknown: list[str]) -> str:
 
 
 def load_broker_config(path: Union[str, Path, None] = None, overrides: Iterable[str] = (), *,
-                       extra_defaults: Optional[Mapping[str, Any]] = None) -> BrokerConfig:
+                       builtin_settings: Optional[Mapping[str, Any]] = None) -> BrokerConfig:
     """server.properties (optional) + ``--override key=value`` pairs -> BrokerConfig."""
     props = load_properties(path) if path is not None else {}
     props.update(parse_overrides(overrides))
-    return BrokerConfig(props, extra_defaults=extra_defaults)
+    return BrokerConfig(props, builtin_settings=builtin_settings)

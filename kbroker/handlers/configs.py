@@ -59,8 +59,7 @@ DYNAMIC_CONFIGS_FILE = "kbroker-dynamic-configs.json"
 
 def _rebuild(config: BrokerConfig, dynamic_broker: dict[str, str], dynamic_default: dict[str, str]) -> BrokerConfig:
     """The same static config with other dynamic layers; raises ConfigError for an invalid value."""
-    return BrokerConfig(config.static, extra_defaults=config.defaults,
-                        dynamic_broker=dynamic_broker, dynamic_default=dynamic_default)
+    return BrokerConfig(config.static, dynamic_broker=dynamic_broker, dynamic_default=dynamic_default)
 
 
 def _formatted_cluster_defaults(config: BrokerConfig) -> dict[str, str]:
