@@ -4,7 +4,9 @@ Every tool run is a fresh JVM (~1-2 s), so scenarios keep the number of runs sma
 """
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 
 from compat.kafka.oracle import run_tool
 from compat.scenario import check, eq, scenario
@@ -60,7 +62,10 @@ def topics(ctx):
     out = tool("kafka-topics", "--bootstrap-server", b, "--list").stdout
     check(t in out.split(), f"list output: {out!r}")
     tool("kafka-topics", "--bootstrap-server", b, "--delete", "--topic", t)
-    out = tool("kafka-topics", "--bootstrap-server", b, "--list").stdout
+    for _ in range(5):  # KRaft Kafka answers DeleteTopics before its metadata drops the topic
+        out = tool("kafka-topics", "--bootstrap-server", b, "--list").stdout
+        if t not in out.split():
+            break
     check(t not in out.split(), "deleted topic still listed")
 
 
@@ -146,6 +151,31 @@ def get_offsets(ctx):
     # -3: offset of the record with the highest timestamp; console-produced records may share one
     out = tool("kafka-get-offsets", "--bootstrap-server", b, "--topic", t, "--time", "-3").stdout.split()
     check(len(out) == 1 and re.fullmatch(rf"{re.escape(t)}:0:[0-3]", out[0]), f"max timestamp: {out}")
+
+
+@scenario("delete-records")
+def delete_records(ctx):
+    t, b = ctx.topic(), ctx.bootstrap
+    produce_lines(ctx, t, [f"m{i}" for i in range(4)])
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as offsets:
+        json.dump({"version": 1, "partitions": [{"topic": t, "partition": 0, "offset": 2}]}, offsets)
+        offsets.flush()
+        out = tool("kafka-delete-records", "--bootstrap-server", b, "--offset-json-file", offsets.name).stdout
+    check(re.search(rf"^partition: {re.escape(t)}-0\tlow_watermark: 2$", out, re.M), f"output: {out!r}")
+    eq(tool("kafka-get-offsets", "--bootstrap-server", b, "--topic", t, "--time", "-2").stdout.split(),
+       [f"{t}:0:2"], "earliest after delete-records")
+    eq(consume(ctx, t, 2), ["m2", "m3"], "records left")
+
+
+@scenario("log-dirs")
+def log_dirs(ctx):
+    t, b = ctx.topic(), ctx.bootstrap
+    produce_lines(ctx, t, ["a", "b", "c"])
+    out = tool("kafka-log-dirs", "--bootstrap-server", b, "--describe", "--topic-list", t).stdout
+    report = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    partitions = [p for broker in report["brokers"] for d in broker["logDirs"] for p in d["partitions"]]
+    eq([p["partition"] for p in partitions], [f"{t}-0"], "partitions listed")
+    check(partitions[0]["size"] > 0 and partitions[0]["offsetLag"] == 0, f"partition entry: {partitions[0]}")
 
 
 @scenario("producer-perf-test")

@@ -214,9 +214,16 @@ scenario('admin-topics', async (ctx) => {
     eq(await admin.createTopics({ topics: [{ topic: t, numPartitions: 1 }] }), false, 'create of an existing topic')
     check((await admin.listTopics()).includes(t), 'created topic not listed')
     await admin.createPartitions({ topicPartitions: [{ topic: t, count: 4 }] })
-    const md = await admin.fetchTopicMetadata({ topics: [t] })
+    // KRaft Kafka answers CreatePartitions and DeleteTopics before its metadata shows the change
+    const pause = () => new Promise(resolve => setTimeout(resolve, 100))
+    let md = await admin.fetchTopicMetadata({ topics: [t] })
+    for (let i = 0; i < 100 && md.topics[0].partitions.length < 4; i++) {
+      await pause()
+      md = await admin.fetchTopicMetadata({ topics: [t] })
+    }
     eq(md.topics[0].partitions.length, 4, 'partitions after createPartitions')
     await admin.deleteTopics({ topics: [t] })
+    for (let i = 0; i < 100 && (await admin.listTopics()).includes(t); i++) await pause()
     check(!(await admin.listTopics()).includes(t), 'deleted topic still listed')
   } finally { await admin.disconnect() }
 })

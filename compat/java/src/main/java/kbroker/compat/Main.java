@@ -271,9 +271,13 @@ public final class Main {
                     check(e.getCause() instanceof TopicExistsException, "expected TopicExistsException, got " + e.getCause());
                 }
                 a.createPartitions(Map.of(t, NewPartitions.increaseTo(4))).all().get();
+                // KRaft Kafka answers CreatePartitions before its metadata shows the new partition
+                long deadline = System.nanoTime() + TIMEOUT.toNanos();
+                while (a.describeTopics(List.of(t)).allTopicNames().get().get(t).partitions().size() < 4
+                        && System.nanoTime() < deadline) Thread.sleep(100);
                 eq(a.describeTopics(List.of(t)).allTopicNames().get().get(t).partitions().size(), 4, "partitions after increase");
                 a.deleteTopics(List.of(t)).all().get();
-                long deadline = System.nanoTime() + TIMEOUT.toNanos();
+                deadline = System.nanoTime() + TIMEOUT.toNanos();
                 while (a.listTopics().names().get().contains(t) && System.nanoTime() < deadline) Thread.sleep(100);
                 check(!a.listTopics().names().get().contains(t), "deleted topic still listed");
             }
