@@ -30,28 +30,96 @@ def _open_append(path: str) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
 
 
-class OffsetIndex:
-    ENTRY_SIZE = 8
+class _IndexFile:
+    """The file side both indexes share: lazy open, buffered appends, truncation, fsync, close."""
+
+    ENTRY_SIZE = 0
 
     def __init__(self, path: str, base_offset: int, max_index_bytes: int):
         self.path = path
         self.base_offset = base_offset
         self.max_entries = max(1, max_index_bytes // self.ENTRY_SIZE)
-        self.offsets = array.array("q")  # absolute offsets
-        self.positions = array.array("q")
         self._fd = -1
         self._pending = bytearray()
+
+    offsets: array.array  # absolute offsets, one per entry
+
+    @property
+    def is_full(self) -> bool:
+        return len(self.offsets) >= self.max_entries
+
+    def truncate_entries(self, n: int) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self.truncate_entries(0)
+
+    def _read_entries(self) -> bytes | None:
+        """The file's bytes, or None when it is missing or not a whole number of entries."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        return None if len(data) % self.ENTRY_SIZE else data
+
+    def _writer(self) -> int:
+        if self._fd < 0:
+            self._fd = _open_append(self.path)
+        return self._fd
+
+    def create(self) -> None:
+        self._writer()
+
+    def write_pending(self) -> None:
+        if self._pending:
+            os.write(self._writer(), self._pending)
+            self._pending.clear()
+
+    def _buffer(self, entry: bytes) -> None:
+        self._pending += entry
+        if len(self._pending) >= _PENDING_LIMIT:
+            self.write_pending()
+
+    def _truncate_file(self, entries: int) -> None:
+        self.write_pending()
+        os.ftruncate(self._writer(), entries * self.ENTRY_SIZE)
+
+    def fsync(self) -> None:
+        """fsync what is written; buffered entries are left to the owning thread (recovery rebuilds
+        any index entries a crash loses)."""
+        if self._fd >= 0:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        self.write_pending()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def delete(self) -> None:
+        self._pending.clear()
+        self.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class OffsetIndex(_IndexFile):
+    ENTRY_SIZE = 8
+
+    def __init__(self, path: str, base_offset: int, max_index_bytes: int):
+        super().__init__(path, base_offset, max_index_bytes)
+        self.offsets = array.array("q")  # absolute offsets
+        self.positions = array.array("q")
 
     # -- load / check
 
     def load(self) -> bool:
         """Read the file if present. Returns False if it is missing or not well formed (caller rebuilds)."""
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return False
-        if len(data) % self.ENTRY_SIZE:
+        data = self._read_entries()
+        if data is None:
             return False
         raw = array.array("i")
         raw.frombytes(data)
@@ -79,41 +147,18 @@ class OffsetIndex:
 
     # -- write
 
-    def _writer(self) -> int:
-        if self._fd < 0:
-            self._fd = _open_append(self.path)
-        return self._fd
-
-    def create(self) -> None:
-        self._writer()
-
-    def write_pending(self) -> None:
-        if self._pending:
-            os.write(self._writer(), self._pending)
-            self._pending.clear()
-
-    @property
-    def is_full(self) -> bool:
-        return len(self.offsets) >= self.max_entries
-
     def append(self, offset: int, position: int) -> None:
         if self.offsets and (offset <= self.offsets[-1] or position <= self.positions[-1]):
             return
-        self._pending += _OFFSET_ENTRY.pack(offset - self.base_offset, position)
-        if len(self._pending) >= _PENDING_LIMIT:
-            self.write_pending()
+        self._buffer(_OFFSET_ENTRY.pack(offset - self.base_offset, position))
         self.offsets.append(offset)
         self.positions.append(position)
 
-    def reset(self) -> None:
-        self.truncate_entries(0)
-
     def truncate_entries(self, n: int) -> None:
         """Keep the first ``n`` entries."""
-        self.write_pending()
         del self.offsets[n:]
         del self.positions[n:]
-        os.ftruncate(self._writer(), n * self.ENTRY_SIZE)
+        self._truncate_file(n)
 
     def truncate_to_position(self, position: int) -> None:
         """Drop entries pointing at ``position`` or beyond."""
@@ -142,48 +187,18 @@ class OffsetIndex:
         i = bisect.bisect_right(self.positions, position)
         return self.positions[i - 1] if i else 0
 
-    # -- lifecycle
 
-    def fsync(self) -> None:
-        """fsync what is written; buffered entries are left to the owning thread (recovery rebuilds
-        any index entries a crash loses)."""
-        if self._fd >= 0:
-            os.fsync(self._fd)
-
-    def close(self) -> None:
-        self.write_pending()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def delete(self) -> None:
-        self._pending.clear()
-        self.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-
-class TimeIndex:
+class TimeIndex(_IndexFile):
     ENTRY_SIZE = 12
 
     def __init__(self, path: str, base_offset: int, max_index_bytes: int):
-        self.path = path
-        self.base_offset = base_offset
-        self.max_entries = max(1, max_index_bytes // self.ENTRY_SIZE)
+        super().__init__(path, base_offset, max_index_bytes)
         self.timestamps = array.array("q")
         self.offsets = array.array("q")
-        self._fd = -1
-        self._pending = bytearray()
 
     def load(self) -> bool:
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return False
-        if len(data) % self.ENTRY_SIZE:
+        data = self._read_entries()
+        if data is None:
             return False
         ts = array.array("q")
         offs = array.array("q")
@@ -199,23 +214,6 @@ class TimeIndex:
     def consistent_with(self, next_offset: int | None) -> bool:
         return not self.offsets or next_offset is None or self.offsets[-1] < next_offset
 
-    def _writer(self) -> int:
-        if self._fd < 0:
-            self._fd = _open_append(self.path)
-        return self._fd
-
-    def create(self) -> None:
-        self._writer()
-
-    def write_pending(self) -> None:
-        if self._pending:
-            os.write(self._writer(), self._pending)
-            self._pending.clear()
-
-    @property
-    def is_full(self) -> bool:
-        return len(self.timestamps) >= self.max_entries
-
     @property
     def last_entry(self) -> tuple[int, int]:
         if not self.timestamps:
@@ -227,20 +225,14 @@ class TimeIndex:
             return
         if timestamp < 0:
             return
-        self._pending += _TIME_ENTRY.pack(timestamp, offset - self.base_offset)
-        if len(self._pending) >= _PENDING_LIMIT:
-            self.write_pending()
+        self._buffer(_TIME_ENTRY.pack(timestamp, offset - self.base_offset))
         self.timestamps.append(timestamp)
         self.offsets.append(offset)
 
     def truncate_entries(self, n: int) -> None:
-        self.write_pending()
         del self.timestamps[n:]
         del self.offsets[n:]
-        os.ftruncate(self._writer(), n * self.ENTRY_SIZE)
-
-    def reset(self) -> None:
-        self.truncate_entries(0)
+        self._truncate_file(n)
 
     def truncate_to_offset(self, offset: int) -> None:
         """Drop entries for offsets >= ``offset``."""
@@ -252,23 +244,3 @@ class TimeIndex:
         if i == 0:
             return -1, self.base_offset
         return self.timestamps[i - 1], self.offsets[i - 1]
-
-    def fsync(self) -> None:
-        """fsync what is written; buffered entries are left to the owning thread (recovery rebuilds
-        any index entries a crash loses)."""
-        if self._fd >= 0:
-            os.fsync(self._fd)
-
-    def close(self) -> None:
-        self.write_pending()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def delete(self) -> None:
-        self._pending.clear()
-        self.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
