@@ -36,7 +36,7 @@ from ..config import BrokerConfig, ConfigError, describe_topic_configs, validate
 from ..config.broker import ALL_DYNAMIC, BROKER_KEYS, DYNAMIC_ONLY_KEYS, key_for
 from ..config.broker_defs import PER_BROKER_CONFIGS
 from ..config.topic import TOPIC_KEYS
-from ..metadata.store import write_atomically
+from ..durable_files import write_atomically
 from ..protocol.errors import ErrorCode
 from ..protocol.messages import (AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
                                  DescribeConfigsResponse, IncrementalAlterConfigsRequest,

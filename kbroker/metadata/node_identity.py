@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .store import write_atomically
+from ..durable_files import write_atomically
 
 FILE_NAME = "meta.properties"
 

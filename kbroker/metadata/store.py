@@ -10,12 +10,12 @@ node, and its leader epoch starts at 0.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol
 
+from ..durable_files import write_atomically
 from .topic_names import INTERNAL_TOPICS
 
 
@@ -118,17 +118,3 @@ class FileMetadataStore(MemoryMetadataStore):
     def _changed(self) -> None:
         write_atomically(self.path, json.dumps(
             {"version": 1, "topics": [t.to_json() for t in self._topics.values()]}, indent=1).encode())
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    with open(temp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..metadata.store import write_atomically
+from ..durable_files import write_atomically
 
 BLOCK_SIZE = 1000
 
