@@ -24,7 +24,8 @@ from __future__ import annotations
 from ..protocol import compression
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import ProduceRequest, ProduceResponse
-from ..protocol.records import TRANSACTIONAL_MASK, InvalidProduceFraming, parse_header
+from ..protocol.records import (ATTRIBUTES_OFFSET, HEADER_SIZE, TRANSACTIONAL_MASK, InvalidProduceFraming,
+                                parse_header)
 from .partitions import PartitionError, find_partition_log, find_topic
 from .registry import CloseConnection, Handler
 
@@ -57,7 +58,8 @@ def _append_error(index: int, exc: ProtocolError, partition_log) -> PartitionRes
 
 
 def _is_transactional(records) -> bool:
-    return records is not None and len(records) >= 61 and bool(records[22] & TRANSACTIONAL_MASK)
+    # the flag sits in the low byte of the big-endian int16 attributes
+    return records is not None and len(records) >= HEADER_SIZE and bool(records[ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK)
 
 
 def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition_log, records) -> PartitionResponse | None:
@@ -100,7 +102,7 @@ def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData,
         if refused is not None:
             return refused
     try:
-        if ctx.api_version < _ZSTD_MIN_VERSION and len(records) >= 61 \
+        if ctx.api_version < _ZSTD_MIN_VERSION and len(records) >= HEADER_SIZE \
                 and parse_header(records).compression == compression.ZSTD:
             raise ProtocolError("zstd needs Produce v7 or later", ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
         result = partition_log.append(records, leader_epoch=topic.leader_epoch)
