@@ -100,6 +100,7 @@ LATENCY_RATE_MB = 20        # MB/s of 1 KB records
 LATENCY_SECONDS = 12        # first 2 s are warm-up, not counted
 IDLE_CONNECTIONS = 1000
 REBALANCE_RUNS = 3
+DEFAULT_BROKERS = "kbroker,kafka,tansu"
 
 
 def payload(size: int, seed: int = 1) -> bytes:
@@ -530,8 +531,10 @@ class Result:
     peak_rss: float = float("nan")
     conn_rss: float = float("nan")
     conn_ok: str = ""
-    produce: dict = field(default_factory=dict)   # cell label -> MB/s (or error string)
+    produce: dict = field(default_factory=dict)   # cell label -> median MB/s (or error string)
     consume: dict = field(default_factory=dict)
+    produce_samples: dict = field(default_factory=dict)   # cell label -> [MB/s of each repeat]
+    consume_samples: dict = field(default_factory=dict)
     latency: dict | str = field(default_factory=dict)
     rebalance: list | str = field(default_factory=list)
     errors: list = field(default_factory=list)
@@ -540,6 +543,34 @@ class Result:
 def records_for(cell: Cell, scale: float) -> int:
     volume = (JAVA_VOLUME if cell.client == "java" else VOLUME)[cell.size]
     return max(1000, int(volume * scale / cell.size))
+
+
+def run_cell(target: Target, res: Result, cell: Cell, topic: str, records: int, log) -> None:
+    """One sample of one cell: produce ``records`` into a new topic, then consume them all from 0."""
+    if any(e.startswith(cell.label) for e in res.errors):
+        return  # failed in an earlier repeat
+    if cell.client == "java" and any(e.startswith("java ") for e in res.errors):
+        res.produce[cell.label] = res.consume[cell.label] = "skipped (an earlier Java cell failed)"
+        log(f"    {res.name:<15} skipped: an earlier Java cell failed")
+        return
+    try:
+        create_topic(target.bootstrap, topic, cell.partitions)
+        produce = java_produce if cell.client == "java" else rd_produce
+        consume = java_consume if cell.client == "java" else rd_consume
+        seconds = produce(target.bootstrap, topic, cell, records)
+        counted = records - records // 5 if cell.client == "java" else records
+        produced = counted * cell.size / seconds / 1e6
+        seconds = consume(target.bootstrap, topic, cell, records)
+        consumed = records * cell.size / seconds / 1e6
+    except Exception as exc:
+        msg = _short(exc)
+        res.produce[cell.label] = res.consume[cell.label] = msg
+        res.errors.append(f"{cell.label}: {msg}")
+        log(f"    {res.name:<15} FAILED: {msg}")
+        return
+    res.produce_samples.setdefault(cell.label, []).append(produced)
+    res.consume_samples.setdefault(cell.label, []).append(consumed)
+    log(f"    {res.name:<15} produce {produced:7.1f} MB/s  consume {consumed:7.1f} MB/s")
 
 
 def _guard(res: Result, what: str, log, fn):
@@ -580,29 +611,19 @@ def run_all(targets: list[Target], args, log) -> list[Result]:
         for n, cell in enumerate(cells):
             records = records_for(cell, args.scale)
             log(f"  {cell.label} ({records:,} records)  {_loadavg()}")
-            for target, res, _ in live:
-                if cell.client == "java" and any(e.startswith("java ") for e in res.errors):
-                    res.produce[cell.label] = res.consume[cell.label] = "skipped (an earlier Java cell failed)"
-                    log(f"    {res.name:<15} skipped: an earlier Java cell failed")
-                    continue
-                topic = f"bench-{n}-{cell.size}-{cell.acks}-{cell.partitions}-{cell.compression}-{cell.client}"
-                try:
-                    create_topic(target.bootstrap, topic, cell.partitions)
-                    produce = java_produce if cell.client == "java" else rd_produce
-                    consume = java_consume if cell.client == "java" else rd_consume
-                    seconds = produce(target.bootstrap, topic, cell, records)
-                    counted = records - records // 5 if cell.client == "java" else records
-                    res.produce[cell.label] = counted * cell.size / seconds / 1e6
-                    seconds = consume(target.bootstrap, topic, cell, records)
-                    res.consume[cell.label] = records * cell.size / seconds / 1e6
-                    log(f"    {res.name:<15} produce {res.produce[cell.label]:7.1f} MB/s  "
-                        f"consume {res.consume[cell.label]:7.1f} MB/s")
-                except Exception as exc:
-                    msg = _short(exc)
-                    res.produce.setdefault(cell.label, msg)
-                    res.consume.setdefault(cell.label, msg)
-                    res.errors.append(f"{cell.label}: {msg}")
-                    log(f"    {res.name:<15} FAILED: {msg}")
+            # repeats are interleaved across brokers, so a noisy moment is shared, and the median is reported
+            for repeat in range(args.repeats):
+                for target, res, _ in live:
+                    run_cell(target, res, cell, f"bench-{n}-{repeat}-{cell.size}-{cell.acks}-{cell.partitions}-"
+                             f"{cell.compression}-{cell.client}", records, log)
+            for _, res, _ in live:
+                for kind in ("produce", "consume"):
+                    samples = getattr(res, f"{kind}_samples").get(cell.label)
+                    if samples and cell.label not in getattr(res, kind):
+                        getattr(res, kind)[cell.label] = statistics.median(samples)
+                if len(res.produce_samples.get(cell.label, ())) > 1:
+                    log(f"    {res.name:<15} median produce {res.produce[cell.label]:7.1f} MB/s  "
+                        f"consume {res.consume.get(cell.label, float('nan')):7.1f} MB/s")
 
         log(f"  latency, 1 KB records at {LATENCY_RATE_MB} MB/s  {_loadavg()}")
         for target, res, _ in live:
@@ -853,7 +874,8 @@ def plot(results: list[Result], path: Path) -> None:
 def write_report(results: list[Result], args, started: float, log_lines: list[str]) -> Path:
     m = machine()
     # only a full, unprofiled run of all three brokers is "the" result of the day; others get a suffix
-    partial = args.profile or args.only or args.quick or not args.java or args.brokers != "kbroker,kafka,tansu"
+    partial = (args.profile or args.only or args.quick or not args.java or args.brokers != DEFAULT_BROKERS
+               or args.repeats < 3)
     base = RESULTS / f"{args.stamp}-{m['host']}{'-partial' if partial else ''}"
     plot(results, base.with_suffix(".png"))
     cells = [c for c in CELLS + JAVA_CELLS if args.java or c.client != "java"]
@@ -869,7 +891,8 @@ def write_report(results: list[Result], args, started: float, log_lines: list[st
             table(results, args), "## Goals (kbroker)", "", goals(results),
             "## What ran", "",
             f"- Cells ({len(cells)}): " + "; ".join(f"{c.label} ({records_for(c, args.scale):,} records)" for c in cells),
-            "- Each cell: new topic, produce all records, then consume them all from offset 0. librdkafka producer: "
+            f"- Each cell, {args.repeats} time(s), the brokers taking turns; the table shows the median (every sample "
+            "is in the .json): new topic, produce all records, then consume them all from offset 0. librdkafka producer: "
             "its defaults (linger.ms 5, batch.size 1 MB) + acks, compression, idempotence off; payload is "
             "text-like (compresses 2-3x). librdkafka consumer: assign from 0, queued.min.messages=2,000,000, "
             "fetch.max.bytes 50 MB. Java cells: kafka-producer-perf-test with its defaults (batch.size 16 KB, "
@@ -901,15 +924,19 @@ def write_report(results: list[Result], args, started: float, log_lines: list[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--brokers", default="kbroker,kafka,tansu", help="comma list of kbroker,kafka,tansu")
+    parser.add_argument("--brokers", default=DEFAULT_BROKERS, help=f"comma list of {DEFAULT_BROKERS}")
     parser.add_argument("--quick", action="store_true", help="1/5 of the volumes, 1 rebalance run, 5 s latency")
     parser.add_argument("--no-java", dest="java", action="store_false", help="skip the Java perf-tool cells")
     parser.add_argument("--profile", action="store_true", help="py-spy record kbroker during its load cells")
     parser.add_argument("--only", help="run only the cells whose label contains this text")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="samples per throughput cell (median reported; default 3, 1 with --quick)")
     args = parser.parse_args()
     args.scale = 0.2 if args.quick else 1.0
     args.latency_seconds = 5 if args.quick else LATENCY_SECONDS
     args.rebalance_runs = 1 if args.quick else REBALANCE_RUNS
+    if args.quick and "--repeats" not in sys.argv:
+        args.repeats = 1
     args.stamp = dt.datetime.now().strftime("%Y-%m-%d")
     if args.only:
         CELLS[:] = [c for c in CELLS if args.only in c.label]
