@@ -1,6 +1,7 @@
-"""Turn the compact schemas into Python: one module per schema file, one slotted dataclass per
-message and per struct, with encode(writer, version) and decode(reader, version) that branch on the
-version at run time. Nothing here is imported by the broker; it only writes kbroker/protocol/messages.
+"""Turn the compact schemas into Python: one module per schema file, one slotted class per message and
+per struct (fields in __slots__, a spelled-out __init__, equality and repr from message_base.Message),
+with encode(writer, version) and decode(reader, version) that branch on the version at run time.
+Nothing here is imported by the broker; it only writes kbroker/protocol/messages.
 """
 
 from __future__ import annotations
@@ -105,13 +106,48 @@ class MessageWriter:
             inner += " | None"
         return inner
 
-    def field_declaration(self, f: Field) -> str:
-        name, ann, default = snake(f.name), self.annotation(f), self.default_expr(f)
-        if default == "[]":
-            return f"{name}: {ann} = field(default_factory=list)"
-        if default.endswith("()"):
-            return f"{name}: {ann} = field(default_factory=lambda: {default})"
-        return f"{name}: {ann} = {default}"
+    def parameter(self, f: Field) -> str:
+        """The field as an __init__ parameter: a list or struct default is NEW (a new one per instance)."""
+        default = self.default_expr(f)
+        if default == "[]" or default.endswith("()"):
+            default = "NEW"
+        return f"{snake(f.name)}: {self.annotation(f)} = {default}"
+
+    def assignment(self, f: Field) -> str:
+        name, default = snake(f.name), self.default_expr(f)
+        if default == "[]" or default.endswith("()"):
+            return f"self.{name} = {default} if {name} is NEW else {name}"
+        return f"self.{name} = {name}"
+
+    def emit_slots(self, e: Emitter, fields: list[Field]) -> None:
+        names = tuple(snake(f.name) for f in fields)
+        line = f"__slots__ = {names!r}"
+        if len(line) + 4 * e.depth <= 110:
+            e(line)
+            return
+        e("__slots__ = (")
+        for name in names:
+            e.indent()(f"{name!r},")
+            e.dedent()
+        e(")")
+
+    def emit_init(self, e: Emitter, fields: list[Field]) -> None:
+        if not fields:
+            return
+        parameters = ["self", *(self.parameter(f) for f in fields)]
+        signature = f"def __init__({', '.join(parameters)}) -> None:"
+        if len(signature) + 4 * e.depth <= 110:
+            e(signature)
+        else:
+            e("def __init__(")
+            for parameter in parameters:
+                e.indent()(f"{parameter},")
+                e.dedent()
+            e(") -> None:")
+        e.indent()
+        for f in fields:
+            e(self.assignment(f))
+        e.dedent()
 
     # -- decoding ----------------------------------------------------------------------------
     def _read_scalar(self, type_: str, flex: str, nullable: str) -> str:
@@ -322,16 +358,14 @@ class MessageWriter:
         e.dedent()
 
     # -- classes -----------------------------------------------------------------------------
-    def emit_class(self, e: Emitter, name: str, qualified: str, fields: list[Field], constants: list[str]) -> None:
-        e("@dataclass(slots=True)")
-        e(f"class {name}:")
+    def emit_class(self, e: Emitter, name: str, qualified: str, fields: list[Field]) -> None:
+        e(f"class {name}(Message):")
         e.indent()
-        for constant in constants:
-            e(constant)
-        for f in fields:
-            e(self.field_declaration(f))
-        if constants or fields:
+        self.emit_slots(e, fields)
+        if fields:
             e()
+            self.emit_init(e, fields)
+        e()
         self.emit_encode(e, fields)
         e()
         self.emit_decode(e, qualified, fields)
@@ -339,25 +373,26 @@ class MessageWriter:
 
     def emit(self, e: Emitter) -> None:
         d = self.d
-        e("@dataclass(slots=True)")
-        e(f"class {d.name}:")
+        e(f"class {d.name}(Message):")
         e.indent()
-        e(f"KIND: ClassVar[str] = {d.kind!r}")
+        e(f"KIND = {d.kind!r}")
         if d.api_key is not None:
-            e(f"API_KEY: ClassVar[int] = {d.api_key}")
-        e(f"VERSIONS: ClassVar[tuple[int, int]] = ({d.valid.low}, {d.valid.high})")
-        e(f"FLEXIBLE_FROM: ClassVar[int | None] = {None if d.flexible.empty else d.flexible.low}")
+            e(f"API_KEY = {d.api_key}")
+        e(f"VERSIONS = ({d.valid.low}, {d.valid.high})")
+        e(f"FLEXIBLE_FROM = {None if d.flexible.empty else d.flexible.low}")
         if not d.deprecated.empty:
-            e(f"DEPRECATED: ClassVar[tuple[int, int]] = ({d.deprecated.low}, {d.deprecated.high})")
+            e(f"DEPRECATED = ({d.deprecated.low}, {d.deprecated.high})")
         if d.unstable:
-            e("LATEST_VERSION_UNSTABLE: ClassVar[bool] = True")
+            e("LATEST_VERSION_UNSTABLE = True")
         if d.listeners:
-            e(f"LISTENERS: ClassVar[tuple[str, ...]] = {d.listeners!r}")
-        for f in d.fields:
-            e(self.field_declaration(f))
+            e(f"LISTENERS = {d.listeners!r}")
+        self.emit_slots(e, d.fields)
         for struct in d.structs():
             e()
-            self.emit_class(e, struct.name, self.qualified(struct.name), struct.fields, [])
+            self.emit_class(e, struct.name, self.qualified(struct.name), struct.fields)
+        if d.fields:
+            e()
+            self.emit_init(e, d.fields)
         e()
         self.emit_encode(e, d.fields)
         e()
@@ -370,13 +405,14 @@ def _imports(body: str) -> list[str]:
     lines = ["from __future__ import annotations", ""]
     if "uuid." in body:
         lines += ["import uuid"]
-    lines.append("from dataclasses import dataclass" + (", field" if "field(" in body else ""))
-    typing_names = [name for name in ("Any", "ClassVar") if re.search(rf"\b{name}\b", body)]
-    if typing_names:
-        lines.append(f"from typing import {', '.join(typing_names)}")
-    lines.append("")
+    if re.search(r"\bAny\b", body):
+        lines.append("from typing import Any")
+    if lines[-1]:
+        lines.append("")
     if "ProtocolError" in body:
         lines.append("from ..errors import ProtocolError")
+    lines.append("from ..message_base import NEW, Message" if re.search(r"\bNEW\b", body)
+                 else "from ..message_base import Message")
     primitives = [name for name in ("ZERO_UUID", "Reader", "Writer") if name in body]
     lines.append(f"from ..primitives import {', '.join(primitives)}")
     return lines

@@ -10,6 +10,7 @@ from typing import Any
 
 from kbroker.protocol import records as rec
 from kbroker.protocol.codec import decode_response, encode_request
+from kbroker.protocol.message_base import Message
 
 
 class Closed(Exception):
@@ -70,7 +71,9 @@ class Wire:
 
 
 def plain(obj: Any) -> Any:
-    """Dataclasses -> dicts, UUIDs -> str, bytes -> a short description; recursively."""
+    """Messages and dataclasses -> dicts, UUIDs -> str, bytes -> a short description; recursively."""
+    if isinstance(obj, Message):
+        return {name: plain(getattr(obj, name)) for name in obj.__slots__}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['AddOffsetsToTxnRequest', 'AddOffsetsToTxnResponse']
 
 
-@dataclass(slots=True)
-class AddOffsetsToTxnRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 25
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    transactional_id: str = ""
-    producer_id: int = 0
-    producer_epoch: int = 0
-    group_id: str = ""
+class AddOffsetsToTxnRequest(Message):
+    KIND = 'request'
+    API_KEY = 25
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 3
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'group_id')
+
+    def __init__(
+        self,
+        transactional_id: str = "",
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        group_id: str = "",
+    ) -> None:
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.group_id = group_id
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3
@@ -51,14 +57,16 @@ class AddOffsetsToTxnRequest:
         return self
 
 
-@dataclass(slots=True)
-class AddOffsetsToTxnResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 25
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    throttle_time_ms: int = 0
-    error_code: int = 0
+class AddOffsetsToTxnResponse(Message):
+    KIND = 'response'
+    API_KEY = 25
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 3
+    __slots__ = ('throttle_time_ms', 'error_code')
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3

@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['AddPartitionsToTxnRequest', 'AddPartitionsToTxnResponse']
 
 
-@dataclass(slots=True)
-class AddPartitionsToTxnRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 24
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    transactions: list[AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction] = field(default_factory=list)
-    v3_and_below_transactional_id: str = ""
-    v3_and_below_producer_id: int = 0
-    v3_and_below_producer_epoch: int = 0
-    v3_and_below_topics: list[AddPartitionsToTxnRequest.AddPartitionsToTxnTopic] = field(default_factory=list)
+class AddPartitionsToTxnRequest(Message):
+    KIND = 'request'
+    API_KEY = 24
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 3
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = (
+        'transactions',
+        'v3_and_below_transactional_id',
+        'v3_and_below_producer_id',
+        'v3_and_below_producer_epoch',
+        'v3_and_below_topics',
+    )
 
-    @dataclass(slots=True)
-    class AddPartitionsToTxnTopic:
-        name: str = ""
-        partitions: list[int] = field(default_factory=list)
+    class AddPartitionsToTxnTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(self, name: str = "", partitions: list[int] = NEW) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -59,13 +60,22 @@ class AddPartitionsToTxnRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AddPartitionsToTxnTransaction:
-        transactional_id: str = ""
-        producer_id: int = 0
-        producer_epoch: int = 0
-        verify_only: bool = False
-        topics: list[AddPartitionsToTxnRequest.AddPartitionsToTxnTopic] = field(default_factory=list)
+    class AddPartitionsToTxnTransaction(Message):
+        __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'verify_only', 'topics')
+
+        def __init__(
+            self,
+            transactional_id: str = "",
+            producer_id: int = 0,
+            producer_epoch: int = 0,
+            verify_only: bool = False,
+            topics: list[AddPartitionsToTxnRequest.AddPartitionsToTxnTopic] = NEW,
+        ) -> None:
+            self.transactional_id = transactional_id
+            self.producer_id = producer_id
+            self.producer_epoch = producer_epoch
+            self.verify_only = verify_only
+            self.topics = [] if topics is NEW else topics
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -112,6 +122,20 @@ class AddPartitionsToTxnRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        transactions: list[AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction] = NEW,
+        v3_and_below_transactional_id: str = "",
+        v3_and_below_producer_id: int = 0,
+        v3_and_below_producer_epoch: int = 0,
+        v3_and_below_topics: list[AddPartitionsToTxnRequest.AddPartitionsToTxnTopic] = NEW,
+    ) -> None:
+        self.transactions = [] if transactions is NEW else transactions
+        self.v3_and_below_transactional_id = v3_and_below_transactional_id
+        self.v3_and_below_producer_id = v3_and_below_producer_id
+        self.v3_and_below_producer_epoch = v3_and_below_producer_epoch
+        self.v3_and_below_topics = [] if v3_and_below_topics is NEW else v3_and_below_topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3
@@ -169,21 +193,23 @@ class AddPartitionsToTxnRequest:
         return self
 
 
-@dataclass(slots=True)
-class AddPartitionsToTxnResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 24
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    results_by_transaction: list[AddPartitionsToTxnResponse.AddPartitionsToTxnResult] = field(default_factory=list)
-    results_by_topic_v3_and_below: list[AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult] = field(default_factory=list)
+class AddPartitionsToTxnResponse(Message):
+    KIND = 'response'
+    API_KEY = 24
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 3
+    __slots__ = ('throttle_time_ms', 'error_code', 'results_by_transaction', 'results_by_topic_v3_and_below')
 
-    @dataclass(slots=True)
-    class AddPartitionsToTxnTopicResult:
-        name: str = ""
-        results_by_partition: list[AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult] = field(default_factory=list)
+    class AddPartitionsToTxnTopicResult(Message):
+        __slots__ = ('name', 'results_by_partition')
+
+        def __init__(
+            self,
+            name: str = "",
+            results_by_partition: list[AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult] = NEW,
+        ) -> None:
+            self.name = name
+            self.results_by_partition = [] if results_by_partition is NEW else results_by_partition
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -215,10 +241,12 @@ class AddPartitionsToTxnResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AddPartitionsToTxnPartitionResult:
-        partition_index: int = 0
-        partition_error_code: int = 0
+    class AddPartitionsToTxnPartitionResult(Message):
+        __slots__ = ('partition_index', 'partition_error_code')
+
+        def __init__(self, partition_index: int = 0, partition_error_code: int = 0) -> None:
+            self.partition_index = partition_index
+            self.partition_error_code = partition_error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -238,10 +266,16 @@ class AddPartitionsToTxnResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AddPartitionsToTxnResult:
-        transactional_id: str = ""
-        topic_results: list[AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult] = field(default_factory=list)
+    class AddPartitionsToTxnResult(Message):
+        __slots__ = ('transactional_id', 'topic_results')
+
+        def __init__(
+            self,
+            transactional_id: str = "",
+            topic_results: list[AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult] = NEW,
+        ) -> None:
+            self.transactional_id = transactional_id
+            self.topic_results = [] if topic_results is NEW else topic_results
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -276,6 +310,18 @@ class AddPartitionsToTxnResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        results_by_transaction: list[AddPartitionsToTxnResponse.AddPartitionsToTxnResult] = NEW,
+        results_by_topic_v3_and_below: list[AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.results_by_transaction = [] if results_by_transaction is NEW else results_by_transaction
+        self.results_by_topic_v3_and_below = [] if results_by_topic_v3_and_below is NEW else results_by_topic_v3_and_below
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3

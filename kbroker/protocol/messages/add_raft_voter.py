@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['AddRaftVoterRequest', 'AddRaftVoterResponse']
 
 
-@dataclass(slots=True)
-class AddRaftVoterRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 80
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller', 'broker')
-    cluster_id: str = ""
-    timeout_ms: int = 0
-    voter_id: int = 0
-    voter_directory_id: uuid.UUID = ZERO_UUID
-    listeners: list[AddRaftVoterRequest.Listener] = field(default_factory=list)
+class AddRaftVoterRequest(Message):
+    KIND = 'request'
+    API_KEY = 80
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller', 'broker')
+    __slots__ = ('cluster_id', 'timeout_ms', 'voter_id', 'voter_directory_id', 'listeners')
 
-    @dataclass(slots=True)
-    class Listener:
-        name: str = ""
-        host: str = ""
-        port: int = 0
+    class Listener(Message):
+        __slots__ = ('name', 'host', 'port')
+
+        def __init__(self, name: str = "", host: str = "", port: int = 0) -> None:
+            self.name = name
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -56,6 +52,20 @@ class AddRaftVoterRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        cluster_id: str = "",
+        timeout_ms: int = 0,
+        voter_id: int = 0,
+        voter_directory_id: uuid.UUID = ZERO_UUID,
+        listeners: list[AddRaftVoterRequest.Listener] = NEW,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.timeout_ms = timeout_ms
+        self.voter_id = voter_id
+        self.voter_directory_id = voter_directory_id
+        self.listeners = [] if listeners is NEW else listeners
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -94,15 +104,17 @@ class AddRaftVoterRequest:
         return self
 
 
-@dataclass(slots=True)
-class AddRaftVoterResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 80
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
+class AddRaftVoterResponse(Message):
+    KIND = 'response'
+    API_KEY = 80
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message')
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str = "") -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['AllocateProducerIdsRequest', 'AllocateProducerIdsResponse']
 
 
-@dataclass(slots=True)
-class AllocateProducerIdsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 67
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'controller')
-    broker_id: int = 0
-    broker_epoch: int = -1
+class AllocateProducerIdsRequest(Message):
+    KIND = 'request'
+    API_KEY = 67
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'controller')
+    __slots__ = ('broker_id', 'broker_epoch')
+
+    def __init__(self, broker_id: int = 0, broker_epoch: int = -1) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -39,16 +39,24 @@ class AllocateProducerIdsRequest:
         return self
 
 
-@dataclass(slots=True)
-class AllocateProducerIdsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 67
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    producer_id_start: int = 0
-    producer_id_len: int = 0
+class AllocateProducerIdsResponse(Message):
+    KIND = 'response'
+    API_KEY = 67
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'producer_id_start', 'producer_id_len')
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        producer_id_start: int = 0,
+        producer_id_len: int = 0,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.producer_id_start = producer_id_start
+        self.producer_id_len = producer_id_len
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['AlterClientQuotasRequest', 'AlterClientQuotasResponse']
 
 
-@dataclass(slots=True)
-class AlterClientQuotasRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 49
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    entries: list[AlterClientQuotasRequest.EntryData] = field(default_factory=list)
-    validate_only: bool = False
+class AlterClientQuotasRequest(Message):
+    KIND = 'request'
+    API_KEY = 49
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('entries', 'validate_only')
 
-    @dataclass(slots=True)
-    class EntryData:
-        entity: list[AlterClientQuotasRequest.EntityData] = field(default_factory=list)
-        ops: list[AlterClientQuotasRequest.OpData] = field(default_factory=list)
+    class EntryData(Message):
+        __slots__ = ('entity', 'ops')
+
+        def __init__(
+            self,
+            entity: list[AlterClientQuotasRequest.EntityData] = NEW,
+            ops: list[AlterClientQuotasRequest.OpData] = NEW,
+        ) -> None:
+            self.entity = [] if entity is NEW else entity
+            self.ops = [] if ops is NEW else ops
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -62,10 +64,12 @@ class AlterClientQuotasRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class EntityData:
-        entity_type: str = ""
-        entity_name: str = ""
+    class EntityData(Message):
+        __slots__ = ('entity_type', 'entity_name')
+
+        def __init__(self, entity_type: str = "", entity_name: str = "") -> None:
+            self.entity_type = entity_type
+            self.entity_name = entity_name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -91,11 +95,13 @@ class AlterClientQuotasRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OpData:
-        key: str = ""
-        value: float = 0.0
-        remove: bool = False
+    class OpData(Message):
+        __slots__ = ('key', 'value', 'remove')
+
+        def __init__(self, key: str = "", value: float = 0.0, remove: bool = False) -> None:
+            self.key = key
+            self.value = value
+            self.remove = remove
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -119,6 +125,14 @@ class AlterClientQuotasRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        entries: list[AlterClientQuotasRequest.EntryData] = NEW,
+        validate_only: bool = False,
+    ) -> None:
+        self.entries = [] if entries is NEW else entries
+        self.validate_only = validate_only
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1
@@ -148,20 +162,25 @@ class AlterClientQuotasRequest:
         return self
 
 
-@dataclass(slots=True)
-class AlterClientQuotasResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 49
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    throttle_time_ms: int = 0
-    entries: list[AlterClientQuotasResponse.EntryData] = field(default_factory=list)
+class AlterClientQuotasResponse(Message):
+    KIND = 'response'
+    API_KEY = 49
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    __slots__ = ('throttle_time_ms', 'entries')
 
-    @dataclass(slots=True)
-    class EntryData:
-        error_code: int = 0
-        error_message: str = ""
-        entity: list[AlterClientQuotasResponse.EntityData] = field(default_factory=list)
+    class EntryData(Message):
+        __slots__ = ('error_code', 'error_message', 'entity')
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            error_message: str = "",
+            entity: list[AlterClientQuotasResponse.EntityData] = NEW,
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.entity = [] if entity is NEW else entity
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -195,10 +214,12 @@ class AlterClientQuotasResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class EntityData:
-        entity_type: str = ""
-        entity_name: str = ""
+    class EntityData(Message):
+        __slots__ = ('entity_type', 'entity_name')
+
+        def __init__(self, entity_type: str = "", entity_name: str = "") -> None:
+            self.entity_type = entity_type
+            self.entity_name = entity_name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -223,6 +244,14 @@ class AlterClientQuotasResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        entries: list[AlterClientQuotasResponse.EntryData] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.entries = [] if entries is NEW else entries
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['AlterConfigsRequest', 'AlterConfigsResponse']
 
 
-@dataclass(slots=True)
-class AlterConfigsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 33
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    resources: list[AlterConfigsRequest.AlterConfigsResource] = field(default_factory=list)
-    validate_only: bool = False
+class AlterConfigsRequest(Message):
+    KIND = 'request'
+    API_KEY = 33
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('resources', 'validate_only')
 
-    @dataclass(slots=True)
-    class AlterConfigsResource:
-        resource_type: int = 0
-        resource_name: str = ""
-        configs: list[AlterConfigsRequest.AlterableConfig] = field(default_factory=list)
+    class AlterConfigsResource(Message):
+        __slots__ = ('resource_type', 'resource_name', 'configs')
+
+        def __init__(
+            self,
+            resource_type: int = 0,
+            resource_name: str = "",
+            configs: list[AlterConfigsRequest.AlterableConfig] = NEW,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.configs = [] if configs is NEW else configs
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -59,10 +62,12 @@ class AlterConfigsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AlterableConfig:
-        name: str = ""
-        value: str = ""
+    class AlterableConfig(Message):
+        __slots__ = ('name', 'value')
+
+        def __init__(self, name: str = "", value: str = "") -> None:
+            self.name = name
+            self.value = value
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -87,6 +92,14 @@ class AlterConfigsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        resources: list[AlterConfigsRequest.AlterConfigsResource] = NEW,
+        validate_only: bool = False,
+    ) -> None:
+        self.resources = [] if resources is NEW else resources
+        self.validate_only = validate_only
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -116,21 +129,27 @@ class AlterConfigsRequest:
         return self
 
 
-@dataclass(slots=True)
-class AlterConfigsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 33
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    responses: list[AlterConfigsResponse.AlterConfigsResourceResponse] = field(default_factory=list)
+class AlterConfigsResponse(Message):
+    KIND = 'response'
+    API_KEY = 33
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'responses')
 
-    @dataclass(slots=True)
-    class AlterConfigsResourceResponse:
-        error_code: int = 0
-        error_message: str = ""
-        resource_type: int = 0
-        resource_name: str = ""
+    class AlterConfigsResourceResponse(Message):
+        __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name')
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            error_message: str = "",
+            resource_type: int = 0,
+            resource_name: str = "",
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.resource_type = resource_type
+            self.resource_name = resource_name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -159,6 +178,14 @@ class AlterConfigsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        responses: list[AlterConfigsResponse.AlterConfigsResourceResponse] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.responses = [] if responses is NEW else responses
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['AlterPartitionRequest', 'AlterPartitionResponse']
 
 
-@dataclass(slots=True)
-class AlterPartitionRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 56
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'controller')
-    broker_id: int = 0
-    broker_epoch: int = -1
-    topics: list[AlterPartitionRequest.TopicData] = field(default_factory=list)
+class AlterPartitionRequest(Message):
+    KIND = 'request'
+    API_KEY = 56
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'controller')
+    __slots__ = ('broker_id', 'broker_epoch', 'topics')
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[AlterPartitionRequest.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[AlterPartitionRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -65,14 +68,31 @@ class AlterPartitionRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        leader_epoch: int = 0
-        new_isr: list[int] = field(default_factory=list)
-        new_isr_with_epochs: list[AlterPartitionRequest.BrokerState] = field(default_factory=list)
-        leader_recovery_state: int = 0
-        partition_epoch: int = 0
+    class PartitionData(Message):
+        __slots__ = (
+            'partition_index',
+            'leader_epoch',
+            'new_isr',
+            'new_isr_with_epochs',
+            'leader_recovery_state',
+            'partition_epoch',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            leader_epoch: int = 0,
+            new_isr: list[int] = NEW,
+            new_isr_with_epochs: list[AlterPartitionRequest.BrokerState] = NEW,
+            leader_recovery_state: int = 0,
+            partition_epoch: int = 0,
+        ) -> None:
+            self.partition_index = partition_index
+            self.leader_epoch = leader_epoch
+            self.new_isr = [] if new_isr is NEW else new_isr
+            self.new_isr_with_epochs = [] if new_isr_with_epochs is NEW else new_isr_with_epochs
+            self.leader_recovery_state = leader_recovery_state
+            self.partition_epoch = partition_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -124,10 +144,12 @@ class AlterPartitionRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class BrokerState:
-        broker_id: int = 0
-        broker_epoch: int = -1
+    class BrokerState(Message):
+        __slots__ = ('broker_id', 'broker_epoch')
+
+        def __init__(self, broker_id: int = 0, broker_epoch: int = -1) -> None:
+            self.broker_id = broker_id
+            self.broker_epoch = broker_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -150,6 +172,16 @@ class AlterPartitionRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        broker_id: int = 0,
+        broker_epoch: int = -1,
+        topics: list[AlterPartitionRequest.TopicData] = NEW,
+    ) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -181,21 +213,25 @@ class AlterPartitionRequest:
         return self
 
 
-@dataclass(slots=True)
-class AlterPartitionResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 56
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    topics: list[AlterPartitionResponse.TopicData] = field(default_factory=list)
+class AlterPartitionResponse(Message):
+    KIND = 'response'
+    API_KEY = 56
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'topics')
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[AlterPartitionResponse.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[AlterPartitionResponse.PartitionData] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -233,15 +269,34 @@ class AlterPartitionResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        error_code: int = 0
-        leader_id: int = 0
-        leader_epoch: int = 0
-        isr: list[int] = field(default_factory=list)
-        leader_recovery_state: int = 0
-        partition_epoch: int = 0
+    class PartitionData(Message):
+        __slots__ = (
+            'partition_index',
+            'error_code',
+            'leader_id',
+            'leader_epoch',
+            'isr',
+            'leader_recovery_state',
+            'partition_epoch',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            leader_id: int = 0,
+            leader_epoch: int = 0,
+            isr: list[int] = NEW,
+            leader_recovery_state: int = 0,
+            partition_epoch: int = 0,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
+            self.isr = [] if isr is NEW else isr
+            self.leader_recovery_state = leader_recovery_state
+            self.partition_epoch = partition_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -281,6 +336,16 @@ class AlterPartitionResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        topics: list[AlterPartitionResponse.TopicData] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

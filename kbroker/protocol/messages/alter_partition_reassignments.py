@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['AlterPartitionReassignmentsRequest', 'AlterPartitionReassignmentsResponse']
 
 
-@dataclass(slots=True)
-class AlterPartitionReassignmentsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 45
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker', 'controller', 'zkBroker')
-    timeout_ms: int = 60000
-    topics: list[AlterPartitionReassignmentsRequest.ReassignableTopic] = field(default_factory=list)
+class AlterPartitionReassignmentsRequest(Message):
+    KIND = 'request'
+    API_KEY = 45
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('broker', 'controller', 'zkBroker')
+    __slots__ = ('timeout_ms', 'topics')
 
-    @dataclass(slots=True)
-    class ReassignableTopic:
-        name: str = ""
-        partitions: list[AlterPartitionReassignmentsRequest.ReassignablePartition] = field(default_factory=list)
+    class ReassignableTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[AlterPartitionReassignmentsRequest.ReassignablePartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -56,10 +58,12 @@ class AlterPartitionReassignmentsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ReassignablePartition:
-        partition_index: int = 0
-        replicas: list[int] | None = None
+    class ReassignablePartition(Message):
+        __slots__ = ('partition_index', 'replicas')
+
+        def __init__(self, partition_index: int = 0, replicas: list[int] | None = None) -> None:
+            self.partition_index = partition_index
+            self.replicas = replicas
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -87,6 +91,14 @@ class AlterPartitionReassignmentsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        timeout_ms: int = 60000,
+        topics: list[AlterPartitionReassignmentsRequest.ReassignableTopic] = NEW,
+    ) -> None:
+        self.timeout_ms = timeout_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -116,21 +128,23 @@ class AlterPartitionReassignmentsRequest:
         return self
 
 
-@dataclass(slots=True)
-class AlterPartitionReassignmentsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 45
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
-    responses: list[AlterPartitionReassignmentsResponse.ReassignableTopicResponse] = field(default_factory=list)
+class AlterPartitionReassignmentsResponse(Message):
+    KIND = 'response'
+    API_KEY = 45
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses')
 
-    @dataclass(slots=True)
-    class ReassignableTopicResponse:
-        name: str = ""
-        partitions: list[AlterPartitionReassignmentsResponse.ReassignablePartitionResponse] = field(default_factory=list)
+    class ReassignableTopicResponse(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[AlterPartitionReassignmentsResponse.ReassignablePartitionResponse] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -162,11 +176,13 @@ class AlterPartitionReassignmentsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ReassignablePartitionResponse:
-        partition_index: int = 0
-        error_code: int = 0
-        error_message: str = ""
+    class ReassignablePartitionResponse(Message):
+        __slots__ = ('partition_index', 'error_code', 'error_message')
+
+        def __init__(self, partition_index: int = 0, error_code: int = 0, error_message: str = "") -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -190,6 +206,18 @@ class AlterPartitionReassignmentsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str = "",
+        responses: list[AlterPartitionReassignmentsResponse.ReassignableTopicResponse] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.responses = [] if responses is NEW else responses
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

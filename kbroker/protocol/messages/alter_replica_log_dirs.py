@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['AlterReplicaLogDirsRequest', 'AlterReplicaLogDirsResponse']
 
 
-@dataclass(slots=True)
-class AlterReplicaLogDirsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 34
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    dirs: list[AlterReplicaLogDirsRequest.AlterReplicaLogDir] = field(default_factory=list)
+class AlterReplicaLogDirsRequest(Message):
+    KIND = 'request'
+    API_KEY = 34
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('dirs',)
 
-    @dataclass(slots=True)
-    class AlterReplicaLogDir:
-        path: str = ""
-        topics: list[AlterReplicaLogDirsRequest.AlterReplicaLogDirTopic] = field(default_factory=list)
+    class AlterReplicaLogDir(Message):
+        __slots__ = ('path', 'topics')
+
+        def __init__(
+            self,
+            path: str = "",
+            topics: list[AlterReplicaLogDirsRequest.AlterReplicaLogDirTopic] = NEW,
+        ) -> None:
+            self.path = path
+            self.topics = [] if topics is NEW else topics
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -56,10 +59,12 @@ class AlterReplicaLogDirsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AlterReplicaLogDirTopic:
-        name: str = ""
-        partitions: list[int] = field(default_factory=list)
+    class AlterReplicaLogDirTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(self, name: str = "", partitions: list[int] = NEW) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -91,6 +96,9 @@ class AlterReplicaLogDirsRequest:
                     r.skip(size)
             return self
 
+    def __init__(self, dirs: list[AlterReplicaLogDirsRequest.AlterReplicaLogDir] = NEW) -> None:
+        self.dirs = [] if dirs is NEW else dirs
+
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
         if flex:
@@ -117,19 +125,23 @@ class AlterReplicaLogDirsRequest:
         return self
 
 
-@dataclass(slots=True)
-class AlterReplicaLogDirsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 34
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    results: list[AlterReplicaLogDirsResponse.AlterReplicaLogDirTopicResult] = field(default_factory=list)
+class AlterReplicaLogDirsResponse(Message):
+    KIND = 'response'
+    API_KEY = 34
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'results')
 
-    @dataclass(slots=True)
-    class AlterReplicaLogDirTopicResult:
-        topic_name: str = ""
-        partitions: list[AlterReplicaLogDirsResponse.AlterReplicaLogDirPartitionResult] = field(default_factory=list)
+    class AlterReplicaLogDirTopicResult(Message):
+        __slots__ = ('topic_name', 'partitions')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partitions: list[AlterReplicaLogDirsResponse.AlterReplicaLogDirPartitionResult] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -161,10 +173,12 @@ class AlterReplicaLogDirsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AlterReplicaLogDirPartitionResult:
-        partition_index: int = 0
-        error_code: int = 0
+    class AlterReplicaLogDirPartitionResult(Message):
+        __slots__ = ('partition_index', 'error_code')
+
+        def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -183,6 +197,14 @@ class AlterReplicaLogDirsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        results: list[AlterReplicaLogDirsResponse.AlterReplicaLogDirTopicResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['AlterUserScramCredentialsRequest', 'AlterUserScramCredentialsResponse']
 
 
-@dataclass(slots=True)
-class AlterUserScramCredentialsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 51
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    deletions: list[AlterUserScramCredentialsRequest.ScramCredentialDeletion] = field(default_factory=list)
-    upsertions: list[AlterUserScramCredentialsRequest.ScramCredentialUpsertion] = field(default_factory=list)
+class AlterUserScramCredentialsRequest(Message):
+    KIND = 'request'
+    API_KEY = 51
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('deletions', 'upsertions')
 
-    @dataclass(slots=True)
-    class ScramCredentialDeletion:
-        name: str = ""
-        mechanism: int = 0
+    class ScramCredentialDeletion(Message):
+        __slots__ = ('name', 'mechanism')
+
+        def __init__(self, name: str = "", mechanism: int = 0) -> None:
+            self.name = name
+            self.mechanism = mechanism
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -47,13 +45,22 @@ class AlterUserScramCredentialsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ScramCredentialUpsertion:
-        name: str = ""
-        mechanism: int = 0
-        iterations: int = 0
-        salt: bytes = b""
-        salted_password: bytes = b""
+    class ScramCredentialUpsertion(Message):
+        __slots__ = ('name', 'mechanism', 'iterations', 'salt', 'salted_password')
+
+        def __init__(
+            self,
+            name: str = "",
+            mechanism: int = 0,
+            iterations: int = 0,
+            salt: bytes = b"",
+            salted_password: bytes = b"",
+        ) -> None:
+            self.name = name
+            self.mechanism = mechanism
+            self.iterations = iterations
+            self.salt = salt
+            self.salted_password = salted_password
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -87,6 +94,14 @@ class AlterUserScramCredentialsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        deletions: list[AlterUserScramCredentialsRequest.ScramCredentialDeletion] = NEW,
+        upsertions: list[AlterUserScramCredentialsRequest.ScramCredentialUpsertion] = NEW,
+    ) -> None:
+        self.deletions = [] if deletions is NEW else deletions
+        self.upsertions = [] if upsertions is NEW else upsertions
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -125,20 +140,20 @@ class AlterUserScramCredentialsRequest:
         return self
 
 
-@dataclass(slots=True)
-class AlterUserScramCredentialsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 51
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    results: list[AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult] = field(default_factory=list)
+class AlterUserScramCredentialsResponse(Message):
+    KIND = 'response'
+    API_KEY = 51
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'results')
 
-    @dataclass(slots=True)
-    class AlterUserScramCredentialsResult:
-        user: str = ""
-        error_code: int = 0
-        error_message: str = ""
+    class AlterUserScramCredentialsResult(Message):
+        __slots__ = ('user', 'error_code', 'error_message')
+
+        def __init__(self, user: str = "", error_code: int = 0, error_message: str = "") -> None:
+            self.user = user
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -165,6 +180,14 @@ class AlterUserScramCredentialsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        results: list[AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ApiVersionsRequest', 'ApiVersionsResponse']
 
 
-@dataclass(slots=True)
-class ApiVersionsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 18
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    client_software_name: str = ""
-    client_software_version: str = ""
+class ApiVersionsRequest(Message):
+    KIND = 'request'
+    API_KEY = 18
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 3
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('client_software_name', 'client_software_version')
+
+    def __init__(self, client_software_name: str = "", client_software_version: str = "") -> None:
+        self.client_software_name = client_software_name
+        self.client_software_version = client_software_version
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3
@@ -50,25 +50,28 @@ class ApiVersionsRequest:
         return self
 
 
-@dataclass(slots=True)
-class ApiVersionsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 18
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    error_code: int = 0
-    api_keys: list[ApiVersionsResponse.ApiVersion] = field(default_factory=list)
-    throttle_time_ms: int = 0
-    supported_features: list[ApiVersionsResponse.SupportedFeatureKey] = field(default_factory=list)
-    finalized_features_epoch: int = -1
-    finalized_features: list[ApiVersionsResponse.FinalizedFeatureKey] = field(default_factory=list)
-    zk_migration_ready: bool = False
+class ApiVersionsResponse(Message):
+    KIND = 'response'
+    API_KEY = 18
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 3
+    __slots__ = (
+        'error_code',
+        'api_keys',
+        'throttle_time_ms',
+        'supported_features',
+        'finalized_features_epoch',
+        'finalized_features',
+        'zk_migration_ready',
+    )
 
-    @dataclass(slots=True)
-    class ApiVersion:
-        api_key: int = 0
-        min_version: int = 0
-        max_version: int = 0
+    class ApiVersion(Message):
+        __slots__ = ('api_key', 'min_version', 'max_version')
+
+        def __init__(self, api_key: int = 0, min_version: int = 0, max_version: int = 0) -> None:
+            self.api_key = api_key
+            self.min_version = min_version
+            self.max_version = max_version
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -90,11 +93,13 @@ class ApiVersionsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class SupportedFeatureKey:
-        name: str = ""
-        min_version: int = 0
-        max_version: int = 0
+    class SupportedFeatureKey(Message):
+        __slots__ = ('name', 'min_version', 'max_version')
+
+        def __init__(self, name: str = "", min_version: int = 0, max_version: int = 0) -> None:
+            self.name = name
+            self.min_version = min_version
+            self.max_version = max_version
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -125,11 +130,13 @@ class ApiVersionsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class FinalizedFeatureKey:
-        name: str = ""
-        max_version_level: int = 0
-        min_version_level: int = 0
+    class FinalizedFeatureKey(Message):
+        __slots__ = ('name', 'max_version_level', 'min_version_level')
+
+        def __init__(self, name: str = "", max_version_level: int = 0, min_version_level: int = 0) -> None:
+            self.name = name
+            self.max_version_level = max_version_level
+            self.min_version_level = min_version_level
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -159,6 +166,24 @@ class ApiVersionsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        api_keys: list[ApiVersionsResponse.ApiVersion] = NEW,
+        throttle_time_ms: int = 0,
+        supported_features: list[ApiVersionsResponse.SupportedFeatureKey] = NEW,
+        finalized_features_epoch: int = -1,
+        finalized_features: list[ApiVersionsResponse.FinalizedFeatureKey] = NEW,
+        zk_migration_ready: bool = False,
+    ) -> None:
+        self.error_code = error_code
+        self.api_keys = [] if api_keys is NEW else api_keys
+        self.throttle_time_ms = throttle_time_ms
+        self.supported_features = [] if supported_features is NEW else supported_features
+        self.finalized_features_epoch = finalized_features_epoch
+        self.finalized_features = [] if finalized_features is NEW else finalized_features
+        self.zk_migration_ready = zk_migration_ready
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3

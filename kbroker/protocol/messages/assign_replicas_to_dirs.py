@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['AssignReplicasToDirsRequest', 'AssignReplicasToDirsResponse']
 
 
-@dataclass(slots=True)
-class AssignReplicasToDirsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 73
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller',)
-    broker_id: int = 0
-    broker_epoch: int = -1
-    directories: list[AssignReplicasToDirsRequest.DirectoryData] = field(default_factory=list)
+class AssignReplicasToDirsRequest(Message):
+    KIND = 'request'
+    API_KEY = 73
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller',)
+    __slots__ = ('broker_id', 'broker_epoch', 'directories')
 
-    @dataclass(slots=True)
-    class DirectoryData:
-        id: uuid.UUID = ZERO_UUID
-        topics: list[AssignReplicasToDirsRequest.TopicData] = field(default_factory=list)
+    class DirectoryData(Message):
+        __slots__ = ('id', 'topics')
+
+        def __init__(
+            self,
+            id: uuid.UUID = ZERO_UUID,
+            topics: list[AssignReplicasToDirsRequest.TopicData] = NEW,
+        ) -> None:
+            self.id = id
+            self.topics = [] if topics is NEW else topics
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -55,10 +57,16 @@ class AssignReplicasToDirsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[AssignReplicasToDirsRequest.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[AssignReplicasToDirsRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -87,9 +95,11 @@ class AssignReplicasToDirsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition_index',)
+
+        def __init__(self, partition_index: int = 0) -> None:
+            self.partition_index = partition_index
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -106,6 +116,16 @@ class AssignReplicasToDirsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        broker_id: int = 0,
+        broker_epoch: int = -1,
+        directories: list[AssignReplicasToDirsRequest.DirectoryData] = NEW,
+    ) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
+        self.directories = [] if directories is NEW else directories
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -137,20 +157,23 @@ class AssignReplicasToDirsRequest:
         return self
 
 
-@dataclass(slots=True)
-class AssignReplicasToDirsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 73
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    directories: list[AssignReplicasToDirsResponse.DirectoryData] = field(default_factory=list)
+class AssignReplicasToDirsResponse(Message):
+    KIND = 'response'
+    API_KEY = 73
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'directories')
 
-    @dataclass(slots=True)
-    class DirectoryData:
-        id: uuid.UUID = ZERO_UUID
-        topics: list[AssignReplicasToDirsResponse.TopicData] = field(default_factory=list)
+    class DirectoryData(Message):
+        __slots__ = ('id', 'topics')
+
+        def __init__(
+            self,
+            id: uuid.UUID = ZERO_UUID,
+            topics: list[AssignReplicasToDirsResponse.TopicData] = NEW,
+        ) -> None:
+            self.id = id
+            self.topics = [] if topics is NEW else topics
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -179,10 +202,16 @@ class AssignReplicasToDirsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[AssignReplicasToDirsResponse.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[AssignReplicasToDirsResponse.PartitionData] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -211,10 +240,12 @@ class AssignReplicasToDirsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        error_code: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition_index', 'error_code')
+
+        def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -233,6 +264,16 @@ class AssignReplicasToDirsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        directories: list[AssignReplicasToDirsResponse.DirectoryData] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.directories = [] if directories is NEW else directories
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['BeginQuorumEpochRequest', 'BeginQuorumEpochResponse']
 
 
-@dataclass(slots=True)
-class BeginQuorumEpochRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 53
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller',)
-    cluster_id: str | None = None
-    voter_id: int = -1
-    topics: list[BeginQuorumEpochRequest.TopicData] = field(default_factory=list)
-    leader_endpoints: list[BeginQuorumEpochRequest.LeaderEndpoint] = field(default_factory=list)
+class BeginQuorumEpochRequest(Message):
+    KIND = 'request'
+    API_KEY = 53
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    LISTENERS = ('controller',)
+    __slots__ = ('cluster_id', 'voter_id', 'topics', 'leader_endpoints')
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        partitions: list[BeginQuorumEpochRequest.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'partitions')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partitions: list[BeginQuorumEpochRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -59,12 +60,20 @@ class BeginQuorumEpochRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        voter_directory_id: uuid.UUID = ZERO_UUID
-        leader_id: int = 0
-        leader_epoch: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition_index', 'voter_directory_id', 'leader_id', 'leader_epoch')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            voter_directory_id: uuid.UUID = ZERO_UUID,
+            leader_id: int = 0,
+            leader_epoch: int = 0,
+        ) -> None:
+            self.partition_index = partition_index
+            self.voter_directory_id = voter_directory_id
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -90,11 +99,13 @@ class BeginQuorumEpochRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderEndpoint:
-        name: str = ""
-        host: str = ""
-        port: int = 0
+    class LeaderEndpoint(Message):
+        __slots__ = ('name', 'host', 'port')
+
+        def __init__(self, name: str = "", host: str = "", port: int = 0) -> None:
+            self.name = name
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -127,6 +138,18 @@ class BeginQuorumEpochRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        cluster_id: str | None = None,
+        voter_id: int = -1,
+        topics: list[BeginQuorumEpochRequest.TopicData] = NEW,
+        leader_endpoints: list[BeginQuorumEpochRequest.LeaderEndpoint] = NEW,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.voter_id = voter_id
+        self.topics = [] if topics is NEW else topics
+        self.leader_endpoints = [] if leader_endpoints is NEW else leader_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1
@@ -176,20 +199,23 @@ class BeginQuorumEpochRequest:
         return self
 
 
-@dataclass(slots=True)
-class BeginQuorumEpochResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 53
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    error_code: int = 0
-    topics: list[BeginQuorumEpochResponse.TopicData] = field(default_factory=list)
-    node_endpoints: list[BeginQuorumEpochResponse.NodeEndpoint] = field(default_factory=list)
+class BeginQuorumEpochResponse(Message):
+    KIND = 'response'
+    API_KEY = 53
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    __slots__ = ('error_code', 'topics', 'node_endpoints')
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        partitions: list[BeginQuorumEpochResponse.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'partitions')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partitions: list[BeginQuorumEpochResponse.PartitionData] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -221,12 +247,20 @@ class BeginQuorumEpochResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        error_code: int = 0
-        leader_id: int = 0
-        leader_epoch: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            leader_id: int = 0,
+            leader_epoch: int = 0,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -250,11 +284,13 @@ class BeginQuorumEpochResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class NodeEndpoint:
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
+    class NodeEndpoint(Message):
+        __slots__ = ('node_id', 'host', 'port')
+
+        def __init__(self, node_id: int = 0, host: str = "", port: int = 0) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -284,6 +320,16 @@ class BeginQuorumEpochResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        topics: list[BeginQuorumEpochResponse.TopicData] = NEW,
+        node_endpoints: list[BeginQuorumEpochResponse.NodeEndpoint] = NEW,
+    ) -> None:
+        self.error_code = error_code
+        self.topics = [] if topics is NEW else topics
+        self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1

@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['BrokerHeartbeatRequest', 'BrokerHeartbeatResponse']
 
 
-@dataclass(slots=True)
-class BrokerHeartbeatRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 63
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller',)
-    broker_id: int = 0
-    broker_epoch: int = -1
-    current_metadata_offset: int = 0
-    want_fence: bool = False
-    want_shut_down: bool = False
-    offline_log_dirs: list[uuid.UUID] = field(default_factory=list)
+class BrokerHeartbeatRequest(Message):
+    KIND = 'request'
+    API_KEY = 63
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller',)
+    __slots__ = (
+        'broker_id',
+        'broker_epoch',
+        'current_metadata_offset',
+        'want_fence',
+        'want_shut_down',
+        'offline_log_dirs',
+    )
+
+    def __init__(
+        self,
+        broker_id: int = 0,
+        broker_epoch: int = -1,
+        current_metadata_offset: int = 0,
+        want_fence: bool = False,
+        want_shut_down: bool = False,
+        offline_log_dirs: list[uuid.UUID] = NEW,
+    ) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
+        self.current_metadata_offset = current_metadata_offset
+        self.want_fence = want_fence
+        self.want_shut_down = want_shut_down
+        self.offline_log_dirs = [] if offline_log_dirs is NEW else offline_log_dirs
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -69,17 +85,26 @@ class BrokerHeartbeatRequest:
         return self
 
 
-@dataclass(slots=True)
-class BrokerHeartbeatResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 63
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    is_caught_up: bool = False
-    is_fenced: bool = True
-    should_shut_down: bool = False
+class BrokerHeartbeatResponse(Message):
+    KIND = 'response'
+    API_KEY = 63
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'is_caught_up', 'is_fenced', 'should_shut_down')
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        is_caught_up: bool = False,
+        is_fenced: bool = True,
+        should_shut_down: bool = False,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.is_caught_up = is_caught_up
+        self.is_fenced = is_fenced
+        self.should_shut_down = should_shut_down
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -3,38 +3,40 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['BrokerRegistrationRequest', 'BrokerRegistrationResponse']
 
 
-@dataclass(slots=True)
-class BrokerRegistrationRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 62
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller',)
-    broker_id: int = 0
-    cluster_id: str = ""
-    incarnation_id: uuid.UUID = ZERO_UUID
-    listeners: list[BrokerRegistrationRequest.Listener] = field(default_factory=list)
-    features: list[BrokerRegistrationRequest.Feature] = field(default_factory=list)
-    rack: str = ""
-    is_migrating_zk_broker: bool = False
-    log_dirs: list[uuid.UUID] = field(default_factory=list)
-    previous_broker_epoch: int = -1
+class BrokerRegistrationRequest(Message):
+    KIND = 'request'
+    API_KEY = 62
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller',)
+    __slots__ = (
+        'broker_id',
+        'cluster_id',
+        'incarnation_id',
+        'listeners',
+        'features',
+        'rack',
+        'is_migrating_zk_broker',
+        'log_dirs',
+        'previous_broker_epoch',
+    )
 
-    @dataclass(slots=True)
-    class Listener:
-        name: str = ""
-        host: str = ""
-        port: int = 0
-        security_protocol: int = 0
+    class Listener(Message):
+        __slots__ = ('name', 'host', 'port', 'security_protocol')
+
+        def __init__(self, name: str = "", host: str = "", port: int = 0, security_protocol: int = 0) -> None:
+            self.name = name
+            self.host = host
+            self.port = port
+            self.security_protocol = security_protocol
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -64,11 +66,18 @@ class BrokerRegistrationRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Feature:
-        name: str = ""
-        min_supported_version: int = 0
-        max_supported_version: int = 0
+    class Feature(Message):
+        __slots__ = ('name', 'min_supported_version', 'max_supported_version')
+
+        def __init__(
+            self,
+            name: str = "",
+            min_supported_version: int = 0,
+            max_supported_version: int = 0,
+        ) -> None:
+            self.name = name
+            self.min_supported_version = min_supported_version
+            self.max_supported_version = max_supported_version
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -92,6 +101,28 @@ class BrokerRegistrationRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        broker_id: int = 0,
+        cluster_id: str = "",
+        incarnation_id: uuid.UUID = ZERO_UUID,
+        listeners: list[BrokerRegistrationRequest.Listener] = NEW,
+        features: list[BrokerRegistrationRequest.Feature] = NEW,
+        rack: str = "",
+        is_migrating_zk_broker: bool = False,
+        log_dirs: list[uuid.UUID] = NEW,
+        previous_broker_epoch: int = -1,
+    ) -> None:
+        self.broker_id = broker_id
+        self.cluster_id = cluster_id
+        self.incarnation_id = incarnation_id
+        self.listeners = [] if listeners is NEW else listeners
+        self.features = [] if features is NEW else features
+        self.rack = rack
+        self.is_migrating_zk_broker = is_migrating_zk_broker
+        self.log_dirs = [] if log_dirs is NEW else log_dirs
+        self.previous_broker_epoch = previous_broker_epoch
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -165,15 +196,17 @@ class BrokerRegistrationRequest:
         return self
 
 
-@dataclass(slots=True)
-class BrokerRegistrationResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 62
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    broker_epoch: int = -1
+class BrokerRegistrationResponse(Message):
+    KIND = 'response'
+    API_KEY = 62
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'broker_epoch')
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, broker_epoch: int = -1) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.broker_epoch = broker_epoch
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ConsumerGroupDescribeRequest', 'ConsumerGroupDescribeResponse']
 
 
-@dataclass(slots=True)
-class ConsumerGroupDescribeRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 69
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    group_ids: list[str] = field(default_factory=list)
-    include_authorized_operations: bool = False
+class ConsumerGroupDescribeRequest(Message):
+    KIND = 'request'
+    API_KEY = 69
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('group_ids', 'include_authorized_operations')
+
+    def __init__(self, group_ids: list[str] = NEW, include_authorized_operations: bool = False) -> None:
+        self.group_ids = [] if group_ids is NEW else group_ids
+        self.include_authorized_operations = include_authorized_operations
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -53,20 +54,25 @@ class ConsumerGroupDescribeRequest:
         return self
 
 
-@dataclass(slots=True)
-class ConsumerGroupDescribeResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 69
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    groups: list[ConsumerGroupDescribeResponse.DescribedGroup] = field(default_factory=list)
+class ConsumerGroupDescribeResponse(Message):
+    KIND = 'response'
+    API_KEY = 69
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'groups')
 
-    @dataclass(slots=True)
-    class TopicPartitions:
-        topic_id: uuid.UUID = ZERO_UUID
-        topic_name: str = ""
-        partitions: list[int] = field(default_factory=list)
+    class TopicPartitions(Message):
+        __slots__ = ('topic_id', 'topic_name', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            topic_name: str = "",
+            partitions: list[int] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -100,9 +106,14 @@ class ConsumerGroupDescribeResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Assignment:
-        topic_partitions: list[ConsumerGroupDescribeResponse.TopicPartitions] = field(default_factory=list)
+    class Assignment(Message):
+        __slots__ = ('topic_partitions',)
+
+        def __init__(
+            self,
+            topic_partitions: list[ConsumerGroupDescribeResponse.TopicPartitions] = NEW,
+        ) -> None:
+            self.topic_partitions = [] if topic_partitions is NEW else topic_partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -129,17 +140,40 @@ class ConsumerGroupDescribeResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DescribedGroup:
-        error_code: int = 0
-        error_message: str | None = None
-        group_id: str = ""
-        group_state: str = ""
-        group_epoch: int = 0
-        assignment_epoch: int = 0
-        assignor_name: str = ""
-        members: list[ConsumerGroupDescribeResponse.Member] = field(default_factory=list)
-        authorized_operations: int = -2147483648
+    class DescribedGroup(Message):
+        __slots__ = (
+            'error_code',
+            'error_message',
+            'group_id',
+            'group_state',
+            'group_epoch',
+            'assignment_epoch',
+            'assignor_name',
+            'members',
+            'authorized_operations',
+        )
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            error_message: str | None = None,
+            group_id: str = "",
+            group_state: str = "",
+            group_epoch: int = 0,
+            assignment_epoch: int = 0,
+            assignor_name: str = "",
+            members: list[ConsumerGroupDescribeResponse.Member] = NEW,
+            authorized_operations: int = -2147483648,
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.group_id = group_id
+            self.group_state = group_state
+            self.group_epoch = group_epoch
+            self.assignment_epoch = assignment_epoch
+            self.assignor_name = assignor_name
+            self.members = [] if members is NEW else members
+            self.authorized_operations = authorized_operations
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -194,18 +228,43 @@ class ConsumerGroupDescribeResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Member:
-        member_id: str = ""
-        instance_id: str | None = None
-        rack_id: str | None = None
-        member_epoch: int = 0
-        client_id: str = ""
-        client_host: str = ""
-        subscribed_topic_names: list[str] = field(default_factory=list)
-        subscribed_topic_regex: str | None = None
-        assignment: ConsumerGroupDescribeResponse.Assignment = field(default_factory=lambda: ConsumerGroupDescribeResponse.Assignment())
-        target_assignment: ConsumerGroupDescribeResponse.Assignment = field(default_factory=lambda: ConsumerGroupDescribeResponse.Assignment())
+    class Member(Message):
+        __slots__ = (
+            'member_id',
+            'instance_id',
+            'rack_id',
+            'member_epoch',
+            'client_id',
+            'client_host',
+            'subscribed_topic_names',
+            'subscribed_topic_regex',
+            'assignment',
+            'target_assignment',
+        )
+
+        def __init__(
+            self,
+            member_id: str = "",
+            instance_id: str | None = None,
+            rack_id: str | None = None,
+            member_epoch: int = 0,
+            client_id: str = "",
+            client_host: str = "",
+            subscribed_topic_names: list[str] = NEW,
+            subscribed_topic_regex: str | None = None,
+            assignment: ConsumerGroupDescribeResponse.Assignment = NEW,
+            target_assignment: ConsumerGroupDescribeResponse.Assignment = NEW,
+        ) -> None:
+            self.member_id = member_id
+            self.instance_id = instance_id
+            self.rack_id = rack_id
+            self.member_epoch = member_epoch
+            self.client_id = client_id
+            self.client_host = client_host
+            self.subscribed_topic_names = [] if subscribed_topic_names is NEW else subscribed_topic_names
+            self.subscribed_topic_regex = subscribed_topic_regex
+            self.assignment = ConsumerGroupDescribeResponse.Assignment() if assignment is NEW else assignment
+            self.target_assignment = ConsumerGroupDescribeResponse.Assignment() if target_assignment is NEW else target_assignment
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -270,6 +329,14 @@ class ConsumerGroupDescribeResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        groups: list[ConsumerGroupDescribeResponse.DescribedGroup] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.groups = [] if groups is NEW else groups
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -3,38 +3,40 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ConsumerGroupHeartbeatRequest', 'ConsumerGroupHeartbeatResponse']
 
 
-@dataclass(slots=True)
-class ConsumerGroupHeartbeatRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 68
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    group_id: str = ""
-    member_id: str = ""
-    member_epoch: int = 0
-    instance_id: str | None = None
-    rack_id: str | None = None
-    rebalance_timeout_ms: int = -1
-    subscribed_topic_names: list[str] | None = None
-    subscribed_topic_regex: str | None = None
-    server_assignor: str | None = None
-    topic_partitions: list[ConsumerGroupHeartbeatRequest.TopicPartitions] | None = None
+class ConsumerGroupHeartbeatRequest(Message):
+    KIND = 'request'
+    API_KEY = 68
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = (
+        'group_id',
+        'member_id',
+        'member_epoch',
+        'instance_id',
+        'rack_id',
+        'rebalance_timeout_ms',
+        'subscribed_topic_names',
+        'subscribed_topic_regex',
+        'server_assignor',
+        'topic_partitions',
+    )
 
-    @dataclass(slots=True)
-    class TopicPartitions:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[int] = field(default_factory=list)
+    class TopicPartitions(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(self, topic_id: uuid.UUID = ZERO_UUID, partitions: list[int] = NEW) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -62,6 +64,30 @@ class ConsumerGroupHeartbeatRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        member_id: str = "",
+        member_epoch: int = 0,
+        instance_id: str | None = None,
+        rack_id: str | None = None,
+        rebalance_timeout_ms: int = -1,
+        subscribed_topic_names: list[str] | None = None,
+        subscribed_topic_regex: str | None = None,
+        server_assignor: str | None = None,
+        topic_partitions: list[ConsumerGroupHeartbeatRequest.TopicPartitions] | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.member_epoch = member_epoch
+        self.instance_id = instance_id
+        self.rack_id = rack_id
+        self.rebalance_timeout_ms = rebalance_timeout_ms
+        self.subscribed_topic_names = subscribed_topic_names
+        self.subscribed_topic_regex = subscribed_topic_regex
+        self.server_assignor = server_assignor
+        self.topic_partitions = topic_partitions
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -139,24 +165,27 @@ class ConsumerGroupHeartbeatRequest:
         return self
 
 
-@dataclass(slots=True)
-class ConsumerGroupHeartbeatResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 68
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str | None = None
-    member_id: str | None = None
-    member_epoch: int = 0
-    heartbeat_interval_ms: int = 0
-    assignment: ConsumerGroupHeartbeatResponse.Assignment | None = None
+class ConsumerGroupHeartbeatResponse(Message):
+    KIND = 'response'
+    API_KEY = 68
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    __slots__ = (
+        'throttle_time_ms',
+        'error_code',
+        'error_message',
+        'member_id',
+        'member_epoch',
+        'heartbeat_interval_ms',
+        'assignment',
+    )
 
-    @dataclass(slots=True)
-    class TopicPartitions:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[int] = field(default_factory=list)
+    class TopicPartitions(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(self, topic_id: uuid.UUID = ZERO_UUID, partitions: list[int] = NEW) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -185,9 +214,14 @@ class ConsumerGroupHeartbeatResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Assignment:
-        topic_partitions: list[ConsumerGroupHeartbeatResponse.TopicPartitions] = field(default_factory=list)
+    class Assignment(Message):
+        __slots__ = ('topic_partitions',)
+
+        def __init__(
+            self,
+            topic_partitions: list[ConsumerGroupHeartbeatResponse.TopicPartitions] = NEW,
+        ) -> None:
+            self.topic_partitions = [] if topic_partitions is NEW else topic_partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -213,6 +247,24 @@ class ConsumerGroupHeartbeatResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str | None = None,
+        member_id: str | None = None,
+        member_epoch: int = 0,
+        heartbeat_interval_ms: int = 0,
+        assignment: ConsumerGroupHeartbeatResponse.Assignment | None = None,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.member_id = member_id
+        self.member_epoch = member_epoch
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.assignment = assignment
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

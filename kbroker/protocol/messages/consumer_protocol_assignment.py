@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ConsumerProtocolAssignment']
 
 
-@dataclass(slots=True)
-class ConsumerProtocolAssignment:
-    KIND: ClassVar[str] = 'data'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = None
-    assigned_partitions: list[ConsumerProtocolAssignment.TopicPartition] = field(default_factory=list)
-    user_data: bytes | None = None
+class ConsumerProtocolAssignment(Message):
+    KIND = 'data'
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = None
+    __slots__ = ('assigned_partitions', 'user_data')
 
-    @dataclass(slots=True)
-    class TopicPartition:
-        topic: str = ""
-        partitions: list[int] = field(default_factory=list)
+    class TopicPartition(Message):
+        __slots__ = ('topic', 'partitions')
+
+        def __init__(self, topic: str = "", partitions: list[int] = NEW) -> None:
+            self.topic = topic
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             w.string(self.topic)
@@ -40,6 +38,14 @@ class ConsumerProtocolAssignment:
             else:
                 self.partitions = [r.int32() for _ in range(n)]
             return self
+
+    def __init__(
+        self,
+        assigned_partitions: list[ConsumerProtocolAssignment.TopicPartition] = NEW,
+        user_data: bytes | None = None,
+    ) -> None:
+        self.assigned_partitions = [] if assigned_partitions is NEW else assigned_partitions
+        self.user_data = user_data
 
     def encode(self, w: Writer, version: int) -> None:
         w.array_length(self.assigned_partitions)

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ConsumerProtocolSubscription']
 
 
-@dataclass(slots=True)
-class ConsumerProtocolSubscription:
-    KIND: ClassVar[str] = 'data'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = None
-    topics: list[str] = field(default_factory=list)
-    user_data: bytes | None = None
-    owned_partitions: list[ConsumerProtocolSubscription.TopicPartition] = field(default_factory=list)
-    generation_id: int = -1
-    rack_id: str | None = None
+class ConsumerProtocolSubscription(Message):
+    KIND = 'data'
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = None
+    __slots__ = ('topics', 'user_data', 'owned_partitions', 'generation_id', 'rack_id')
 
-    @dataclass(slots=True)
-    class TopicPartition:
-        topic: str = ""
-        partitions: list[int] = field(default_factory=list)
+    class TopicPartition(Message):
+        __slots__ = ('topic', 'partitions')
+
+        def __init__(self, topic: str = "", partitions: list[int] = NEW) -> None:
+            self.topic = topic
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             if version >= 1:
@@ -47,6 +42,20 @@ class ConsumerProtocolSubscription:
                 else:
                     self.partitions = [r.int32() for _ in range(n)]
             return self
+
+    def __init__(
+        self,
+        topics: list[str] = NEW,
+        user_data: bytes | None = None,
+        owned_partitions: list[ConsumerProtocolSubscription.TopicPartition] = NEW,
+        generation_id: int = -1,
+        rack_id: str | None = None,
+    ) -> None:
+        self.topics = [] if topics is NEW else topics
+        self.user_data = user_data
+        self.owned_partitions = [] if owned_partitions is NEW else owned_partitions
+        self.generation_id = generation_id
+        self.rack_id = rack_id
 
     def encode(self, w: Writer, version: int) -> None:
         w.array_length(self.topics)

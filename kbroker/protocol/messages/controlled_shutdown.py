@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ControlledShutdownRequest', 'ControlledShutdownResponse']
 
 
-@dataclass(slots=True)
-class ControlledShutdownRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 7
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'controller')
-    broker_id: int = 0
-    broker_epoch: int = -1
+class ControlledShutdownRequest(Message):
+    KIND = 'request'
+    API_KEY = 7
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 3
+    LISTENERS = ('zkBroker', 'controller')
+    __slots__ = ('broker_id', 'broker_epoch')
+
+    def __init__(self, broker_id: int = 0, broker_epoch: int = -1) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3
@@ -42,19 +42,19 @@ class ControlledShutdownRequest:
         return self
 
 
-@dataclass(slots=True)
-class ControlledShutdownResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 7
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    error_code: int = 0
-    remaining_partitions: list[ControlledShutdownResponse.RemainingPartition] = field(default_factory=list)
+class ControlledShutdownResponse(Message):
+    KIND = 'response'
+    API_KEY = 7
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 3
+    __slots__ = ('error_code', 'remaining_partitions')
 
-    @dataclass(slots=True)
-    class RemainingPartition:
-        topic_name: str = ""
-        partition_index: int = 0
+    class RemainingPartition(Message):
+        __slots__ = ('topic_name', 'partition_index')
+
+        def __init__(self, topic_name: str = "", partition_index: int = 0) -> None:
+            self.topic_name = topic_name
+            self.partition_index = partition_index
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -76,6 +76,14 @@ class ControlledShutdownResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        remaining_partitions: list[ControlledShutdownResponse.RemainingPartition] = NEW,
+    ) -> None:
+        self.error_code = error_code
+        self.remaining_partitions = [] if remaining_partitions is NEW else remaining_partitions
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3

@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ControllerRegistrationRequest', 'ControllerRegistrationResponse']
 
 
-@dataclass(slots=True)
-class ControllerRegistrationRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 70
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller',)
-    controller_id: int = 0
-    incarnation_id: uuid.UUID = ZERO_UUID
-    zk_migration_ready: bool = False
-    listeners: list[ControllerRegistrationRequest.Listener] = field(default_factory=list)
-    features: list[ControllerRegistrationRequest.Feature] = field(default_factory=list)
+class ControllerRegistrationRequest(Message):
+    KIND = 'request'
+    API_KEY = 70
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller',)
+    __slots__ = ('controller_id', 'incarnation_id', 'zk_migration_ready', 'listeners', 'features')
 
-    @dataclass(slots=True)
-    class Listener:
-        name: str = ""
-        host: str = ""
-        port: int = 0
-        security_protocol: int = 0
+    class Listener(Message):
+        __slots__ = ('name', 'host', 'port', 'security_protocol')
+
+        def __init__(self, name: str = "", host: str = "", port: int = 0, security_protocol: int = 0) -> None:
+            self.name = name
+            self.host = host
+            self.port = port
+            self.security_protocol = security_protocol
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -60,11 +56,18 @@ class ControllerRegistrationRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Feature:
-        name: str = ""
-        min_supported_version: int = 0
-        max_supported_version: int = 0
+    class Feature(Message):
+        __slots__ = ('name', 'min_supported_version', 'max_supported_version')
+
+        def __init__(
+            self,
+            name: str = "",
+            min_supported_version: int = 0,
+            max_supported_version: int = 0,
+        ) -> None:
+            self.name = name
+            self.min_supported_version = min_supported_version
+            self.max_supported_version = max_supported_version
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -88,6 +91,20 @@ class ControllerRegistrationRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        controller_id: int = 0,
+        incarnation_id: uuid.UUID = ZERO_UUID,
+        zk_migration_ready: bool = False,
+        listeners: list[ControllerRegistrationRequest.Listener] = NEW,
+        features: list[ControllerRegistrationRequest.Feature] = NEW,
+    ) -> None:
+        self.controller_id = controller_id
+        self.incarnation_id = incarnation_id
+        self.zk_migration_ready = zk_migration_ready
+        self.listeners = [] if listeners is NEW else listeners
+        self.features = [] if features is NEW else features
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -132,15 +149,17 @@ class ControllerRegistrationRequest:
         return self
 
 
-@dataclass(slots=True)
-class ControllerRegistrationResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 70
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
+class ControllerRegistrationResponse(Message):
+    KIND = 'response'
+    API_KEY = 70
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message')
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str = "") -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

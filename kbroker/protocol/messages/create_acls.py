@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['CreateAclsRequest', 'CreateAclsResponse']
 
 
-@dataclass(slots=True)
-class CreateAclsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 30
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    creations: list[CreateAclsRequest.AclCreation] = field(default_factory=list)
+class CreateAclsRequest(Message):
+    KIND = 'request'
+    API_KEY = 30
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('creations',)
 
-    @dataclass(slots=True)
-    class AclCreation:
-        resource_type: int = 0
-        resource_name: str = ""
-        resource_pattern_type: int = 3
-        principal: str = ""
-        host: str = ""
-        operation: int = 0
-        permission_type: int = 0
+    class AclCreation(Message):
+        __slots__ = (
+            'resource_type',
+            'resource_name',
+            'resource_pattern_type',
+            'principal',
+            'host',
+            'operation',
+            'permission_type',
+        )
+
+        def __init__(
+            self,
+            resource_type: int = 0,
+            resource_name: str = "",
+            resource_pattern_type: int = 3,
+            principal: str = "",
+            host: str = "",
+            operation: int = 0,
+            permission_type: int = 0,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.resource_pattern_type = resource_pattern_type
+            self.principal = principal
+            self.host = host
+            self.operation = operation
+            self.permission_type = permission_type
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -70,6 +86,9 @@ class CreateAclsRequest:
                     r.skip(size)
             return self
 
+    def __init__(self, creations: list[CreateAclsRequest.AclCreation] = NEW) -> None:
+        self.creations = [] if creations is NEW else creations
+
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
         if flex:
@@ -96,19 +115,19 @@ class CreateAclsRequest:
         return self
 
 
-@dataclass(slots=True)
-class CreateAclsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 30
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    results: list[CreateAclsResponse.AclCreationResult] = field(default_factory=list)
+class CreateAclsResponse(Message):
+    KIND = 'response'
+    API_KEY = 30
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'results')
 
-    @dataclass(slots=True)
-    class AclCreationResult:
-        error_code: int = 0
-        error_message: str = ""
+    class AclCreationResult(Message):
+        __slots__ = ('error_code', 'error_message')
+
+        def __init__(self, error_code: int = 0, error_message: str = "") -> None:
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -130,6 +149,14 @@ class CreateAclsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        results: list[CreateAclsResponse.AclCreationResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

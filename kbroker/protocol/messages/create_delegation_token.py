@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['CreateDelegationTokenRequest', 'CreateDelegationTokenResponse']
 
 
-@dataclass(slots=True)
-class CreateDelegationTokenRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 38
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    owner_principal_type: str = ""
-    owner_principal_name: str = ""
-    renewers: list[CreateDelegationTokenRequest.CreatableRenewers] = field(default_factory=list)
-    max_lifetime_ms: int = 0
+class CreateDelegationTokenRequest(Message):
+    KIND = 'request'
+    API_KEY = 38
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('owner_principal_type', 'owner_principal_name', 'renewers', 'max_lifetime_ms')
 
-    @dataclass(slots=True)
-    class CreatableRenewers:
-        principal_type: str = ""
-        principal_name: str = ""
+    class CreatableRenewers(Message):
+        __slots__ = ('principal_type', 'principal_name')
+
+        def __init__(self, principal_type: str = "", principal_name: str = "") -> None:
+            self.principal_type = principal_type
+            self.principal_name = principal_name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -52,6 +48,18 @@ class CreateDelegationTokenRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        owner_principal_type: str = "",
+        owner_principal_name: str = "",
+        renewers: list[CreateDelegationTokenRequest.CreatableRenewers] = NEW,
+        max_lifetime_ms: int = 0,
+    ) -> None:
+        self.owner_principal_type = owner_principal_type
+        self.owner_principal_name = owner_principal_name
+        self.renewers = [] if renewers is NEW else renewers
+        self.max_lifetime_ms = max_lifetime_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -95,23 +103,50 @@ class CreateDelegationTokenRequest:
         return self
 
 
-@dataclass(slots=True)
-class CreateDelegationTokenResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 38
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    error_code: int = 0
-    principal_type: str = ""
-    principal_name: str = ""
-    token_requester_principal_type: str = ""
-    token_requester_principal_name: str = ""
-    issue_timestamp_ms: int = 0
-    expiry_timestamp_ms: int = 0
-    max_timestamp_ms: int = 0
-    token_id: str = ""
-    hmac: bytes = b""
-    throttle_time_ms: int = 0
+class CreateDelegationTokenResponse(Message):
+    KIND = 'response'
+    API_KEY = 38
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    __slots__ = (
+        'error_code',
+        'principal_type',
+        'principal_name',
+        'token_requester_principal_type',
+        'token_requester_principal_name',
+        'issue_timestamp_ms',
+        'expiry_timestamp_ms',
+        'max_timestamp_ms',
+        'token_id',
+        'hmac',
+        'throttle_time_ms',
+    )
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        principal_type: str = "",
+        principal_name: str = "",
+        token_requester_principal_type: str = "",
+        token_requester_principal_name: str = "",
+        issue_timestamp_ms: int = 0,
+        expiry_timestamp_ms: int = 0,
+        max_timestamp_ms: int = 0,
+        token_id: str = "",
+        hmac: bytes = b"",
+        throttle_time_ms: int = 0,
+    ) -> None:
+        self.error_code = error_code
+        self.principal_type = principal_type
+        self.principal_name = principal_name
+        self.token_requester_principal_type = token_requester_principal_type
+        self.token_requester_principal_name = token_requester_principal_name
+        self.issue_timestamp_ms = issue_timestamp_ms
+        self.expiry_timestamp_ms = expiry_timestamp_ms
+        self.max_timestamp_ms = max_timestamp_ms
+        self.token_id = token_id
+        self.hmac = hmac
+        self.throttle_time_ms = throttle_time_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['CreatePartitionsRequest', 'CreatePartitionsResponse']
 
 
-@dataclass(slots=True)
-class CreatePartitionsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 37
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    topics: list[CreatePartitionsRequest.CreatePartitionsTopic] = field(default_factory=list)
-    timeout_ms: int = 0
-    validate_only: bool = False
+class CreatePartitionsRequest(Message):
+    KIND = 'request'
+    API_KEY = 37
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('topics', 'timeout_ms', 'validate_only')
 
-    @dataclass(slots=True)
-    class CreatePartitionsTopic:
-        name: str = ""
-        count: int = 0
-        assignments: list[CreatePartitionsRequest.CreatePartitionsAssignment] = field(default_factory=list)
+    class CreatePartitionsTopic(Message):
+        __slots__ = ('name', 'count', 'assignments')
+
+        def __init__(
+            self,
+            name: str = "",
+            count: int = 0,
+            assignments: list[CreatePartitionsRequest.CreatePartitionsAssignment] = NEW,
+        ) -> None:
+            self.name = name
+            self.count = count
+            self.assignments = [] if assignments is NEW else assignments
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -60,9 +62,11 @@ class CreatePartitionsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class CreatePartitionsAssignment:
-        broker_ids: list[int] = field(default_factory=list)
+    class CreatePartitionsAssignment(Message):
+        __slots__ = ('broker_ids',)
+
+        def __init__(self, broker_ids: list[int] = NEW) -> None:
+            self.broker_ids = [] if broker_ids is NEW else broker_ids
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -88,6 +92,16 @@ class CreatePartitionsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        topics: list[CreatePartitionsRequest.CreatePartitionsTopic] = NEW,
+        timeout_ms: int = 0,
+        validate_only: bool = False,
+    ) -> None:
+        self.topics = [] if topics is NEW else topics
+        self.timeout_ms = timeout_ms
+        self.validate_only = validate_only
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -119,20 +133,20 @@ class CreatePartitionsRequest:
         return self
 
 
-@dataclass(slots=True)
-class CreatePartitionsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 37
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    results: list[CreatePartitionsResponse.CreatePartitionsTopicResult] = field(default_factory=list)
+class CreatePartitionsResponse(Message):
+    KIND = 'response'
+    API_KEY = 37
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'results')
 
-    @dataclass(slots=True)
-    class CreatePartitionsTopicResult:
-        name: str = ""
-        error_code: int = 0
-        error_message: str | None = None
+    class CreatePartitionsTopicResult(Message):
+        __slots__ = ('name', 'error_code', 'error_message')
+
+        def __init__(self, name: str = "", error_code: int = 0, error_message: str | None = None) -> None:
+            self.name = name
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -159,6 +173,14 @@ class CreatePartitionsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        results: list[CreatePartitionsResponse.CreatePartitionsTopicResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -3,34 +3,39 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['CreateTopicsRequest', 'CreateTopicsResponse']
 
 
-@dataclass(slots=True)
-class CreateTopicsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 19
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 7)
-    FLEXIBLE_FROM: ClassVar[int | None] = 5
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 1)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    topics: list[CreateTopicsRequest.CreatableTopic] = field(default_factory=list)
-    timeout_ms: int = 60000
-    validate_only: bool = False
+class CreateTopicsRequest(Message):
+    KIND = 'request'
+    API_KEY = 19
+    VERSIONS = (0, 7)
+    FLEXIBLE_FROM = 5
+    DEPRECATED = (0, 1)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('topics', 'timeout_ms', 'validate_only')
 
-    @dataclass(slots=True)
-    class CreatableTopic:
-        name: str = ""
-        num_partitions: int = 0
-        replication_factor: int = 0
-        assignments: list[CreateTopicsRequest.CreatableReplicaAssignment] = field(default_factory=list)
-        configs: list[CreateTopicsRequest.CreatableTopicConfig] = field(default_factory=list)
+    class CreatableTopic(Message):
+        __slots__ = ('name', 'num_partitions', 'replication_factor', 'assignments', 'configs')
+
+        def __init__(
+            self,
+            name: str = "",
+            num_partitions: int = 0,
+            replication_factor: int = 0,
+            assignments: list[CreateTopicsRequest.CreatableReplicaAssignment] = NEW,
+            configs: list[CreateTopicsRequest.CreatableTopicConfig] = NEW,
+        ) -> None:
+            self.name = name
+            self.num_partitions = num_partitions
+            self.replication_factor = replication_factor
+            self.assignments = [] if assignments is NEW else assignments
+            self.configs = [] if configs is NEW else configs
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 5
@@ -77,10 +82,12 @@ class CreateTopicsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class CreatableReplicaAssignment:
-        partition_index: int = 0
-        broker_ids: list[int] = field(default_factory=list)
+    class CreatableReplicaAssignment(Message):
+        __slots__ = ('partition_index', 'broker_ids')
+
+        def __init__(self, partition_index: int = 0, broker_ids: list[int] = NEW) -> None:
+            self.partition_index = partition_index
+            self.broker_ids = [] if broker_ids is NEW else broker_ids
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 5
@@ -109,10 +116,12 @@ class CreateTopicsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class CreatableTopicConfig:
-        name: str = ""
-        value: str = ""
+    class CreatableTopicConfig(Message):
+        __slots__ = ('name', 'value')
+
+        def __init__(self, name: str = "", value: str = "") -> None:
+            self.name = name
+            self.value = value
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 5
@@ -137,6 +146,16 @@ class CreateTopicsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        topics: list[CreateTopicsRequest.CreatableTopic] = NEW,
+        timeout_ms: int = 60000,
+        validate_only: bool = False,
+    ) -> None:
+        self.topics = [] if topics is NEW else topics
+        self.timeout_ms = timeout_ms
+        self.validate_only = validate_only
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 5
@@ -170,25 +189,44 @@ class CreateTopicsRequest:
         return self
 
 
-@dataclass(slots=True)
-class CreateTopicsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 19
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 7)
-    FLEXIBLE_FROM: ClassVar[int | None] = 5
-    throttle_time_ms: int = 0
-    topics: list[CreateTopicsResponse.CreatableTopicResult] = field(default_factory=list)
+class CreateTopicsResponse(Message):
+    KIND = 'response'
+    API_KEY = 19
+    VERSIONS = (0, 7)
+    FLEXIBLE_FROM = 5
+    __slots__ = ('throttle_time_ms', 'topics')
 
-    @dataclass(slots=True)
-    class CreatableTopicResult:
-        name: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        error_code: int = 0
-        error_message: str = ""
-        topic_config_error_code: int = 0
-        num_partitions: int = -1
-        replication_factor: int = -1
-        configs: list[CreateTopicsResponse.CreatableTopicConfigs] = field(default_factory=list)
+    class CreatableTopicResult(Message):
+        __slots__ = (
+            'name',
+            'topic_id',
+            'error_code',
+            'error_message',
+            'topic_config_error_code',
+            'num_partitions',
+            'replication_factor',
+            'configs',
+        )
+
+        def __init__(
+            self,
+            name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            error_code: int = 0,
+            error_message: str = "",
+            topic_config_error_code: int = 0,
+            num_partitions: int = -1,
+            replication_factor: int = -1,
+            configs: list[CreateTopicsResponse.CreatableTopicConfigs] = NEW,
+        ) -> None:
+            self.name = name
+            self.topic_id = topic_id
+            self.error_code = error_code
+            self.error_message = error_message
+            self.topic_config_error_code = topic_config_error_code
+            self.num_partitions = num_partitions
+            self.replication_factor = replication_factor
+            self.configs = [] if configs is NEW else configs
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 5
@@ -253,13 +291,22 @@ class CreateTopicsResponse:
                         r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class CreatableTopicConfigs:
-        name: str = ""
-        value: str = ""
-        read_only: bool = False
-        config_source: int = -1
-        is_sensitive: bool = False
+    class CreatableTopicConfigs(Message):
+        __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive')
+
+        def __init__(
+            self,
+            name: str = "",
+            value: str = "",
+            read_only: bool = False,
+            config_source: int = -1,
+            is_sensitive: bool = False,
+        ) -> None:
+            self.name = name
+            self.value = value
+            self.read_only = read_only
+            self.config_source = config_source
+            self.is_sensitive = is_sensitive
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 5
@@ -300,6 +347,14 @@ class CreateTopicsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        topics: list[CreateTopicsResponse.CreatableTopicResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 5

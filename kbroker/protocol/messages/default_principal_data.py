@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DefaultPrincipalData']
 
 
-@dataclass(slots=True)
-class DefaultPrincipalData:
-    KIND: ClassVar[str] = 'data'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    type: str = ""
-    name: str = ""
-    token_authenticated: bool = False
+class DefaultPrincipalData(Message):
+    KIND = 'data'
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('type', 'name', 'token_authenticated')
+
+    def __init__(self, type: str = "", name: str = "", token_authenticated: bool = False) -> None:
+        self.type = type
+        self.name = name
+        self.token_authenticated = token_authenticated
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

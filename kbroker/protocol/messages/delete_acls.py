@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DeleteAclsRequest', 'DeleteAclsResponse']
 
 
-@dataclass(slots=True)
-class DeleteAclsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 31
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    filters: list[DeleteAclsRequest.DeleteAclsFilter] = field(default_factory=list)
+class DeleteAclsRequest(Message):
+    KIND = 'request'
+    API_KEY = 31
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('filters',)
 
-    @dataclass(slots=True)
-    class DeleteAclsFilter:
-        resource_type_filter: int = 0
-        resource_name_filter: str = ""
-        pattern_type_filter: int = 3
-        principal_filter: str = ""
-        host_filter: str = ""
-        operation: int = 0
-        permission_type: int = 0
+    class DeleteAclsFilter(Message):
+        __slots__ = (
+            'resource_type_filter',
+            'resource_name_filter',
+            'pattern_type_filter',
+            'principal_filter',
+            'host_filter',
+            'operation',
+            'permission_type',
+        )
+
+        def __init__(
+            self,
+            resource_type_filter: int = 0,
+            resource_name_filter: str = "",
+            pattern_type_filter: int = 3,
+            principal_filter: str = "",
+            host_filter: str = "",
+            operation: int = 0,
+            permission_type: int = 0,
+        ) -> None:
+            self.resource_type_filter = resource_type_filter
+            self.resource_name_filter = resource_name_filter
+            self.pattern_type_filter = pattern_type_filter
+            self.principal_filter = principal_filter
+            self.host_filter = host_filter
+            self.operation = operation
+            self.permission_type = permission_type
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -70,6 +86,9 @@ class DeleteAclsRequest:
                     r.skip(size)
             return self
 
+    def __init__(self, filters: list[DeleteAclsRequest.DeleteAclsFilter] = NEW) -> None:
+        self.filters = [] if filters is NEW else filters
+
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
         if flex:
@@ -96,20 +115,25 @@ class DeleteAclsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DeleteAclsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 31
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    filter_results: list[DeleteAclsResponse.DeleteAclsFilterResult] = field(default_factory=list)
+class DeleteAclsResponse(Message):
+    KIND = 'response'
+    API_KEY = 31
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'filter_results')
 
-    @dataclass(slots=True)
-    class DeleteAclsFilterResult:
-        error_code: int = 0
-        error_message: str = ""
-        matching_acls: list[DeleteAclsResponse.DeleteAclsMatchingAcl] = field(default_factory=list)
+    class DeleteAclsFilterResult(Message):
+        __slots__ = ('error_code', 'error_message', 'matching_acls')
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            error_message: str = "",
+            matching_acls: list[DeleteAclsResponse.DeleteAclsMatchingAcl] = NEW,
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.matching_acls = [] if matching_acls is NEW else matching_acls
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -143,17 +167,40 @@ class DeleteAclsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DeleteAclsMatchingAcl:
-        error_code: int = 0
-        error_message: str = ""
-        resource_type: int = 0
-        resource_name: str = ""
-        pattern_type: int = 3
-        principal: str = ""
-        host: str = ""
-        operation: int = 0
-        permission_type: int = 0
+    class DeleteAclsMatchingAcl(Message):
+        __slots__ = (
+            'error_code',
+            'error_message',
+            'resource_type',
+            'resource_name',
+            'pattern_type',
+            'principal',
+            'host',
+            'operation',
+            'permission_type',
+        )
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            error_message: str = "",
+            resource_type: int = 0,
+            resource_name: str = "",
+            pattern_type: int = 3,
+            principal: str = "",
+            host: str = "",
+            operation: int = 0,
+            permission_type: int = 0,
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.pattern_type = pattern_type
+            self.principal = principal
+            self.host = host
+            self.operation = operation
+            self.permission_type = permission_type
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -200,6 +247,14 @@ class DeleteAclsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        filter_results: list[DeleteAclsResponse.DeleteAclsFilterResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.filter_results = [] if filter_results is NEW else filter_results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

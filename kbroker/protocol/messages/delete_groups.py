@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DeleteGroupsRequest', 'DeleteGroupsResponse']
 
 
-@dataclass(slots=True)
-class DeleteGroupsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 42
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    groups_names: list[str] = field(default_factory=list)
+class DeleteGroupsRequest(Message):
+    KIND = 'request'
+    API_KEY = 42
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('groups_names',)
+
+    def __init__(self, groups_names: list[str] = NEW) -> None:
+        self.groups_names = [] if groups_names is NEW else groups_names
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -50,19 +50,19 @@ class DeleteGroupsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DeleteGroupsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 42
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    results: list[DeleteGroupsResponse.DeletableGroupResult] = field(default_factory=list)
+class DeleteGroupsResponse(Message):
+    KIND = 'response'
+    API_KEY = 42
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'results')
 
-    @dataclass(slots=True)
-    class DeletableGroupResult:
-        group_id: str = ""
-        error_code: int = 0
+    class DeletableGroupResult(Message):
+        __slots__ = ('group_id', 'error_code')
+
+        def __init__(self, group_id: str = "", error_code: int = 0) -> None:
+            self.group_id = group_id
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -84,6 +84,14 @@ class DeleteGroupsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        results: list[DeleteGroupsResponse.DeletableGroupResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DeleteRecordsRequest', 'DeleteRecordsResponse']
 
 
-@dataclass(slots=True)
-class DeleteRecordsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 21
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    topics: list[DeleteRecordsRequest.DeleteRecordsTopic] = field(default_factory=list)
-    timeout_ms: int = 0
+class DeleteRecordsRequest(Message):
+    KIND = 'request'
+    API_KEY = 21
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('topics', 'timeout_ms')
 
-    @dataclass(slots=True)
-    class DeleteRecordsTopic:
-        name: str = ""
-        partitions: list[DeleteRecordsRequest.DeleteRecordsPartition] = field(default_factory=list)
+    class DeleteRecordsTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[DeleteRecordsRequest.DeleteRecordsPartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -56,10 +58,12 @@ class DeleteRecordsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DeleteRecordsPartition:
-        partition_index: int = 0
-        offset: int = 0
+    class DeleteRecordsPartition(Message):
+        __slots__ = ('partition_index', 'offset')
+
+        def __init__(self, partition_index: int = 0, offset: int = 0) -> None:
+            self.partition_index = partition_index
+            self.offset = offset
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -78,6 +82,14 @@ class DeleteRecordsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        topics: list[DeleteRecordsRequest.DeleteRecordsTopic] = NEW,
+        timeout_ms: int = 0,
+    ) -> None:
+        self.topics = [] if topics is NEW else topics
+        self.timeout_ms = timeout_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -107,19 +119,23 @@ class DeleteRecordsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DeleteRecordsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 21
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    topics: list[DeleteRecordsResponse.DeleteRecordsTopicResult] = field(default_factory=list)
+class DeleteRecordsResponse(Message):
+    KIND = 'response'
+    API_KEY = 21
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'topics')
 
-    @dataclass(slots=True)
-    class DeleteRecordsTopicResult:
-        name: str = ""
-        partitions: list[DeleteRecordsResponse.DeleteRecordsPartitionResult] = field(default_factory=list)
+    class DeleteRecordsTopicResult(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[DeleteRecordsResponse.DeleteRecordsPartitionResult] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -151,11 +167,13 @@ class DeleteRecordsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DeleteRecordsPartitionResult:
-        partition_index: int = 0
-        low_watermark: int = 0
-        error_code: int = 0
+    class DeleteRecordsPartitionResult(Message):
+        __slots__ = ('partition_index', 'low_watermark', 'error_code')
+
+        def __init__(self, partition_index: int = 0, low_watermark: int = 0, error_code: int = 0) -> None:
+            self.partition_index = partition_index
+            self.low_watermark = low_watermark
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -176,6 +194,14 @@ class DeleteRecordsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        topics: list[DeleteRecordsResponse.DeleteRecordsTopicResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['DeleteShareGroupStateRequest', 'DeleteShareGroupStateResponse']
 
 
-@dataclass(slots=True)
-class DeleteShareGroupStateRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 86
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    group_id: str = ""
-    topics: list[DeleteShareGroupStateRequest.DeleteStateData] = field(default_factory=list)
+class DeleteShareGroupStateRequest(Message):
+    KIND = 'request'
+    API_KEY = 86
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = ('group_id', 'topics')
 
-    @dataclass(slots=True)
-    class DeleteStateData:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[DeleteShareGroupStateRequest.PartitionData] = field(default_factory=list)
+    class DeleteStateData(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[DeleteShareGroupStateRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -55,9 +58,11 @@ class DeleteShareGroupStateRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition',)
+
+        def __init__(self, partition: int = 0) -> None:
+            self.partition = partition
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -74,6 +79,14 @@ class DeleteShareGroupStateRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        topics: list[DeleteShareGroupStateRequest.DeleteStateData] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -106,18 +119,23 @@ class DeleteShareGroupStateRequest:
         return self
 
 
-@dataclass(slots=True)
-class DeleteShareGroupStateResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 86
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    results: list[DeleteShareGroupStateResponse.DeleteStateResult] = field(default_factory=list)
+class DeleteShareGroupStateResponse(Message):
+    KIND = 'response'
+    API_KEY = 86
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('results',)
 
-    @dataclass(slots=True)
-    class DeleteStateResult:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[DeleteShareGroupStateResponse.PartitionResult] = field(default_factory=list)
+    class DeleteStateResult(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[DeleteShareGroupStateResponse.PartitionResult] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -146,11 +164,13 @@ class DeleteShareGroupStateResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionResult:
-        partition: int = 0
-        error_code: int = 0
-        error_message: str | None = None
+    class PartitionResult(Message):
+        __slots__ = ('partition', 'error_code', 'error_message')
+
+        def __init__(self, partition: int = 0, error_code: int = 0, error_message: str | None = None) -> None:
+            self.partition = partition
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -174,6 +194,9 @@ class DeleteShareGroupStateResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(self, results: list[DeleteShareGroupStateResponse.DeleteStateResult] = NEW) -> None:
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

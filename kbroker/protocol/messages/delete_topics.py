@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['DeleteTopicsRequest', 'DeleteTopicsResponse']
 
 
-@dataclass(slots=True)
-class DeleteTopicsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 20
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 6)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    topics: list[DeleteTopicsRequest.DeleteTopicState] = field(default_factory=list)
-    topic_names: list[str] = field(default_factory=list)
-    timeout_ms: int = 0
+class DeleteTopicsRequest(Message):
+    KIND = 'request'
+    API_KEY = 20
+    VERSIONS = (0, 6)
+    FLEXIBLE_FROM = 4
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('topics', 'topic_names', 'timeout_ms')
 
-    @dataclass(slots=True)
-    class DeleteTopicState:
-        name: str | None = None
-        topic_id: uuid.UUID = ZERO_UUID
+    class DeleteTopicState(Message):
+        __slots__ = ('name', 'topic_id')
+
+        def __init__(self, name: str | None = None, topic_id: uuid.UUID = ZERO_UUID) -> None:
+            self.name = name
+            self.topic_id = topic_id
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -53,6 +51,16 @@ class DeleteTopicsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        topics: list[DeleteTopicsRequest.DeleteTopicState] = NEW,
+        topic_names: list[str] = NEW,
+        timeout_ms: int = 0,
+    ) -> None:
+        self.topics = [] if topics is NEW else topics
+        self.topic_names = [] if topic_names is NEW else topic_names
+        self.timeout_ms = timeout_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4
@@ -100,21 +108,27 @@ class DeleteTopicsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DeleteTopicsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 20
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 6)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    throttle_time_ms: int = 0
-    responses: list[DeleteTopicsResponse.DeletableTopicResult] = field(default_factory=list)
+class DeleteTopicsResponse(Message):
+    KIND = 'response'
+    API_KEY = 20
+    VERSIONS = (0, 6)
+    FLEXIBLE_FROM = 4
+    __slots__ = ('throttle_time_ms', 'responses')
 
-    @dataclass(slots=True)
-    class DeletableTopicResult:
-        name: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        error_code: int = 0
-        error_message: str | None = None
+    class DeletableTopicResult(Message):
+        __slots__ = ('name', 'topic_id', 'error_code', 'error_message')
+
+        def __init__(
+            self,
+            name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            error_code: int = 0,
+            error_message: str | None = None,
+        ) -> None:
+            self.name = name
+            self.topic_id = topic_id
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -147,6 +161,14 @@ class DeleteTopicsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        responses: list[DeleteTopicsResponse.DeletableTopicResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.responses = [] if responses is NEW else responses
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4

@@ -2,30 +2,47 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeAclsRequest', 'DescribeAclsResponse']
 
 
-@dataclass(slots=True)
-class DescribeAclsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 29
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    resource_type_filter: int = 0
-    resource_name_filter: str = ""
-    pattern_type_filter: int = 3
-    principal_filter: str = ""
-    host_filter: str = ""
-    operation: int = 0
-    permission_type: int = 0
+class DescribeAclsRequest(Message):
+    KIND = 'request'
+    API_KEY = 29
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = (
+        'resource_type_filter',
+        'resource_name_filter',
+        'pattern_type_filter',
+        'principal_filter',
+        'host_filter',
+        'operation',
+        'permission_type',
+    )
+
+    def __init__(
+        self,
+        resource_type_filter: int = 0,
+        resource_name_filter: str = "",
+        pattern_type_filter: int = 3,
+        principal_filter: str = "",
+        host_filter: str = "",
+        operation: int = 0,
+        permission_type: int = 0,
+    ) -> None:
+        self.resource_type_filter = resource_type_filter
+        self.resource_name_filter = resource_name_filter
+        self.pattern_type_filter = pattern_type_filter
+        self.principal_filter = principal_filter
+        self.host_filter = host_filter
+        self.operation = operation
+        self.permission_type = permission_type
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -67,23 +84,27 @@ class DescribeAclsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeAclsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 29
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
-    resources: list[DescribeAclsResponse.DescribeAclsResource] = field(default_factory=list)
+class DescribeAclsResponse(Message):
+    KIND = 'response'
+    API_KEY = 29
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources')
 
-    @dataclass(slots=True)
-    class DescribeAclsResource:
-        resource_type: int = 0
-        resource_name: str = ""
-        pattern_type: int = 3
-        acls: list[DescribeAclsResponse.AclDescription] = field(default_factory=list)
+    class DescribeAclsResource(Message):
+        __slots__ = ('resource_type', 'resource_name', 'pattern_type', 'acls')
+
+        def __init__(
+            self,
+            resource_type: int = 0,
+            resource_name: str = "",
+            pattern_type: int = 3,
+            acls: list[DescribeAclsResponse.AclDescription] = NEW,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.pattern_type = pattern_type
+            self.acls = [] if acls is NEW else acls
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -121,12 +142,20 @@ class DescribeAclsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AclDescription:
-        principal: str = ""
-        host: str = ""
-        operation: int = 0
-        permission_type: int = 0
+    class AclDescription(Message):
+        __slots__ = ('principal', 'host', 'operation', 'permission_type')
+
+        def __init__(
+            self,
+            principal: str = "",
+            host: str = "",
+            operation: int = 0,
+            permission_type: int = 0,
+        ) -> None:
+            self.principal = principal
+            self.host = host
+            self.operation = operation
+            self.permission_type = permission_type
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -155,6 +184,18 @@ class DescribeAclsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str = "",
+        resources: list[DescribeAclsResponse.DescribeAclsResource] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resources = [] if resources is NEW else resources
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeClientQuotasRequest', 'DescribeClientQuotasResponse']
 
 
-@dataclass(slots=True)
-class DescribeClientQuotasRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 48
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    components: list[DescribeClientQuotasRequest.ComponentData] = field(default_factory=list)
-    strict: bool = False
+class DescribeClientQuotasRequest(Message):
+    KIND = 'request'
+    API_KEY = 48
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('components', 'strict')
 
-    @dataclass(slots=True)
-    class ComponentData:
-        entity_type: str = ""
-        match_type: int = 0
-        match: str = ""
+    class ComponentData(Message):
+        __slots__ = ('entity_type', 'match_type', 'match')
+
+        def __init__(self, entity_type: str = "", match_type: int = 0, match: str = "") -> None:
+            self.entity_type = entity_type
+            self.match_type = match_type
+            self.match = match
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -52,6 +50,14 @@ class DescribeClientQuotasRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        components: list[DescribeClientQuotasRequest.ComponentData] = NEW,
+        strict: bool = False,
+    ) -> None:
+        self.components = [] if components is NEW else components
+        self.strict = strict
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1
@@ -81,21 +87,23 @@ class DescribeClientQuotasRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeClientQuotasResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 48
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
-    entries: list[DescribeClientQuotasResponse.EntryData] = field(default_factory=list)
+class DescribeClientQuotasResponse(Message):
+    KIND = 'response'
+    API_KEY = 48
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'entries')
 
-    @dataclass(slots=True)
-    class EntryData:
-        entity: list[DescribeClientQuotasResponse.EntityData] = field(default_factory=list)
-        values: list[DescribeClientQuotasResponse.ValueData] = field(default_factory=list)
+    class EntryData(Message):
+        __slots__ = ('entity', 'values')
+
+        def __init__(
+            self,
+            entity: list[DescribeClientQuotasResponse.EntityData] = NEW,
+            values: list[DescribeClientQuotasResponse.ValueData] = NEW,
+        ) -> None:
+            self.entity = [] if entity is NEW else entity
+            self.values = [] if values is NEW else values
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -133,10 +141,12 @@ class DescribeClientQuotasResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class EntityData:
-        entity_type: str = ""
-        entity_name: str = ""
+    class EntityData(Message):
+        __slots__ = ('entity_type', 'entity_name')
+
+        def __init__(self, entity_type: str = "", entity_name: str = "") -> None:
+            self.entity_type = entity_type
+            self.entity_name = entity_name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -162,10 +172,12 @@ class DescribeClientQuotasResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ValueData:
-        key: str = ""
-        value: float = 0.0
+    class ValueData(Message):
+        __slots__ = ('key', 'value')
+
+        def __init__(self, key: str = "", value: float = 0.0) -> None:
+            self.key = key
+            self.value = value
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -187,6 +199,18 @@ class DescribeClientQuotasResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str = "",
+        entries: list[DescribeClientQuotasResponse.EntryData] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.entries = [] if entries is NEW else entries
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeClusterRequest', 'DescribeClusterResponse']
 
 
-@dataclass(slots=True)
-class DescribeClusterRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 60
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    include_cluster_authorized_operations: bool = False
-    endpoint_type: int = 1
+class DescribeClusterRequest(Message):
+    KIND = 'request'
+    API_KEY = 60
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('include_cluster_authorized_operations', 'endpoint_type')
+
+    def __init__(self, include_cluster_authorized_operations: bool = False, endpoint_type: int = 1) -> None:
+        self.include_cluster_authorized_operations = include_cluster_authorized_operations
+        self.endpoint_type = endpoint_type
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -42,27 +42,36 @@ class DescribeClusterRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeClusterResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 60
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str | None = None
-    endpoint_type: int = 1
-    cluster_id: str = ""
-    controller_id: int = -1
-    brokers: list[DescribeClusterResponse.DescribeClusterBroker] = field(default_factory=list)
-    cluster_authorized_operations: int = -2147483648
+class DescribeClusterResponse(Message):
+    KIND = 'response'
+    API_KEY = 60
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    __slots__ = (
+        'throttle_time_ms',
+        'error_code',
+        'error_message',
+        'endpoint_type',
+        'cluster_id',
+        'controller_id',
+        'brokers',
+        'cluster_authorized_operations',
+    )
 
-    @dataclass(slots=True)
-    class DescribeClusterBroker:
-        broker_id: int = 0
-        host: str = ""
-        port: int = 0
-        rack: str | None = None
+    class DescribeClusterBroker(Message):
+        __slots__ = ('broker_id', 'host', 'port', 'rack')
+
+        def __init__(
+            self,
+            broker_id: int = 0,
+            host: str = "",
+            port: int = 0,
+            rack: str | None = None,
+        ) -> None:
+            self.broker_id = broker_id
+            self.host = host
+            self.port = port
+            self.rack = rack
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -91,6 +100,26 @@ class DescribeClusterResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str | None = None,
+        endpoint_type: int = 1,
+        cluster_id: str = "",
+        controller_id: int = -1,
+        brokers: list[DescribeClusterResponse.DescribeClusterBroker] = NEW,
+        cluster_authorized_operations: int = -2147483648,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.endpoint_type = endpoint_type
+        self.cluster_id = cluster_id
+        self.controller_id = controller_id
+        self.brokers = [] if brokers is NEW else brokers
+        self.cluster_authorized_operations = cluster_authorized_operations
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

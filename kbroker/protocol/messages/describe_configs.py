@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeConfigsRequest', 'DescribeConfigsResponse']
 
 
-@dataclass(slots=True)
-class DescribeConfigsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 32
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    resources: list[DescribeConfigsRequest.DescribeConfigsResource] = field(default_factory=list)
-    include_synonyms: bool = False
-    include_documentation: bool = False
+class DescribeConfigsRequest(Message):
+    KIND = 'request'
+    API_KEY = 32
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 4
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('resources', 'include_synonyms', 'include_documentation')
 
-    @dataclass(slots=True)
-    class DescribeConfigsResource:
-        resource_type: int = 0
-        resource_name: str = ""
-        configuration_keys: list[str] = field(default_factory=list)
+    class DescribeConfigsResource(Message):
+        __slots__ = ('resource_type', 'resource_name', 'configuration_keys')
+
+        def __init__(
+            self,
+            resource_type: int = 0,
+            resource_name: str = "",
+            configuration_keys: list[str] = NEW,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.configuration_keys = [] if configuration_keys is NEW else configuration_keys
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -64,6 +66,16 @@ class DescribeConfigsRequest:
                     r.skip(size)
             return self
 
+    def __init__(
+        self,
+        resources: list[DescribeConfigsRequest.DescribeConfigsResource] = NEW,
+        include_synonyms: bool = False,
+        include_documentation: bool = False,
+    ) -> None:
+        self.resources = [] if resources is NEW else resources
+        self.include_synonyms = include_synonyms
+        self.include_documentation = include_documentation
+
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4
         if flex:
@@ -98,22 +110,29 @@ class DescribeConfigsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeConfigsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 32
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    throttle_time_ms: int = 0
-    results: list[DescribeConfigsResponse.DescribeConfigsResult] = field(default_factory=list)
+class DescribeConfigsResponse(Message):
+    KIND = 'response'
+    API_KEY = 32
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 4
+    __slots__ = ('throttle_time_ms', 'results')
 
-    @dataclass(slots=True)
-    class DescribeConfigsResult:
-        error_code: int = 0
-        error_message: str = ""
-        resource_type: int = 0
-        resource_name: str = ""
-        configs: list[DescribeConfigsResponse.DescribeConfigsResourceResult] = field(default_factory=list)
+    class DescribeConfigsResult(Message):
+        __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'configs')
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            error_message: str = "",
+            resource_type: int = 0,
+            resource_name: str = "",
+            configs: list[DescribeConfigsResponse.DescribeConfigsResourceResult] = NEW,
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.configs = [] if configs is NEW else configs
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -154,17 +173,40 @@ class DescribeConfigsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DescribeConfigsResourceResult:
-        name: str = ""
-        value: str = ""
-        read_only: bool = False
-        is_default: bool = False
-        config_source: int = -1
-        is_sensitive: bool = False
-        synonyms: list[DescribeConfigsResponse.DescribeConfigsSynonym] = field(default_factory=list)
-        config_type: int = 0
-        documentation: str = ""
+    class DescribeConfigsResourceResult(Message):
+        __slots__ = (
+            'name',
+            'value',
+            'read_only',
+            'is_default',
+            'config_source',
+            'is_sensitive',
+            'synonyms',
+            'config_type',
+            'documentation',
+        )
+
+        def __init__(
+            self,
+            name: str = "",
+            value: str = "",
+            read_only: bool = False,
+            is_default: bool = False,
+            config_source: int = -1,
+            is_sensitive: bool = False,
+            synonyms: list[DescribeConfigsResponse.DescribeConfigsSynonym] = NEW,
+            config_type: int = 0,
+            documentation: str = "",
+        ) -> None:
+            self.name = name
+            self.value = value
+            self.read_only = read_only
+            self.is_default = is_default
+            self.config_source = config_source
+            self.is_sensitive = is_sensitive
+            self.synonyms = [] if synonyms is NEW else synonyms
+            self.config_type = config_type
+            self.documentation = documentation
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -226,11 +268,13 @@ class DescribeConfigsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DescribeConfigsSynonym:
-        name: str = ""
-        value: str = ""
-        source: int = 0
+    class DescribeConfigsSynonym(Message):
+        __slots__ = ('name', 'value', 'source')
+
+        def __init__(self, name: str = "", value: str = "", source: int = 0) -> None:
+            self.name = name
+            self.value = value
+            self.source = source
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -263,6 +307,14 @@ class DescribeConfigsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        results: list[DescribeConfigsResponse.DescribeConfigsResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeDelegationTokenRequest', 'DescribeDelegationTokenResponse']
 
 
-@dataclass(slots=True)
-class DescribeDelegationTokenRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 41
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    owners: list[DescribeDelegationTokenRequest.DescribeDelegationTokenOwner] = field(default_factory=list)
+class DescribeDelegationTokenRequest(Message):
+    KIND = 'request'
+    API_KEY = 41
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('owners',)
 
-    @dataclass(slots=True)
-    class DescribeDelegationTokenOwner:
-        principal_type: str = ""
-        principal_name: str = ""
+    class DescribeDelegationTokenOwner(Message):
+        __slots__ = ('principal_type', 'principal_name')
+
+        def __init__(self, principal_type: str = "", principal_name: str = "") -> None:
+            self.principal_type = principal_type
+            self.principal_name = principal_name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -49,6 +48,12 @@ class DescribeDelegationTokenRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        owners: list[DescribeDelegationTokenRequest.DescribeDelegationTokenOwner] = NEW,
+    ) -> None:
+        self.owners = [] if owners is NEW else owners
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -76,28 +81,50 @@ class DescribeDelegationTokenRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeDelegationTokenResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 41
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 3)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    error_code: int = 0
-    tokens: list[DescribeDelegationTokenResponse.DescribedDelegationToken] = field(default_factory=list)
-    throttle_time_ms: int = 0
+class DescribeDelegationTokenResponse(Message):
+    KIND = 'response'
+    API_KEY = 41
+    VERSIONS = (0, 3)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('error_code', 'tokens', 'throttle_time_ms')
 
-    @dataclass(slots=True)
-    class DescribedDelegationToken:
-        principal_type: str = ""
-        principal_name: str = ""
-        token_requester_principal_type: str = ""
-        token_requester_principal_name: str = ""
-        issue_timestamp: int = 0
-        expiry_timestamp: int = 0
-        max_timestamp: int = 0
-        token_id: str = ""
-        hmac: bytes = b""
-        renewers: list[DescribeDelegationTokenResponse.DescribedDelegationTokenRenewer] = field(default_factory=list)
+    class DescribedDelegationToken(Message):
+        __slots__ = (
+            'principal_type',
+            'principal_name',
+            'token_requester_principal_type',
+            'token_requester_principal_name',
+            'issue_timestamp',
+            'expiry_timestamp',
+            'max_timestamp',
+            'token_id',
+            'hmac',
+            'renewers',
+        )
+
+        def __init__(
+            self,
+            principal_type: str = "",
+            principal_name: str = "",
+            token_requester_principal_type: str = "",
+            token_requester_principal_name: str = "",
+            issue_timestamp: int = 0,
+            expiry_timestamp: int = 0,
+            max_timestamp: int = 0,
+            token_id: str = "",
+            hmac: bytes = b"",
+            renewers: list[DescribeDelegationTokenResponse.DescribedDelegationTokenRenewer] = NEW,
+        ) -> None:
+            self.principal_type = principal_type
+            self.principal_name = principal_name
+            self.token_requester_principal_type = token_requester_principal_type
+            self.token_requester_principal_name = token_requester_principal_name
+            self.issue_timestamp = issue_timestamp
+            self.expiry_timestamp = expiry_timestamp
+            self.max_timestamp = max_timestamp
+            self.token_id = token_id
+            self.hmac = hmac
+            self.renewers = [] if renewers is NEW else renewers
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -164,10 +191,12 @@ class DescribeDelegationTokenResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DescribedDelegationTokenRenewer:
-        principal_type: str = ""
-        principal_name: str = ""
+    class DescribedDelegationTokenRenewer(Message):
+        __slots__ = ('principal_type', 'principal_name')
+
+        def __init__(self, principal_type: str = "", principal_name: str = "") -> None:
+            self.principal_type = principal_type
+            self.principal_name = principal_name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -192,6 +221,16 @@ class DescribeDelegationTokenResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        tokens: list[DescribeDelegationTokenResponse.DescribedDelegationToken] = NEW,
+        throttle_time_ms: int = 0,
+    ) -> None:
+        self.error_code = error_code
+        self.tokens = [] if tokens is NEW else tokens
+        self.throttle_time_ms = throttle_time_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeGroupsRequest', 'DescribeGroupsResponse']
 
 
-@dataclass(slots=True)
-class DescribeGroupsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 15
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 5
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    groups: list[str] = field(default_factory=list)
-    include_authorized_operations: bool = False
+class DescribeGroupsRequest(Message):
+    KIND = 'request'
+    API_KEY = 15
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 5
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('groups', 'include_authorized_operations')
+
+    def __init__(self, groups: list[str] = NEW, include_authorized_operations: bool = False) -> None:
+        self.groups = [] if groups is NEW else groups
+        self.include_authorized_operations = include_authorized_operations
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 5
@@ -54,24 +54,41 @@ class DescribeGroupsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeGroupsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 15
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 5
-    throttle_time_ms: int = 0
-    groups: list[DescribeGroupsResponse.DescribedGroup] = field(default_factory=list)
+class DescribeGroupsResponse(Message):
+    KIND = 'response'
+    API_KEY = 15
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 5
+    __slots__ = ('throttle_time_ms', 'groups')
 
-    @dataclass(slots=True)
-    class DescribedGroup:
-        error_code: int = 0
-        group_id: str = ""
-        group_state: str = ""
-        protocol_type: str = ""
-        protocol_data: str = ""
-        members: list[DescribeGroupsResponse.DescribedGroupMember] = field(default_factory=list)
-        authorized_operations: int = -2147483648
+    class DescribedGroup(Message):
+        __slots__ = (
+            'error_code',
+            'group_id',
+            'group_state',
+            'protocol_type',
+            'protocol_data',
+            'members',
+            'authorized_operations',
+        )
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            group_id: str = "",
+            group_state: str = "",
+            protocol_type: str = "",
+            protocol_data: str = "",
+            members: list[DescribeGroupsResponse.DescribedGroupMember] = NEW,
+            authorized_operations: int = -2147483648,
+        ) -> None:
+            self.error_code = error_code
+            self.group_id = group_id
+            self.group_state = group_state
+            self.protocol_type = protocol_type
+            self.protocol_data = protocol_data
+            self.members = [] if members is NEW else members
+            self.authorized_operations = authorized_operations
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 5
@@ -124,14 +141,31 @@ class DescribeGroupsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DescribedGroupMember:
-        member_id: str = ""
-        group_instance_id: str | None = None
-        client_id: str = ""
-        client_host: str = ""
-        member_metadata: bytes = b""
-        member_assignment: bytes = b""
+    class DescribedGroupMember(Message):
+        __slots__ = (
+            'member_id',
+            'group_instance_id',
+            'client_id',
+            'client_host',
+            'member_metadata',
+            'member_assignment',
+        )
+
+        def __init__(
+            self,
+            member_id: str = "",
+            group_instance_id: str | None = None,
+            client_id: str = "",
+            client_host: str = "",
+            member_metadata: bytes = b"",
+            member_assignment: bytes = b"",
+        ) -> None:
+            self.member_id = member_id
+            self.group_instance_id = group_instance_id
+            self.client_id = client_id
+            self.client_host = client_host
+            self.member_metadata = member_metadata
+            self.member_assignment = member_assignment
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 5
@@ -178,6 +212,14 @@ class DescribeGroupsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        groups: list[DescribeGroupsResponse.DescribedGroup] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.groups = [] if groups is NEW else groups
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 5

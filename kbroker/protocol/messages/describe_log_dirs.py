@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeLogDirsRequest', 'DescribeLogDirsResponse']
 
 
-@dataclass(slots=True)
-class DescribeLogDirsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 35
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    topics: list[DescribeLogDirsRequest.DescribableLogDirTopic] = field(default_factory=list)
+class DescribeLogDirsRequest(Message):
+    KIND = 'request'
+    API_KEY = 35
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('topics',)
 
-    @dataclass(slots=True)
-    class DescribableLogDirTopic:
-        topic: str = ""
-        partitions: list[int] = field(default_factory=list)
+    class DescribableLogDirTopic(Message):
+        __slots__ = ('topic', 'partitions')
+
+        def __init__(self, topic: str = "", partitions: list[int] = NEW) -> None:
+            self.topic = topic
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -56,6 +55,9 @@ class DescribeLogDirsRequest:
                     r.skip(size)
             return self
 
+    def __init__(self, topics: list[DescribeLogDirsRequest.DescribableLogDirTopic] = NEW) -> None:
+        self.topics = [] if topics is NEW else topics
+
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
         if flex:
@@ -82,23 +84,29 @@ class DescribeLogDirsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeLogDirsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 35
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    results: list[DescribeLogDirsResponse.DescribeLogDirsResult] = field(default_factory=list)
+class DescribeLogDirsResponse(Message):
+    KIND = 'response'
+    API_KEY = 35
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'error_code', 'results')
 
-    @dataclass(slots=True)
-    class DescribeLogDirsResult:
-        error_code: int = 0
-        log_dir: str = ""
-        topics: list[DescribeLogDirsResponse.DescribeLogDirsTopic] = field(default_factory=list)
-        total_bytes: int = -1
-        usable_bytes: int = -1
+    class DescribeLogDirsResult(Message):
+        __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes')
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            log_dir: str = "",
+            topics: list[DescribeLogDirsResponse.DescribeLogDirsTopic] = NEW,
+            total_bytes: int = -1,
+            usable_bytes: int = -1,
+        ) -> None:
+            self.error_code = error_code
+            self.log_dir = log_dir
+            self.topics = [] if topics is NEW else topics
+            self.total_bytes = total_bytes
+            self.usable_bytes = usable_bytes
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -140,10 +148,16 @@ class DescribeLogDirsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DescribeLogDirsTopic:
-        name: str = ""
-        partitions: list[DescribeLogDirsResponse.DescribeLogDirsPartition] = field(default_factory=list)
+    class DescribeLogDirsTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[DescribeLogDirsResponse.DescribeLogDirsPartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -175,12 +189,20 @@ class DescribeLogDirsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DescribeLogDirsPartition:
-        partition_index: int = 0
-        partition_size: int = 0
-        offset_lag: int = 0
-        is_future_key: bool = False
+    class DescribeLogDirsPartition(Message):
+        __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            partition_size: int = 0,
+            offset_lag: int = 0,
+            is_future_key: bool = False,
+        ) -> None:
+            self.partition_index = partition_index
+            self.partition_size = partition_size
+            self.offset_lag = offset_lag
+            self.is_future_key = is_future_key
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -203,6 +225,16 @@ class DescribeLogDirsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        results: list[DescribeLogDirsResponse.DescribeLogDirsResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeProducersRequest', 'DescribeProducersResponse']
 
 
-@dataclass(slots=True)
-class DescribeProducersRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 61
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    topics: list[DescribeProducersRequest.TopicRequest] = field(default_factory=list)
+class DescribeProducersRequest(Message):
+    KIND = 'request'
+    API_KEY = 61
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('topics',)
 
-    @dataclass(slots=True)
-    class TopicRequest:
-        name: str = ""
-        partition_indexes: list[int] = field(default_factory=list)
+    class TopicRequest(Message):
+        __slots__ = ('name', 'partition_indexes')
+
+        def __init__(self, name: str = "", partition_indexes: list[int] = NEW) -> None:
+            self.name = name
+            self.partition_indexes = [] if partition_indexes is NEW else partition_indexes
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -55,6 +54,9 @@ class DescribeProducersRequest:
                     r.skip(size)
             return self
 
+    def __init__(self, topics: list[DescribeProducersRequest.TopicRequest] = NEW) -> None:
+        self.topics = [] if topics is NEW else topics
+
     def encode(self, w: Writer, version: int) -> None:
         flex = True
         if flex:
@@ -81,19 +83,23 @@ class DescribeProducersRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeProducersResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 61
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    topics: list[DescribeProducersResponse.TopicResponse] = field(default_factory=list)
+class DescribeProducersResponse(Message):
+    KIND = 'response'
+    API_KEY = 61
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'topics')
 
-    @dataclass(slots=True)
-    class TopicResponse:
-        name: str = ""
-        partitions: list[DescribeProducersResponse.PartitionResponse] = field(default_factory=list)
+    class TopicResponse(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[DescribeProducersResponse.PartitionResponse] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -125,12 +131,20 @@ class DescribeProducersResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionResponse:
-        partition_index: int = 0
-        error_code: int = 0
-        error_message: str | None = None
-        active_producers: list[DescribeProducersResponse.ProducerState] = field(default_factory=list)
+    class PartitionResponse(Message):
+        __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            error_message: str | None = None,
+            active_producers: list[DescribeProducersResponse.ProducerState] = NEW,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.error_message = error_message
+            self.active_producers = [] if active_producers is NEW else active_producers
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -166,14 +180,31 @@ class DescribeProducersResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ProducerState:
-        producer_id: int = 0
-        producer_epoch: int = 0
-        last_sequence: int = -1
-        last_timestamp: int = -1
-        coordinator_epoch: int = 0
-        current_txn_start_offset: int = -1
+    class ProducerState(Message):
+        __slots__ = (
+            'producer_id',
+            'producer_epoch',
+            'last_sequence',
+            'last_timestamp',
+            'coordinator_epoch',
+            'current_txn_start_offset',
+        )
+
+        def __init__(
+            self,
+            producer_id: int = 0,
+            producer_epoch: int = 0,
+            last_sequence: int = -1,
+            last_timestamp: int = -1,
+            coordinator_epoch: int = 0,
+            current_txn_start_offset: int = -1,
+        ) -> None:
+            self.producer_id = producer_id
+            self.producer_epoch = producer_epoch
+            self.last_sequence = last_sequence
+            self.last_timestamp = last_timestamp
+            self.coordinator_epoch = coordinator_epoch
+            self.current_txn_start_offset = current_txn_start_offset
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -200,6 +231,14 @@ class DescribeProducersResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        topics: list[DescribeProducersResponse.TopicResponse] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['DescribeQuorumRequest', 'DescribeQuorumResponse']
 
 
-@dataclass(slots=True)
-class DescribeQuorumRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 55
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker', 'controller')
-    topics: list[DescribeQuorumRequest.TopicData] = field(default_factory=list)
+class DescribeQuorumRequest(Message):
+    KIND = 'request'
+    API_KEY = 55
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('broker', 'controller')
+    __slots__ = ('topics',)
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        partitions: list[DescribeQuorumRequest.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'partitions')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partitions: list[DescribeQuorumRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -56,9 +60,11 @@ class DescribeQuorumRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition_index',)
+
+        def __init__(self, partition_index: int = 0) -> None:
+            self.partition_index = partition_index
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -75,6 +81,9 @@ class DescribeQuorumRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(self, topics: list[DescribeQuorumRequest.TopicData] = NEW) -> None:
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -102,24 +111,35 @@ class DescribeQuorumRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeQuorumResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 55
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    error_code: int = 0
-    error_message: str = ""
-    topics: list[DescribeQuorumResponse.TopicData] = field(default_factory=list)
-    nodes: list[DescribeQuorumResponse.Node] = field(default_factory=list)
+class DescribeQuorumResponse(Message):
+    KIND = 'response'
+    API_KEY = 55
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('error_code', 'error_message', 'topics', 'nodes')
 
-    @dataclass(slots=True)
-    class ReplicaState:
-        replica_id: int = 0
-        replica_directory_id: uuid.UUID = ZERO_UUID
-        log_end_offset: int = 0
-        last_fetch_timestamp: int = -1
-        last_caught_up_timestamp: int = -1
+    class ReplicaState(Message):
+        __slots__ = (
+            'replica_id',
+            'replica_directory_id',
+            'log_end_offset',
+            'last_fetch_timestamp',
+            'last_caught_up_timestamp',
+        )
+
+        def __init__(
+            self,
+            replica_id: int = 0,
+            replica_directory_id: uuid.UUID = ZERO_UUID,
+            log_end_offset: int = 0,
+            last_fetch_timestamp: int = -1,
+            last_caught_up_timestamp: int = -1,
+        ) -> None:
+            self.replica_id = replica_id
+            self.replica_directory_id = replica_directory_id
+            self.log_end_offset = log_end_offset
+            self.last_fetch_timestamp = last_fetch_timestamp
+            self.last_caught_up_timestamp = last_caught_up_timestamp
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -151,10 +171,16 @@ class DescribeQuorumResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        partitions: list[DescribeQuorumResponse.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'partitions')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partitions: list[DescribeQuorumResponse.PartitionData] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -186,16 +212,37 @@ class DescribeQuorumResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        error_code: int = 0
-        error_message: str = ""
-        leader_id: int = 0
-        leader_epoch: int = 0
-        high_watermark: int = 0
-        current_voters: list[DescribeQuorumResponse.ReplicaState] = field(default_factory=list)
-        observers: list[DescribeQuorumResponse.ReplicaState] = field(default_factory=list)
+    class PartitionData(Message):
+        __slots__ = (
+            'partition_index',
+            'error_code',
+            'error_message',
+            'leader_id',
+            'leader_epoch',
+            'high_watermark',
+            'current_voters',
+            'observers',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            error_message: str = "",
+            leader_id: int = 0,
+            leader_epoch: int = 0,
+            high_watermark: int = 0,
+            current_voters: list[DescribeQuorumResponse.ReplicaState] = NEW,
+            observers: list[DescribeQuorumResponse.ReplicaState] = NEW,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.error_message = error_message
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
+            self.high_watermark = high_watermark
+            self.current_voters = [] if current_voters is NEW else current_voters
+            self.observers = [] if observers is NEW else observers
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -250,10 +297,12 @@ class DescribeQuorumResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Node:
-        node_id: int = 0
-        listeners: list[DescribeQuorumResponse.Listener] = field(default_factory=list)
+    class Node(Message):
+        __slots__ = ('node_id', 'listeners')
+
+        def __init__(self, node_id: int = 0, listeners: list[DescribeQuorumResponse.Listener] = NEW) -> None:
+            self.node_id = node_id
+            self.listeners = [] if listeners is NEW else listeners
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -286,11 +335,13 @@ class DescribeQuorumResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Listener:
-        name: str = ""
-        host: str = ""
-        port: int = 0
+    class Listener(Message):
+        __slots__ = ('name', 'host', 'port')
+
+        def __init__(self, name: str = "", host: str = "", port: int = 0) -> None:
+            self.name = name
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -323,6 +374,18 @@ class DescribeQuorumResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        error_message: str = "",
+        topics: list[DescribeQuorumResponse.TopicData] = NEW,
+        nodes: list[DescribeQuorumResponse.Node] = NEW,
+    ) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.topics = [] if topics is NEW else topics
+        self.nodes = [] if nodes is NEW else nodes
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

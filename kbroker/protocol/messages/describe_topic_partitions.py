@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['DescribeTopicPartitionsRequest', 'DescribeTopicPartitionsResponse']
 
 
-@dataclass(slots=True)
-class DescribeTopicPartitionsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 75
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    topics: list[DescribeTopicPartitionsRequest.TopicRequest] = field(default_factory=list)
-    response_partition_limit: int = 2000
-    cursor: DescribeTopicPartitionsRequest.Cursor | None = None
+class DescribeTopicPartitionsRequest(Message):
+    KIND = 'request'
+    API_KEY = 75
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('broker',)
+    __slots__ = ('topics', 'response_partition_limit', 'cursor')
 
-    @dataclass(slots=True)
-    class TopicRequest:
-        name: str = ""
+    class TopicRequest(Message):
+        __slots__ = ('name',)
+
+        def __init__(self, name: str = "") -> None:
+            self.name = name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -46,10 +44,12 @@ class DescribeTopicPartitionsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Cursor:
-        topic_name: str = ""
-        partition_index: int = 0
+    class Cursor(Message):
+        __slots__ = ('topic_name', 'partition_index')
+
+        def __init__(self, topic_name: str = "", partition_index: int = 0) -> None:
+            self.topic_name = topic_name
+            self.partition_index = partition_index
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -71,6 +71,16 @@ class DescribeTopicPartitionsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        topics: list[DescribeTopicPartitionsRequest.TopicRequest] = NEW,
+        response_partition_limit: int = 2000,
+        cursor: DescribeTopicPartitionsRequest.Cursor | None = None,
+    ) -> None:
+        self.topics = [] if topics is NEW else topics
+        self.response_partition_limit = response_partition_limit
+        self.cursor = cursor
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -109,24 +119,38 @@ class DescribeTopicPartitionsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeTopicPartitionsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 75
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    topics: list[DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic] = field(default_factory=list)
-    next_cursor: DescribeTopicPartitionsResponse.Cursor | None = None
+class DescribeTopicPartitionsResponse(Message):
+    KIND = 'response'
+    API_KEY = 75
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'topics', 'next_cursor')
 
-    @dataclass(slots=True)
-    class DescribeTopicPartitionsResponseTopic:
-        error_code: int = 0
-        name: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        is_internal: bool = False
-        partitions: list[DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponsePartition] = field(default_factory=list)
-        topic_authorized_operations: int = -2147483648
+    class DescribeTopicPartitionsResponseTopic(Message):
+        __slots__ = (
+            'error_code',
+            'name',
+            'topic_id',
+            'is_internal',
+            'partitions',
+            'topic_authorized_operations',
+        )
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            is_internal: bool = False,
+            partitions: list[DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponsePartition] = NEW,
+            topic_authorized_operations: int = -2147483648,
+        ) -> None:
+            self.error_code = error_code
+            self.name = name
+            self.topic_id = topic_id
+            self.is_internal = is_internal
+            self.partitions = [] if partitions is NEW else partitions
+            self.topic_authorized_operations = topic_authorized_operations
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -166,17 +190,40 @@ class DescribeTopicPartitionsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DescribeTopicPartitionsResponsePartition:
-        error_code: int = 0
-        partition_index: int = 0
-        leader_id: int = 0
-        leader_epoch: int = -1
-        replica_nodes: list[int] = field(default_factory=list)
-        isr_nodes: list[int] = field(default_factory=list)
-        eligible_leader_replicas: list[int] | None = None
-        last_known_elr: list[int] | None = None
-        offline_replicas: list[int] = field(default_factory=list)
+    class DescribeTopicPartitionsResponsePartition(Message):
+        __slots__ = (
+            'error_code',
+            'partition_index',
+            'leader_id',
+            'leader_epoch',
+            'replica_nodes',
+            'isr_nodes',
+            'eligible_leader_replicas',
+            'last_known_elr',
+            'offline_replicas',
+        )
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            partition_index: int = 0,
+            leader_id: int = 0,
+            leader_epoch: int = -1,
+            replica_nodes: list[int] = NEW,
+            isr_nodes: list[int] = NEW,
+            eligible_leader_replicas: list[int] | None = None,
+            last_known_elr: list[int] | None = None,
+            offline_replicas: list[int] = NEW,
+        ) -> None:
+            self.error_code = error_code
+            self.partition_index = partition_index
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
+            self.replica_nodes = [] if replica_nodes is NEW else replica_nodes
+            self.isr_nodes = [] if isr_nodes is NEW else isr_nodes
+            self.eligible_leader_replicas = eligible_leader_replicas
+            self.last_known_elr = last_known_elr
+            self.offline_replicas = [] if offline_replicas is NEW else offline_replicas
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -255,10 +302,12 @@ class DescribeTopicPartitionsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Cursor:
-        topic_name: str = ""
-        partition_index: int = 0
+    class Cursor(Message):
+        __slots__ = ('topic_name', 'partition_index')
+
+        def __init__(self, topic_name: str = "", partition_index: int = 0) -> None:
+            self.topic_name = topic_name
+            self.partition_index = partition_index
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -280,6 +329,16 @@ class DescribeTopicPartitionsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        topics: list[DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic] = NEW,
+        next_cursor: DescribeTopicPartitionsResponse.Cursor | None = None,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
+        self.next_cursor = next_cursor
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

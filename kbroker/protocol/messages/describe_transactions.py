@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeTransactionsRequest', 'DescribeTransactionsResponse']
 
 
-@dataclass(slots=True)
-class DescribeTransactionsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 65
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    transactional_ids: list[str] = field(default_factory=list)
+class DescribeTransactionsRequest(Message):
+    KIND = 'request'
+    API_KEY = 65
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('transactional_ids',)
+
+    def __init__(self, transactional_ids: list[str] = NEW) -> None:
+        self.transactional_ids = [] if transactional_ids is NEW else transactional_ids
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -49,25 +49,44 @@ class DescribeTransactionsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeTransactionsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 65
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    transaction_states: list[DescribeTransactionsResponse.TransactionState] = field(default_factory=list)
+class DescribeTransactionsResponse(Message):
+    KIND = 'response'
+    API_KEY = 65
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'transaction_states')
 
-    @dataclass(slots=True)
-    class TransactionState:
-        error_code: int = 0
-        transactional_id: str = ""
-        transaction_state: str = ""
-        transaction_timeout_ms: int = 0
-        transaction_start_time_ms: int = 0
-        producer_id: int = 0
-        producer_epoch: int = 0
-        topics: list[DescribeTransactionsResponse.TopicData] = field(default_factory=list)
+    class TransactionState(Message):
+        __slots__ = (
+            'error_code',
+            'transactional_id',
+            'transaction_state',
+            'transaction_timeout_ms',
+            'transaction_start_time_ms',
+            'producer_id',
+            'producer_epoch',
+            'topics',
+        )
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            transactional_id: str = "",
+            transaction_state: str = "",
+            transaction_timeout_ms: int = 0,
+            transaction_start_time_ms: int = 0,
+            producer_id: int = 0,
+            producer_epoch: int = 0,
+            topics: list[DescribeTransactionsResponse.TopicData] = NEW,
+        ) -> None:
+            self.error_code = error_code
+            self.transactional_id = transactional_id
+            self.transaction_state = transaction_state
+            self.transaction_timeout_ms = transaction_timeout_ms
+            self.transaction_start_time_ms = transaction_start_time_ms
+            self.producer_id = producer_id
+            self.producer_epoch = producer_epoch
+            self.topics = [] if topics is NEW else topics
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -114,10 +133,12 @@ class DescribeTransactionsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic: str = ""
-        partitions: list[int] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic', 'partitions')
+
+        def __init__(self, topic: str = "", partitions: list[int] = NEW) -> None:
+            self.topic = topic
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -148,6 +169,14 @@ class DescribeTransactionsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        transaction_states: list[DescribeTransactionsResponse.TransactionState] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.transaction_states = [] if transaction_states is NEW else transaction_states
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

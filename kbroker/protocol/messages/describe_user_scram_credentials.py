@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['DescribeUserScramCredentialsRequest', 'DescribeUserScramCredentialsResponse']
 
 
-@dataclass(slots=True)
-class DescribeUserScramCredentialsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 50
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    users: list[DescribeUserScramCredentialsRequest.UserName] = field(default_factory=list)
+class DescribeUserScramCredentialsRequest(Message):
+    KIND = 'request'
+    API_KEY = 50
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('users',)
 
-    @dataclass(slots=True)
-    class UserName:
-        name: str = ""
+    class UserName(Message):
+        __slots__ = ('name',)
+
+        def __init__(self, name: str = "") -> None:
+            self.name = name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -42,6 +41,9 @@ class DescribeUserScramCredentialsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(self, users: list[DescribeUserScramCredentialsRequest.UserName] = NEW) -> None:
+        self.users = [] if users is NEW else users
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -69,23 +71,27 @@ class DescribeUserScramCredentialsRequest:
         return self
 
 
-@dataclass(slots=True)
-class DescribeUserScramCredentialsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 50
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
-    results: list[DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult] = field(default_factory=list)
+class DescribeUserScramCredentialsResponse(Message):
+    KIND = 'response'
+    API_KEY = 50
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results')
 
-    @dataclass(slots=True)
-    class DescribeUserScramCredentialsResult:
-        user: str = ""
-        error_code: int = 0
-        error_message: str = ""
-        credential_infos: list[DescribeUserScramCredentialsResponse.CredentialInfo] = field(default_factory=list)
+    class DescribeUserScramCredentialsResult(Message):
+        __slots__ = ('user', 'error_code', 'error_message', 'credential_infos')
+
+        def __init__(
+            self,
+            user: str = "",
+            error_code: int = 0,
+            error_message: str = "",
+            credential_infos: list[DescribeUserScramCredentialsResponse.CredentialInfo] = NEW,
+        ) -> None:
+            self.user = user
+            self.error_code = error_code
+            self.error_message = error_message
+            self.credential_infos = [] if credential_infos is NEW else credential_infos
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -124,10 +130,12 @@ class DescribeUserScramCredentialsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class CredentialInfo:
-        mechanism: int = 0
-        iterations: int = 0
+    class CredentialInfo(Message):
+        __slots__ = ('mechanism', 'iterations')
+
+        def __init__(self, mechanism: int = 0, iterations: int = 0) -> None:
+            self.mechanism = mechanism
+            self.iterations = iterations
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -146,6 +154,18 @@ class DescribeUserScramCredentialsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str = "",
+        results: list[DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

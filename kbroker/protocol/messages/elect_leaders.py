@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ElectLeadersRequest', 'ElectLeadersResponse']
 
 
-@dataclass(slots=True)
-class ElectLeadersRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 43
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    election_type: int = 0
-    topic_partitions: list[ElectLeadersRequest.TopicPartitions] = field(default_factory=list)
-    timeout_ms: int = 60000
+class ElectLeadersRequest(Message):
+    KIND = 'request'
+    API_KEY = 43
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('election_type', 'topic_partitions', 'timeout_ms')
 
-    @dataclass(slots=True)
-    class TopicPartitions:
-        topic: str = ""
-        partitions: list[int] = field(default_factory=list)
+    class TopicPartitions(Message):
+        __slots__ = ('topic', 'partitions')
+
+        def __init__(self, topic: str = "", partitions: list[int] = NEW) -> None:
+            self.topic = topic
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -56,6 +53,16 @@ class ElectLeadersRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        election_type: int = 0,
+        topic_partitions: list[ElectLeadersRequest.TopicPartitions] = NEW,
+        timeout_ms: int = 60000,
+    ) -> None:
+        self.election_type = election_type
+        self.topic_partitions = [] if topic_partitions is NEW else topic_partitions
+        self.timeout_ms = timeout_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -89,20 +96,23 @@ class ElectLeadersRequest:
         return self
 
 
-@dataclass(slots=True)
-class ElectLeadersResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 43
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    replica_election_results: list[ElectLeadersResponse.ReplicaElectionResult] = field(default_factory=list)
+class ElectLeadersResponse(Message):
+    KIND = 'response'
+    API_KEY = 43
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'error_code', 'replica_election_results')
 
-    @dataclass(slots=True)
-    class ReplicaElectionResult:
-        topic: str = ""
-        partition_result: list[ElectLeadersResponse.PartitionResult] = field(default_factory=list)
+    class ReplicaElectionResult(Message):
+        __slots__ = ('topic', 'partition_result')
+
+        def __init__(
+            self,
+            topic: str = "",
+            partition_result: list[ElectLeadersResponse.PartitionResult] = NEW,
+        ) -> None:
+            self.topic = topic
+            self.partition_result = [] if partition_result is NEW else partition_result
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -134,11 +144,13 @@ class ElectLeadersResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionResult:
-        partition_id: int = 0
-        error_code: int = 0
-        error_message: str = ""
+    class PartitionResult(Message):
+        __slots__ = ('partition_id', 'error_code', 'error_message')
+
+        def __init__(self, partition_id: int = 0, error_code: int = 0, error_message: str = "") -> None:
+            self.partition_id = partition_id
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -162,6 +174,16 @@ class ElectLeadersResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        replica_election_results: list[ElectLeadersResponse.ReplicaElectionResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.replica_election_results = [] if replica_election_results is NEW else replica_election_results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['EndQuorumEpochRequest', 'EndQuorumEpochResponse']
 
 
-@dataclass(slots=True)
-class EndQuorumEpochRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 54
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller',)
-    cluster_id: str | None = None
-    topics: list[EndQuorumEpochRequest.TopicData] = field(default_factory=list)
-    leader_endpoints: list[EndQuorumEpochRequest.LeaderEndpoint] = field(default_factory=list)
+class EndQuorumEpochRequest(Message):
+    KIND = 'request'
+    API_KEY = 54
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    LISTENERS = ('controller',)
+    __slots__ = ('cluster_id', 'topics', 'leader_endpoints')
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        partitions: list[EndQuorumEpochRequest.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'partitions')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partitions: list[EndQuorumEpochRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -58,13 +60,28 @@ class EndQuorumEpochRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        leader_id: int = 0
-        leader_epoch: int = 0
-        preferred_successors: list[int] = field(default_factory=list)
-        preferred_candidates: list[EndQuorumEpochRequest.ReplicaInfo] = field(default_factory=list)
+    class PartitionData(Message):
+        __slots__ = (
+            'partition_index',
+            'leader_id',
+            'leader_epoch',
+            'preferred_successors',
+            'preferred_candidates',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            leader_id: int = 0,
+            leader_epoch: int = 0,
+            preferred_successors: list[int] = NEW,
+            preferred_candidates: list[EndQuorumEpochRequest.ReplicaInfo] = NEW,
+        ) -> None:
+            self.partition_index = partition_index
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
+            self.preferred_successors = [] if preferred_successors is NEW else preferred_successors
+            self.preferred_candidates = [] if preferred_candidates is NEW else preferred_candidates
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -112,10 +129,12 @@ class EndQuorumEpochRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ReplicaInfo:
-        candidate_id: int = 0
-        candidate_directory_id: uuid.UUID = ZERO_UUID
+    class ReplicaInfo(Message):
+        __slots__ = ('candidate_id', 'candidate_directory_id')
+
+        def __init__(self, candidate_id: int = 0, candidate_directory_id: uuid.UUID = ZERO_UUID) -> None:
+            self.candidate_id = candidate_id
+            self.candidate_directory_id = candidate_directory_id
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -139,11 +158,13 @@ class EndQuorumEpochRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderEndpoint:
-        name: str = ""
-        host: str = ""
-        port: int = 0
+    class LeaderEndpoint(Message):
+        __slots__ = ('name', 'host', 'port')
+
+        def __init__(self, name: str = "", host: str = "", port: int = 0) -> None:
+            self.name = name
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -176,6 +197,16 @@ class EndQuorumEpochRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        cluster_id: str | None = None,
+        topics: list[EndQuorumEpochRequest.TopicData] = NEW,
+        leader_endpoints: list[EndQuorumEpochRequest.LeaderEndpoint] = NEW,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.topics = [] if topics is NEW else topics
+        self.leader_endpoints = [] if leader_endpoints is NEW else leader_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1
@@ -221,20 +252,23 @@ class EndQuorumEpochRequest:
         return self
 
 
-@dataclass(slots=True)
-class EndQuorumEpochResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 54
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    error_code: int = 0
-    topics: list[EndQuorumEpochResponse.TopicData] = field(default_factory=list)
-    node_endpoints: list[EndQuorumEpochResponse.NodeEndpoint] = field(default_factory=list)
+class EndQuorumEpochResponse(Message):
+    KIND = 'response'
+    API_KEY = 54
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    __slots__ = ('error_code', 'topics', 'node_endpoints')
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        partitions: list[EndQuorumEpochResponse.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'partitions')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partitions: list[EndQuorumEpochResponse.PartitionData] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -266,12 +300,20 @@ class EndQuorumEpochResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        error_code: int = 0
-        leader_id: int = 0
-        leader_epoch: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            leader_id: int = 0,
+            leader_epoch: int = 0,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -295,11 +337,13 @@ class EndQuorumEpochResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class NodeEndpoint:
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
+    class NodeEndpoint(Message):
+        __slots__ = ('node_id', 'host', 'port')
+
+        def __init__(self, node_id: int = 0, host: str = "", port: int = 0) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -329,6 +373,16 @@ class EndQuorumEpochResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        topics: list[EndQuorumEpochResponse.TopicData] = NEW,
+        node_endpoints: list[EndQuorumEpochResponse.NodeEndpoint] = NEW,
+    ) -> None:
+        self.error_code = error_code
+        self.topics = [] if topics is NEW else topics
+        self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['EndTxnRequest', 'EndTxnResponse']
 
 
-@dataclass(slots=True)
-class EndTxnRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 26
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    transactional_id: str = ""
-    producer_id: int = 0
-    producer_epoch: int = 0
-    committed: bool = False
+class EndTxnRequest(Message):
+    KIND = 'request'
+    API_KEY = 26
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 3
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'committed')
+
+    def __init__(
+        self,
+        transactional_id: str = "",
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        committed: bool = False,
+    ) -> None:
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.committed = committed
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3
@@ -49,16 +55,24 @@ class EndTxnRequest:
         return self
 
 
-@dataclass(slots=True)
-class EndTxnResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 26
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    producer_id: int = -1
-    producer_epoch: int = -1
+class EndTxnResponse(Message):
+    KIND = 'response'
+    API_KEY = 26
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 3
+    __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch')
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        producer_id: int = -1,
+        producer_epoch: int = -1,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['EnvelopeRequest', 'EnvelopeResponse']
 
 
-@dataclass(slots=True)
-class EnvelopeRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 58
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller', 'zkBroker')
-    request_data: bytes = b""
-    request_principal: bytes = b""
-    client_host_address: bytes = b""
+class EnvelopeRequest(Message):
+    KIND = 'request'
+    API_KEY = 58
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller', 'zkBroker')
+    __slots__ = ('request_data', 'request_principal', 'client_host_address')
+
+    def __init__(
+        self,
+        request_data: bytes = b"",
+        request_principal: bytes = b"",
+        client_host_address: bytes = b"",
+    ) -> None:
+        self.request_data = request_data
+        self.request_principal = request_principal
+        self.client_host_address = client_host_address
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -51,14 +56,16 @@ class EnvelopeRequest:
         return self
 
 
-@dataclass(slots=True)
-class EnvelopeResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 58
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    response_data: bytes | None = None
-    error_code: int = 0
+class EnvelopeResponse(Message):
+    KIND = 'response'
+    API_KEY = 58
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('response_data', 'error_code')
+
+    def __init__(self, response_data: bytes | None = None, error_code: int = 0) -> None:
+        self.response_data = response_data
+        self.error_code = error_code
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ExpireDelegationTokenRequest', 'ExpireDelegationTokenResponse']
 
 
-@dataclass(slots=True)
-class ExpireDelegationTokenRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 40
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    hmac: bytes = b""
-    expiry_time_period_ms: int = 0
+class ExpireDelegationTokenRequest(Message):
+    KIND = 'request'
+    API_KEY = 40
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('hmac', 'expiry_time_period_ms')
+
+    def __init__(self, hmac: bytes = b"", expiry_time_period_ms: int = 0) -> None:
+        self.hmac = hmac
+        self.expiry_time_period_ms = expiry_time_period_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -43,15 +43,17 @@ class ExpireDelegationTokenRequest:
         return self
 
 
-@dataclass(slots=True)
-class ExpireDelegationTokenResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 40
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    error_code: int = 0
-    expiry_timestamp_ms: int = 0
-    throttle_time_ms: int = 0
+class ExpireDelegationTokenResponse(Message):
+    KIND = 'response'
+    API_KEY = 40
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms')
+
+    def __init__(self, error_code: int = 0, expiry_timestamp_ms: int = 0, throttle_time_ms: int = 0) -> None:
+        self.error_code = error_code
+        self.expiry_timestamp_ms = expiry_timestamp_ms
+        self.throttle_time_ms = throttle_time_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -3,40 +3,43 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['FetchRequest', 'FetchResponse']
 
 
-@dataclass(slots=True)
-class FetchRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 1
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 17)
-    FLEXIBLE_FROM: ClassVar[int | None] = 12
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 3)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    cluster_id: str | None = None
-    replica_id: int = -1
-    replica_state: FetchRequest.ReplicaState = field(default_factory=lambda: FetchRequest.ReplicaState())
-    max_wait_ms: int = 0
-    min_bytes: int = 0
-    max_bytes: int = 2147483647
-    isolation_level: int = 0
-    session_id: int = 0
-    session_epoch: int = -1
-    topics: list[FetchRequest.FetchTopic] = field(default_factory=list)
-    forgotten_topics_data: list[FetchRequest.ForgottenTopic] = field(default_factory=list)
-    rack_id: str = ""
+class FetchRequest(Message):
+    KIND = 'request'
+    API_KEY = 1
+    VERSIONS = (0, 17)
+    FLEXIBLE_FROM = 12
+    DEPRECATED = (0, 3)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = (
+        'cluster_id',
+        'replica_id',
+        'replica_state',
+        'max_wait_ms',
+        'min_bytes',
+        'max_bytes',
+        'isolation_level',
+        'session_id',
+        'session_epoch',
+        'topics',
+        'forgotten_topics_data',
+        'rack_id',
+    )
 
-    @dataclass(slots=True)
-    class ReplicaState:
-        replica_id: int = -1
-        replica_epoch: int = -1
+    class ReplicaState(Message):
+        __slots__ = ('replica_id', 'replica_epoch')
+
+        def __init__(self, replica_id: int = -1, replica_epoch: int = -1) -> None:
+            self.replica_id = replica_id
+            self.replica_epoch = replica_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -60,11 +63,18 @@ class FetchRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class FetchTopic:
-        topic: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[FetchRequest.FetchPartition] = field(default_factory=list)
+    class FetchTopic(Message):
+        __slots__ = ('topic', 'topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[FetchRequest.FetchPartition] = NEW,
+        ) -> None:
+            self.topic = topic
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -102,15 +112,34 @@ class FetchRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class FetchPartition:
-        partition: int = 0
-        current_leader_epoch: int = -1
-        fetch_offset: int = 0
-        last_fetched_epoch: int = -1
-        log_start_offset: int = -1
-        partition_max_bytes: int = 0
-        replica_directory_id: uuid.UUID = ZERO_UUID
+    class FetchPartition(Message):
+        __slots__ = (
+            'partition',
+            'current_leader_epoch',
+            'fetch_offset',
+            'last_fetched_epoch',
+            'log_start_offset',
+            'partition_max_bytes',
+            'replica_directory_id',
+        )
+
+        def __init__(
+            self,
+            partition: int = 0,
+            current_leader_epoch: int = -1,
+            fetch_offset: int = 0,
+            last_fetched_epoch: int = -1,
+            log_start_offset: int = -1,
+            partition_max_bytes: int = 0,
+            replica_directory_id: uuid.UUID = ZERO_UUID,
+        ) -> None:
+            self.partition = partition
+            self.current_leader_epoch = current_leader_epoch
+            self.fetch_offset = fetch_offset
+            self.last_fetched_epoch = last_fetched_epoch
+            self.log_start_offset = log_start_offset
+            self.partition_max_bytes = partition_max_bytes
+            self.replica_directory_id = replica_directory_id
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -153,11 +182,18 @@ class FetchRequest:
                         r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ForgottenTopic:
-        topic: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[int] = field(default_factory=list)
+    class ForgottenTopic(Message):
+        __slots__ = ('topic', 'topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[int] = NEW,
+        ) -> None:
+            self.topic = topic
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -196,6 +232,34 @@ class FetchRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        cluster_id: str | None = None,
+        replica_id: int = -1,
+        replica_state: FetchRequest.ReplicaState = NEW,
+        max_wait_ms: int = 0,
+        min_bytes: int = 0,
+        max_bytes: int = 2147483647,
+        isolation_level: int = 0,
+        session_id: int = 0,
+        session_epoch: int = -1,
+        topics: list[FetchRequest.FetchTopic] = NEW,
+        forgotten_topics_data: list[FetchRequest.ForgottenTopic] = NEW,
+        rack_id: str = "",
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.replica_id = replica_id
+        self.replica_state = FetchRequest.ReplicaState() if replica_state is NEW else replica_state
+        self.max_wait_ms = max_wait_ms
+        self.min_bytes = min_bytes
+        self.max_bytes = max_bytes
+        self.isolation_level = isolation_level
+        self.session_id = session_id
+        self.session_epoch = session_epoch
+        self.topics = [] if topics is NEW else topics
+        self.forgotten_topics_data = [] if forgotten_topics_data is NEW else forgotten_topics_data
+        self.rack_id = rack_id
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 12
@@ -286,23 +350,25 @@ class FetchRequest:
         return self
 
 
-@dataclass(slots=True)
-class FetchResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 1
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 17)
-    FLEXIBLE_FROM: ClassVar[int | None] = 12
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    session_id: int = 0
-    responses: list[FetchResponse.FetchableTopicResponse] = field(default_factory=list)
-    node_endpoints: list[FetchResponse.NodeEndpoint] = field(default_factory=list)
+class FetchResponse(Message):
+    KIND = 'response'
+    API_KEY = 1
+    VERSIONS = (0, 17)
+    FLEXIBLE_FROM = 12
+    __slots__ = ('throttle_time_ms', 'error_code', 'session_id', 'responses', 'node_endpoints')
 
-    @dataclass(slots=True)
-    class FetchableTopicResponse:
-        topic: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[FetchResponse.PartitionData] = field(default_factory=list)
+    class FetchableTopicResponse(Message):
+        __slots__ = ('topic', 'topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[FetchResponse.PartitionData] = NEW,
+        ) -> None:
+            self.topic = topic
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -340,19 +406,46 @@ class FetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        error_code: int = 0
-        high_watermark: int = 0
-        last_stable_offset: int = -1
-        log_start_offset: int = -1
-        diverging_epoch: FetchResponse.EpochEndOffset = field(default_factory=lambda: FetchResponse.EpochEndOffset())
-        current_leader: FetchResponse.LeaderIdAndEpoch = field(default_factory=lambda: FetchResponse.LeaderIdAndEpoch())
-        snapshot_id: FetchResponse.SnapshotId = field(default_factory=lambda: FetchResponse.SnapshotId())
-        aborted_transactions: list[FetchResponse.AbortedTransaction] = field(default_factory=list)
-        preferred_read_replica: int = -1
-        records: Any = None
+    class PartitionData(Message):
+        __slots__ = (
+            'partition_index',
+            'error_code',
+            'high_watermark',
+            'last_stable_offset',
+            'log_start_offset',
+            'diverging_epoch',
+            'current_leader',
+            'snapshot_id',
+            'aborted_transactions',
+            'preferred_read_replica',
+            'records',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            high_watermark: int = 0,
+            last_stable_offset: int = -1,
+            log_start_offset: int = -1,
+            diverging_epoch: FetchResponse.EpochEndOffset = NEW,
+            current_leader: FetchResponse.LeaderIdAndEpoch = NEW,
+            snapshot_id: FetchResponse.SnapshotId = NEW,
+            aborted_transactions: list[FetchResponse.AbortedTransaction] = NEW,
+            preferred_read_replica: int = -1,
+            records: Any = None,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.high_watermark = high_watermark
+            self.last_stable_offset = last_stable_offset
+            self.log_start_offset = log_start_offset
+            self.diverging_epoch = FetchResponse.EpochEndOffset() if diverging_epoch is NEW else diverging_epoch
+            self.current_leader = FetchResponse.LeaderIdAndEpoch() if current_leader is NEW else current_leader
+            self.snapshot_id = FetchResponse.SnapshotId() if snapshot_id is NEW else snapshot_id
+            self.aborted_transactions = [] if aborted_transactions is NEW else aborted_transactions
+            self.preferred_read_replica = preferred_read_replica
+            self.records = records
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -428,10 +521,12 @@ class FetchResponse:
                         r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class EpochEndOffset:
-        epoch: int = -1
-        end_offset: int = -1
+    class EpochEndOffset(Message):
+        __slots__ = ('epoch', 'end_offset')
+
+        def __init__(self, epoch: int = -1, end_offset: int = -1) -> None:
+            self.epoch = epoch
+            self.end_offset = end_offset
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -455,10 +550,12 @@ class FetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderIdAndEpoch:
-        leader_id: int = -1
-        leader_epoch: int = -1
+    class LeaderIdAndEpoch(Message):
+        __slots__ = ('leader_id', 'leader_epoch')
+
+        def __init__(self, leader_id: int = -1, leader_epoch: int = -1) -> None:
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -482,10 +579,12 @@ class FetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class SnapshotId:
-        end_offset: int = -1
-        epoch: int = -1
+    class SnapshotId(Message):
+        __slots__ = ('end_offset', 'epoch')
+
+        def __init__(self, end_offset: int = -1, epoch: int = -1) -> None:
+            self.end_offset = end_offset
+            self.epoch = epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -505,10 +604,12 @@ class FetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AbortedTransaction:
-        producer_id: int = 0
-        first_offset: int = 0
+    class AbortedTransaction(Message):
+        __slots__ = ('producer_id', 'first_offset')
+
+        def __init__(self, producer_id: int = 0, first_offset: int = 0) -> None:
+            self.producer_id = producer_id
+            self.first_offset = first_offset
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -532,12 +633,14 @@ class FetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class NodeEndpoint:
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
-        rack: str | None = None
+    class NodeEndpoint(Message):
+        __slots__ = ('node_id', 'host', 'port', 'rack')
+
+        def __init__(self, node_id: int = 0, host: str = "", port: int = 0, rack: str | None = None) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
+            self.rack = rack
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -574,6 +677,20 @@ class FetchResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        session_id: int = 0,
+        responses: list[FetchResponse.FetchableTopicResponse] = NEW,
+        node_endpoints: list[FetchResponse.NodeEndpoint] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.session_id = session_id
+        self.responses = [] if responses is NEW else responses
+        self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 12

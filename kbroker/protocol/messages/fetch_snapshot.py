@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['FetchSnapshotRequest', 'FetchSnapshotResponse']
 
 
-@dataclass(slots=True)
-class FetchSnapshotRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 59
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller',)
-    cluster_id: str | None = None
-    replica_id: int = -1
-    max_bytes: int = 2147483647
-    topics: list[FetchSnapshotRequest.TopicSnapshot] = field(default_factory=list)
+class FetchSnapshotRequest(Message):
+    KIND = 'request'
+    API_KEY = 59
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller',)
+    __slots__ = ('cluster_id', 'replica_id', 'max_bytes', 'topics')
 
-    @dataclass(slots=True)
-    class TopicSnapshot:
-        name: str = ""
-        partitions: list[FetchSnapshotRequest.PartitionSnapshot] = field(default_factory=list)
+    class TopicSnapshot(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[FetchSnapshotRequest.PartitionSnapshot] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -59,13 +61,22 @@ class FetchSnapshotRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionSnapshot:
-        partition: int = 0
-        current_leader_epoch: int = 0
-        snapshot_id: FetchSnapshotRequest.SnapshotId = field(default_factory=lambda: FetchSnapshotRequest.SnapshotId())
-        position: int = 0
-        replica_directory_id: uuid.UUID = ZERO_UUID
+    class PartitionSnapshot(Message):
+        __slots__ = ('partition', 'current_leader_epoch', 'snapshot_id', 'position', 'replica_directory_id')
+
+        def __init__(
+            self,
+            partition: int = 0,
+            current_leader_epoch: int = 0,
+            snapshot_id: FetchSnapshotRequest.SnapshotId = NEW,
+            position: int = 0,
+            replica_directory_id: uuid.UUID = ZERO_UUID,
+        ) -> None:
+            self.partition = partition
+            self.current_leader_epoch = current_leader_epoch
+            self.snapshot_id = FetchSnapshotRequest.SnapshotId() if snapshot_id is NEW else snapshot_id
+            self.position = position
+            self.replica_directory_id = replica_directory_id
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -98,10 +109,12 @@ class FetchSnapshotRequest:
                         r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class SnapshotId:
-        end_offset: int = 0
-        epoch: int = 0
+    class SnapshotId(Message):
+        __slots__ = ('end_offset', 'epoch')
+
+        def __init__(self, end_offset: int = 0, epoch: int = 0) -> None:
+            self.end_offset = end_offset
+            self.epoch = epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -120,6 +133,18 @@ class FetchSnapshotRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        cluster_id: str | None = None,
+        replica_id: int = -1,
+        max_bytes: int = 2147483647,
+        topics: list[FetchSnapshotRequest.TopicSnapshot] = NEW,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.replica_id = replica_id
+        self.max_bytes = max_bytes
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -163,21 +188,23 @@ class FetchSnapshotRequest:
         return self
 
 
-@dataclass(slots=True)
-class FetchSnapshotResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 59
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    topics: list[FetchSnapshotResponse.TopicSnapshot] = field(default_factory=list)
-    node_endpoints: list[FetchSnapshotResponse.NodeEndpoint] = field(default_factory=list)
+class FetchSnapshotResponse(Message):
+    KIND = 'response'
+    API_KEY = 59
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'topics', 'node_endpoints')
 
-    @dataclass(slots=True)
-    class TopicSnapshot:
-        name: str = ""
-        partitions: list[FetchSnapshotResponse.PartitionSnapshot] = field(default_factory=list)
+    class TopicSnapshot(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[FetchSnapshotResponse.PartitionSnapshot] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -209,15 +236,34 @@ class FetchSnapshotResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionSnapshot:
-        index: int = 0
-        error_code: int = 0
-        snapshot_id: FetchSnapshotResponse.SnapshotId = field(default_factory=lambda: FetchSnapshotResponse.SnapshotId())
-        current_leader: FetchSnapshotResponse.LeaderIdAndEpoch = field(default_factory=lambda: FetchSnapshotResponse.LeaderIdAndEpoch())
-        size: int = 0
-        position: int = 0
-        unaligned_records: Any = None
+    class PartitionSnapshot(Message):
+        __slots__ = (
+            'index',
+            'error_code',
+            'snapshot_id',
+            'current_leader',
+            'size',
+            'position',
+            'unaligned_records',
+        )
+
+        def __init__(
+            self,
+            index: int = 0,
+            error_code: int = 0,
+            snapshot_id: FetchSnapshotResponse.SnapshotId = NEW,
+            current_leader: FetchSnapshotResponse.LeaderIdAndEpoch = NEW,
+            size: int = 0,
+            position: int = 0,
+            unaligned_records: Any = None,
+        ) -> None:
+            self.index = index
+            self.error_code = error_code
+            self.snapshot_id = FetchSnapshotResponse.SnapshotId() if snapshot_id is NEW else snapshot_id
+            self.current_leader = FetchSnapshotResponse.LeaderIdAndEpoch() if current_leader is NEW else current_leader
+            self.size = size
+            self.position = position
+            self.unaligned_records = unaligned_records
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -257,10 +303,12 @@ class FetchSnapshotResponse:
                         r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class SnapshotId:
-        end_offset: int = 0
-        epoch: int = 0
+    class SnapshotId(Message):
+        __slots__ = ('end_offset', 'epoch')
+
+        def __init__(self, end_offset: int = 0, epoch: int = 0) -> None:
+            self.end_offset = end_offset
+            self.epoch = epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -280,10 +328,12 @@ class FetchSnapshotResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderIdAndEpoch:
-        leader_id: int = 0
-        leader_epoch: int = 0
+    class LeaderIdAndEpoch(Message):
+        __slots__ = ('leader_id', 'leader_epoch')
+
+        def __init__(self, leader_id: int = 0, leader_epoch: int = 0) -> None:
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -303,11 +353,13 @@ class FetchSnapshotResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class NodeEndpoint:
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
+    class NodeEndpoint(Message):
+        __slots__ = ('node_id', 'host', 'port')
+
+        def __init__(self, node_id: int = 0, host: str = "", port: int = 0) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -337,6 +389,18 @@ class FetchSnapshotResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        topics: list[FetchSnapshotResponse.TopicSnapshot] = NEW,
+        node_endpoints: list[FetchSnapshotResponse.NodeEndpoint] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.topics = [] if topics is NEW else topics
+        self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

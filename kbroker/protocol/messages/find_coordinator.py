@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['FindCoordinatorRequest', 'FindCoordinatorResponse']
 
 
-@dataclass(slots=True)
-class FindCoordinatorRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 10
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 6)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    key: str = ""
-    key_type: int = 0
-    coordinator_keys: list[str] = field(default_factory=list)
+class FindCoordinatorRequest(Message):
+    KIND = 'request'
+    API_KEY = 10
+    VERSIONS = (0, 6)
+    FLEXIBLE_FROM = 3
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('key', 'key_type', 'coordinator_keys')
+
+    def __init__(self, key: str = "", key_type: int = 0, coordinator_keys: list[str] = NEW) -> None:
+        self.key = key
+        self.key_type = key_type
+        self.coordinator_keys = [] if coordinator_keys is NEW else coordinator_keys
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3
@@ -65,28 +65,31 @@ class FindCoordinatorRequest:
         return self
 
 
-@dataclass(slots=True)
-class FindCoordinatorResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 10
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 6)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
-    node_id: int = 0
-    host: str = ""
-    port: int = 0
-    coordinators: list[FindCoordinatorResponse.Coordinator] = field(default_factory=list)
+class FindCoordinatorResponse(Message):
+    KIND = 'response'
+    API_KEY = 10
+    VERSIONS = (0, 6)
+    FLEXIBLE_FROM = 3
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'node_id', 'host', 'port', 'coordinators')
 
-    @dataclass(slots=True)
-    class Coordinator:
-        key: str = ""
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
-        error_code: int = 0
-        error_message: str = ""
+    class Coordinator(Message):
+        __slots__ = ('key', 'node_id', 'host', 'port', 'error_code', 'error_message')
+
+        def __init__(
+            self,
+            key: str = "",
+            node_id: int = 0,
+            host: str = "",
+            port: int = 0,
+            error_code: int = 0,
+            error_message: str = "",
+        ) -> None:
+            self.key = key
+            self.node_id = node_id
+            self.host = host
+            self.port = port
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -134,6 +137,24 @@ class FindCoordinatorResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str = "",
+        node_id: int = 0,
+        host: str = "",
+        port: int = 0,
+        coordinators: list[FindCoordinatorResponse.Coordinator] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.coordinators = [] if coordinators is NEW else coordinators
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['GetTelemetrySubscriptionsRequest', 'GetTelemetrySubscriptionsResponse']
 
 
-@dataclass(slots=True)
-class GetTelemetrySubscriptionsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 71
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    client_instance_id: uuid.UUID = ZERO_UUID
+class GetTelemetrySubscriptionsRequest(Message):
+    KIND = 'request'
+    API_KEY = 71
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('broker',)
+    __slots__ = ('client_instance_id',)
+
+    def __init__(self, client_instance_id: uuid.UUID = ZERO_UUID) -> None:
+        self.client_instance_id = client_instance_id
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -38,21 +39,44 @@ class GetTelemetrySubscriptionsRequest:
         return self
 
 
-@dataclass(slots=True)
-class GetTelemetrySubscriptionsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 71
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    client_instance_id: uuid.UUID = ZERO_UUID
-    subscription_id: int = 0
-    accepted_compression_types: list[int] = field(default_factory=list)
-    push_interval_ms: int = 0
-    telemetry_max_bytes: int = 0
-    delta_temporality: bool = False
-    requested_metrics: list[str] = field(default_factory=list)
+class GetTelemetrySubscriptionsResponse(Message):
+    KIND = 'response'
+    API_KEY = 71
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = (
+        'throttle_time_ms',
+        'error_code',
+        'client_instance_id',
+        'subscription_id',
+        'accepted_compression_types',
+        'push_interval_ms',
+        'telemetry_max_bytes',
+        'delta_temporality',
+        'requested_metrics',
+    )
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        client_instance_id: uuid.UUID = ZERO_UUID,
+        subscription_id: int = 0,
+        accepted_compression_types: list[int] = NEW,
+        push_interval_ms: int = 0,
+        telemetry_max_bytes: int = 0,
+        delta_temporality: bool = False,
+        requested_metrics: list[str] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.client_instance_id = client_instance_id
+        self.subscription_id = subscription_id
+        self.accepted_compression_types = [] if accepted_compression_types is NEW else accepted_compression_types
+        self.push_interval_ms = push_interval_ms
+        self.telemetry_max_bytes = telemetry_max_bytes
+        self.delta_temporality = delta_temporality
+        self.requested_metrics = [] if requested_metrics is NEW else requested_metrics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

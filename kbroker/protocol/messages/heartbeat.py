@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['HeartbeatRequest', 'HeartbeatResponse']
 
 
-@dataclass(slots=True)
-class HeartbeatRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 12
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    group_id: str = ""
-    generation_id: int = 0
-    member_id: str = ""
-    group_instance_id: str | None = None
+class HeartbeatRequest(Message):
+    KIND = 'request'
+    API_KEY = 12
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 4
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id')
+
+    def __init__(
+        self,
+        group_id: str = "",
+        generation_id: int = 0,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.generation_id = generation_id
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4
@@ -56,14 +62,16 @@ class HeartbeatRequest:
         return self
 
 
-@dataclass(slots=True)
-class HeartbeatResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 12
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    throttle_time_ms: int = 0
-    error_code: int = 0
+class HeartbeatResponse(Message):
+    KIND = 'response'
+    API_KEY = 12
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 4
+    __slots__ = ('throttle_time_ms', 'error_code')
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['IncrementalAlterConfigsRequest', 'IncrementalAlterConfigsResponse']
 
 
-@dataclass(slots=True)
-class IncrementalAlterConfigsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 44
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    resources: list[IncrementalAlterConfigsRequest.AlterConfigsResource] = field(default_factory=list)
-    validate_only: bool = False
+class IncrementalAlterConfigsRequest(Message):
+    KIND = 'request'
+    API_KEY = 44
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('resources', 'validate_only')
 
-    @dataclass(slots=True)
-    class AlterConfigsResource:
-        resource_type: int = 0
-        resource_name: str = ""
-        configs: list[IncrementalAlterConfigsRequest.AlterableConfig] = field(default_factory=list)
+    class AlterConfigsResource(Message):
+        __slots__ = ('resource_type', 'resource_name', 'configs')
+
+        def __init__(
+            self,
+            resource_type: int = 0,
+            resource_name: str = "",
+            configs: list[IncrementalAlterConfigsRequest.AlterableConfig] = NEW,
+        ) -> None:
+            self.resource_type = resource_type
+            self.resource_name = resource_name
+            self.configs = [] if configs is NEW else configs
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -59,11 +62,13 @@ class IncrementalAlterConfigsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AlterableConfig:
-        name: str = ""
-        config_operation: int = 0
-        value: str = ""
+    class AlterableConfig(Message):
+        __slots__ = ('name', 'config_operation', 'value')
+
+        def __init__(self, name: str = "", config_operation: int = 0, value: str = "") -> None:
+            self.name = name
+            self.config_operation = config_operation
+            self.value = value
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -90,6 +95,14 @@ class IncrementalAlterConfigsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        resources: list[IncrementalAlterConfigsRequest.AlterConfigsResource] = NEW,
+        validate_only: bool = False,
+    ) -> None:
+        self.resources = [] if resources is NEW else resources
+        self.validate_only = validate_only
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1
@@ -119,21 +132,27 @@ class IncrementalAlterConfigsRequest:
         return self
 
 
-@dataclass(slots=True)
-class IncrementalAlterConfigsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 44
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    throttle_time_ms: int = 0
-    responses: list[IncrementalAlterConfigsResponse.AlterConfigsResourceResponse] = field(default_factory=list)
+class IncrementalAlterConfigsResponse(Message):
+    KIND = 'response'
+    API_KEY = 44
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    __slots__ = ('throttle_time_ms', 'responses')
 
-    @dataclass(slots=True)
-    class AlterConfigsResourceResponse:
-        error_code: int = 0
-        error_message: str = ""
-        resource_type: int = 0
-        resource_name: str = ""
+    class AlterConfigsResourceResponse(Message):
+        __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name')
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            error_message: str = "",
+            resource_type: int = 0,
+            resource_name: str = "",
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.resource_type = resource_type
+            self.resource_name = resource_name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -162,6 +181,14 @@ class IncrementalAlterConfigsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        responses: list[IncrementalAlterConfigsResponse.AlterConfigsResourceResponse] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.responses = [] if responses is NEW else responses
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1

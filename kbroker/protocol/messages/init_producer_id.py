@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['InitProducerIdRequest', 'InitProducerIdResponse']
 
 
-@dataclass(slots=True)
-class InitProducerIdRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 22
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    transactional_id: str = ""
-    transaction_timeout_ms: int = 0
-    producer_id: int = -1
-    producer_epoch: int = -1
+class InitProducerIdRequest(Message):
+    KIND = 'request'
+    API_KEY = 22
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 2
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch')
+
+    def __init__(
+        self,
+        transactional_id: str = "",
+        transaction_timeout_ms: int = 0,
+        producer_id: int = -1,
+        producer_epoch: int = -1,
+    ) -> None:
+        self.transactional_id = transactional_id
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -52,16 +58,24 @@ class InitProducerIdRequest:
         return self
 
 
-@dataclass(slots=True)
-class InitProducerIdResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 22
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    producer_id: int = -1
-    producer_epoch: int = 0
+class InitProducerIdResponse(Message):
+    KIND = 'response'
+    API_KEY = 22
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch')
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        producer_id: int = -1,
+        producer_epoch: int = 0,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['InitializeShareGroupStateRequest', 'InitializeShareGroupStateResponse']
 
 
-@dataclass(slots=True)
-class InitializeShareGroupStateRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 83
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    group_id: str = ""
-    topics: list[InitializeShareGroupStateRequest.InitializeStateData] = field(default_factory=list)
+class InitializeShareGroupStateRequest(Message):
+    KIND = 'request'
+    API_KEY = 83
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = ('group_id', 'topics')
 
-    @dataclass(slots=True)
-    class InitializeStateData:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[InitializeShareGroupStateRequest.PartitionData] = field(default_factory=list)
+    class InitializeStateData(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[InitializeShareGroupStateRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -55,11 +58,13 @@ class InitializeShareGroupStateRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition: int = 0
-        state_epoch: int = 0
-        start_offset: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition', 'state_epoch', 'start_offset')
+
+        def __init__(self, partition: int = 0, state_epoch: int = 0, start_offset: int = 0) -> None:
+            self.partition = partition
+            self.state_epoch = state_epoch
+            self.start_offset = start_offset
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -80,6 +85,14 @@ class InitializeShareGroupStateRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        topics: list[InitializeShareGroupStateRequest.InitializeStateData] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -112,18 +125,23 @@ class InitializeShareGroupStateRequest:
         return self
 
 
-@dataclass(slots=True)
-class InitializeShareGroupStateResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 83
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    results: list[InitializeShareGroupStateResponse.InitializeStateResult] = field(default_factory=list)
+class InitializeShareGroupStateResponse(Message):
+    KIND = 'response'
+    API_KEY = 83
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('results',)
 
-    @dataclass(slots=True)
-    class InitializeStateResult:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[InitializeShareGroupStateResponse.PartitionResult] = field(default_factory=list)
+    class InitializeStateResult(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[InitializeShareGroupStateResponse.PartitionResult] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -152,11 +170,13 @@ class InitializeShareGroupStateResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionResult:
-        partition: int = 0
-        error_code: int = 0
-        error_message: str | None = None
+    class PartitionResult(Message):
+        __slots__ = ('partition', 'error_code', 'error_message')
+
+        def __init__(self, partition: int = 0, error_code: int = 0, error_message: str | None = None) -> None:
+            self.partition = partition
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -180,6 +200,9 @@ class InitializeShareGroupStateResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(self, results: list[InitializeShareGroupStateResponse.InitializeStateResult] = NEW) -> None:
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

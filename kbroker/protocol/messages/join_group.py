@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['JoinGroupRequest', 'JoinGroupResponse']
 
 
-@dataclass(slots=True)
-class JoinGroupRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 11
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 9)
-    FLEXIBLE_FROM: ClassVar[int | None] = 6
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 1)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    group_id: str = ""
-    session_timeout_ms: int = 0
-    rebalance_timeout_ms: int = -1
-    member_id: str = ""
-    group_instance_id: str | None = None
-    protocol_type: str = ""
-    protocols: list[JoinGroupRequest.JoinGroupRequestProtocol] = field(default_factory=list)
-    reason: str | None = None
+class JoinGroupRequest(Message):
+    KIND = 'request'
+    API_KEY = 11
+    VERSIONS = (0, 9)
+    FLEXIBLE_FROM = 6
+    DEPRECATED = (0, 1)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = (
+        'group_id',
+        'session_timeout_ms',
+        'rebalance_timeout_ms',
+        'member_id',
+        'group_instance_id',
+        'protocol_type',
+        'protocols',
+        'reason',
+    )
 
-    @dataclass(slots=True)
-    class JoinGroupRequestProtocol:
-        name: str = ""
-        metadata: bytes = b""
+    class JoinGroupRequestProtocol(Message):
+        __slots__ = ('name', 'metadata')
+
+        def __init__(self, name: str = "", metadata: bytes = b"") -> None:
+            self.name = name
+            self.metadata = metadata
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -56,6 +57,26 @@ class JoinGroupRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        session_timeout_ms: int = 0,
+        rebalance_timeout_ms: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+        protocol_type: str = "",
+        protocols: list[JoinGroupRequest.JoinGroupRequestProtocol] = NEW,
+        reason: str | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.session_timeout_ms = session_timeout_ms
+        self.rebalance_timeout_ms = rebalance_timeout_ms
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.protocol_type = protocol_type
+        self.protocols = [] if protocols is NEW else protocols
+        self.reason = reason
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 6
@@ -118,27 +139,35 @@ class JoinGroupRequest:
         return self
 
 
-@dataclass(slots=True)
-class JoinGroupResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 11
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 9)
-    FLEXIBLE_FROM: ClassVar[int | None] = 6
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    generation_id: int = -1
-    protocol_type: str | None = None
-    protocol_name: str = ""
-    leader: str = ""
-    skip_assignment: bool = False
-    member_id: str = ""
-    members: list[JoinGroupResponse.JoinGroupResponseMember] = field(default_factory=list)
+class JoinGroupResponse(Message):
+    KIND = 'response'
+    API_KEY = 11
+    VERSIONS = (0, 9)
+    FLEXIBLE_FROM = 6
+    __slots__ = (
+        'throttle_time_ms',
+        'error_code',
+        'generation_id',
+        'protocol_type',
+        'protocol_name',
+        'leader',
+        'skip_assignment',
+        'member_id',
+        'members',
+    )
 
-    @dataclass(slots=True)
-    class JoinGroupResponseMember:
-        member_id: str = ""
-        group_instance_id: str | None = None
-        metadata: bytes = b""
+    class JoinGroupResponseMember(Message):
+        __slots__ = ('member_id', 'group_instance_id', 'metadata')
+
+        def __init__(
+            self,
+            member_id: str = "",
+            group_instance_id: str | None = None,
+            metadata: bytes = b"",
+        ) -> None:
+            self.member_id = member_id
+            self.group_instance_id = group_instance_id
+            self.metadata = metadata
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -170,6 +199,28 @@ class JoinGroupResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        generation_id: int = -1,
+        protocol_type: str | None = None,
+        protocol_name: str = "",
+        leader: str = "",
+        skip_assignment: bool = False,
+        member_id: str = "",
+        members: list[JoinGroupResponse.JoinGroupResponseMember] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.generation_id = generation_id
+        self.protocol_type = protocol_type
+        self.protocol_name = protocol_name
+        self.leader = leader
+        self.skip_assignment = skip_assignment
+        self.member_id = member_id
+        self.members = [] if members is NEW else members
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 6

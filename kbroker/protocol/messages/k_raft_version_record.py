@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['KRaftVersionRecord']
 
 
-@dataclass(slots=True)
-class KRaftVersionRecord:
-    KIND: ClassVar[str] = 'data'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    version: int = 0
-    k_raft_version: int = 0
+class KRaftVersionRecord(Message):
+    KIND = 'data'
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('version', 'k_raft_version')
+
+    def __init__(self, version: int = 0, k_raft_version: int = 0) -> None:
+        self.version = version
+        self.k_raft_version = k_raft_version
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -3,45 +3,74 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['LeaderAndIsrRequest', 'LeaderAndIsrResponse']
 
 
-@dataclass(slots=True)
-class LeaderAndIsrRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 4
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 7)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker',)
-    controller_id: int = 0
-    is_k_raft_controller: bool = False
-    controller_epoch: int = 0
-    broker_epoch: int = -1
-    type: int = 0
-    ungrouped_partition_states: list[LeaderAndIsrRequest.LeaderAndIsrPartitionState] = field(default_factory=list)
-    topic_states: list[LeaderAndIsrRequest.LeaderAndIsrTopicState] = field(default_factory=list)
-    live_leaders: list[LeaderAndIsrRequest.LeaderAndIsrLiveLeader] = field(default_factory=list)
+class LeaderAndIsrRequest(Message):
+    KIND = 'request'
+    API_KEY = 4
+    VERSIONS = (0, 7)
+    FLEXIBLE_FROM = 4
+    LISTENERS = ('zkBroker',)
+    __slots__ = (
+        'controller_id',
+        'is_k_raft_controller',
+        'controller_epoch',
+        'broker_epoch',
+        'type',
+        'ungrouped_partition_states',
+        'topic_states',
+        'live_leaders',
+    )
 
-    @dataclass(slots=True)
-    class LeaderAndIsrPartitionState:
-        topic_name: str = ""
-        partition_index: int = 0
-        controller_epoch: int = 0
-        leader: int = 0
-        leader_epoch: int = 0
-        isr: list[int] = field(default_factory=list)
-        partition_epoch: int = 0
-        replicas: list[int] = field(default_factory=list)
-        adding_replicas: list[int] = field(default_factory=list)
-        removing_replicas: list[int] = field(default_factory=list)
-        is_new: bool = False
-        leader_recovery_state: int = 0
+    class LeaderAndIsrPartitionState(Message):
+        __slots__ = (
+            'topic_name',
+            'partition_index',
+            'controller_epoch',
+            'leader',
+            'leader_epoch',
+            'isr',
+            'partition_epoch',
+            'replicas',
+            'adding_replicas',
+            'removing_replicas',
+            'is_new',
+            'leader_recovery_state',
+        )
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partition_index: int = 0,
+            controller_epoch: int = 0,
+            leader: int = 0,
+            leader_epoch: int = 0,
+            isr: list[int] = NEW,
+            partition_epoch: int = 0,
+            replicas: list[int] = NEW,
+            adding_replicas: list[int] = NEW,
+            removing_replicas: list[int] = NEW,
+            is_new: bool = False,
+            leader_recovery_state: int = 0,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partition_index = partition_index
+            self.controller_epoch = controller_epoch
+            self.leader = leader
+            self.leader_epoch = leader_epoch
+            self.isr = [] if isr is NEW else isr
+            self.partition_epoch = partition_epoch
+            self.replicas = [] if replicas is NEW else replicas
+            self.adding_replicas = [] if adding_replicas is NEW else adding_replicas
+            self.removing_replicas = [] if removing_replicas is NEW else removing_replicas
+            self.is_new = is_new
+            self.leader_recovery_state = leader_recovery_state
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -130,11 +159,18 @@ class LeaderAndIsrRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderAndIsrTopicState:
-        topic_name: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        partition_states: list[LeaderAndIsrRequest.LeaderAndIsrPartitionState] = field(default_factory=list)
+    class LeaderAndIsrTopicState(Message):
+        __slots__ = ('topic_name', 'topic_id', 'partition_states')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            partition_states: list[LeaderAndIsrRequest.LeaderAndIsrPartitionState] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.topic_id = topic_id
+            self.partition_states = [] if partition_states is NEW else partition_states
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -174,11 +210,13 @@ class LeaderAndIsrRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderAndIsrLiveLeader:
-        broker_id: int = 0
-        host_name: str = ""
-        port: int = 0
+    class LeaderAndIsrLiveLeader(Message):
+        __slots__ = ('broker_id', 'host_name', 'port')
+
+        def __init__(self, broker_id: int = 0, host_name: str = "", port: int = 0) -> None:
+            self.broker_id = broker_id
+            self.host_name = host_name
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -202,6 +240,26 @@ class LeaderAndIsrRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        controller_id: int = 0,
+        is_k_raft_controller: bool = False,
+        controller_epoch: int = 0,
+        broker_epoch: int = -1,
+        type: int = 0,
+        ungrouped_partition_states: list[LeaderAndIsrRequest.LeaderAndIsrPartitionState] = NEW,
+        topic_states: list[LeaderAndIsrRequest.LeaderAndIsrTopicState] = NEW,
+        live_leaders: list[LeaderAndIsrRequest.LeaderAndIsrLiveLeader] = NEW,
+    ) -> None:
+        self.controller_id = controller_id
+        self.is_k_raft_controller = is_k_raft_controller
+        self.controller_epoch = controller_epoch
+        self.broker_epoch = broker_epoch
+        self.type = type
+        self.ungrouped_partition_states = [] if ungrouped_partition_states is NEW else ungrouped_partition_states
+        self.topic_states = [] if topic_states is NEW else topic_states
+        self.live_leaders = [] if live_leaders is NEW else live_leaders
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4
@@ -271,21 +329,20 @@ class LeaderAndIsrRequest:
         return self
 
 
-@dataclass(slots=True)
-class LeaderAndIsrResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 4
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 7)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    error_code: int = 0
-    partition_errors: list[LeaderAndIsrResponse.LeaderAndIsrPartitionError] = field(default_factory=list)
-    topics: list[LeaderAndIsrResponse.LeaderAndIsrTopicError] = field(default_factory=list)
+class LeaderAndIsrResponse(Message):
+    KIND = 'response'
+    API_KEY = 4
+    VERSIONS = (0, 7)
+    FLEXIBLE_FROM = 4
+    __slots__ = ('error_code', 'partition_errors', 'topics')
 
-    @dataclass(slots=True)
-    class LeaderAndIsrPartitionError:
-        topic_name: str = ""
-        partition_index: int = 0
-        error_code: int = 0
+    class LeaderAndIsrPartitionError(Message):
+        __slots__ = ('topic_name', 'partition_index', 'error_code')
+
+        def __init__(self, topic_name: str = "", partition_index: int = 0, error_code: int = 0) -> None:
+            self.topic_name = topic_name
+            self.partition_index = partition_index
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -312,10 +369,16 @@ class LeaderAndIsrResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderAndIsrTopicError:
-        topic_id: uuid.UUID = ZERO_UUID
-        partition_errors: list[LeaderAndIsrResponse.LeaderAndIsrPartitionError] = field(default_factory=list)
+    class LeaderAndIsrTopicError(Message):
+        __slots__ = ('topic_id', 'partition_errors')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partition_errors: list[LeaderAndIsrResponse.LeaderAndIsrPartitionError] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partition_errors = [] if partition_errors is NEW else partition_errors
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -347,6 +410,16 @@ class LeaderAndIsrResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        partition_errors: list[LeaderAndIsrResponse.LeaderAndIsrPartitionError] = NEW,
+        topics: list[LeaderAndIsrResponse.LeaderAndIsrTopicError] = NEW,
+    ) -> None:
+        self.error_code = error_code
+        self.partition_errors = [] if partition_errors is NEW else partition_errors
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4

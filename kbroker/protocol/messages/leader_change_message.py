@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['LeaderChangeMessage']
 
 
-@dataclass(slots=True)
-class LeaderChangeMessage:
-    KIND: ClassVar[str] = 'data'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    version: int = 0
-    leader_id: int = 0
-    voters: list[LeaderChangeMessage.Voter] = field(default_factory=list)
-    granting_voters: list[LeaderChangeMessage.Voter] = field(default_factory=list)
+class LeaderChangeMessage(Message):
+    KIND = 'data'
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('version', 'leader_id', 'voters', 'granting_voters')
 
-    @dataclass(slots=True)
-    class Voter:
-        voter_id: int = 0
-        voter_directory_id: uuid.UUID = ZERO_UUID
+    class Voter(Message):
+        __slots__ = ('voter_id', 'voter_directory_id')
+
+        def __init__(self, voter_id: int = 0, voter_directory_id: uuid.UUID = ZERO_UUID) -> None:
+            self.voter_id = voter_id
+            self.voter_directory_id = voter_directory_id
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -46,6 +43,18 @@ class LeaderChangeMessage:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        version: int = 0,
+        leader_id: int = 0,
+        voters: list[LeaderChangeMessage.Voter] = NEW,
+        granting_voters: list[LeaderChangeMessage.Voter] = NEW,
+    ) -> None:
+        self.version = version
+        self.leader_id = leader_id
+        self.voters = [] if voters is NEW else voters
+        self.granting_voters = [] if granting_voters is NEW else granting_voters
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['LeaveGroupRequest', 'LeaveGroupResponse']
 
 
-@dataclass(slots=True)
-class LeaveGroupRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 13
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    group_id: str = ""
-    member_id: str = ""
-    members: list[LeaveGroupRequest.MemberIdentity] = field(default_factory=list)
+class LeaveGroupRequest(Message):
+    KIND = 'request'
+    API_KEY = 13
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 4
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('group_id', 'member_id', 'members')
 
-    @dataclass(slots=True)
-    class MemberIdentity:
-        member_id: str = ""
-        group_instance_id: str | None = None
-        reason: str | None = None
+    class MemberIdentity(Message):
+        __slots__ = ('member_id', 'group_instance_id', 'reason')
+
+        def __init__(
+            self,
+            member_id: str = "",
+            group_instance_id: str | None = None,
+            reason: str | None = None,
+        ) -> None:
+            self.member_id = member_id
+            self.group_instance_id = group_instance_id
+            self.reason = reason
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -62,6 +64,16 @@ class LeaveGroupRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        member_id: str = "",
+        members: list[LeaveGroupRequest.MemberIdentity] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.members = [] if members is NEW else members
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4
@@ -103,21 +115,20 @@ class LeaveGroupRequest:
         return self
 
 
-@dataclass(slots=True)
-class LeaveGroupResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 13
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    members: list[LeaveGroupResponse.MemberResponse] = field(default_factory=list)
+class LeaveGroupResponse(Message):
+    KIND = 'response'
+    API_KEY = 13
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 4
+    __slots__ = ('throttle_time_ms', 'error_code', 'members')
 
-    @dataclass(slots=True)
-    class MemberResponse:
-        member_id: str = ""
-        group_instance_id: str = ""
-        error_code: int = 0
+    class MemberResponse(Message):
+        __slots__ = ('member_id', 'group_instance_id', 'error_code')
+
+        def __init__(self, member_id: str = "", group_instance_id: str = "", error_code: int = 0) -> None:
+            self.member_id = member_id
+            self.group_instance_id = group_instance_id
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -150,6 +161,16 @@ class LeaveGroupResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        members: list[LeaveGroupResponse.MemberResponse] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.members = [] if members is NEW else members
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4

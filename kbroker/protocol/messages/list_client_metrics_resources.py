@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ListClientMetricsResourcesRequest', 'ListClientMetricsResourcesResponse']
 
 
-@dataclass(slots=True)
-class ListClientMetricsResourcesRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 74
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
+class ListClientMetricsResourcesRequest(Message):
+    KIND = 'request'
+    API_KEY = 74
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('broker',)
+    __slots__ = ()
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -34,19 +32,18 @@ class ListClientMetricsResourcesRequest:
         return self
 
 
-@dataclass(slots=True)
-class ListClientMetricsResourcesResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 74
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    client_metrics_resources: list[ListClientMetricsResourcesResponse.ClientMetricsResource] = field(default_factory=list)
+class ListClientMetricsResourcesResponse(Message):
+    KIND = 'response'
+    API_KEY = 74
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'client_metrics_resources')
 
-    @dataclass(slots=True)
-    class ClientMetricsResource:
-        name: str = ""
+    class ClientMetricsResource(Message):
+        __slots__ = ('name',)
+
+        def __init__(self, name: str = "") -> None:
+            self.name = name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -66,6 +63,16 @@ class ListClientMetricsResourcesResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        client_metrics_resources: list[ListClientMetricsResourcesResponse.ClientMetricsResource] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.client_metrics_resources = [] if client_metrics_resources is NEW else client_metrics_resources
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

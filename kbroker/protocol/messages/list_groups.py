@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ListGroupsRequest', 'ListGroupsResponse']
 
 
-@dataclass(slots=True)
-class ListGroupsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 16
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    states_filter: list[str] = field(default_factory=list)
-    types_filter: list[str] = field(default_factory=list)
+class ListGroupsRequest(Message):
+    KIND = 'request'
+    API_KEY = 16
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 3
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('states_filter', 'types_filter')
+
+    def __init__(self, states_filter: list[str] = NEW, types_filter: list[str] = NEW) -> None:
+        self.states_filter = [] if states_filter is NEW else states_filter
+        self.types_filter = [] if types_filter is NEW else types_filter
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3
@@ -68,22 +68,27 @@ class ListGroupsRequest:
         return self
 
 
-@dataclass(slots=True)
-class ListGroupsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 16
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    groups: list[ListGroupsResponse.ListedGroup] = field(default_factory=list)
+class ListGroupsResponse(Message):
+    KIND = 'response'
+    API_KEY = 16
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 3
+    __slots__ = ('throttle_time_ms', 'error_code', 'groups')
 
-    @dataclass(slots=True)
-    class ListedGroup:
-        group_id: str = ""
-        protocol_type: str = ""
-        group_state: str = ""
-        group_type: str = ""
+    class ListedGroup(Message):
+        __slots__ = ('group_id', 'protocol_type', 'group_state', 'group_type')
+
+        def __init__(
+            self,
+            group_id: str = "",
+            protocol_type: str = "",
+            group_state: str = "",
+            group_type: str = "",
+        ) -> None:
+            self.group_id = group_id
+            self.protocol_type = protocol_type
+            self.group_state = group_state
+            self.group_type = group_type
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -122,6 +127,16 @@ class ListGroupsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        groups: list[ListGroupsResponse.ListedGroup] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.groups = [] if groups is NEW else groups
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3

@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ListOffsetsRequest', 'ListOffsetsResponse']
 
 
-@dataclass(slots=True)
-class ListOffsetsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 2
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 10)
-    FLEXIBLE_FROM: ClassVar[int | None] = 6
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    replica_id: int = 0
-    isolation_level: int = 0
-    topics: list[ListOffsetsRequest.ListOffsetsTopic] = field(default_factory=list)
-    timeout_ms: int = 0
+class ListOffsetsRequest(Message):
+    KIND = 'request'
+    API_KEY = 2
+    VERSIONS = (0, 10)
+    FLEXIBLE_FROM = 6
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('replica_id', 'isolation_level', 'topics', 'timeout_ms')
 
-    @dataclass(slots=True)
-    class ListOffsetsTopic:
-        name: str = ""
-        partitions: list[ListOffsetsRequest.ListOffsetsPartition] = field(default_factory=list)
+    class ListOffsetsTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[ListOffsetsRequest.ListOffsetsPartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -59,12 +59,20 @@ class ListOffsetsRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ListOffsetsPartition:
-        partition_index: int = 0
-        current_leader_epoch: int = -1
-        timestamp: int = 0
-        max_num_offsets: int = 1
+    class ListOffsetsPartition(Message):
+        __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'max_num_offsets')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            current_leader_epoch: int = -1,
+            timestamp: int = 0,
+            max_num_offsets: int = 1,
+        ) -> None:
+            self.partition_index = partition_index
+            self.current_leader_epoch = current_leader_epoch
+            self.timestamp = timestamp
+            self.max_num_offsets = max_num_offsets
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -91,6 +99,18 @@ class ListOffsetsRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        replica_id: int = 0,
+        isolation_level: int = 0,
+        topics: list[ListOffsetsRequest.ListOffsetsTopic] = NEW,
+        timeout_ms: int = 0,
+    ) -> None:
+        self.replica_id = replica_id
+        self.isolation_level = isolation_level
+        self.topics = [] if topics is NEW else topics
+        self.timeout_ms = timeout_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 6
@@ -128,19 +148,23 @@ class ListOffsetsRequest:
         return self
 
 
-@dataclass(slots=True)
-class ListOffsetsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 2
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 10)
-    FLEXIBLE_FROM: ClassVar[int | None] = 6
-    throttle_time_ms: int = 0
-    topics: list[ListOffsetsResponse.ListOffsetsTopicResponse] = field(default_factory=list)
+class ListOffsetsResponse(Message):
+    KIND = 'response'
+    API_KEY = 2
+    VERSIONS = (0, 10)
+    FLEXIBLE_FROM = 6
+    __slots__ = ('throttle_time_ms', 'topics')
 
-    @dataclass(slots=True)
-    class ListOffsetsTopicResponse:
-        name: str = ""
-        partitions: list[ListOffsetsResponse.ListOffsetsPartitionResponse] = field(default_factory=list)
+    class ListOffsetsTopicResponse(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[ListOffsetsResponse.ListOffsetsPartitionResponse] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -172,14 +196,31 @@ class ListOffsetsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ListOffsetsPartitionResponse:
-        partition_index: int = 0
-        error_code: int = 0
-        old_style_offsets: list[int] = field(default_factory=list)
-        timestamp: int = -1
-        offset: int = -1
-        leader_epoch: int = -1
+    class ListOffsetsPartitionResponse(Message):
+        __slots__ = (
+            'partition_index',
+            'error_code',
+            'old_style_offsets',
+            'timestamp',
+            'offset',
+            'leader_epoch',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            old_style_offsets: list[int] = NEW,
+            timestamp: int = -1,
+            offset: int = -1,
+            leader_epoch: int = -1,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.old_style_offsets = [] if old_style_offsets is NEW else old_style_offsets
+            self.timestamp = timestamp
+            self.offset = offset
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -223,6 +264,14 @@ class ListOffsetsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        topics: list[ListOffsetsResponse.ListOffsetsTopicResponse] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 6

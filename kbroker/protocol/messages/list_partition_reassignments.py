@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ListPartitionReassignmentsRequest', 'ListPartitionReassignmentsResponse']
 
 
-@dataclass(slots=True)
-class ListPartitionReassignmentsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 46
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker', 'controller', 'zkBroker')
-    timeout_ms: int = 60000
-    topics: list[ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics] | None = None
+class ListPartitionReassignmentsRequest(Message):
+    KIND = 'request'
+    API_KEY = 46
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('broker', 'controller', 'zkBroker')
+    __slots__ = ('timeout_ms', 'topics')
 
-    @dataclass(slots=True)
-    class ListPartitionReassignmentsTopics:
-        name: str = ""
-        partition_indexes: list[int] = field(default_factory=list)
+    class ListPartitionReassignmentsTopics(Message):
+        __slots__ = ('name', 'partition_indexes')
+
+        def __init__(self, name: str = "", partition_indexes: list[int] = NEW) -> None:
+            self.name = name
+            self.partition_indexes = [] if partition_indexes is NEW else partition_indexes
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -56,6 +54,14 @@ class ListPartitionReassignmentsRequest:
                     r.skip(size)
             return self
 
+    def __init__(
+        self,
+        timeout_ms: int = 60000,
+        topics: list[ListPartitionReassignmentsRequest.ListPartitionReassignmentsTopics] | None = None,
+    ) -> None:
+        self.timeout_ms = timeout_ms
+        self.topics = topics
+
     def encode(self, w: Writer, version: int) -> None:
         flex = True
         w.int32(self.timeout_ms)
@@ -84,21 +90,23 @@ class ListPartitionReassignmentsRequest:
         return self
 
 
-@dataclass(slots=True)
-class ListPartitionReassignmentsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 46
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
-    topics: list[ListPartitionReassignmentsResponse.OngoingTopicReassignment] = field(default_factory=list)
+class ListPartitionReassignmentsResponse(Message):
+    KIND = 'response'
+    API_KEY = 46
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'topics')
 
-    @dataclass(slots=True)
-    class OngoingTopicReassignment:
-        name: str = ""
-        partitions: list[ListPartitionReassignmentsResponse.OngoingPartitionReassignment] = field(default_factory=list)
+    class OngoingTopicReassignment(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[ListPartitionReassignmentsResponse.OngoingPartitionReassignment] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -130,12 +138,20 @@ class ListPartitionReassignmentsResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OngoingPartitionReassignment:
-        partition_index: int = 0
-        replicas: list[int] = field(default_factory=list)
-        adding_replicas: list[int] = field(default_factory=list)
-        removing_replicas: list[int] = field(default_factory=list)
+    class OngoingPartitionReassignment(Message):
+        __slots__ = ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            replicas: list[int] = NEW,
+            adding_replicas: list[int] = NEW,
+            removing_replicas: list[int] = NEW,
+        ) -> None:
+            self.partition_index = partition_index
+            self.replicas = [] if replicas is NEW else replicas
+            self.adding_replicas = [] if adding_replicas is NEW else adding_replicas
+            self.removing_replicas = [] if removing_replicas is NEW else removing_replicas
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -185,6 +201,18 @@ class ListPartitionReassignmentsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str = "",
+        topics: list[ListPartitionReassignmentsResponse.OngoingTopicReassignment] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

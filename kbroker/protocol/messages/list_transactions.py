@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ListTransactionsRequest', 'ListTransactionsResponse']
 
 
-@dataclass(slots=True)
-class ListTransactionsRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 66
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    state_filters: list[str] = field(default_factory=list)
-    producer_id_filters: list[int] = field(default_factory=list)
-    duration_filter: int = -1
+class ListTransactionsRequest(Message):
+    KIND = 'request'
+    API_KEY = 66
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter')
+
+    def __init__(
+        self,
+        state_filters: list[str] = NEW,
+        producer_id_filters: list[int] = NEW,
+        duration_filter: int = -1,
+    ) -> None:
+        self.state_filters = [] if state_filters is NEW else state_filters
+        self.producer_id_filters = [] if producer_id_filters is NEW else producer_id_filters
+        self.duration_filter = duration_filter
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -66,22 +71,25 @@ class ListTransactionsRequest:
         return self
 
 
-@dataclass(slots=True)
-class ListTransactionsResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 66
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    unknown_state_filters: list[str] = field(default_factory=list)
-    transaction_states: list[ListTransactionsResponse.TransactionState] = field(default_factory=list)
+class ListTransactionsResponse(Message):
+    KIND = 'response'
+    API_KEY = 66
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'unknown_state_filters', 'transaction_states')
 
-    @dataclass(slots=True)
-    class TransactionState:
-        transactional_id: str = ""
-        producer_id: int = 0
-        transaction_state: str = ""
+    class TransactionState(Message):
+        __slots__ = ('transactional_id', 'producer_id', 'transaction_state')
+
+        def __init__(
+            self,
+            transactional_id: str = "",
+            producer_id: int = 0,
+            transaction_state: str = "",
+        ) -> None:
+            self.transactional_id = transactional_id
+            self.producer_id = producer_id
+            self.transaction_state = transaction_state
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -108,6 +116,18 @@ class ListTransactionsResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        unknown_state_filters: list[str] = NEW,
+        transaction_states: list[ListTransactionsResponse.TransactionState] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.unknown_state_filters = [] if unknown_state_filters is NEW else unknown_state_filters
+        self.transaction_states = [] if transaction_states is NEW else transaction_states
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

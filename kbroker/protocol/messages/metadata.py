@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['MetadataRequest', 'MetadataResponse']
 
 
-@dataclass(slots=True)
-class MetadataRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 3
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 12)
-    FLEXIBLE_FROM: ClassVar[int | None] = 9
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 3)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    topics: list[MetadataRequest.MetadataRequestTopic] = field(default_factory=list)
-    allow_auto_topic_creation: bool = True
-    include_cluster_authorized_operations: bool = False
-    include_topic_authorized_operations: bool = False
+class MetadataRequest(Message):
+    KIND = 'request'
+    API_KEY = 3
+    VERSIONS = (0, 12)
+    FLEXIBLE_FROM = 9
+    DEPRECATED = (0, 3)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = (
+        'topics',
+        'allow_auto_topic_creation',
+        'include_cluster_authorized_operations',
+        'include_topic_authorized_operations',
+    )
 
-    @dataclass(slots=True)
-    class MetadataRequestTopic:
-        topic_id: uuid.UUID = ZERO_UUID
-        name: str = ""
+    class MetadataRequestTopic(Message):
+        __slots__ = ('topic_id', 'name')
+
+        def __init__(self, topic_id: uuid.UUID = ZERO_UUID, name: str = "") -> None:
+            self.topic_id = topic_id
+            self.name = name
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -52,6 +54,18 @@ class MetadataRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        topics: list[MetadataRequest.MetadataRequestTopic] = NEW,
+        allow_auto_topic_creation: bool = True,
+        include_cluster_authorized_operations: bool = False,
+        include_topic_authorized_operations: bool = False,
+    ) -> None:
+        self.topics = [] if topics is NEW else topics
+        self.allow_auto_topic_creation = allow_auto_topic_creation
+        self.include_cluster_authorized_operations = include_cluster_authorized_operations
+        self.include_topic_authorized_operations = include_topic_authorized_operations
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 9
@@ -92,25 +106,28 @@ class MetadataRequest:
         return self
 
 
-@dataclass(slots=True)
-class MetadataResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 3
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 12)
-    FLEXIBLE_FROM: ClassVar[int | None] = 9
-    throttle_time_ms: int = 0
-    brokers: list[MetadataResponse.MetadataResponseBroker] = field(default_factory=list)
-    cluster_id: str | None = None
-    controller_id: int = -1
-    topics: list[MetadataResponse.MetadataResponseTopic] = field(default_factory=list)
-    cluster_authorized_operations: int = -2147483648
+class MetadataResponse(Message):
+    KIND = 'response'
+    API_KEY = 3
+    VERSIONS = (0, 12)
+    FLEXIBLE_FROM = 9
+    __slots__ = (
+        'throttle_time_ms',
+        'brokers',
+        'cluster_id',
+        'controller_id',
+        'topics',
+        'cluster_authorized_operations',
+    )
 
-    @dataclass(slots=True)
-    class MetadataResponseBroker:
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
-        rack: str | None = None
+    class MetadataResponseBroker(Message):
+        __slots__ = ('node_id', 'host', 'port', 'rack')
+
+        def __init__(self, node_id: int = 0, host: str = "", port: int = 0, rack: str | None = None) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
+            self.rack = rack
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -142,14 +159,31 @@ class MetadataResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class MetadataResponseTopic:
-        error_code: int = 0
-        name: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        is_internal: bool = False
-        partitions: list[MetadataResponse.MetadataResponsePartition] = field(default_factory=list)
-        topic_authorized_operations: int = -2147483648
+    class MetadataResponseTopic(Message):
+        __slots__ = (
+            'error_code',
+            'name',
+            'topic_id',
+            'is_internal',
+            'partitions',
+            'topic_authorized_operations',
+        )
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            is_internal: bool = False,
+            partitions: list[MetadataResponse.MetadataResponsePartition] = NEW,
+            topic_authorized_operations: int = -2147483648,
+        ) -> None:
+            self.error_code = error_code
+            self.name = name
+            self.topic_id = topic_id
+            self.is_internal = is_internal
+            self.partitions = [] if partitions is NEW else partitions
+            self.topic_authorized_operations = topic_authorized_operations
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -195,15 +229,34 @@ class MetadataResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class MetadataResponsePartition:
-        error_code: int = 0
-        partition_index: int = 0
-        leader_id: int = 0
-        leader_epoch: int = -1
-        replica_nodes: list[int] = field(default_factory=list)
-        isr_nodes: list[int] = field(default_factory=list)
-        offline_replicas: list[int] = field(default_factory=list)
+    class MetadataResponsePartition(Message):
+        __slots__ = (
+            'error_code',
+            'partition_index',
+            'leader_id',
+            'leader_epoch',
+            'replica_nodes',
+            'isr_nodes',
+            'offline_replicas',
+        )
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            partition_index: int = 0,
+            leader_id: int = 0,
+            leader_epoch: int = -1,
+            replica_nodes: list[int] = NEW,
+            isr_nodes: list[int] = NEW,
+            offline_replicas: list[int] = NEW,
+        ) -> None:
+            self.error_code = error_code
+            self.partition_index = partition_index
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
+            self.replica_nodes = [] if replica_nodes is NEW else replica_nodes
+            self.isr_nodes = [] if isr_nodes is NEW else isr_nodes
+            self.offline_replicas = [] if offline_replicas is NEW else offline_replicas
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -263,6 +316,22 @@ class MetadataResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        brokers: list[MetadataResponse.MetadataResponseBroker] = NEW,
+        cluster_id: str | None = None,
+        controller_id: int = -1,
+        topics: list[MetadataResponse.MetadataResponseTopic] = NEW,
+        cluster_authorized_operations: int = -2147483648,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.brokers = [] if brokers is NEW else brokers
+        self.cluster_id = cluster_id
+        self.controller_id = controller_id
+        self.topics = [] if topics is NEW else topics
+        self.cluster_authorized_operations = cluster_authorized_operations
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 9

@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['OffsetCommitRequest', 'OffsetCommitResponse']
 
 
-@dataclass(slots=True)
-class OffsetCommitRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 8
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 9)
-    FLEXIBLE_FROM: ClassVar[int | None] = 8
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 1)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    group_id: str = ""
-    generation_id_or_member_epoch: int = -1
-    member_id: str = ""
-    group_instance_id: str | None = None
-    retention_time_ms: int = -1
-    topics: list[OffsetCommitRequest.OffsetCommitRequestTopic] = field(default_factory=list)
+class OffsetCommitRequest(Message):
+    KIND = 'request'
+    API_KEY = 8
+    VERSIONS = (0, 9)
+    FLEXIBLE_FROM = 8
+    DEPRECATED = (0, 1)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = (
+        'group_id',
+        'generation_id_or_member_epoch',
+        'member_id',
+        'group_instance_id',
+        'retention_time_ms',
+        'topics',
+    )
 
-    @dataclass(slots=True)
-    class OffsetCommitRequestTopic:
-        name: str = ""
-        partitions: list[OffsetCommitRequest.OffsetCommitRequestPartition] = field(default_factory=list)
+    class OffsetCommitRequestTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[OffsetCommitRequest.OffsetCommitRequestPartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 8
@@ -61,13 +66,28 @@ class OffsetCommitRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OffsetCommitRequestPartition:
-        partition_index: int = 0
-        committed_offset: int = 0
-        committed_leader_epoch: int = -1
-        commit_timestamp: int = -1
-        committed_metadata: str = ""
+    class OffsetCommitRequestPartition(Message):
+        __slots__ = (
+            'partition_index',
+            'committed_offset',
+            'committed_leader_epoch',
+            'commit_timestamp',
+            'committed_metadata',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            committed_offset: int = 0,
+            committed_leader_epoch: int = -1,
+            commit_timestamp: int = -1,
+            committed_metadata: str = "",
+        ) -> None:
+            self.partition_index = partition_index
+            self.committed_offset = committed_offset
+            self.committed_leader_epoch = committed_leader_epoch
+            self.commit_timestamp = commit_timestamp
+            self.committed_metadata = committed_metadata
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 8
@@ -99,6 +119,22 @@ class OffsetCommitRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        generation_id_or_member_epoch: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+        retention_time_ms: int = -1,
+        topics: list[OffsetCommitRequest.OffsetCommitRequestTopic] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.generation_id_or_member_epoch = generation_id_or_member_epoch
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.retention_time_ms = retention_time_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 8
@@ -153,19 +189,23 @@ class OffsetCommitRequest:
         return self
 
 
-@dataclass(slots=True)
-class OffsetCommitResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 8
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 9)
-    FLEXIBLE_FROM: ClassVar[int | None] = 8
-    throttle_time_ms: int = 0
-    topics: list[OffsetCommitResponse.OffsetCommitResponseTopic] = field(default_factory=list)
+class OffsetCommitResponse(Message):
+    KIND = 'response'
+    API_KEY = 8
+    VERSIONS = (0, 9)
+    FLEXIBLE_FROM = 8
+    __slots__ = ('throttle_time_ms', 'topics')
 
-    @dataclass(slots=True)
-    class OffsetCommitResponseTopic:
-        name: str = ""
-        partitions: list[OffsetCommitResponse.OffsetCommitResponsePartition] = field(default_factory=list)
+    class OffsetCommitResponseTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[OffsetCommitResponse.OffsetCommitResponsePartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 8
@@ -197,10 +237,12 @@ class OffsetCommitResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OffsetCommitResponsePartition:
-        partition_index: int = 0
-        error_code: int = 0
+    class OffsetCommitResponsePartition(Message):
+        __slots__ = ('partition_index', 'error_code')
+
+        def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 8
@@ -219,6 +261,14 @@ class OffsetCommitResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        topics: list[OffsetCommitResponse.OffsetCommitResponseTopic] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 8

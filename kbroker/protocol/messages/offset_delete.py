@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['OffsetDeleteRequest', 'OffsetDeleteResponse']
 
 
-@dataclass(slots=True)
-class OffsetDeleteRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 47
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = None
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    group_id: str = ""
-    topics: list[OffsetDeleteRequest.OffsetDeleteRequestTopic] = field(default_factory=list)
+class OffsetDeleteRequest(Message):
+    KIND = 'request'
+    API_KEY = 47
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = None
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('group_id', 'topics')
 
-    @dataclass(slots=True)
-    class OffsetDeleteRequestTopic:
-        name: str = ""
-        partitions: list[OffsetDeleteRequest.OffsetDeleteRequestPartition] = field(default_factory=list)
+    class OffsetDeleteRequestTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[OffsetDeleteRequest.OffsetDeleteRequestPartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             w.string(self.name)
@@ -43,9 +45,11 @@ class OffsetDeleteRequest:
                 self.partitions = [OffsetDeleteRequest.OffsetDeleteRequestPartition.decode(r, version) for _ in range(n)]
             return self
 
-    @dataclass(slots=True)
-    class OffsetDeleteRequestPartition:
-        partition_index: int = 0
+    class OffsetDeleteRequestPartition(Message):
+        __slots__ = ('partition_index',)
+
+        def __init__(self, partition_index: int = 0) -> None:
+            self.partition_index = partition_index
 
         def encode(self, w: Writer, version: int) -> None:
             w.int32(self.partition_index)
@@ -55,6 +59,14 @@ class OffsetDeleteRequest:
             self = cls()
             self.partition_index = r.int32()
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        topics: list[OffsetDeleteRequest.OffsetDeleteRequestTopic] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         w.string(self.group_id)
@@ -74,20 +86,23 @@ class OffsetDeleteRequest:
         return self
 
 
-@dataclass(slots=True)
-class OffsetDeleteResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 47
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = None
-    error_code: int = 0
-    throttle_time_ms: int = 0
-    topics: list[OffsetDeleteResponse.OffsetDeleteResponseTopic] = field(default_factory=list)
+class OffsetDeleteResponse(Message):
+    KIND = 'response'
+    API_KEY = 47
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = None
+    __slots__ = ('error_code', 'throttle_time_ms', 'topics')
 
-    @dataclass(slots=True)
-    class OffsetDeleteResponseTopic:
-        name: str = ""
-        partitions: list[OffsetDeleteResponse.OffsetDeleteResponsePartition] = field(default_factory=list)
+    class OffsetDeleteResponseTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[OffsetDeleteResponse.OffsetDeleteResponsePartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             w.string(self.name)
@@ -106,10 +121,12 @@ class OffsetDeleteResponse:
                 self.partitions = [OffsetDeleteResponse.OffsetDeleteResponsePartition.decode(r, version) for _ in range(n)]
             return self
 
-    @dataclass(slots=True)
-    class OffsetDeleteResponsePartition:
-        partition_index: int = 0
-        error_code: int = 0
+    class OffsetDeleteResponsePartition(Message):
+        __slots__ = ('partition_index', 'error_code')
+
+        def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             w.int32(self.partition_index)
@@ -121,6 +138,16 @@ class OffsetDeleteResponse:
             self.partition_index = r.int32()
             self.error_code = r.int16()
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        throttle_time_ms: int = 0,
+        topics: list[OffsetDeleteResponse.OffsetDeleteResponseTopic] = NEW,
+    ) -> None:
+        self.error_code = error_code
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         w.int16(self.error_code)

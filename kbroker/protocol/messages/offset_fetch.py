@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['OffsetFetchRequest', 'OffsetFetchResponse']
 
 
-@dataclass(slots=True)
-class OffsetFetchRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 9
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 9)
-    FLEXIBLE_FROM: ClassVar[int | None] = 6
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    group_id: str = ""
-    topics: list[OffsetFetchRequest.OffsetFetchRequestTopic] = field(default_factory=list)
-    groups: list[OffsetFetchRequest.OffsetFetchRequestGroup] = field(default_factory=list)
-    require_stable: bool = False
+class OffsetFetchRequest(Message):
+    KIND = 'request'
+    API_KEY = 9
+    VERSIONS = (0, 9)
+    FLEXIBLE_FROM = 6
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('group_id', 'topics', 'groups', 'require_stable')
 
-    @dataclass(slots=True)
-    class OffsetFetchRequestTopic:
-        name: str = ""
-        partition_indexes: list[int] = field(default_factory=list)
+    class OffsetFetchRequestTopic(Message):
+        __slots__ = ('name', 'partition_indexes')
+
+        def __init__(self, name: str = "", partition_indexes: list[int] = NEW) -> None:
+            self.name = name
+            self.partition_indexes = [] if partition_indexes is NEW else partition_indexes
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -63,12 +59,20 @@ class OffsetFetchRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OffsetFetchRequestGroup:
-        group_id: str = ""
-        member_id: str | None = None
-        member_epoch: int = -1
-        topics: list[OffsetFetchRequest.OffsetFetchRequestTopics] = field(default_factory=list)
+    class OffsetFetchRequestGroup(Message):
+        __slots__ = ('group_id', 'member_id', 'member_epoch', 'topics')
+
+        def __init__(
+            self,
+            group_id: str = "",
+            member_id: str | None = None,
+            member_epoch: int = -1,
+            topics: list[OffsetFetchRequest.OffsetFetchRequestTopics] = NEW,
+        ) -> None:
+            self.group_id = group_id
+            self.member_id = member_id
+            self.member_epoch = member_epoch
+            self.topics = [] if topics is NEW else topics
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -116,10 +120,12 @@ class OffsetFetchRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OffsetFetchRequestTopics:
-        name: str = ""
-        partition_indexes: list[int] = field(default_factory=list)
+    class OffsetFetchRequestTopics(Message):
+        __slots__ = ('name', 'partition_indexes')
+
+        def __init__(self, name: str = "", partition_indexes: list[int] = NEW) -> None:
+            self.name = name
+            self.partition_indexes = [] if partition_indexes is NEW else partition_indexes
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -154,6 +160,18 @@ class OffsetFetchRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        topics: list[OffsetFetchRequest.OffsetFetchRequestTopic] = NEW,
+        groups: list[OffsetFetchRequest.OffsetFetchRequestGroup] = NEW,
+        require_stable: bool = False,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is NEW else topics
+        self.groups = [] if groups is NEW else groups
+        self.require_stable = require_stable
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 6
@@ -208,21 +226,23 @@ class OffsetFetchRequest:
         return self
 
 
-@dataclass(slots=True)
-class OffsetFetchResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 9
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 9)
-    FLEXIBLE_FROM: ClassVar[int | None] = 6
-    throttle_time_ms: int = 0
-    topics: list[OffsetFetchResponse.OffsetFetchResponseTopic] = field(default_factory=list)
-    error_code: int = 0
-    groups: list[OffsetFetchResponse.OffsetFetchResponseGroup] = field(default_factory=list)
+class OffsetFetchResponse(Message):
+    KIND = 'response'
+    API_KEY = 9
+    VERSIONS = (0, 9)
+    FLEXIBLE_FROM = 6
+    __slots__ = ('throttle_time_ms', 'topics', 'error_code', 'groups')
 
-    @dataclass(slots=True)
-    class OffsetFetchResponseTopic:
-        name: str = ""
-        partitions: list[OffsetFetchResponse.OffsetFetchResponsePartition] = field(default_factory=list)
+    class OffsetFetchResponseTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[OffsetFetchResponse.OffsetFetchResponsePartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -258,13 +278,28 @@ class OffsetFetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OffsetFetchResponsePartition:
-        partition_index: int = 0
-        committed_offset: int = 0
-        committed_leader_epoch: int = -1
-        metadata: str = ""
-        error_code: int = 0
+    class OffsetFetchResponsePartition(Message):
+        __slots__ = (
+            'partition_index',
+            'committed_offset',
+            'committed_leader_epoch',
+            'metadata',
+            'error_code',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            committed_offset: int = 0,
+            committed_leader_epoch: int = -1,
+            metadata: str = "",
+            error_code: int = 0,
+        ) -> None:
+            self.partition_index = partition_index
+            self.committed_offset = committed_offset
+            self.committed_leader_epoch = committed_leader_epoch
+            self.metadata = metadata
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -303,11 +338,18 @@ class OffsetFetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OffsetFetchResponseGroup:
-        group_id: str = ""
-        topics: list[OffsetFetchResponse.OffsetFetchResponseTopics] = field(default_factory=list)
-        error_code: int = 0
+    class OffsetFetchResponseGroup(Message):
+        __slots__ = ('group_id', 'topics', 'error_code')
+
+        def __init__(
+            self,
+            group_id: str = "",
+            topics: list[OffsetFetchResponse.OffsetFetchResponseTopics] = NEW,
+            error_code: int = 0,
+        ) -> None:
+            self.group_id = group_id
+            self.topics = [] if topics is NEW else topics
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -347,10 +389,16 @@ class OffsetFetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OffsetFetchResponseTopics:
-        name: str = ""
-        partitions: list[OffsetFetchResponse.OffsetFetchResponsePartitions] = field(default_factory=list)
+    class OffsetFetchResponseTopics(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[OffsetFetchResponse.OffsetFetchResponsePartitions] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -386,13 +434,28 @@ class OffsetFetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OffsetFetchResponsePartitions:
-        partition_index: int = 0
-        committed_offset: int = 0
-        committed_leader_epoch: int = -1
-        metadata: str = ""
-        error_code: int = 0
+    class OffsetFetchResponsePartitions(Message):
+        __slots__ = (
+            'partition_index',
+            'committed_offset',
+            'committed_leader_epoch',
+            'metadata',
+            'error_code',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            committed_offset: int = 0,
+            committed_leader_epoch: int = -1,
+            metadata: str = "",
+            error_code: int = 0,
+        ) -> None:
+            self.partition_index = partition_index
+            self.committed_offset = committed_offset
+            self.committed_leader_epoch = committed_leader_epoch
+            self.metadata = metadata
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -430,6 +493,18 @@ class OffsetFetchResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        topics: list[OffsetFetchResponse.OffsetFetchResponseTopic] = NEW,
+        error_code: int = 0,
+        groups: list[OffsetFetchResponse.OffsetFetchResponseGroup] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
+        self.error_code = error_code
+        self.groups = [] if groups is NEW else groups
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 6

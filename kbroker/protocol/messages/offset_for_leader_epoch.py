@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['OffsetForLeaderEpochRequest', 'OffsetForLeaderEpochResponse']
 
 
-@dataclass(slots=True)
-class OffsetForLeaderEpochRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 23
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 1)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    replica_id: int = -2
-    topics: list[OffsetForLeaderEpochRequest.OffsetForLeaderTopic] = field(default_factory=list)
+class OffsetForLeaderEpochRequest(Message):
+    KIND = 'request'
+    API_KEY = 23
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 4
+    DEPRECATED = (0, 1)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('replica_id', 'topics')
 
-    @dataclass(slots=True)
-    class OffsetForLeaderTopic:
-        topic: str = ""
-        partitions: list[OffsetForLeaderEpochRequest.OffsetForLeaderPartition] = field(default_factory=list)
+    class OffsetForLeaderTopic(Message):
+        __slots__ = ('topic', 'partitions')
+
+        def __init__(
+            self,
+            topic: str = "",
+            partitions: list[OffsetForLeaderEpochRequest.OffsetForLeaderPartition] = NEW,
+        ) -> None:
+            self.topic = topic
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -57,11 +59,13 @@ class OffsetForLeaderEpochRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class OffsetForLeaderPartition:
-        partition: int = 0
-        current_leader_epoch: int = -1
-        leader_epoch: int = 0
+    class OffsetForLeaderPartition(Message):
+        __slots__ = ('partition', 'current_leader_epoch', 'leader_epoch')
+
+        def __init__(self, partition: int = 0, current_leader_epoch: int = -1, leader_epoch: int = 0) -> None:
+            self.partition = partition
+            self.current_leader_epoch = current_leader_epoch
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -84,6 +88,14 @@ class OffsetForLeaderEpochRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        replica_id: int = -2,
+        topics: list[OffsetForLeaderEpochRequest.OffsetForLeaderTopic] = NEW,
+    ) -> None:
+        self.replica_id = replica_id
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4
@@ -115,19 +127,23 @@ class OffsetForLeaderEpochRequest:
         return self
 
 
-@dataclass(slots=True)
-class OffsetForLeaderEpochResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 23
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    throttle_time_ms: int = 0
-    topics: list[OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult] = field(default_factory=list)
+class OffsetForLeaderEpochResponse(Message):
+    KIND = 'response'
+    API_KEY = 23
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 4
+    __slots__ = ('throttle_time_ms', 'topics')
 
-    @dataclass(slots=True)
-    class OffsetForLeaderTopicResult:
-        topic: str = ""
-        partitions: list[OffsetForLeaderEpochResponse.EpochEndOffset] = field(default_factory=list)
+    class OffsetForLeaderTopicResult(Message):
+        __slots__ = ('topic', 'partitions')
+
+        def __init__(
+            self,
+            topic: str = "",
+            partitions: list[OffsetForLeaderEpochResponse.EpochEndOffset] = NEW,
+        ) -> None:
+            self.topic = topic
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -159,12 +175,20 @@ class OffsetForLeaderEpochResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class EpochEndOffset:
-        error_code: int = 0
-        partition: int = 0
-        leader_epoch: int = -1
-        end_offset: int = -1
+    class EpochEndOffset(Message):
+        __slots__ = ('error_code', 'partition', 'leader_epoch', 'end_offset')
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            partition: int = 0,
+            leader_epoch: int = -1,
+            end_offset: int = -1,
+        ) -> None:
+            self.error_code = error_code
+            self.partition = partition
+            self.leader_epoch = leader_epoch
+            self.end_offset = end_offset
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -189,6 +213,14 @@ class OffsetForLeaderEpochResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        topics: list[OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4

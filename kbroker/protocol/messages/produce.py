@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ProduceRequest', 'ProduceResponse']
 
 
-@dataclass(slots=True)
-class ProduceRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 0
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 11)
-    FLEXIBLE_FROM: ClassVar[int | None] = 9
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 6)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    transactional_id: str | None = None
-    acks: int = 0
-    timeout_ms: int = 0
-    topic_data: list[ProduceRequest.TopicProduceData] = field(default_factory=list)
+class ProduceRequest(Message):
+    KIND = 'request'
+    API_KEY = 0
+    VERSIONS = (0, 11)
+    FLEXIBLE_FROM = 9
+    DEPRECATED = (0, 6)
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('transactional_id', 'acks', 'timeout_ms', 'topic_data')
 
-    @dataclass(slots=True)
-    class TopicProduceData:
-        name: str = ""
-        partition_data: list[ProduceRequest.PartitionProduceData] = field(default_factory=list)
+    class TopicProduceData(Message):
+        __slots__ = ('name', 'partition_data')
+
+        def __init__(
+            self,
+            name: str = "",
+            partition_data: list[ProduceRequest.PartitionProduceData] = NEW,
+        ) -> None:
+            self.name = name
+            self.partition_data = [] if partition_data is NEW else partition_data
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -59,10 +61,12 @@ class ProduceRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionProduceData:
-        index: int = 0
-        records: Any = None
+    class PartitionProduceData(Message):
+        __slots__ = ('index', 'records')
+
+        def __init__(self, index: int = 0, records: Any = None) -> None:
+            self.index = index
+            self.records = records
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -84,6 +88,18 @@ class ProduceRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        transactional_id: str | None = None,
+        acks: int = 0,
+        timeout_ms: int = 0,
+        topic_data: list[ProduceRequest.TopicProduceData] = NEW,
+    ) -> None:
+        self.transactional_id = transactional_id
+        self.acks = acks
+        self.timeout_ms = timeout_ms
+        self.topic_data = [] if topic_data is NEW else topic_data
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 9
@@ -122,20 +138,23 @@ class ProduceRequest:
         return self
 
 
-@dataclass(slots=True)
-class ProduceResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 0
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 11)
-    FLEXIBLE_FROM: ClassVar[int | None] = 9
-    responses: list[ProduceResponse.TopicProduceResponse] = field(default_factory=list)
-    throttle_time_ms: int = 0
-    node_endpoints: list[ProduceResponse.NodeEndpoint] = field(default_factory=list)
+class ProduceResponse(Message):
+    KIND = 'response'
+    API_KEY = 0
+    VERSIONS = (0, 11)
+    FLEXIBLE_FROM = 9
+    __slots__ = ('responses', 'throttle_time_ms', 'node_endpoints')
 
-    @dataclass(slots=True)
-    class TopicProduceResponse:
-        name: str = ""
-        partition_responses: list[ProduceResponse.PartitionProduceResponse] = field(default_factory=list)
+    class TopicProduceResponse(Message):
+        __slots__ = ('name', 'partition_responses')
+
+        def __init__(
+            self,
+            name: str = "",
+            partition_responses: list[ProduceResponse.PartitionProduceResponse] = NEW,
+        ) -> None:
+            self.name = name
+            self.partition_responses = [] if partition_responses is NEW else partition_responses
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -167,16 +186,37 @@ class ProduceResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionProduceResponse:
-        index: int = 0
-        error_code: int = 0
-        base_offset: int = 0
-        log_append_time_ms: int = -1
-        log_start_offset: int = -1
-        record_errors: list[ProduceResponse.BatchIndexAndErrorMessage] = field(default_factory=list)
-        error_message: str | None = None
-        current_leader: ProduceResponse.LeaderIdAndEpoch = field(default_factory=lambda: ProduceResponse.LeaderIdAndEpoch())
+    class PartitionProduceResponse(Message):
+        __slots__ = (
+            'index',
+            'error_code',
+            'base_offset',
+            'log_append_time_ms',
+            'log_start_offset',
+            'record_errors',
+            'error_message',
+            'current_leader',
+        )
+
+        def __init__(
+            self,
+            index: int = 0,
+            error_code: int = 0,
+            base_offset: int = 0,
+            log_append_time_ms: int = -1,
+            log_start_offset: int = -1,
+            record_errors: list[ProduceResponse.BatchIndexAndErrorMessage] = NEW,
+            error_message: str | None = None,
+            current_leader: ProduceResponse.LeaderIdAndEpoch = NEW,
+        ) -> None:
+            self.index = index
+            self.error_code = error_code
+            self.base_offset = base_offset
+            self.log_append_time_ms = log_append_time_ms
+            self.log_start_offset = log_start_offset
+            self.record_errors = [] if record_errors is NEW else record_errors
+            self.error_message = error_message
+            self.current_leader = ProduceResponse.LeaderIdAndEpoch() if current_leader is NEW else current_leader
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -235,10 +275,12 @@ class ProduceResponse:
                         r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class BatchIndexAndErrorMessage:
-        batch_index: int = 0
-        batch_index_error_message: str | None = None
+    class BatchIndexAndErrorMessage(Message):
+        __slots__ = ('batch_index', 'batch_index_error_message')
+
+        def __init__(self, batch_index: int = 0, batch_index_error_message: str | None = None) -> None:
+            self.batch_index = batch_index
+            self.batch_index_error_message = batch_index_error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -265,10 +307,12 @@ class ProduceResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderIdAndEpoch:
-        leader_id: int = -1
-        leader_epoch: int = -1
+    class LeaderIdAndEpoch(Message):
+        __slots__ = ('leader_id', 'leader_epoch')
+
+        def __init__(self, leader_id: int = -1, leader_epoch: int = -1) -> None:
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -292,12 +336,14 @@ class ProduceResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class NodeEndpoint:
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
-        rack: str | None = None
+    class NodeEndpoint(Message):
+        __slots__ = ('node_id', 'host', 'port', 'rack')
+
+        def __init__(self, node_id: int = 0, host: str = "", port: int = 0, rack: str | None = None) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
+            self.rack = rack
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
@@ -334,6 +380,16 @@ class ProduceResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        responses: list[ProduceResponse.TopicProduceResponse] = NEW,
+        throttle_time_ms: int = 0,
+        node_endpoints: list[ProduceResponse.NodeEndpoint] = NEW,
+    ) -> None:
+        self.responses = [] if responses is NEW else responses
+        self.throttle_time_ms = throttle_time_ms
+        self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 9

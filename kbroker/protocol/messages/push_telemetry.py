@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import ClassVar
 
+from ..message_base import Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['PushTelemetryRequest', 'PushTelemetryResponse']
 
 
-@dataclass(slots=True)
-class PushTelemetryRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 72
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    client_instance_id: uuid.UUID = ZERO_UUID
-    subscription_id: int = 0
-    terminating: bool = False
-    compression_type: int = 0
-    metrics: bytes = b""
+class PushTelemetryRequest(Message):
+    KIND = 'request'
+    API_KEY = 72
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('broker',)
+    __slots__ = ('client_instance_id', 'subscription_id', 'terminating', 'compression_type', 'metrics')
+
+    def __init__(
+        self,
+        client_instance_id: uuid.UUID = ZERO_UUID,
+        subscription_id: int = 0,
+        terminating: bool = False,
+        compression_type: int = 0,
+        metrics: bytes = b"",
+    ) -> None:
+        self.client_instance_id = client_instance_id
+        self.subscription_id = subscription_id
+        self.terminating = terminating
+        self.compression_type = compression_type
+        self.metrics = metrics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -52,14 +60,16 @@ class PushTelemetryRequest:
         return self
 
 
-@dataclass(slots=True)
-class PushTelemetryResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 72
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
+class PushTelemetryResponse(Message):
+    KIND = 'response'
+    API_KEY = 72
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code')
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

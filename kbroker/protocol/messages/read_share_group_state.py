@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ReadShareGroupStateRequest', 'ReadShareGroupStateResponse']
 
 
-@dataclass(slots=True)
-class ReadShareGroupStateRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 84
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    group_id: str = ""
-    topics: list[ReadShareGroupStateRequest.ReadStateData] = field(default_factory=list)
+class ReadShareGroupStateRequest(Message):
+    KIND = 'request'
+    API_KEY = 84
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = ('group_id', 'topics')
 
-    @dataclass(slots=True)
-    class ReadStateData:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[ReadShareGroupStateRequest.PartitionData] = field(default_factory=list)
+    class ReadStateData(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[ReadShareGroupStateRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -55,10 +58,12 @@ class ReadShareGroupStateRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition: int = 0
-        leader_epoch: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition', 'leader_epoch')
+
+        def __init__(self, partition: int = 0, leader_epoch: int = 0) -> None:
+            self.partition = partition
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -77,6 +82,14 @@ class ReadShareGroupStateRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        topics: list[ReadShareGroupStateRequest.ReadStateData] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -109,18 +122,23 @@ class ReadShareGroupStateRequest:
         return self
 
 
-@dataclass(slots=True)
-class ReadShareGroupStateResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 84
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    results: list[ReadShareGroupStateResponse.ReadStateResult] = field(default_factory=list)
+class ReadShareGroupStateResponse(Message):
+    KIND = 'response'
+    API_KEY = 84
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('results',)
 
-    @dataclass(slots=True)
-    class ReadStateResult:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[ReadShareGroupStateResponse.PartitionResult] = field(default_factory=list)
+    class ReadStateResult(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[ReadShareGroupStateResponse.PartitionResult] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -149,14 +167,31 @@ class ReadShareGroupStateResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionResult:
-        partition: int = 0
-        error_code: int = 0
-        error_message: str | None = None
-        state_epoch: int = 0
-        start_offset: int = 0
-        state_batches: list[ReadShareGroupStateResponse.StateBatch] = field(default_factory=list)
+    class PartitionResult(Message):
+        __slots__ = (
+            'partition',
+            'error_code',
+            'error_message',
+            'state_epoch',
+            'start_offset',
+            'state_batches',
+        )
+
+        def __init__(
+            self,
+            partition: int = 0,
+            error_code: int = 0,
+            error_message: str | None = None,
+            state_epoch: int = 0,
+            start_offset: int = 0,
+            state_batches: list[ReadShareGroupStateResponse.StateBatch] = NEW,
+        ) -> None:
+            self.partition = partition
+            self.error_code = error_code
+            self.error_message = error_message
+            self.state_epoch = state_epoch
+            self.start_offset = start_offset
+            self.state_batches = [] if state_batches is NEW else state_batches
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -196,12 +231,20 @@ class ReadShareGroupStateResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class StateBatch:
-        first_offset: int = 0
-        last_offset: int = 0
-        delivery_state: int = 0
-        delivery_count: int = 0
+    class StateBatch(Message):
+        __slots__ = ('first_offset', 'last_offset', 'delivery_state', 'delivery_count')
+
+        def __init__(
+            self,
+            first_offset: int = 0,
+            last_offset: int = 0,
+            delivery_state: int = 0,
+            delivery_count: int = 0,
+        ) -> None:
+            self.first_offset = first_offset
+            self.last_offset = last_offset
+            self.delivery_state = delivery_state
+            self.delivery_count = delivery_count
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -224,6 +267,9 @@ class ReadShareGroupStateResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(self, results: list[ReadShareGroupStateResponse.ReadStateResult] = NEW) -> None:
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

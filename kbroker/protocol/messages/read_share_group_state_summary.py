@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ReadShareGroupStateSummaryRequest', 'ReadShareGroupStateSummaryResponse']
 
 
-@dataclass(slots=True)
-class ReadShareGroupStateSummaryRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 87
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    group_id: str = ""
-    topics: list[ReadShareGroupStateSummaryRequest.ReadStateSummaryData] = field(default_factory=list)
+class ReadShareGroupStateSummaryRequest(Message):
+    KIND = 'request'
+    API_KEY = 87
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = ('group_id', 'topics')
 
-    @dataclass(slots=True)
-    class ReadStateSummaryData:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[ReadShareGroupStateSummaryRequest.PartitionData] = field(default_factory=list)
+    class ReadStateSummaryData(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[ReadShareGroupStateSummaryRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -55,10 +58,12 @@ class ReadShareGroupStateSummaryRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition: int = 0
-        leader_epoch: int = 0
+    class PartitionData(Message):
+        __slots__ = ('partition', 'leader_epoch')
+
+        def __init__(self, partition: int = 0, leader_epoch: int = 0) -> None:
+            self.partition = partition
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -77,6 +82,14 @@ class ReadShareGroupStateSummaryRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        topics: list[ReadShareGroupStateSummaryRequest.ReadStateSummaryData] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -109,18 +122,23 @@ class ReadShareGroupStateSummaryRequest:
         return self
 
 
-@dataclass(slots=True)
-class ReadShareGroupStateSummaryResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 87
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    results: list[ReadShareGroupStateSummaryResponse.ReadStateSummaryResult] = field(default_factory=list)
+class ReadShareGroupStateSummaryResponse(Message):
+    KIND = 'response'
+    API_KEY = 87
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('results',)
 
-    @dataclass(slots=True)
-    class ReadStateSummaryResult:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[ReadShareGroupStateSummaryResponse.PartitionResult] = field(default_factory=list)
+    class ReadStateSummaryResult(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[ReadShareGroupStateSummaryResponse.PartitionResult] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -149,13 +167,22 @@ class ReadShareGroupStateSummaryResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionResult:
-        partition: int = 0
-        error_code: int = 0
-        error_message: str | None = None
-        state_epoch: int = 0
-        start_offset: int = 0
+    class PartitionResult(Message):
+        __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'start_offset')
+
+        def __init__(
+            self,
+            partition: int = 0,
+            error_code: int = 0,
+            error_message: str | None = None,
+            state_epoch: int = 0,
+            start_offset: int = 0,
+        ) -> None:
+            self.partition = partition
+            self.error_code = error_code
+            self.error_message = error_message
+            self.state_epoch = state_epoch
+            self.start_offset = start_offset
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -183,6 +210,12 @@ class ReadShareGroupStateSummaryResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        results: list[ReadShareGroupStateSummaryResponse.ReadStateSummaryResult] = NEW,
+    ) -> None:
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

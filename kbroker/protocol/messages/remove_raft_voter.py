@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import ClassVar
 
+from ..message_base import Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['RemoveRaftVoterRequest', 'RemoveRaftVoterResponse']
 
 
-@dataclass(slots=True)
-class RemoveRaftVoterRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 81
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller', 'broker')
-    cluster_id: str = ""
-    voter_id: int = 0
-    voter_directory_id: uuid.UUID = ZERO_UUID
+class RemoveRaftVoterRequest(Message):
+    KIND = 'request'
+    API_KEY = 81
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller', 'broker')
+    __slots__ = ('cluster_id', 'voter_id', 'voter_directory_id')
+
+    def __init__(
+        self,
+        cluster_id: str = "",
+        voter_id: int = 0,
+        voter_directory_id: uuid.UUID = ZERO_UUID,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.voter_id = voter_id
+        self.voter_directory_id = voter_directory_id
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -46,15 +52,17 @@ class RemoveRaftVoterRequest:
         return self
 
 
-@dataclass(slots=True)
-class RemoveRaftVoterResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 81
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
+class RemoveRaftVoterResponse(Message):
+    KIND = 'response'
+    API_KEY = 81
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message')
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str = "") -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['RenewDelegationTokenRequest', 'RenewDelegationTokenResponse']
 
 
-@dataclass(slots=True)
-class RenewDelegationTokenRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 39
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    hmac: bytes = b""
-    renew_period_ms: int = 0
+class RenewDelegationTokenRequest(Message):
+    KIND = 'request'
+    API_KEY = 39
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('hmac', 'renew_period_ms')
+
+    def __init__(self, hmac: bytes = b"", renew_period_ms: int = 0) -> None:
+        self.hmac = hmac
+        self.renew_period_ms = renew_period_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -43,15 +43,17 @@ class RenewDelegationTokenRequest:
         return self
 
 
-@dataclass(slots=True)
-class RenewDelegationTokenResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 39
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    error_code: int = 0
-    expiry_timestamp_ms: int = 0
-    throttle_time_ms: int = 0
+class RenewDelegationTokenResponse(Message):
+    KIND = 'response'
+    API_KEY = 39
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms')
+
+    def __init__(self, error_code: int = 0, expiry_timestamp_ms: int = 0, throttle_time_ms: int = 0) -> None:
+        self.error_code = error_code
+        self.expiry_timestamp_ms = expiry_timestamp_ms
+        self.throttle_time_ms = throttle_time_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

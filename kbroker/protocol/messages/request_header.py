@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['RequestHeader']
 
 
-@dataclass(slots=True)
-class RequestHeader:
-    KIND: ClassVar[str] = 'header'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    request_api_key: int = 0
-    request_api_version: int = 0
-    correlation_id: int = 0
-    client_id: str = ""
+class RequestHeader(Message):
+    KIND = 'header'
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('request_api_key', 'request_api_version', 'correlation_id', 'client_id')
+
+    def __init__(
+        self,
+        request_api_key: int = 0,
+        request_api_version: int = 0,
+        correlation_id: int = 0,
+        client_id: str = "",
+    ) -> None:
+        self.request_api_key = request_api_key
+        self.request_api_version = request_api_version
+        self.correlation_id = correlation_id
+        self.client_id = client_id
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

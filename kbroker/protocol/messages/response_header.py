@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['ResponseHeader']
 
 
-@dataclass(slots=True)
-class ResponseHeader:
-    KIND: ClassVar[str] = 'header'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    correlation_id: int = 0
+class ResponseHeader(Message):
+    KIND = 'header'
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    __slots__ = ('correlation_id',)
+
+    def __init__(self, correlation_id: int = 0) -> None:
+        self.correlation_id = correlation_id
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['SaslAuthenticateRequest', 'SaslAuthenticateResponse']
 
 
-@dataclass(slots=True)
-class SaslAuthenticateRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 36
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    auth_bytes: bytes = b""
+class SaslAuthenticateRequest(Message):
+    KIND = 'request'
+    API_KEY = 36
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('auth_bytes',)
+
+    def __init__(self, auth_bytes: bytes = b"") -> None:
+        self.auth_bytes = auth_bytes
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -39,16 +39,24 @@ class SaslAuthenticateRequest:
         return self
 
 
-@dataclass(slots=True)
-class SaslAuthenticateResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 36
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    error_code: int = 0
-    error_message: str = ""
-    auth_bytes: bytes = b""
-    session_lifetime_ms: int = 0
+class SaslAuthenticateResponse(Message):
+    KIND = 'response'
+    API_KEY = 36
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('error_code', 'error_message', 'auth_bytes', 'session_lifetime_ms')
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        error_message: str = "",
+        auth_bytes: bytes = b"",
+        session_lifetime_ms: int = 0,
+    ) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.auth_bytes = auth_bytes
+        self.session_lifetime_ms = session_lifetime_ms
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

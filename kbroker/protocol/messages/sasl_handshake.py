@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['SaslHandshakeRequest', 'SaslHandshakeResponse']
 
 
-@dataclass(slots=True)
-class SaslHandshakeRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 17
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = None
-    DEPRECATED: ClassVar[tuple[int, int]] = (0, 0)
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    mechanism: str = ""
+class SaslHandshakeRequest(Message):
+    KIND = 'request'
+    API_KEY = 17
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = None
+    DEPRECATED = (0, 0)
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('mechanism',)
+
+    def __init__(self, mechanism: str = "") -> None:
+        self.mechanism = mechanism
 
     def encode(self, w: Writer, version: int) -> None:
         w.string(self.mechanism)
@@ -31,14 +31,16 @@ class SaslHandshakeRequest:
         return self
 
 
-@dataclass(slots=True)
-class SaslHandshakeResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 17
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = None
-    error_code: int = 0
-    mechanisms: list[str] = field(default_factory=list)
+class SaslHandshakeResponse(Message):
+    KIND = 'response'
+    API_KEY = 17
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = None
+    __slots__ = ('error_code', 'mechanisms')
+
+    def __init__(self, error_code: int = 0, mechanisms: list[str] = NEW) -> None:
+        self.error_code = error_code
+        self.mechanisms = [] if mechanisms is NEW else mechanisms
 
     def encode(self, w: Writer, version: int) -> None:
         w.int16(self.error_code)

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ShareAcknowledgeRequest', 'ShareAcknowledgeResponse']
 
 
-@dataclass(slots=True)
-class ShareAcknowledgeRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 79
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    group_id: str | None = None
-    member_id: str = ""
-    share_session_epoch: int = 0
-    topics: list[ShareAcknowledgeRequest.AcknowledgeTopic] = field(default_factory=list)
+class ShareAcknowledgeRequest(Message):
+    KIND = 'request'
+    API_KEY = 79
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'topics')
 
-    @dataclass(slots=True)
-    class AcknowledgeTopic:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[ShareAcknowledgeRequest.AcknowledgePartition] = field(default_factory=list)
+    class AcknowledgeTopic(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[ShareAcknowledgeRequest.AcknowledgePartition] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -57,10 +58,16 @@ class ShareAcknowledgeRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AcknowledgePartition:
-        partition_index: int = 0
-        acknowledgement_batches: list[ShareAcknowledgeRequest.AcknowledgementBatch] = field(default_factory=list)
+    class AcknowledgePartition(Message):
+        __slots__ = ('partition_index', 'acknowledgement_batches')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            acknowledgement_batches: list[ShareAcknowledgeRequest.AcknowledgementBatch] = NEW,
+        ) -> None:
+            self.partition_index = partition_index
+            self.acknowledgement_batches = [] if acknowledgement_batches is NEW else acknowledgement_batches
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -89,11 +96,18 @@ class ShareAcknowledgeRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AcknowledgementBatch:
-        first_offset: int = 0
-        last_offset: int = 0
-        acknowledge_types: list[int] = field(default_factory=list)
+    class AcknowledgementBatch(Message):
+        __slots__ = ('first_offset', 'last_offset', 'acknowledge_types')
+
+        def __init__(
+            self,
+            first_offset: int = 0,
+            last_offset: int = 0,
+            acknowledge_types: list[int] = NEW,
+        ) -> None:
+            self.first_offset = first_offset
+            self.last_offset = last_offset
+            self.acknowledge_types = [] if acknowledge_types is NEW else acknowledge_types
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -123,6 +137,18 @@ class ShareAcknowledgeRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str | None = None,
+        member_id: str = "",
+        share_session_epoch: int = 0,
+        topics: list[ShareAcknowledgeRequest.AcknowledgeTopic] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.share_session_epoch = share_session_epoch
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -162,22 +188,23 @@ class ShareAcknowledgeRequest:
         return self
 
 
-@dataclass(slots=True)
-class ShareAcknowledgeResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 79
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str | None = None
-    responses: list[ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse] = field(default_factory=list)
-    node_endpoints: list[ShareAcknowledgeResponse.NodeEndpoint] = field(default_factory=list)
+class ShareAcknowledgeResponse(Message):
+    KIND = 'response'
+    API_KEY = 79
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints')
 
-    @dataclass(slots=True)
-    class ShareAcknowledgeTopicResponse:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[ShareAcknowledgeResponse.PartitionData] = field(default_factory=list)
+    class ShareAcknowledgeTopicResponse(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[ShareAcknowledgeResponse.PartitionData] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -206,12 +233,20 @@ class ShareAcknowledgeResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        error_code: int = 0
-        error_message: str | None = None
-        current_leader: ShareAcknowledgeResponse.LeaderIdAndEpoch = field(default_factory=lambda: ShareAcknowledgeResponse.LeaderIdAndEpoch())
+    class PartitionData(Message):
+        __slots__ = ('partition_index', 'error_code', 'error_message', 'current_leader')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            error_message: str | None = None,
+            current_leader: ShareAcknowledgeResponse.LeaderIdAndEpoch = NEW,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.error_message = error_message
+            self.current_leader = ShareAcknowledgeResponse.LeaderIdAndEpoch() if current_leader is NEW else current_leader
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -238,10 +273,12 @@ class ShareAcknowledgeResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderIdAndEpoch:
-        leader_id: int = 0
-        leader_epoch: int = 0
+    class LeaderIdAndEpoch(Message):
+        __slots__ = ('leader_id', 'leader_epoch')
+
+        def __init__(self, leader_id: int = 0, leader_epoch: int = 0) -> None:
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -261,12 +298,14 @@ class ShareAcknowledgeResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class NodeEndpoint:
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
-        rack: str | None = None
+    class NodeEndpoint(Message):
+        __slots__ = ('node_id', 'host', 'port', 'rack')
+
+        def __init__(self, node_id: int = 0, host: str = "", port: int = 0, rack: str | None = None) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
+            self.rack = rack
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -295,6 +334,20 @@ class ShareAcknowledgeResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str | None = None,
+        responses: list[ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse] = NEW,
+        node_endpoints: list[ShareAcknowledgeResponse.NodeEndpoint] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.responses = [] if responses is NEW else responses
+        self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

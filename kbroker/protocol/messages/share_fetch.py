@@ -3,36 +3,43 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ShareFetchRequest', 'ShareFetchResponse']
 
 
-@dataclass(slots=True)
-class ShareFetchRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 78
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    group_id: str | None = None
-    member_id: str = ""
-    share_session_epoch: int = 0
-    max_wait_ms: int = 0
-    min_bytes: int = 0
-    max_bytes: int = 2147483647
-    topics: list[ShareFetchRequest.FetchTopic] = field(default_factory=list)
-    forgotten_topics_data: list[ShareFetchRequest.ForgottenTopic] = field(default_factory=list)
+class ShareFetchRequest(Message):
+    KIND = 'request'
+    API_KEY = 78
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = (
+        'group_id',
+        'member_id',
+        'share_session_epoch',
+        'max_wait_ms',
+        'min_bytes',
+        'max_bytes',
+        'topics',
+        'forgotten_topics_data',
+    )
 
-    @dataclass(slots=True)
-    class FetchTopic:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[ShareFetchRequest.FetchPartition] = field(default_factory=list)
+    class FetchTopic(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[ShareFetchRequest.FetchPartition] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -61,11 +68,18 @@ class ShareFetchRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class FetchPartition:
-        partition_index: int = 0
-        partition_max_bytes: int = 0
-        acknowledgement_batches: list[ShareFetchRequest.AcknowledgementBatch] = field(default_factory=list)
+    class FetchPartition(Message):
+        __slots__ = ('partition_index', 'partition_max_bytes', 'acknowledgement_batches')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            partition_max_bytes: int = 0,
+            acknowledgement_batches: list[ShareFetchRequest.AcknowledgementBatch] = NEW,
+        ) -> None:
+            self.partition_index = partition_index
+            self.partition_max_bytes = partition_max_bytes
+            self.acknowledgement_batches = [] if acknowledgement_batches is NEW else acknowledgement_batches
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -96,11 +110,18 @@ class ShareFetchRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AcknowledgementBatch:
-        first_offset: int = 0
-        last_offset: int = 0
-        acknowledge_types: list[int] = field(default_factory=list)
+    class AcknowledgementBatch(Message):
+        __slots__ = ('first_offset', 'last_offset', 'acknowledge_types')
+
+        def __init__(
+            self,
+            first_offset: int = 0,
+            last_offset: int = 0,
+            acknowledge_types: list[int] = NEW,
+        ) -> None:
+            self.first_offset = first_offset
+            self.last_offset = last_offset
+            self.acknowledge_types = [] if acknowledge_types is NEW else acknowledge_types
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -131,10 +152,12 @@ class ShareFetchRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class ForgottenTopic:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[int] = field(default_factory=list)
+    class ForgottenTopic(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(self, topic_id: uuid.UUID = ZERO_UUID, partitions: list[int] = NEW) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -162,6 +185,26 @@ class ShareFetchRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str | None = None,
+        member_id: str = "",
+        share_session_epoch: int = 0,
+        max_wait_ms: int = 0,
+        min_bytes: int = 0,
+        max_bytes: int = 2147483647,
+        topics: list[ShareFetchRequest.FetchTopic] = NEW,
+        forgotten_topics_data: list[ShareFetchRequest.ForgottenTopic] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.share_session_epoch = share_session_epoch
+        self.max_wait_ms = max_wait_ms
+        self.min_bytes = min_bytes
+        self.max_bytes = max_bytes
+        self.topics = [] if topics is NEW else topics
+        self.forgotten_topics_data = [] if forgotten_topics_data is NEW else forgotten_topics_data
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -218,22 +261,23 @@ class ShareFetchRequest:
         return self
 
 
-@dataclass(slots=True)
-class ShareFetchResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 78
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str | None = None
-    responses: list[ShareFetchResponse.ShareFetchableTopicResponse] = field(default_factory=list)
-    node_endpoints: list[ShareFetchResponse.NodeEndpoint] = field(default_factory=list)
+class ShareFetchResponse(Message):
+    KIND = 'response'
+    API_KEY = 78
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints')
 
-    @dataclass(slots=True)
-    class ShareFetchableTopicResponse:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[ShareFetchResponse.PartitionData] = field(default_factory=list)
+    class ShareFetchableTopicResponse(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[ShareFetchResponse.PartitionData] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -262,16 +306,37 @@ class ShareFetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        error_code: int = 0
-        error_message: str | None = None
-        acknowledge_error_code: int = 0
-        acknowledge_error_message: str | None = None
-        current_leader: ShareFetchResponse.LeaderIdAndEpoch = field(default_factory=lambda: ShareFetchResponse.LeaderIdAndEpoch())
-        records: Any = None
-        acquired_records: list[ShareFetchResponse.AcquiredRecords] = field(default_factory=list)
+    class PartitionData(Message):
+        __slots__ = (
+            'partition_index',
+            'error_code',
+            'error_message',
+            'acknowledge_error_code',
+            'acknowledge_error_message',
+            'current_leader',
+            'records',
+            'acquired_records',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            error_message: str | None = None,
+            acknowledge_error_code: int = 0,
+            acknowledge_error_message: str | None = None,
+            current_leader: ShareFetchResponse.LeaderIdAndEpoch = NEW,
+            records: Any = None,
+            acquired_records: list[ShareFetchResponse.AcquiredRecords] = NEW,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.error_message = error_message
+            self.acknowledge_error_code = acknowledge_error_code
+            self.acknowledge_error_message = acknowledge_error_message
+            self.current_leader = ShareFetchResponse.LeaderIdAndEpoch() if current_leader is NEW else current_leader
+            self.records = records
+            self.acquired_records = [] if acquired_records is NEW else acquired_records
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -321,10 +386,12 @@ class ShareFetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class LeaderIdAndEpoch:
-        leader_id: int = 0
-        leader_epoch: int = 0
+    class LeaderIdAndEpoch(Message):
+        __slots__ = ('leader_id', 'leader_epoch')
+
+        def __init__(self, leader_id: int = 0, leader_epoch: int = 0) -> None:
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -344,11 +411,13 @@ class ShareFetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class AcquiredRecords:
-        first_offset: int = 0
-        last_offset: int = 0
-        delivery_count: int = 0
+    class AcquiredRecords(Message):
+        __slots__ = ('first_offset', 'last_offset', 'delivery_count')
+
+        def __init__(self, first_offset: int = 0, last_offset: int = 0, delivery_count: int = 0) -> None:
+            self.first_offset = first_offset
+            self.last_offset = last_offset
+            self.delivery_count = delivery_count
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -370,12 +439,14 @@ class ShareFetchResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class NodeEndpoint:
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
-        rack: str | None = None
+    class NodeEndpoint(Message):
+        __slots__ = ('node_id', 'host', 'port', 'rack')
+
+        def __init__(self, node_id: int = 0, host: str = "", port: int = 0, rack: str | None = None) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
+            self.rack = rack
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -404,6 +475,20 @@ class ShareFetchResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str | None = None,
+        responses: list[ShareFetchResponse.ShareFetchableTopicResponse] = NEW,
+        node_endpoints: list[ShareFetchResponse.NodeEndpoint] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.responses = [] if responses is NEW else responses
+        self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

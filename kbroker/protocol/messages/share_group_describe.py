@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ShareGroupDescribeRequest', 'ShareGroupDescribeResponse']
 
 
-@dataclass(slots=True)
-class ShareGroupDescribeRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 77
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    group_ids: list[str] = field(default_factory=list)
-    include_authorized_operations: bool = False
+class ShareGroupDescribeRequest(Message):
+    KIND = 'request'
+    API_KEY = 77
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = ('group_ids', 'include_authorized_operations')
+
+    def __init__(self, group_ids: list[str] = NEW, include_authorized_operations: bool = False) -> None:
+        self.group_ids = [] if group_ids is NEW else group_ids
+        self.include_authorized_operations = include_authorized_operations
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -54,20 +55,25 @@ class ShareGroupDescribeRequest:
         return self
 
 
-@dataclass(slots=True)
-class ShareGroupDescribeResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 77
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    groups: list[ShareGroupDescribeResponse.DescribedGroup] = field(default_factory=list)
+class ShareGroupDescribeResponse(Message):
+    KIND = 'response'
+    API_KEY = 77
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'groups')
 
-    @dataclass(slots=True)
-    class TopicPartitions:
-        topic_id: uuid.UUID = ZERO_UUID
-        topic_name: str = ""
-        partitions: list[int] = field(default_factory=list)
+    class TopicPartitions(Message):
+        __slots__ = ('topic_id', 'topic_name', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            topic_name: str = "",
+            partitions: list[int] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -101,9 +107,11 @@ class ShareGroupDescribeResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Assignment:
-        topic_partitions: list[ShareGroupDescribeResponse.TopicPartitions] = field(default_factory=list)
+    class Assignment(Message):
+        __slots__ = ('topic_partitions',)
+
+        def __init__(self, topic_partitions: list[ShareGroupDescribeResponse.TopicPartitions] = NEW) -> None:
+            self.topic_partitions = [] if topic_partitions is NEW else topic_partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -130,17 +138,40 @@ class ShareGroupDescribeResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class DescribedGroup:
-        error_code: int = 0
-        error_message: str | None = None
-        group_id: str = ""
-        group_state: str = ""
-        group_epoch: int = 0
-        assignment_epoch: int = 0
-        assignor_name: str = ""
-        members: list[ShareGroupDescribeResponse.Member] = field(default_factory=list)
-        authorized_operations: int = -2147483648
+    class DescribedGroup(Message):
+        __slots__ = (
+            'error_code',
+            'error_message',
+            'group_id',
+            'group_state',
+            'group_epoch',
+            'assignment_epoch',
+            'assignor_name',
+            'members',
+            'authorized_operations',
+        )
+
+        def __init__(
+            self,
+            error_code: int = 0,
+            error_message: str | None = None,
+            group_id: str = "",
+            group_state: str = "",
+            group_epoch: int = 0,
+            assignment_epoch: int = 0,
+            assignor_name: str = "",
+            members: list[ShareGroupDescribeResponse.Member] = NEW,
+            authorized_operations: int = -2147483648,
+        ) -> None:
+            self.error_code = error_code
+            self.error_message = error_message
+            self.group_id = group_id
+            self.group_state = group_state
+            self.group_epoch = group_epoch
+            self.assignment_epoch = assignment_epoch
+            self.assignor_name = assignor_name
+            self.members = [] if members is NEW else members
+            self.authorized_operations = authorized_operations
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -195,15 +226,34 @@ class ShareGroupDescribeResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Member:
-        member_id: str = ""
-        rack_id: str | None = None
-        member_epoch: int = 0
-        client_id: str = ""
-        client_host: str = ""
-        subscribed_topic_names: list[str] = field(default_factory=list)
-        assignment: ShareGroupDescribeResponse.Assignment = field(default_factory=lambda: ShareGroupDescribeResponse.Assignment())
+    class Member(Message):
+        __slots__ = (
+            'member_id',
+            'rack_id',
+            'member_epoch',
+            'client_id',
+            'client_host',
+            'subscribed_topic_names',
+            'assignment',
+        )
+
+        def __init__(
+            self,
+            member_id: str = "",
+            rack_id: str | None = None,
+            member_epoch: int = 0,
+            client_id: str = "",
+            client_host: str = "",
+            subscribed_topic_names: list[str] = NEW,
+            assignment: ShareGroupDescribeResponse.Assignment = NEW,
+        ) -> None:
+            self.member_id = member_id
+            self.rack_id = rack_id
+            self.member_epoch = member_epoch
+            self.client_id = client_id
+            self.client_host = client_host
+            self.subscribed_topic_names = [] if subscribed_topic_names is NEW else subscribed_topic_names
+            self.assignment = ShareGroupDescribeResponse.Assignment() if assignment is NEW else assignment
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -256,6 +306,14 @@ class ShareGroupDescribeResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        groups: list[ShareGroupDescribeResponse.DescribedGroup] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.groups = [] if groups is NEW else groups
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ShareGroupHeartbeatRequest', 'ShareGroupHeartbeatResponse']
 
 
-@dataclass(slots=True)
-class ShareGroupHeartbeatRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 76
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    group_id: str = ""
-    member_id: str = ""
-    member_epoch: int = 0
-    rack_id: str | None = None
-    subscribed_topic_names: list[str] | None = None
+class ShareGroupHeartbeatRequest(Message):
+    KIND = 'request'
+    API_KEY = 76
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = ('group_id', 'member_id', 'member_epoch', 'rack_id', 'subscribed_topic_names')
+
+    def __init__(
+        self,
+        group_id: str = "",
+        member_id: str = "",
+        member_epoch: int = 0,
+        rack_id: str | None = None,
+        subscribed_topic_names: list[str] | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.member_epoch = member_epoch
+        self.rack_id = rack_id
+        self.subscribed_topic_names = subscribed_topic_names
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -72,24 +80,27 @@ class ShareGroupHeartbeatRequest:
         return self
 
 
-@dataclass(slots=True)
-class ShareGroupHeartbeatResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 76
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str | None = None
-    member_id: str | None = None
-    member_epoch: int = 0
-    heartbeat_interval_ms: int = 0
-    assignment: ShareGroupHeartbeatResponse.Assignment | None = None
+class ShareGroupHeartbeatResponse(Message):
+    KIND = 'response'
+    API_KEY = 76
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = (
+        'throttle_time_ms',
+        'error_code',
+        'error_message',
+        'member_id',
+        'member_epoch',
+        'heartbeat_interval_ms',
+        'assignment',
+    )
 
-    @dataclass(slots=True)
-    class TopicPartitions:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[int] = field(default_factory=list)
+    class TopicPartitions(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(self, topic_id: uuid.UUID = ZERO_UUID, partitions: list[int] = NEW) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -118,9 +129,11 @@ class ShareGroupHeartbeatResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Assignment:
-        topic_partitions: list[ShareGroupHeartbeatResponse.TopicPartitions] = field(default_factory=list)
+    class Assignment(Message):
+        __slots__ = ('topic_partitions',)
+
+        def __init__(self, topic_partitions: list[ShareGroupHeartbeatResponse.TopicPartitions] = NEW) -> None:
+            self.topic_partitions = [] if topic_partitions is NEW else topic_partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -146,6 +159,24 @@ class ShareGroupHeartbeatResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str | None = None,
+        member_id: str | None = None,
+        member_epoch: int = 0,
+        heartbeat_interval_ms: int = 0,
+        assignment: ShareGroupHeartbeatResponse.Assignment | None = None,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.member_id = member_id
+        self.member_epoch = member_epoch
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.assignment = assignment
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

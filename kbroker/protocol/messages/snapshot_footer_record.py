@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['SnapshotFooterRecord']
 
 
-@dataclass(slots=True)
-class SnapshotFooterRecord:
-    KIND: ClassVar[str] = 'data'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    version: int = 0
+class SnapshotFooterRecord(Message):
+    KIND = 'data'
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('version',)
+
+    def __init__(self, version: int = 0) -> None:
+        self.version = version
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

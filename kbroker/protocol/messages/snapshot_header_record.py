@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['SnapshotHeaderRecord']
 
 
-@dataclass(slots=True)
-class SnapshotHeaderRecord:
-    KIND: ClassVar[str] = 'data'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    version: int = 0
-    last_contained_log_timestamp: int = 0
+class SnapshotHeaderRecord(Message):
+    KIND = 'data'
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('version', 'last_contained_log_timestamp')
+
+    def __init__(self, version: int = 0, last_contained_log_timestamp: int = 0) -> None:
+        self.version = version
+        self.last_contained_log_timestamp = last_contained_log_timestamp
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['StopReplicaRequest', 'StopReplicaResponse']
 
 
-@dataclass(slots=True)
-class StopReplicaRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 5
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker',)
-    controller_id: int = 0
-    is_k_raft_controller: bool = False
-    controller_epoch: int = 0
-    broker_epoch: int = -1
-    delete_partitions: bool = False
-    ungrouped_partitions: list[StopReplicaRequest.StopReplicaPartitionV0] = field(default_factory=list)
-    topics: list[StopReplicaRequest.StopReplicaTopicV1] = field(default_factory=list)
-    topic_states: list[StopReplicaRequest.StopReplicaTopicState] = field(default_factory=list)
+class StopReplicaRequest(Message):
+    KIND = 'request'
+    API_KEY = 5
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 2
+    LISTENERS = ('zkBroker',)
+    __slots__ = (
+        'controller_id',
+        'is_k_raft_controller',
+        'controller_epoch',
+        'broker_epoch',
+        'delete_partitions',
+        'ungrouped_partitions',
+        'topics',
+        'topic_states',
+    )
 
-    @dataclass(slots=True)
-    class StopReplicaPartitionV0:
-        topic_name: str = ""
-        partition_index: int = 0
+    class StopReplicaPartitionV0(Message):
+        __slots__ = ('topic_name', 'partition_index')
+
+        def __init__(self, topic_name: str = "", partition_index: int = 0) -> None:
+            self.topic_name = topic_name
+            self.partition_index = partition_index
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -57,10 +58,12 @@ class StopReplicaRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class StopReplicaTopicV1:
-        name: str = ""
-        partition_indexes: list[int] = field(default_factory=list)
+    class StopReplicaTopicV1(Message):
+        __slots__ = ('name', 'partition_indexes')
+
+        def __init__(self, name: str = "", partition_indexes: list[int] = NEW) -> None:
+            self.name = name
+            self.partition_indexes = [] if partition_indexes is NEW else partition_indexes
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -96,10 +99,16 @@ class StopReplicaRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class StopReplicaTopicState:
-        topic_name: str = ""
-        partition_states: list[StopReplicaRequest.StopReplicaPartitionState] = field(default_factory=list)
+    class StopReplicaTopicState(Message):
+        __slots__ = ('topic_name', 'partition_states')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partition_states: list[StopReplicaRequest.StopReplicaPartitionState] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partition_states = [] if partition_states is NEW else partition_states
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -135,11 +144,18 @@ class StopReplicaRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class StopReplicaPartitionState:
-        partition_index: int = 0
-        leader_epoch: int = -1
-        delete_partition: bool = False
+    class StopReplicaPartitionState(Message):
+        __slots__ = ('partition_index', 'leader_epoch', 'delete_partition')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            leader_epoch: int = -1,
+            delete_partition: bool = False,
+        ) -> None:
+            self.partition_index = partition_index
+            self.leader_epoch = leader_epoch
+            self.delete_partition = delete_partition
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -166,6 +182,26 @@ class StopReplicaRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        controller_id: int = 0,
+        is_k_raft_controller: bool = False,
+        controller_epoch: int = 0,
+        broker_epoch: int = -1,
+        delete_partitions: bool = False,
+        ungrouped_partitions: list[StopReplicaRequest.StopReplicaPartitionV0] = NEW,
+        topics: list[StopReplicaRequest.StopReplicaTopicV1] = NEW,
+        topic_states: list[StopReplicaRequest.StopReplicaTopicState] = NEW,
+    ) -> None:
+        self.controller_id = controller_id
+        self.is_k_raft_controller = is_k_raft_controller
+        self.controller_epoch = controller_epoch
+        self.broker_epoch = broker_epoch
+        self.delete_partitions = delete_partitions
+        self.ungrouped_partitions = [] if ungrouped_partitions is NEW else ungrouped_partitions
+        self.topics = [] if topics is NEW else topics
+        self.topic_states = [] if topic_states is NEW else topic_states
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -237,20 +273,20 @@ class StopReplicaRequest:
         return self
 
 
-@dataclass(slots=True)
-class StopReplicaResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 5
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 2
-    error_code: int = 0
-    partition_errors: list[StopReplicaResponse.StopReplicaPartitionError] = field(default_factory=list)
+class StopReplicaResponse(Message):
+    KIND = 'response'
+    API_KEY = 5
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 2
+    __slots__ = ('error_code', 'partition_errors')
 
-    @dataclass(slots=True)
-    class StopReplicaPartitionError:
-        topic_name: str = ""
-        partition_index: int = 0
-        error_code: int = 0
+    class StopReplicaPartitionError(Message):
+        __slots__ = ('topic_name', 'partition_index', 'error_code')
+
+        def __init__(self, topic_name: str = "", partition_index: int = 0, error_code: int = 0) -> None:
+            self.topic_name = topic_name
+            self.partition_index = partition_index
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -274,6 +310,14 @@ class StopReplicaResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        partition_errors: list[StopReplicaResponse.StopReplicaPartitionError] = NEW,
+    ) -> None:
+        self.error_code = error_code
+        self.partition_errors = [] if partition_errors is NEW else partition_errors
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2

@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['SyncGroupRequest', 'SyncGroupResponse']
 
 
-@dataclass(slots=True)
-class SyncGroupRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 14
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    group_id: str = ""
-    generation_id: int = 0
-    member_id: str = ""
-    group_instance_id: str | None = None
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-    assignments: list[SyncGroupRequest.SyncGroupRequestAssignment] = field(default_factory=list)
+class SyncGroupRequest(Message):
+    KIND = 'request'
+    API_KEY = 14
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 4
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = (
+        'group_id',
+        'generation_id',
+        'member_id',
+        'group_instance_id',
+        'protocol_type',
+        'protocol_name',
+        'assignments',
+    )
 
-    @dataclass(slots=True)
-    class SyncGroupRequestAssignment:
-        member_id: str = ""
-        assignment: bytes = b""
+    class SyncGroupRequestAssignment(Message):
+        __slots__ = ('member_id', 'assignment')
+
+        def __init__(self, member_id: str = "", assignment: bytes = b"") -> None:
+            self.member_id = member_id
+            self.assignment = assignment
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
@@ -54,6 +55,24 @@ class SyncGroupRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        generation_id: int = 0,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+        protocol_type: str | None = None,
+        protocol_name: str | None = None,
+        assignments: list[SyncGroupRequest.SyncGroupRequestAssignment] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.generation_id = generation_id
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.protocol_type = protocol_type
+        self.protocol_name = protocol_name
+        self.assignments = [] if assignments is NEW else assignments
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4
@@ -114,17 +133,26 @@ class SyncGroupRequest:
         return self
 
 
-@dataclass(slots=True)
-class SyncGroupResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 14
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 5)
-    FLEXIBLE_FROM: ClassVar[int | None] = 4
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-    assignment: bytes = b""
+class SyncGroupResponse(Message):
+    KIND = 'response'
+    API_KEY = 14
+    VERSIONS = (0, 5)
+    FLEXIBLE_FROM = 4
+    __slots__ = ('throttle_time_ms', 'error_code', 'protocol_type', 'protocol_name', 'assignment')
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        protocol_type: str | None = None,
+        protocol_name: str | None = None,
+        assignment: bytes = b"",
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.protocol_type = protocol_type
+        self.protocol_name = protocol_name
+        self.assignment = assignment
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4

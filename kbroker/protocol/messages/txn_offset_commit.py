@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['TxnOffsetCommitRequest', 'TxnOffsetCommitResponse']
 
 
-@dataclass(slots=True)
-class TxnOffsetCommitRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 28
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    transactional_id: str = ""
-    group_id: str = ""
-    producer_id: int = 0
-    producer_epoch: int = 0
-    generation_id: int = -1
-    member_id: str = ""
-    group_instance_id: str | None = None
-    topics: list[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic] = field(default_factory=list)
+class TxnOffsetCommitRequest(Message):
+    KIND = 'request'
+    API_KEY = 28
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 3
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = (
+        'transactional_id',
+        'group_id',
+        'producer_id',
+        'producer_epoch',
+        'generation_id',
+        'member_id',
+        'group_instance_id',
+        'topics',
+    )
 
-    @dataclass(slots=True)
-    class TxnOffsetCommitRequestTopic:
-        name: str = ""
-        partitions: list[TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition] = field(default_factory=list)
+    class TxnOffsetCommitRequestTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -62,12 +67,20 @@ class TxnOffsetCommitRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class TxnOffsetCommitRequestPartition:
-        partition_index: int = 0
-        committed_offset: int = 0
-        committed_leader_epoch: int = -1
-        committed_metadata: str = ""
+    class TxnOffsetCommitRequestPartition(Message):
+        __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            committed_offset: int = 0,
+            committed_leader_epoch: int = -1,
+            committed_metadata: str = "",
+        ) -> None:
+            self.partition_index = partition_index
+            self.committed_offset = committed_offset
+            self.committed_leader_epoch = committed_leader_epoch
+            self.committed_metadata = committed_metadata
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -95,6 +108,26 @@ class TxnOffsetCommitRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        transactional_id: str = "",
+        group_id: str = "",
+        producer_id: int = 0,
+        producer_epoch: int = 0,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+        topics: list[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic] = NEW,
+    ) -> None:
+        self.transactional_id = transactional_id
+        self.group_id = group_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.generation_id = generation_id
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3
@@ -154,19 +187,23 @@ class TxnOffsetCommitRequest:
         return self
 
 
-@dataclass(slots=True)
-class TxnOffsetCommitResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 28
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 4)
-    FLEXIBLE_FROM: ClassVar[int | None] = 3
-    throttle_time_ms: int = 0
-    topics: list[TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic] = field(default_factory=list)
+class TxnOffsetCommitResponse(Message):
+    KIND = 'response'
+    API_KEY = 28
+    VERSIONS = (0, 4)
+    FLEXIBLE_FROM = 3
+    __slots__ = ('throttle_time_ms', 'topics')
 
-    @dataclass(slots=True)
-    class TxnOffsetCommitResponseTopic:
-        name: str = ""
-        partitions: list[TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition] = field(default_factory=list)
+    class TxnOffsetCommitResponseTopic(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -198,10 +235,12 @@ class TxnOffsetCommitResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class TxnOffsetCommitResponsePartition:
-        partition_index: int = 0
-        error_code: int = 0
+    class TxnOffsetCommitResponsePartition(Message):
+        __slots__ = ('partition_index', 'error_code')
+
+        def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
@@ -220,6 +259,14 @@ class TxnOffsetCommitResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        topics: list[TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from ..message_base import Message
 from ..primitives import Reader, Writer
 
 __all__ = ['UnregisterBrokerRequest', 'UnregisterBrokerResponse']
 
 
-@dataclass(slots=True)
-class UnregisterBrokerRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 64
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker', 'controller')
-    broker_id: int = 0
+class UnregisterBrokerRequest(Message):
+    KIND = 'request'
+    API_KEY = 64
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('broker', 'controller')
+    __slots__ = ('broker_id',)
+
+    def __init__(self, broker_id: int = 0) -> None:
+        self.broker_id = broker_id
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -36,15 +36,17 @@ class UnregisterBrokerRequest:
         return self
 
 
-@dataclass(slots=True)
-class UnregisterBrokerResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 64
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
+class UnregisterBrokerResponse(Message):
+    KIND = 'response'
+    API_KEY = 64
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message')
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str = "") -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

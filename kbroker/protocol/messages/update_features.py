@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['UpdateFeaturesRequest', 'UpdateFeaturesResponse']
 
 
-@dataclass(slots=True)
-class UpdateFeaturesRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 57
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker', 'controller')
-    timeout_ms: int = 60000
-    feature_updates: list[UpdateFeaturesRequest.FeatureUpdateKey] = field(default_factory=list)
-    validate_only: bool = False
+class UpdateFeaturesRequest(Message):
+    KIND = 'request'
+    API_KEY = 57
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('zkBroker', 'broker', 'controller')
+    __slots__ = ('timeout_ms', 'feature_updates', 'validate_only')
 
-    @dataclass(slots=True)
-    class FeatureUpdateKey:
-        feature: str = ""
-        max_version_level: int = 0
-        allow_downgrade: bool = False
-        upgrade_type: int = 1
+    class FeatureUpdateKey(Message):
+        __slots__ = ('feature', 'max_version_level', 'allow_downgrade', 'upgrade_type')
+
+        def __init__(
+            self,
+            feature: str = "",
+            max_version_level: int = 0,
+            allow_downgrade: bool = False,
+            upgrade_type: int = 1,
+        ) -> None:
+            self.feature = feature
+            self.max_version_level = max_version_level
+            self.allow_downgrade = allow_downgrade
+            self.upgrade_type = upgrade_type
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -57,6 +60,16 @@ class UpdateFeaturesRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        timeout_ms: int = 60000,
+        feature_updates: list[UpdateFeaturesRequest.FeatureUpdateKey] = NEW,
+        validate_only: bool = False,
+    ) -> None:
+        self.timeout_ms = timeout_ms
+        self.feature_updates = [] if feature_updates is NEW else feature_updates
+        self.validate_only = validate_only
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -90,22 +103,20 @@ class UpdateFeaturesRequest:
         return self
 
 
-@dataclass(slots=True)
-class UpdateFeaturesResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 57
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 2)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    error_message: str = ""
-    results: list[UpdateFeaturesResponse.UpdatableFeatureResult] = field(default_factory=list)
+class UpdateFeaturesResponse(Message):
+    KIND = 'response'
+    API_KEY = 57
+    VERSIONS = (0, 2)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results')
 
-    @dataclass(slots=True)
-    class UpdatableFeatureResult:
-        feature: str = ""
-        error_code: int = 0
-        error_message: str = ""
+    class UpdatableFeatureResult(Message):
+        __slots__ = ('feature', 'error_code', 'error_message')
+
+        def __init__(self, feature: str = "", error_code: int = 0, error_message: str = "") -> None:
+            self.feature = feature
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -132,6 +143,18 @@ class UpdateFeaturesResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        error_message: str = "",
+        results: list[UpdateFeaturesResponse.UpdatableFeatureResult] = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -3,42 +3,65 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['UpdateMetadataRequest', 'UpdateMetadataResponse']
 
 
-@dataclass(slots=True)
-class UpdateMetadataRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 6
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 8)
-    FLEXIBLE_FROM: ClassVar[int | None] = 6
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker',)
-    controller_id: int = 0
-    is_k_raft_controller: bool = False
-    type: int = 0
-    controller_epoch: int = 0
-    broker_epoch: int = -1
-    ungrouped_partition_states: list[UpdateMetadataRequest.UpdateMetadataPartitionState] = field(default_factory=list)
-    topic_states: list[UpdateMetadataRequest.UpdateMetadataTopicState] = field(default_factory=list)
-    live_brokers: list[UpdateMetadataRequest.UpdateMetadataBroker] = field(default_factory=list)
+class UpdateMetadataRequest(Message):
+    KIND = 'request'
+    API_KEY = 6
+    VERSIONS = (0, 8)
+    FLEXIBLE_FROM = 6
+    LISTENERS = ('zkBroker',)
+    __slots__ = (
+        'controller_id',
+        'is_k_raft_controller',
+        'type',
+        'controller_epoch',
+        'broker_epoch',
+        'ungrouped_partition_states',
+        'topic_states',
+        'live_brokers',
+    )
 
-    @dataclass(slots=True)
-    class UpdateMetadataPartitionState:
-        topic_name: str = ""
-        partition_index: int = 0
-        controller_epoch: int = 0
-        leader: int = 0
-        leader_epoch: int = 0
-        isr: list[int] = field(default_factory=list)
-        zk_version: int = 0
-        replicas: list[int] = field(default_factory=list)
-        offline_replicas: list[int] = field(default_factory=list)
+    class UpdateMetadataPartitionState(Message):
+        __slots__ = (
+            'topic_name',
+            'partition_index',
+            'controller_epoch',
+            'leader',
+            'leader_epoch',
+            'isr',
+            'zk_version',
+            'replicas',
+            'offline_replicas',
+        )
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            partition_index: int = 0,
+            controller_epoch: int = 0,
+            leader: int = 0,
+            leader_epoch: int = 0,
+            isr: list[int] = NEW,
+            zk_version: int = 0,
+            replicas: list[int] = NEW,
+            offline_replicas: list[int] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.partition_index = partition_index
+            self.controller_epoch = controller_epoch
+            self.leader = leader
+            self.leader_epoch = leader_epoch
+            self.isr = [] if isr is NEW else isr
+            self.zk_version = zk_version
+            self.replicas = [] if replicas is NEW else replicas
+            self.offline_replicas = [] if offline_replicas is NEW else offline_replicas
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -106,11 +129,18 @@ class UpdateMetadataRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class UpdateMetadataTopicState:
-        topic_name: str = ""
-        topic_id: uuid.UUID = ZERO_UUID
-        partition_states: list[UpdateMetadataRequest.UpdateMetadataPartitionState] = field(default_factory=list)
+    class UpdateMetadataTopicState(Message):
+        __slots__ = ('topic_name', 'topic_id', 'partition_states')
+
+        def __init__(
+            self,
+            topic_name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            partition_states: list[UpdateMetadataRequest.UpdateMetadataPartitionState] = NEW,
+        ) -> None:
+            self.topic_name = topic_name
+            self.topic_id = topic_id
+            self.partition_states = [] if partition_states is NEW else partition_states
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -150,13 +180,22 @@ class UpdateMetadataRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class UpdateMetadataBroker:
-        id: int = 0
-        v0_host: str = ""
-        v0_port: int = 0
-        endpoints: list[UpdateMetadataRequest.UpdateMetadataEndpoint] = field(default_factory=list)
-        rack: str = ""
+    class UpdateMetadataBroker(Message):
+        __slots__ = ('id', 'v0_host', 'v0_port', 'endpoints', 'rack')
+
+        def __init__(
+            self,
+            id: int = 0,
+            v0_host: str = "",
+            v0_port: int = 0,
+            endpoints: list[UpdateMetadataRequest.UpdateMetadataEndpoint] = NEW,
+            rack: str = "",
+        ) -> None:
+            self.id = id
+            self.v0_host = v0_host
+            self.v0_port = v0_port
+            self.endpoints = [] if endpoints is NEW else endpoints
+            self.rack = rack
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -205,12 +244,20 @@ class UpdateMetadataRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class UpdateMetadataEndpoint:
-        port: int = 0
-        host: str = ""
-        listener: str = ""
-        security_protocol: int = 0
+    class UpdateMetadataEndpoint(Message):
+        __slots__ = ('port', 'host', 'listener', 'security_protocol')
+
+        def __init__(
+            self,
+            port: int = 0,
+            host: str = "",
+            listener: str = "",
+            security_protocol: int = 0,
+        ) -> None:
+            self.port = port
+            self.host = host
+            self.listener = listener
+            self.security_protocol = security_protocol
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -247,6 +294,26 @@ class UpdateMetadataRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        controller_id: int = 0,
+        is_k_raft_controller: bool = False,
+        type: int = 0,
+        controller_epoch: int = 0,
+        broker_epoch: int = -1,
+        ungrouped_partition_states: list[UpdateMetadataRequest.UpdateMetadataPartitionState] = NEW,
+        topic_states: list[UpdateMetadataRequest.UpdateMetadataTopicState] = NEW,
+        live_brokers: list[UpdateMetadataRequest.UpdateMetadataBroker] = NEW,
+    ) -> None:
+        self.controller_id = controller_id
+        self.is_k_raft_controller = is_k_raft_controller
+        self.type = type
+        self.controller_epoch = controller_epoch
+        self.broker_epoch = broker_epoch
+        self.ungrouped_partition_states = [] if ungrouped_partition_states is NEW else ungrouped_partition_states
+        self.topic_states = [] if topic_states is NEW else topic_states
+        self.live_brokers = [] if live_brokers is NEW else live_brokers
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 6
@@ -321,13 +388,15 @@ class UpdateMetadataRequest:
         return self
 
 
-@dataclass(slots=True)
-class UpdateMetadataResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 6
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 8)
-    FLEXIBLE_FROM: ClassVar[int | None] = 6
-    error_code: int = 0
+class UpdateMetadataResponse(Message):
+    KIND = 'response'
+    API_KEY = 6
+    VERSIONS = (0, 8)
+    FLEXIBLE_FROM = 6
+    __slots__ = ('error_code',)
+
+    def __init__(self, error_code: int = 0) -> None:
+        self.error_code = error_code
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 6

@@ -3,34 +3,36 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['UpdateRaftVoterRequest', 'UpdateRaftVoterResponse']
 
 
-@dataclass(slots=True)
-class UpdateRaftVoterRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 82
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller',)
-    cluster_id: str = ""
-    current_leader_epoch: int = 0
-    voter_id: int = 0
-    voter_directory_id: uuid.UUID = ZERO_UUID
-    listeners: list[UpdateRaftVoterRequest.Listener] = field(default_factory=list)
-    k_raft_version_feature: UpdateRaftVoterRequest.KRaftVersionFeature = field(default_factory=lambda: UpdateRaftVoterRequest.KRaftVersionFeature())
+class UpdateRaftVoterRequest(Message):
+    KIND = 'request'
+    API_KEY = 82
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller',)
+    __slots__ = (
+        'cluster_id',
+        'current_leader_epoch',
+        'voter_id',
+        'voter_directory_id',
+        'listeners',
+        'k_raft_version_feature',
+    )
 
-    @dataclass(slots=True)
-    class Listener:
-        name: str = ""
-        host: str = ""
-        port: int = 0
+    class Listener(Message):
+        __slots__ = ('name', 'host', 'port')
+
+        def __init__(self, name: str = "", host: str = "", port: int = 0) -> None:
+            self.name = name
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -58,10 +60,12 @@ class UpdateRaftVoterRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class KRaftVersionFeature:
-        min_supported_version: int = 0
-        max_supported_version: int = 0
+    class KRaftVersionFeature(Message):
+        __slots__ = ('min_supported_version', 'max_supported_version')
+
+        def __init__(self, min_supported_version: int = 0, max_supported_version: int = 0) -> None:
+            self.min_supported_version = min_supported_version
+            self.max_supported_version = max_supported_version
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -80,6 +84,22 @@ class UpdateRaftVoterRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        cluster_id: str = "",
+        current_leader_epoch: int = 0,
+        voter_id: int = 0,
+        voter_directory_id: uuid.UUID = ZERO_UUID,
+        listeners: list[UpdateRaftVoterRequest.Listener] = NEW,
+        k_raft_version_feature: UpdateRaftVoterRequest.KRaftVersionFeature = NEW,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.current_leader_epoch = current_leader_epoch
+        self.voter_id = voter_id
+        self.voter_directory_id = voter_directory_id
+        self.listeners = [] if listeners is NEW else listeners
+        self.k_raft_version_feature = UpdateRaftVoterRequest.KRaftVersionFeature() if k_raft_version_feature is NEW else k_raft_version_feature
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -120,22 +140,27 @@ class UpdateRaftVoterRequest:
         return self
 
 
-@dataclass(slots=True)
-class UpdateRaftVoterResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 82
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    throttle_time_ms: int = 0
-    error_code: int = 0
-    current_leader: UpdateRaftVoterResponse.CurrentLeader = field(default_factory=lambda: UpdateRaftVoterResponse.CurrentLeader())
+class UpdateRaftVoterResponse(Message):
+    KIND = 'response'
+    API_KEY = 82
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('throttle_time_ms', 'error_code', 'current_leader')
 
-    @dataclass(slots=True)
-    class CurrentLeader:
-        leader_id: int = -1
-        leader_epoch: int = -1
-        host: str = ""
-        port: int = 0
+    class CurrentLeader(Message):
+        __slots__ = ('leader_id', 'leader_epoch', 'host', 'port')
+
+        def __init__(
+            self,
+            leader_id: int = -1,
+            leader_epoch: int = -1,
+            host: str = "",
+            port: int = 0,
+        ) -> None:
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -161,6 +186,16 @@ class UpdateRaftVoterResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        throttle_time_ms: int = 0,
+        error_code: int = 0,
+        current_leader: UpdateRaftVoterResponse.CurrentLeader = NEW,
+    ) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.current_leader = UpdateRaftVoterResponse.CurrentLeader() if current_leader is NEW else current_leader
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

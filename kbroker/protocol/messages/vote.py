@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['VoteRequest', 'VoteResponse']
 
 
-@dataclass(slots=True)
-class VoteRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 52
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LISTENERS: ClassVar[tuple[str, ...]] = ('controller',)
-    cluster_id: str | None = None
-    voter_id: int = -1
-    topics: list[VoteRequest.TopicData] = field(default_factory=list)
+class VoteRequest(Message):
+    KIND = 'request'
+    API_KEY = 52
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    LISTENERS = ('controller',)
+    __slots__ = ('cluster_id', 'voter_id', 'topics')
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        partitions: list[VoteRequest.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'partitions')
+
+        def __init__(self, topic_name: str = "", partitions: list[VoteRequest.PartitionData] = NEW) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -58,15 +56,34 @@ class VoteRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        candidate_epoch: int = 0
-        candidate_id: int = 0
-        candidate_directory_id: uuid.UUID = ZERO_UUID
-        voter_directory_id: uuid.UUID = ZERO_UUID
-        last_offset_epoch: int = 0
-        last_offset: int = 0
+    class PartitionData(Message):
+        __slots__ = (
+            'partition_index',
+            'candidate_epoch',
+            'candidate_id',
+            'candidate_directory_id',
+            'voter_directory_id',
+            'last_offset_epoch',
+            'last_offset',
+        )
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            candidate_epoch: int = 0,
+            candidate_id: int = 0,
+            candidate_directory_id: uuid.UUID = ZERO_UUID,
+            voter_directory_id: uuid.UUID = ZERO_UUID,
+            last_offset_epoch: int = 0,
+            last_offset: int = 0,
+        ) -> None:
+            self.partition_index = partition_index
+            self.candidate_epoch = candidate_epoch
+            self.candidate_id = candidate_id
+            self.candidate_directory_id = candidate_directory_id
+            self.voter_directory_id = voter_directory_id
+            self.last_offset_epoch = last_offset_epoch
+            self.last_offset = last_offset
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -99,6 +116,16 @@ class VoteRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        cluster_id: str | None = None,
+        voter_id: int = -1,
+        topics: list[VoteRequest.TopicData] = NEW,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.voter_id = voter_id
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -135,20 +162,19 @@ class VoteRequest:
         return self
 
 
-@dataclass(slots=True)
-class VoteResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 52
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    error_code: int = 0
-    topics: list[VoteResponse.TopicData] = field(default_factory=list)
-    node_endpoints: list[VoteResponse.NodeEndpoint] = field(default_factory=list)
+class VoteResponse(Message):
+    KIND = 'response'
+    API_KEY = 52
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('error_code', 'topics', 'node_endpoints')
 
-    @dataclass(slots=True)
-    class TopicData:
-        topic_name: str = ""
-        partitions: list[VoteResponse.PartitionData] = field(default_factory=list)
+    class TopicData(Message):
+        __slots__ = ('topic_name', 'partitions')
+
+        def __init__(self, topic_name: str = "", partitions: list[VoteResponse.PartitionData] = NEW) -> None:
+            self.topic_name = topic_name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -180,13 +206,22 @@ class VoteResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition_index: int = 0
-        error_code: int = 0
-        leader_id: int = 0
-        leader_epoch: int = 0
-        vote_granted: bool = False
+    class PartitionData(Message):
+        __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'vote_granted')
+
+        def __init__(
+            self,
+            partition_index: int = 0,
+            error_code: int = 0,
+            leader_id: int = 0,
+            leader_epoch: int = 0,
+            vote_granted: bool = False,
+        ) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
+            self.leader_id = leader_id
+            self.leader_epoch = leader_epoch
+            self.vote_granted = vote_granted
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -212,11 +247,13 @@ class VoteResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class NodeEndpoint:
-        node_id: int = 0
-        host: str = ""
-        port: int = 0
+    class NodeEndpoint(Message):
+        __slots__ = ('node_id', 'host', 'port')
+
+        def __init__(self, node_id: int = 0, host: str = "", port: int = 0) -> None:
+            self.node_id = node_id
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -246,6 +283,16 @@ class VoteResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        error_code: int = 0,
+        topics: list[VoteResponse.TopicData] = NEW,
+        node_endpoints: list[VoteResponse.NodeEndpoint] = NEW,
+    ) -> None:
+        self.error_code = error_code
+        self.topics = [] if topics is NEW else topics
+        self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

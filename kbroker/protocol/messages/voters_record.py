@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['VotersRecord']
 
 
-@dataclass(slots=True)
-class VotersRecord:
-    KIND: ClassVar[str] = 'data'
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    version: int = 0
-    voters: list[VotersRecord.Voter] = field(default_factory=list)
+class VotersRecord(Message):
+    KIND = 'data'
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('version', 'voters')
 
-    @dataclass(slots=True)
-    class Voter:
-        voter_id: int = 0
-        voter_directory_id: uuid.UUID = ZERO_UUID
-        endpoints: list[VotersRecord.Endpoint] = field(default_factory=list)
-        k_raft_version_feature: VotersRecord.KRaftVersionFeature = field(default_factory=lambda: VotersRecord.KRaftVersionFeature())
+    class Voter(Message):
+        __slots__ = ('voter_id', 'voter_directory_id', 'endpoints', 'k_raft_version_feature')
+
+        def __init__(
+            self,
+            voter_id: int = 0,
+            voter_directory_id: uuid.UUID = ZERO_UUID,
+            endpoints: list[VotersRecord.Endpoint] = NEW,
+            k_raft_version_feature: VotersRecord.KRaftVersionFeature = NEW,
+        ) -> None:
+            self.voter_id = voter_id
+            self.voter_directory_id = voter_directory_id
+            self.endpoints = [] if endpoints is NEW else endpoints
+            self.k_raft_version_feature = VotersRecord.KRaftVersionFeature() if k_raft_version_feature is NEW else k_raft_version_feature
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -58,11 +63,13 @@ class VotersRecord:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class Endpoint:
-        name: str = ""
-        host: str = ""
-        port: int = 0
+    class Endpoint(Message):
+        __slots__ = ('name', 'host', 'port')
+
+        def __init__(self, name: str = "", host: str = "", port: int = 0) -> None:
+            self.name = name
+            self.host = host
+            self.port = port
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -90,10 +97,12 @@ class VotersRecord:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class KRaftVersionFeature:
-        min_supported_version: int = 0
-        max_supported_version: int = 0
+    class KRaftVersionFeature(Message):
+        __slots__ = ('min_supported_version', 'max_supported_version')
+
+        def __init__(self, min_supported_version: int = 0, max_supported_version: int = 0) -> None:
+            self.min_supported_version = min_supported_version
+            self.max_supported_version = max_supported_version
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -112,6 +121,10 @@ class VotersRecord:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(self, version: int = 0, voters: list[VotersRecord.Voter] = NEW) -> None:
+        self.version = version
+        self.voters = [] if voters is NEW else voters
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['WriteShareGroupStateRequest', 'WriteShareGroupStateResponse']
 
 
-@dataclass(slots=True)
-class WriteShareGroupStateRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 85
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    LATEST_VERSION_UNSTABLE: ClassVar[bool] = True
-    LISTENERS: ClassVar[tuple[str, ...]] = ('broker',)
-    group_id: str = ""
-    topics: list[WriteShareGroupStateRequest.WriteStateData] = field(default_factory=list)
+class WriteShareGroupStateRequest(Message):
+    KIND = 'request'
+    API_KEY = 85
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = ('group_id', 'topics')
 
-    @dataclass(slots=True)
-    class WriteStateData:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[WriteShareGroupStateRequest.PartitionData] = field(default_factory=list)
+    class WriteStateData(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[WriteShareGroupStateRequest.PartitionData] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -55,13 +58,22 @@ class WriteShareGroupStateRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionData:
-        partition: int = 0
-        state_epoch: int = 0
-        leader_epoch: int = 0
-        start_offset: int = 0
-        state_batches: list[WriteShareGroupStateRequest.StateBatch] = field(default_factory=list)
+    class PartitionData(Message):
+        __slots__ = ('partition', 'state_epoch', 'leader_epoch', 'start_offset', 'state_batches')
+
+        def __init__(
+            self,
+            partition: int = 0,
+            state_epoch: int = 0,
+            leader_epoch: int = 0,
+            start_offset: int = 0,
+            state_batches: list[WriteShareGroupStateRequest.StateBatch] = NEW,
+        ) -> None:
+            self.partition = partition
+            self.state_epoch = state_epoch
+            self.leader_epoch = leader_epoch
+            self.start_offset = start_offset
+            self.state_batches = [] if state_batches is NEW else state_batches
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -96,12 +108,20 @@ class WriteShareGroupStateRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class StateBatch:
-        first_offset: int = 0
-        last_offset: int = 0
-        delivery_state: int = 0
-        delivery_count: int = 0
+    class StateBatch(Message):
+        __slots__ = ('first_offset', 'last_offset', 'delivery_state', 'delivery_count')
+
+        def __init__(
+            self,
+            first_offset: int = 0,
+            last_offset: int = 0,
+            delivery_state: int = 0,
+            delivery_count: int = 0,
+        ) -> None:
+            self.first_offset = first_offset
+            self.last_offset = last_offset
+            self.delivery_state = delivery_state
+            self.delivery_count = delivery_count
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -124,6 +144,14 @@ class WriteShareGroupStateRequest:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(
+        self,
+        group_id: str = "",
+        topics: list[WriteShareGroupStateRequest.WriteStateData] = NEW,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -156,18 +184,23 @@ class WriteShareGroupStateRequest:
         return self
 
 
-@dataclass(slots=True)
-class WriteShareGroupStateResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 85
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 0)
-    FLEXIBLE_FROM: ClassVar[int | None] = 0
-    results: list[WriteShareGroupStateResponse.WriteStateResult] = field(default_factory=list)
+class WriteShareGroupStateResponse(Message):
+    KIND = 'response'
+    API_KEY = 85
+    VERSIONS = (0, 0)
+    FLEXIBLE_FROM = 0
+    __slots__ = ('results',)
 
-    @dataclass(slots=True)
-    class WriteStateResult:
-        topic_id: uuid.UUID = ZERO_UUID
-        partitions: list[WriteShareGroupStateResponse.PartitionResult] = field(default_factory=list)
+    class WriteStateResult(Message):
+        __slots__ = ('topic_id', 'partitions')
+
+        def __init__(
+            self,
+            topic_id: uuid.UUID = ZERO_UUID,
+            partitions: list[WriteShareGroupStateResponse.PartitionResult] = NEW,
+        ) -> None:
+            self.topic_id = topic_id
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -196,11 +229,13 @@ class WriteShareGroupStateResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class PartitionResult:
-        partition: int = 0
-        error_code: int = 0
-        error_message: str | None = None
+    class PartitionResult(Message):
+        __slots__ = ('partition', 'error_code', 'error_message')
+
+        def __init__(self, partition: int = 0, error_code: int = 0, error_message: str | None = None) -> None:
+            self.partition = partition
+            self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -224,6 +259,9 @@ class WriteShareGroupStateResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(self, results: list[WriteShareGroupStateResponse.WriteStateResult] = NEW) -> None:
+        self.results = [] if results is NEW else results
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True

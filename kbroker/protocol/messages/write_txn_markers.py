@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from ..errors import ProtocolError
+from ..message_base import NEW, Message
 from ..primitives import Reader, Writer
 
 __all__ = ['WriteTxnMarkersRequest', 'WriteTxnMarkersResponse']
 
 
-@dataclass(slots=True)
-class WriteTxnMarkersRequest:
-    KIND: ClassVar[str] = 'request'
-    API_KEY: ClassVar[int] = 27
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    LISTENERS: ClassVar[tuple[str, ...]] = ('zkBroker', 'broker')
-    markers: list[WriteTxnMarkersRequest.WritableTxnMarker] = field(default_factory=list)
+class WriteTxnMarkersRequest(Message):
+    KIND = 'request'
+    API_KEY = 27
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    LISTENERS = ('zkBroker', 'broker')
+    __slots__ = ('markers',)
 
-    @dataclass(slots=True)
-    class WritableTxnMarker:
-        producer_id: int = 0
-        producer_epoch: int = 0
-        transaction_result: bool = False
-        topics: list[WriteTxnMarkersRequest.WritableTxnMarkerTopic] = field(default_factory=list)
-        coordinator_epoch: int = 0
+    class WritableTxnMarker(Message):
+        __slots__ = ('producer_id', 'producer_epoch', 'transaction_result', 'topics', 'coordinator_epoch')
+
+        def __init__(
+            self,
+            producer_id: int = 0,
+            producer_epoch: int = 0,
+            transaction_result: bool = False,
+            topics: list[WriteTxnMarkersRequest.WritableTxnMarkerTopic] = NEW,
+            coordinator_epoch: int = 0,
+        ) -> None:
+            self.producer_id = producer_id
+            self.producer_epoch = producer_epoch
+            self.transaction_result = transaction_result
+            self.topics = [] if topics is NEW else topics
+            self.coordinator_epoch = coordinator_epoch
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -61,10 +67,12 @@ class WriteTxnMarkersRequest:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class WritableTxnMarkerTopic:
-        name: str = ""
-        partition_indexes: list[int] = field(default_factory=list)
+    class WritableTxnMarkerTopic(Message):
+        __slots__ = ('name', 'partition_indexes')
+
+        def __init__(self, name: str = "", partition_indexes: list[int] = NEW) -> None:
+            self.name = name
+            self.partition_indexes = [] if partition_indexes is NEW else partition_indexes
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -96,6 +104,9 @@ class WriteTxnMarkersRequest:
                     r.skip(size)
             return self
 
+    def __init__(self, markers: list[WriteTxnMarkersRequest.WritableTxnMarker] = NEW) -> None:
+        self.markers = [] if markers is NEW else markers
+
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1
         if flex:
@@ -122,18 +133,23 @@ class WriteTxnMarkersRequest:
         return self
 
 
-@dataclass(slots=True)
-class WriteTxnMarkersResponse:
-    KIND: ClassVar[str] = 'response'
-    API_KEY: ClassVar[int] = 27
-    VERSIONS: ClassVar[tuple[int, int]] = (0, 1)
-    FLEXIBLE_FROM: ClassVar[int | None] = 1
-    markers: list[WriteTxnMarkersResponse.WritableTxnMarkerResult] = field(default_factory=list)
+class WriteTxnMarkersResponse(Message):
+    KIND = 'response'
+    API_KEY = 27
+    VERSIONS = (0, 1)
+    FLEXIBLE_FROM = 1
+    __slots__ = ('markers',)
 
-    @dataclass(slots=True)
-    class WritableTxnMarkerResult:
-        producer_id: int = 0
-        topics: list[WriteTxnMarkersResponse.WritableTxnMarkerTopicResult] = field(default_factory=list)
+    class WritableTxnMarkerResult(Message):
+        __slots__ = ('producer_id', 'topics')
+
+        def __init__(
+            self,
+            producer_id: int = 0,
+            topics: list[WriteTxnMarkersResponse.WritableTxnMarkerTopicResult] = NEW,
+        ) -> None:
+            self.producer_id = producer_id
+            self.topics = [] if topics is NEW else topics
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -162,10 +178,16 @@ class WriteTxnMarkersResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class WritableTxnMarkerTopicResult:
-        name: str = ""
-        partitions: list[WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult] = field(default_factory=list)
+    class WritableTxnMarkerTopicResult(Message):
+        __slots__ = ('name', 'partitions')
+
+        def __init__(
+            self,
+            name: str = "",
+            partitions: list[WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult] = NEW,
+        ) -> None:
+            self.name = name
+            self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -197,10 +219,12 @@ class WriteTxnMarkersResponse:
                     r.skip(size)
             return self
 
-    @dataclass(slots=True)
-    class WritableTxnMarkerPartitionResult:
-        partition_index: int = 0
-        error_code: int = 0
+    class WritableTxnMarkerPartitionResult(Message):
+        __slots__ = ('partition_index', 'error_code')
+
+        def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
+            self.partition_index = partition_index
+            self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 1
@@ -219,6 +243,9 @@ class WriteTxnMarkersResponse:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
             return self
+
+    def __init__(self, markers: list[WriteTxnMarkersResponse.WritableTxnMarkerResult] = NEW) -> None:
+        self.markers = [] if markers is NEW else markers
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 1
