@@ -15,9 +15,9 @@ from typing import Callable
 import trio
 
 from .config import effective_topic_config
+from .config.persisted import with_persisted_dynamic_configs
 from .groups import GroupCoordinator
 from .handlers import Registry, default_registry
-from .handlers.configs import with_persisted_dynamic_configs
 from .log import LogConfig, LogManager, PartitionLog
 from .metadata import FileMetadataStore, Topic
 from .metadata.node_identity import load_or_format

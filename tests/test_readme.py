@@ -17,3 +17,7 @@ def test_quick_start_commands_are_the_repo_scripts():
     assert "pip install . && kbroker serve" in text
     assert "scripts/test" in text and (README.parent / "scripts" / "test").exists()
     assert "scripts/test" in (README.parent / ".ci" / "run").read_text()
+
+
+def test_handler_index_matches_the_modules():
+    assert api_table.SERVED_PY.read_text() == api_table.served_module(), "run `python -m kbroker.api_table --write`"

@@ -19,24 +19,23 @@ is validated as CreateTopics validates (INVALID_CONFIG with Kafka's message), th
 metadata store and applied to the live logs at once. For the BROKER resource Kafka accepts dynamic
 configs (per-broker ones on the node id, cluster-wide ones also on ""), rejects read-only ones with
 INVALID_REQUEST "Cannot update these configs dynamically: [...]", and stores names it does not know;
-kbroker does the same and persists them in `kbroker-dynamic-configs.json` in the data directory, so
-they are layered over server.properties again after a restart. validate_only checks without applying.
+kbroker does the same and persists them in `kbroker-dynamic-configs.json` in the data directory
+(kbroker.config.persisted), so they are layered over server.properties again after a restart.
+validate_only checks without applying.
 Kafka 4.4's format writes the cluster's min.insync.replicas as a dynamic cluster default (eligible
 leader replicas, KIP-966), which may then not be removed; a new kbroker data directory starts the same.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Optional
 
 from ..config import BrokerConfig, ConfigError, describe_topic_configs, validate_topic_configs
 from ..config.broker import ALL_DYNAMIC, BROKER_KEYS, DYNAMIC_ONLY_KEYS, key_for
 from ..config.broker_defs import PER_BROKER_CONFIGS
+from ..config.persisted import rebuild, save_dynamic_configs
 from ..config.topic import TOPIC_KEYS
-from ..durable_files import write_atomically
 from ..protocol.errors import ErrorCode
 from ..protocol.messages import (AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
                                  DescribeConfigsResponse, IncrementalAlterConfigsRequest,
@@ -52,54 +51,6 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 _OP_NAMES = {SET: "SET", DELETE: "DELETE", APPEND: "APPEND", SUBTRACT: "SUBTRACT"}
 INVALID_REQUEST_MESSAGE = ("This most likely occurs because of a request being malformed by the client library "
                            "or the message was sent to an incompatible broker. See the broker logs for more details.")
-DYNAMIC_CONFIGS_FILE = "kbroker-dynamic-configs.json"
-
-
-# ------------------------------------------------------------------- persisted dynamic broker configs
-
-def _rebuild(config: BrokerConfig, dynamic_broker: dict[str, str], dynamic_default: dict[str, str]) -> BrokerConfig:
-    """The same static config with other dynamic layers; raises ConfigError for an invalid value."""
-    return BrokerConfig(config.static, dynamic_broker=dynamic_broker, dynamic_default=dynamic_default)
-
-
-def _formatted_cluster_defaults(config: BrokerConfig) -> dict[str, str]:
-    """What Kafka 4.4's storage format writes as cluster-level configs: with eligible leader replicas
-    (KIP-966, on by default) the cluster's min.insync.replicas becomes a dynamic cluster default, so
-    DescribeConfigs shows it with source DYNAMIC_DEFAULT_BROKER_CONFIG and kafka-topics --describe
-    lists it among every topic's configs."""
-    return {"min.insync.replicas": str(config.get("min.insync.replicas"))}
-
-
-def with_persisted_dynamic_configs(config: BrokerConfig, data_dir: Path) -> BrokerConfig:
-    """`config` with the dynamic broker configs saved by earlier AlterConfigs layered on top; a new
-    data directory starts with the cluster-level configs Kafka's format writes."""
-    path = Path(data_dir) / DYNAMIC_CONFIGS_FILE
-    if not path.exists():
-        try:
-            formatted = _rebuild(config, {}, _formatted_cluster_defaults(config))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_dynamic_configs(path, formatted)
-            return formatted
-        except (OSError, ConfigError) as exc:
-            log.warning("cannot write %s: %s", path, exc)
-            return config
-    try:
-        data = json.loads(path.read_text())
-        return _rebuild(config, dict(data.get("broker", {})), dict(data.get("cluster_default", {})))
-    except (OSError, ValueError, ConfigError) as exc:
-        log.warning("ignoring dynamic broker configs in %s: %s", path, exc)
-        return config
-
-
-def _write_dynamic_configs(path: Path, config: BrokerConfig) -> None:
-    write_atomically(path, json.dumps(
-        {"version": 1, "broker": config.dynamic_broker, "cluster_default": config.dynamic_default},
-        indent=1, sort_keys=True).encode())
-
-
-def _save_dynamic_configs(broker, config: BrokerConfig) -> None:
-    broker.data_dir.mkdir(parents=True, exist_ok=True)
-    _write_dynamic_configs(broker.data_dir / DYNAMIC_CONFIGS_FILE, config)
 
 
 # ------------------------------------------------------------------------------ DescribeConfigs
@@ -220,14 +171,14 @@ def _broker_config_for_alter(broker, default: bool, new_layer: dict[str, str]) -
                                                         "broker id must be specified: [" + ", ".join(per_broker) + "]")
     try:
         if default:
-            return _rebuild(config, config.dynamic_broker, new_layer)
-        return _rebuild(config, new_layer, config.dynamic_default)
+            return rebuild(config, config.dynamic_broker, new_layer)
+        return rebuild(config, new_layer, config.dynamic_default)
     except ConfigError as exc:
         raise AdminError(ErrorCode.INVALID_REQUEST, str(exc))
 
 
 def _apply_broker(broker, new_config: BrokerConfig) -> None:
-    _save_dynamic_configs(broker, new_config)
+    save_dynamic_configs(broker.data_dir, new_config)
     broker.broker_configs_changed(new_config)
     log.info("dynamic broker configs are now %s (cluster default %s)", new_config.dynamic_broker,
              new_config.dynamic_default)
