@@ -65,3 +65,12 @@ def test_sigterm_stops_cleanly_and_the_cluster_id_is_kept(tmp_path):
     broker.start()
     broker.stop()
     assert (tmp_path / "data" / "meta.properties").read_text() == first_id
+
+
+def test_the_garbage_collector_is_on_again_when_main_returns(tmp_path):
+    import gc
+
+    from kbroker.cli import main
+
+    assert main(["serve", "--override", f"log.dirs={tmp_path}", "--override", "num.partitions=many"]) == 2
+    assert gc.isenabled()

@@ -16,7 +16,6 @@ default, from AlterConfigs) layer on top for `get` and `describe`.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any, Iterable, Mapping, Optional, Union
 from pathlib import Path
@@ -73,6 +72,8 @@ def key_for(name: str) -> Optional[ConfigKey]:
 
 def suggest(name: str) -> Optional[str]:
     """Closest known broker config name, for "did you mean" hints."""
+    import difflib  # only for a mistyped name, so not at every start
+
     close = difflib.get_close_matches(name, list(BROKER_KEYS) + list(DYNAMIC_ONLY_KEYS), n=1, cutoff=0.75)
     return close[0] if close else None
 

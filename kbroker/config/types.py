@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Callable, Optional
 
 # ---- types (names are Kafka's ConfigDef.Type names) ------------------------
@@ -75,6 +74,12 @@ class Password:
 
 
 # ---- Java-compatible rendering --------------------------------------------
+def _decimal(text: str) -> Any:
+    from decimal import Decimal  # few values need it, so it is not imported at every start
+
+    return Decimal(text)
+
+
 def java_double(d: float) -> str:
     """Render a float like Java's Double.toString."""
     if d != d:
@@ -86,9 +91,9 @@ def java_double(d: float) -> str:
     if 1e-3 <= abs(d) < 1e7:
         s = repr(d)
         if "e" in s:  # small numbers python writes in exponent form
-            s = format(Decimal(s), "f")
+            s = format(_decimal(s), "f")
         return s if "." in s else s + ".0"
-    sign, digits, exp = Decimal(repr(d)).normalize().as_tuple()
+    sign, digits, exp = _decimal(repr(d)).normalize().as_tuple()
     ds = "".join(map(str, digits))
     e10 = exp + len(ds) - 1
     mant = ds[0] + "." + (ds[1:] or "0")

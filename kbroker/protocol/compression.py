@@ -12,15 +12,15 @@ Sans-IO. The codec ids are the low three bits of a v2 batch's attributes:
 
 Every failure to decompress raises ProtocolError(CORRUPT_MESSAGE). Output is capped
 (``max_output``, default DEFAULT_MAX_OUTPUT) so a small "decompression bomb" cannot exhaust memory.
+
+cramjam (snappy, zstd) and lz4 are imported by the first batch that needs them, not when the broker
+starts: many clients never compress.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-
-import cramjam
-import lz4.frame
 
 from kbroker.protocol.errors import ErrorCode, ProtocolError
 
@@ -64,6 +64,8 @@ def compress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
     if codec == SNAPPY:
         return _xerial_compress(memoryview(data))
     if codec == LZ4:
+        import lz4.frame
+
         return lz4.frame.compress(
             bytes(data),
             block_size=lz4.frame.BLOCKSIZE_MAX64KB,
@@ -72,11 +74,15 @@ def compress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
             store_size=False,
         )
     if codec == ZSTD:
+        import cramjam
+
         return bytes(cramjam.zstd.compress(bytes(data)))
     raise ProtocolError(f"unknown compression codec {codec}", ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
 
 
 def _xerial_compress(data: memoryview) -> bytes:
+    import cramjam
+
     parts = [_XERIAL_HEADER.pack(XERIAL_MAGIC, 1, 1)]
     for start in range(0, len(data), _XERIAL_BLOCK):
         block = bytes(cramjam.snappy.compress_raw(bytes(data[start : start + _XERIAL_BLOCK])))
@@ -117,6 +123,8 @@ def _gzip_decompress(data, cap: int) -> bytes:
 
 
 def _raw_snappy(block: bytes | memoryview, cap: int) -> bytes:
+    import cramjam
+
     try:
         n = cramjam.snappy.decompress_raw_len(block)
     except Exception as e:  # cramjam raises its own error types
@@ -151,6 +159,8 @@ def _snappy_decompress(data: memoryview, cap: int) -> bytes:
 
 
 def _lz4_decompress(data, cap: int) -> bytes:
+    import lz4.frame
+
     d = lz4.frame.LZ4FrameDecompressor()
     try:
         out = d.decompress(data, max_length=cap + 1)
@@ -166,6 +176,8 @@ def _lz4_decompress(data, cap: int) -> bytes:
 
 
 def _zstd_decompress(data: bytes, cap: int) -> bytes:
+    import cramjam
+
     size = min(cap + 1, max(1 << 20, 8 * len(data)))
     while True:
         out = bytearray(size)
