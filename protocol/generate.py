@@ -62,8 +62,41 @@ class MessageWriter:
     def __init__(self, definition: Definition):
         self.d = definition
         self.struct_names = {s.name for s in definition.structs()}
+        self.defaultable = self._structs_compared_to_default()
 
     # -- helpers -----------------------------------------------------------------------------
+    def _structs_compared_to_default(self) -> set[str]:
+        """Structs that a tagged field holds (written only when not default), and the structs inside them:
+        these get an is_default() method, much cheaper than building a default instance to compare with."""
+        by_name = {s.name: s for s in self.d.structs()}
+        found: set[str] = set()
+
+        def add(name: str) -> None:
+            if name in found or name not in by_name:
+                return
+            found.add(name)
+            for f in by_name[name].fields:
+                if f.is_struct and not f.is_array:
+                    add(f.type)
+
+        def walk(fields: list[Field]) -> None:
+            for f in fields:
+                if f.tag is not None and f.is_struct and not f.is_array:
+                    add(f.type)
+        walk(self.d.fields)
+        for struct in by_name.values():
+            walk(struct.fields)
+        return found
+
+    def default_condition(self, f: Field, value: str, negate: bool = False) -> str:
+        """``value`` holds f's default (or, negated, does not)."""
+        default = self.default_expr(f)
+        if f.is_struct and not f.is_array and default.endswith("()"):
+            return f"{'not ' if negate else ''}{value}.is_default()"
+        if default in ("None", "True", "False"):
+            return f"{value} is {'not ' if negate else ''}{default}"
+        return f"{value} {'!=' if negate else '=='} {default}"
+
     def qualified(self, struct_name: str) -> str:
         return f"{self.d.name}.{struct_name}"
 
@@ -344,7 +377,7 @@ class MessageWriter:
                 for f in tagged:
                     cond = version_condition(f.tagged, self.d.valid)
                     value = f"self.{snake(f.name)}"
-                    e(f"if {'' if cond == 'True' else cond + ' and '}{value} != {self.default_expr(f)}:")
+                    e(f"if {'' if cond == 'True' else cond + ' and '}{self.default_condition(f, value, negate=True)}:")
                     e.indent()
                     e("outer, w = w, Writer()")
                     self.emit_encode_field(e, f, value)
@@ -365,10 +398,29 @@ class MessageWriter:
         if fields:
             e()
             self.emit_init(e, fields)
+        if name in self.defaultable:
+            e()
+            self.emit_is_default(e, fields)
         e()
         self.emit_encode(e, fields)
         e()
         self.emit_decode(e, qualified, fields)
+        e.dedent()
+
+    def emit_is_default(self, e: Emitter, fields: list[Field]) -> None:
+        e("def is_default(self) -> bool:")
+        e.indent()
+        e('"""Every field holds its default (a tagged field holding this struct is then not written)."""')
+        terms = [self.default_condition(f, f"self.{snake(f.name)}") for f in fields]
+        if not terms:
+            e("return True")
+        else:
+            e("return (")
+            e.indent()
+            for i, term in enumerate(terms):
+                e(("and " if i else "") + term)
+            e.dedent()
+            e(")")
         e.dedent()
 
     def emit(self, e: Emitter) -> None:

@@ -223,7 +223,7 @@ class ApiVersionsResponse(Message):
                     item.encode(w, version)
                 tagged.append((2, w.getvalue()))
                 w = outer
-            if version >= 3 and self.zk_migration_ready != False:
+            if version >= 3 and self.zk_migration_ready is not False:
                 outer, w = w, Writer()
                 w.bool(self.zk_migration_ready)
                 tagged.append((3, w.getvalue()))

@@ -41,6 +41,13 @@ class FetchRequest(Message):
             self.replica_id = replica_id
             self.replica_epoch = replica_epoch
 
+        def is_default(self) -> bool:
+            """Every field holds its default (a tagged field holding this struct is then not written)."""
+            return (
+                self.replica_id == -1
+                and self.replica_epoch == -1
+            )
+
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
             if version >= 15:
@@ -295,7 +302,7 @@ class FetchRequest(Message):
                 w.string(self.rack_id)
         if flex:
             tagged: list[tuple[int, bytes]] = []
-            if version >= 12 and self.cluster_id != None:
+            if version >= 12 and self.cluster_id is not None:
                 outer, w = w, Writer()
                 if flex:
                     (w.compact_nullable_string if version >= 12 else w.compact_string)(self.cluster_id)
@@ -303,7 +310,7 @@ class FetchRequest(Message):
                     (w.nullable_string if version >= 12 else w.string)(self.cluster_id)
                 tagged.append((0, w.getvalue()))
                 w = outer
-            if version >= 15 and self.replica_state != FetchRequest.ReplicaState():
+            if version >= 15 and not self.replica_state.is_default():
                 outer, w = w, Writer()
                 self.replica_state.encode(w, version)
                 tagged.append((1, w.getvalue()))
@@ -471,17 +478,17 @@ class FetchResponse(Message):
                 w.records(self.records)
             if flex:
                 tagged: list[tuple[int, bytes]] = []
-                if version >= 12 and self.diverging_epoch != FetchResponse.EpochEndOffset():
+                if version >= 12 and not self.diverging_epoch.is_default():
                     outer, w = w, Writer()
                     self.diverging_epoch.encode(w, version)
                     tagged.append((0, w.getvalue()))
                     w = outer
-                if version >= 12 and self.current_leader != FetchResponse.LeaderIdAndEpoch():
+                if version >= 12 and not self.current_leader.is_default():
                     outer, w = w, Writer()
                     self.current_leader.encode(w, version)
                     tagged.append((1, w.getvalue()))
                     w = outer
-                if version >= 12 and self.snapshot_id != FetchResponse.SnapshotId():
+                if version >= 12 and not self.snapshot_id.is_default():
                     outer, w = w, Writer()
                     self.snapshot_id.encode(w, version)
                     tagged.append((2, w.getvalue()))
@@ -528,6 +535,13 @@ class FetchResponse(Message):
             self.epoch = epoch
             self.end_offset = end_offset
 
+        def is_default(self) -> bool:
+            """Every field holds its default (a tagged field holding this struct is then not written)."""
+            return (
+                self.epoch == -1
+                and self.end_offset == -1
+            )
+
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
             if version >= 12:
@@ -557,6 +571,13 @@ class FetchResponse(Message):
             self.leader_id = leader_id
             self.leader_epoch = leader_epoch
 
+        def is_default(self) -> bool:
+            """Every field holds its default (a tagged field holding this struct is then not written)."""
+            return (
+                self.leader_id == -1
+                and self.leader_epoch == -1
+            )
+
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
             if version >= 12:
@@ -585,6 +606,13 @@ class FetchResponse(Message):
         def __init__(self, end_offset: int = -1, epoch: int = -1) -> None:
             self.end_offset = end_offset
             self.epoch = epoch
+
+        def is_default(self) -> bool:
+            """Every field holds its default (a tagged field holding this struct is then not written)."""
+            return (
+                self.end_offset == -1
+                and self.epoch == -1
+            )
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12

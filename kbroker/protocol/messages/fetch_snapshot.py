@@ -158,7 +158,7 @@ class FetchSnapshotRequest(Message):
             item.encode(w, version)
         if flex:
             tagged: list[tuple[int, bytes]] = []
-            if self.cluster_id != None:
+            if self.cluster_id is not None:
                 outer, w = w, Writer()
                 if flex:
                     w.compact_nullable_string(self.cluster_id)
@@ -278,7 +278,7 @@ class FetchSnapshotResponse(Message):
                 w.records(self.unaligned_records)
             if flex:
                 tagged: list[tuple[int, bytes]] = []
-                if self.current_leader != FetchSnapshotResponse.LeaderIdAndEpoch():
+                if not self.current_leader.is_default():
                     outer, w = w, Writer()
                     self.current_leader.encode(w, version)
                     tagged.append((0, w.getvalue()))
@@ -334,6 +334,13 @@ class FetchSnapshotResponse(Message):
         def __init__(self, leader_id: int = 0, leader_epoch: int = 0) -> None:
             self.leader_id = leader_id
             self.leader_epoch = leader_epoch
+
+        def is_default(self) -> bool:
+            """Every field holds its default (a tagged field holding this struct is then not written)."""
+            return (
+                self.leader_id == 0
+                and self.leader_epoch == 0
+            )
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True

@@ -241,7 +241,7 @@ class ProduceResponse(Message):
                     (w.nullable_string if version >= 8 else w.string)(self.error_message)
             if flex:
                 tagged: list[tuple[int, bytes]] = []
-                if version >= 10 and self.current_leader != ProduceResponse.LeaderIdAndEpoch():
+                if version >= 10 and not self.current_leader.is_default():
                     outer, w = w, Writer()
                     self.current_leader.encode(w, version)
                     tagged.append((0, w.getvalue()))
@@ -313,6 +313,13 @@ class ProduceResponse(Message):
         def __init__(self, leader_id: int = -1, leader_epoch: int = -1) -> None:
             self.leader_id = leader_id
             self.leader_epoch = leader_epoch
+
+        def is_default(self) -> bool:
+            """Every field holds its default (a tagged field holding this struct is then not written)."""
+            return (
+                self.leader_id == -1
+                and self.leader_epoch == -1
+            )
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9

@@ -162,6 +162,15 @@ class UpdateRaftVoterResponse(Message):
             self.host = host
             self.port = port
 
+        def is_default(self) -> bool:
+            """Every field holds its default (a tagged field holding this struct is then not written)."""
+            return (
+                self.leader_id == -1
+                and self.leader_epoch == -1
+                and self.host == ""
+                and self.port == 0
+            )
+
         def encode(self, w: Writer, version: int) -> None:
             flex = True
             w.int32(self.leader_id)
@@ -203,7 +212,7 @@ class UpdateRaftVoterResponse(Message):
         w.int16(self.error_code)
         if flex:
             tagged: list[tuple[int, bytes]] = []
-            if self.current_leader != UpdateRaftVoterResponse.CurrentLeader():
+            if not self.current_leader.is_default():
                 outer, w = w, Writer()
                 self.current_leader.encode(w, version)
                 tagged.append((0, w.getvalue()))
