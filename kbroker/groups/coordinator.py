@@ -85,7 +85,7 @@ class GroupCoordinator:
         self.offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata]] = {}
         # transactional offset commits awaiting their transaction's marker: producer id -> group -> offsets
         self.pending_txn_offsets: dict[int, dict[str, dict[tuple[str, int], OffsetAndMetadata]]] = {}
-        self.timers = Timers()
+        self.timers = Timers(behind_received_requests=True)
         self.loaded = False
         broker.topic_deletion_listeners.append(self.on_topic_deleted)
 

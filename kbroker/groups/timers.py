@@ -8,6 +8,15 @@ its own deadline is reached.
 
 Callbacks are plain synchronous functions: the group coordinator mutates its state without awaiting,
 so a callback and a request handler never interleave halfway through a state change.
+
+With ``behind_received_requests``, an expired timer's callback runs only after the requests already
+received by then have reached their handlers, as in Kafka's coordinator runtime, where an expired
+timer enqueues its operation behind the requests already in the coordinator's queue. In kbroker a
+request that is in the socket when the timer expires is read by its connection's reader task in that
+scheduler batch and handled by its processor task in the next one, so the callback waits two more
+batches (a few microseconds when idle, re-checking a deadline moved meanwhile). This is what makes a
+``group.initial.rebalance.delay.ms=0`` group take in every JoinGroup received before its first
+rebalance completes, instead of racing them.
 """
 
 from __future__ import annotations
@@ -29,8 +38,13 @@ class _Timer:
         self.cancelled = False
 
 
+# scheduler batches from a request's bytes being readable to its handler: reader task, processor task
+_BATCHES_TO_HANDLER = 2
+
+
 class Timers:
-    def __init__(self) -> None:
+    def __init__(self, *, behind_received_requests: bool = False) -> None:
+        self._settle_batches = _BATCHES_TO_HANDLER if behind_received_requests else 0
         self._nursery: trio.Nursery | None = None
         self._timers: dict[object, _Timer] = {}
         self._pending: list[tuple[object, float, Callable[[], None]]] = []
@@ -76,10 +90,19 @@ class Timers:
         return key in self._timers
 
     async def _run(self, key: object, timer: _Timer) -> None:
-        with timer.scope:
-            await trio.sleep_forever()
-        if timer.cancelled or self._timers.get(key) is not timer:
-            return
+        while True:
+            with timer.scope:
+                await trio.sleep_forever()
+            if timer.cancelled or self._timers.get(key) is not timer:
+                return
+            for _ in range(self._settle_batches):
+                await trio.lowlevel.checkpoint()
+            if timer.cancelled or self._timers.get(key) is not timer:
+                return
+            deadline = timer.scope.deadline
+            if deadline <= trio.current_time():
+                break
+            timer.scope = trio.CancelScope(deadline=deadline)  # re-armed while settling: wait again
         del self._timers[key]
         try:
             timer.callback()
