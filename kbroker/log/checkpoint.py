@@ -6,7 +6,8 @@
 - ``recovery-point-offset-checkpoint`` / ``log-start-offset-checkpoint`` (per log dir): ``0``, entry
   count, then ``topic partition offset`` lines.
 
-Every write goes to ``<file>.tmp``, is fsynced, then renamed over the file (and the dir fsynced).
+Every write goes to ``<file>.tmp``, is fsynced, then renamed over the file (and the dir fsynced): at
+once, or with the other writes of a durability batch (kbroker.log.durability).
 """
 
 from __future__ import annotations
@@ -17,20 +18,19 @@ import os
 import uuid
 from typing import Iterable
 
-from kbroker import durable_files
+from kbroker.log import durability
 
 
 def write_atomically(path: str, text: str) -> None:
-    durable_files.write_atomically(path, text.encode())
+    durability.write_atomically(path, text.encode())
 
 
 def _read_versioned(path: str, fields: int) -> list[list[str]] | None:
     """Parse ``0 / count / rows``; None if missing or malformed."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
+    text = durability.read_text(path)
+    if text is None:
         return None
+    lines = text.splitlines()
     try:
         if lines[0].strip() != "0":
             return None
@@ -89,11 +89,10 @@ def write_partition_metadata(directory: str, topic_id: uuid.UUID | bytes | str) 
 
 def read_partition_metadata(directory: str) -> str | None:
     """The topic id (Kafka text form) recorded for a partition directory, or None."""
-    try:
-        with open(os.path.join(directory, "partition.metadata"), encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
+    text = durability.read_text(os.path.join(directory, "partition.metadata"))
+    if text is None:
         return None
+    lines = text.splitlines()
     fields = dict(line.split(": ", 1) for line in lines if ": " in line)
     return fields.get("topic_id")
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple
 
-from kbroker.log import checkpoint
+from kbroker.log import checkpoint, durability
 from kbroker.log.checkpoint import LeaderEpochCache
 from kbroker.log.config import LONG_MAX, LogConfig
 from kbroker.log.producer_state import ProducerStateManager
@@ -134,7 +134,7 @@ class PartitionLog:
             config = LogConfig.from_dict(config)
         now_ms = _now_ms() if now_ms is None else now_ms
         started = time.monotonic()
-        os.makedirs(directory, exist_ok=True)
+        durability.make_directory(directory)
         log = cls(directory, config)
         log.topic_id = checkpoint.read_partition_metadata(directory)
         if topic_id is not None:
@@ -201,13 +201,18 @@ class PartitionLog:
         leo = log.log_end_offset
         log.log_start_offset = min(max(log_start_offset, log.segments[0].base_offset), leo)
         log.recovery_point = min(recovery_point, leo)
-        if not log.epochs.load() and leo > log.segments[0].base_offset:
+        loaded = log.epochs.load()
+        if not loaded and leo > log.segments[0].base_offset:
             notes.append("rebuilt leader-epoch-checkpoint")
+        on_disk = log.epochs.entries if loaded else None
         log.epochs.truncate_from_end(leo)
         for epoch, start in epochs_seen.entries:
             if log.epochs.latest_epoch is None or epoch > log.epochs.latest_epoch:
                 log.epochs.assign(epoch, start, save=False)
-        log.epochs.save()
+        # written only when it differs from the file (a new partition's first epoch comes with becoming
+        # leader, as in Kafka; an unchanged file is not rewritten at every start)
+        if log.epochs.entries != on_disk and (log.epochs.entries or loaded or os.path.exists(log.epochs.path)):
+            log.epochs.save()
         log.producer_state.forget_before(log.log_start_offset)
 
         if rebuilt:
