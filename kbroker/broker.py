@@ -60,8 +60,9 @@ class Broker:
     def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
         """Record the topic and create its partitions' logs, as Kafka does at creation time."""
         topic = self.metadata.create_topic(name, partitions, 1, configs)
-        for partition in range(partitions):
-            self.partition_log(topic, partition)
+        with self.logs.batch():  # all partitions' files made durable together, not one by one
+            for partition in range(partitions):
+                self.partition_log(topic, partition)
         return topic
 
     def create_topic_with_defaults(self, name: str) -> Topic:
@@ -85,8 +86,9 @@ class Broker:
     def add_partitions(self, name: str, count: int) -> Topic:
         """Grow the topic to `count` partitions and create the new partitions' logs (CreatePartitions)."""
         topic = self.metadata.set_partitions(name, count)
-        for partition in range(count):
-            self.partition_log(topic, partition)
+        with self.logs.batch():
+            for partition in range(count):
+                self.partition_log(topic, partition)
         return topic
 
     def broker_configs_changed(self, config) -> None:

@@ -103,12 +103,11 @@ class GroupCoordinator:
         topic = self.broker.metadata.get(OFFSETS_TOPIC)
         if topic is None and create:
             config = self.broker.config
-            with self.broker.logs.batch():  # the 50 partitions made durable together, not one by one
-                topic = self.broker.create_topic(OFFSETS_TOPIC, self.offsets_partitions, {
-                    "cleanup.policy": "compact",
-                    "compression.type": "producer",
-                    "segment.bytes": str(config.get("offsets.topic.segment.bytes")),
-                })
+            topic = self.broker.create_topic(OFFSETS_TOPIC, self.offsets_partitions, {
+                "cleanup.policy": "compact",
+                "compression.type": "producer",
+                "segment.bytes": str(config.get("offsets.topic.segment.bytes")),
+            })
             log.info("created %s with %d partitions", OFFSETS_TOPIC, topic.partitions)
         return topic
 
