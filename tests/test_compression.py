@@ -50,6 +50,43 @@ def test_decompression_bomb_is_capped(codec):
     assert len(C.decompress(codec, bomb, max_output=4 * 1024 * 1024)) == 4 * 1024 * 1024
 
 
+def _zstd_stream(data: bytes) -> bytes:
+    """A zstd frame without a declared content size, as streaming compressors (the Java client) write."""
+    compressor = cramjam.zstd.Compressor()
+    compressor.compress(data)
+    return bytes(compressor.finish())
+
+
+@pytest.mark.parametrize("size", [0, 100, 70_000, 3_000_000])
+def test_zstd_frames_with_and_without_a_declared_size_and_several_frames(size):
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    declared, streamed = bytes(cramjam.zstd.compress(data)), _zstd_stream(data)
+    assert C._zstd_content_size(declared) == size
+    if size:  # an empty stream declares its size 0
+        assert C._zstd_content_size(streamed) is None
+    assert C.decompress(C.ZSTD, declared) == data
+    assert C.decompress(C.ZSTD, streamed) == data
+    assert C.decompress(C.ZSTD, declared + streamed) == data + data  # the first frame's size is not the whole
+    assert C.decompress(C.ZSTD, streamed + declared) == data + data
+
+
+def test_zstd_frame_declaring_more_than_the_cap_is_refused_before_decompressing():
+    declared = bytes(cramjam.zstd.compress(bytes(2 * 1024 * 1024)))
+    with pytest.raises(ProtocolError) as e:
+        C.decompress(C.ZSTD, declared, max_output=1024 * 1024)
+    assert e.value.error_code == ErrorCode.CORRUPT_MESSAGE
+
+
+@pytest.mark.parametrize("size", [0, 1000, 200_000, 5_000_000])
+def test_lz4_output_taken_in_steps_is_whole_and_capped(size):
+    data = (b"kafka " * (size // 6 + 1))[:size]
+    frame = C.compress(C.LZ4, data)
+    assert C.decompress(C.LZ4, frame) == data
+    if size:
+        with pytest.raises(ProtocolError):
+            C.decompress(C.LZ4, frame, max_output=size - 1)
+
+
 @settings(max_examples=300, deadline=None)
 @given(codec=st.sampled_from(CODECS[1:]), data=st.binary(max_size=300))
 def test_arbitrary_bytes_raise_only_protocol_error(codec, data):
