@@ -635,7 +635,7 @@ def run_all(targets: list[Target], args, log) -> list[Result]:
             # repeats are interleaved across brokers, so a noisy moment is shared, and the median is reported;
             # Tansu is a reference point, not a goal, and the sqlite engine is slow: one sample each
             for repeat in range(args.repeats):
-                for target, res, _ in live:
+                for target, res, _ in (live if repeat % 2 == 0 else live[::-1]):  # no broker always goes first
                     if repeat and isinstance(target, TansuTarget):
                         continue
                     run_cell(target, res, cell, f"bench-{n}-{repeat}-{cell.size}-{cell.acks}-{cell.partitions}-"
@@ -916,7 +916,8 @@ def write_report(results: list[Result], args, started: float, log_lines: list[st
             table(results, args), "## Goals (kbroker)", "", goals(results),
             "## What ran", "",
             f"- Cells ({len(cells)}): " + "; ".join(f"{c.label} ({records_for(c, args.scale):,} records)" for c in cells),
-            f"- Each cell, {args.repeats} time(s) for kbroker and Kafka (once for Tansu), the brokers taking turns; the "
+            f"- Each cell, {args.repeats} time(s) for kbroker and Kafka (once for Tansu), the brokers taking turns (the order "
+            "reversed every other round); the "
             "table shows the median (every sample is in the .json): new topic, produce all records, then consume them all from offset 0. librdkafka producer: "
             "its defaults (linger.ms 5, batch.size 1 MB) + acks, compression, idempotence off; payload is "
             "text-like (compresses 2-3x). librdkafka consumer: assign from 0, queued.min.messages=2,000,000, "
