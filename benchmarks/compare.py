@@ -1,7 +1,7 @@
 """kbroker vs Apache Kafka vs Tansu, side by side: the same client load against each broker in one run.
 
     benchmarks/install                      # once: confluent-kafka, matplotlib, py-spy, Kafka jars, Tansu
-    python benchmarks/compare.py            # full run, ~15 min on the 2-core machine
+    python benchmarks/compare.py            # full run, ~25 min on the 2-core machine
     python benchmarks/compare.py --quick    # smaller volumes, for trying the script
     python benchmarks/compare.py --brokers kbroker,kafka --profile   # + py-spy profile of kbroker
 
