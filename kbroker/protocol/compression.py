@@ -34,7 +34,9 @@ NAMES = {NONE: "none", GZIP: "gzip", SNAPPY: "snappy", LZ4: "lz4", ZSTD: "zstd"}
 BY_NAME = {v: k for k, v in NAMES.items()}
 
 DEFAULT_MAX_OUTPUT = 128 * 1024 * 1024
-_LZ4_FIRST_STEP = 64 * 1024
+# LZ4's densest encoding (a long match) turns one input byte into at most 255 output bytes
+_LZ4_MAX_RATIO = 256
+_LZ4_STEP = 256 * 1024
 _ZSTD_FIRST_GUESS = 64 * 1024
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -164,20 +166,21 @@ def _snappy_decompress(data: memoryview, cap: int) -> bytes:
 def _lz4_decompress(data, cap: int) -> bytes:
     import lz4.frame
 
-    # Output is taken in growing steps up to the cap: asking for cap + 1 bytes at once makes the
-    # decompressor allocate that much (128 MiB) for every batch, which cost 20x the decompression.
     d = lz4.frame.LZ4FrameDecompressor()
-    step = min(cap + 1, max(_LZ4_FIRST_STEP, 4 * len(data)))
     try:
-        parts = [d.decompress(data, max_length=step)]
-        total = len(parts[0])
-        while not d.eof and not d.needs_input and total <= cap:
-            step = min(cap + 1 - total, 2 * total)
-            parts.append(d.decompress(b"", max_length=step))
-            total += len(parts[-1])
+        if len(data) * _LZ4_MAX_RATIO <= cap:
+            parts = [d.decompress(data)]  # cannot exceed the cap: one call, the fastest
+        else:
+            # Output in bounded steps, so a bomb stops at the cap. (A max_length of the whole cap would
+            # make the decompressor allocate 128 MiB per batch.)
+            parts = [d.decompress(data, max_length=_LZ4_STEP)]
+            total = len(parts[0])
+            while not d.eof and not d.needs_input and total <= cap:
+                parts.append(d.decompress(b"", max_length=_LZ4_STEP))
+                total += len(parts[-1])
     except RuntimeError as e:
         raise _corrupt(LZ4, str(e)) from None
-    if total > cap:
+    if sum(map(len, parts)) > cap:
         raise _too_large(LZ4, cap)
     if not d.eof:
         raise _corrupt(LZ4, "truncated frame")
