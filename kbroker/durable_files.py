@@ -12,13 +12,19 @@ from pathlib import Path
 
 def write_atomically(path: str | Path, data: bytes) -> None:
     path = Path(path)
+    os.replace(write_temp(path, data), path)
+    fsync_dir(path.parent)
+
+
+def write_temp(path: str | Path, data: bytes) -> Path:
+    """Write and fsync ``<path>.tmp``, the first half of write_atomically; returns its path."""
+    path = Path(path)
     temp = path.with_name(path.name + ".tmp")
     with open(temp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(temp, path)
-    fsync_dir(path.parent)
+    return temp
 
 
 def fsync_dir(path: str | Path) -> None:

@@ -24,12 +24,14 @@ import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from kbroker import durable_files
 
 # concurrent fsyncs: enough for the filesystem to group them into few journal commits
 _FSYNC_THREADS = 8
+
+T = TypeVar("T")
 
 _current: contextvars.ContextVar["Batch | None"] = contextvars.ContextVar("kbroker_log_durability_batch",
                                                                           default=None)
@@ -45,29 +47,16 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def _run_all(fn: Callable[[object], None], items: list) -> None:
+def _run_all(fn: Callable[[Any], T], items: list) -> list[T]:
     """fn over items, concurrently when there are several; the first failure is raised after all ran."""
     if len(items) <= 1:
-        for item in items:
-            fn(item)
-        return
+        return [fn(item) for item in items]
     futures = [_executor().submit(fn, item) for item in items]
     errors = [f.exception() for f in futures]
     for error in errors:
         if error is not None:
             raise error
-
-
-def _write_temp(item: tuple[str, bytes]) -> None:
-    path, data = item
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return [f.result() for f in futures]
 
 
 class Batch:
@@ -78,9 +67,9 @@ class Batch:
     def flush(self) -> None:
         files, self.files = list(self.files.items()), {}
         dirs, self.directories = self.directories, set()
-        _run_all(_write_temp, files)  # each file's temp written and fsynced
-        for path, _ in files:
-            os.replace(path + ".tmp", path)
+        temps = _run_all(lambda item: durable_files.write_temp(*item), files)  # written and fsynced
+        for (path, _), temp in zip(files, temps):
+            os.replace(temp, path)
             dirs.add(os.path.dirname(os.path.abspath(path)))
         _run_all(durable_files.fsync_dir, sorted(dirs))
 

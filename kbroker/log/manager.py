@@ -7,11 +7,10 @@ a few fsyncs in turn per partition (kbroker.log.durability)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from kbroker.log import checkpoint, durability
 from kbroker.log.config import LogConfig
@@ -55,13 +54,9 @@ class LogManager:
                 )
         return mgr
 
-    @staticmethod
-    @contextlib.contextmanager
-    def batch() -> Iterator[None]:
-        """Create partitions (and assign their leader epochs) in here to make all their files durable
-        together, before the with-block returns: ``with logs.batch(): create a topic's partitions``."""
-        with durability.batch():
-            yield
+    # Create partitions (and assign their leader epochs) in here to make all their files durable
+    # together, before the with-block returns: ``with logs.batch(): create a topic's partitions``.
+    batch = staticmethod(durability.batch)
 
     def get(self, topic: str, partition: int) -> PartitionLog | None:
         return self.logs.get((topic, partition))
