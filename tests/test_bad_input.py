@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
+import time
 
 import pytest
 
@@ -54,3 +56,42 @@ def test_pipelined_requests_are_answered_in_order(kbroker):
         for i in range(1, 41):
             frame = client.read_frame()
             assert struct.unpack_from(">i", frame)[0] == i
+
+
+def test_idle_connection_is_closed_after_connections_max_idle_ms(kbroker_factory, caplog):
+    broker = kbroker_factory(**{"connections.max.idle.ms": 300})
+    with WireClient(broker.bootstrap) as idle, WireClient(broker.bootstrap) as busy:
+        assert idle.request(ApiVersionsRequest(), 3).error_code == 0
+        with caplog.at_level(logging.INFO, logger="kbroker.server"):
+            for _ in range(5):  # busy stays active past the idle limit and is kept
+                time.sleep(0.1)
+                assert busy.request(ApiVersionsRequest(), 3).error_code == 0
+            assert idle.is_closed_by_peer(timeout=5)
+        assert any("idle connection" in r.getMessage() for r in caplog.records)
+        assert busy.request(MetadataRequest(topics=None), 12).brokers[0].node_id == 1
+
+
+def test_a_client_flooding_pipelined_requests_does_not_starve_another(kbroker):
+    """Another client's request is answered while a flood of 20,000 pipelined requests is still being
+    answered, and the flood gets every answer in order."""
+    count = 20_000
+    flood = b"".join(encode_request(i, 12, MetadataRequest(topics=None)) for i in range(1, count + 1))
+    answered: list[int] = []
+    with WireClient(kbroker.bootstrap) as flooder, WireClient(kbroker.bootstrap) as other:
+        def read_flood_responses() -> None:
+            for _ in range(count):
+                answered.append(struct.unpack_from(">i", flooder.read_frame())[0])
+
+        reader = threading.Thread(target=read_flood_responses)
+        sender = threading.Thread(target=flooder.send_raw, args=(flood,))
+        reader.start()
+        sender.start()
+        deadline = time.monotonic() + 10
+        while not answered and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert other.request(ApiVersionsRequest(), 3).error_code == 0
+        answered_meanwhile = len(answered)
+        sender.join()
+        reader.join()
+        assert answered == list(range(1, count + 1))
+        assert answered_meanwhile < count // 4

@@ -1,15 +1,23 @@
-"""Writing a response to a trio socket: gathered buffers in as few syscalls as possible, and
-file regions (segment bytes for Fetch) with os.sendfile so they never pass through Python."""
+"""Writing a response to a non-blocking socket: gathered buffers in as few syscalls as possible, and
+file regions (segment bytes for Fetch) with os.sendfile so they never pass through Python. The task
+waits on trio only when the socket buffer is full."""
 
 from __future__ import annotations
 
 import os
 from typing import Any, Iterable
 
+import socket
+
 import trio
 
 _MAX_IOV = 512
 _READ_INTO_MESSAGE_BYTES = 64 * 1024
+
+
+class ShortFileRegion(Exception):
+    """A segment file ended before the bytes a response already promised (it was truncated or deleted
+    meanwhile): the response cannot be completed, so the connection is closed."""
 
 
 class FileRegion:
@@ -26,13 +34,17 @@ class FileRegion:
     def __bytes__(self) -> bytes:
         data = os.pread(self.fd, self.length, self.offset)
         if len(data) != self.length:  # the length is already on the wire; a short read cannot be sent
-            raise trio.BrokenResourceError("file region shorter than promised")
+            raise ShortFileRegion(f"read {len(data)} of {self.length} bytes at offset {self.offset}")
         return data
 
 
-async def _send_buffers(sock: trio.socket.SocketType, buffers: list[memoryview]) -> None:
+async def _send_buffers(sock: socket.socket, buffers: list[memoryview]) -> None:
     while buffers:
-        sent = await sock.sendmsg(buffers[:_MAX_IOV])
+        try:
+            sent = sock.sendmsg(buffers[:_MAX_IOV])
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+            continue
         while sent:
             first = buffers[0]
             if sent >= len(first):
@@ -43,7 +55,7 @@ async def _send_buffers(sock: trio.socket.SocketType, buffers: list[memoryview])
                 sent = 0
 
 
-async def _send_file_region(sock: trio.socket.SocketType, region: FileRegion) -> None:
+async def _send_file_region(sock: socket.socket, region: FileRegion) -> None:
     offset, remaining = region.offset, region.length
     while remaining:
         try:
@@ -52,13 +64,12 @@ async def _send_file_region(sock: trio.socket.SocketType, region: FileRegion) ->
             await trio.lowlevel.wait_writable(sock)
             continue
         if sent == 0:
-            raise trio.BrokenResourceError("file region shorter than promised")
+            raise ShortFileRegion(f"file ended {remaining} bytes before the end of the region")
         offset += sent
         remaining -= sent
-    await trio.lowlevel.checkpoint()
 
 
-async def send_parts(sock: trio.socket.SocketType, parts: Iterable[Any]) -> None:
+async def send_parts(sock: socket.socket, parts: Iterable[Any]) -> None:
     """Small file regions are read into the gather list (one sendmsg beats a sendfile per partition);
     large ones go by sendfile between the buffers around them."""
     pending: list[memoryview] = []
