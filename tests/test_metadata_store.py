@@ -40,3 +40,27 @@ def test_file_store_survives_reopening(tmp_path):
     reopened = FileMetadataStore(tmp_path)
     assert [t.to_json() for t in reopened.topics()] == [orders.to_json()]
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_pending_topic_is_recorded_but_visible_only_once_published(tmp_path):
+    store = FileMetadataStore(tmp_path)
+    orders = store.create_topic("orders", 3, pending=True)
+    assert store.get("orders") is None and store.get_by_id(orders.topic_id) is None and store.topics() == []
+    assert "orders" in store.names()  # the name is taken
+    with pytest.raises(KeyError):
+        store.create_topic("orders", 1)
+    assert [t.name for t in FileMetadataStore(tmp_path).topics()] == ["orders"]  # on disk already
+    store.publish(orders)
+    assert store.get("orders") is orders and store.topics() == [orders]
+
+
+def test_a_pending_partition_count_is_recorded_but_visible_only_once_published(tmp_path):
+    store = FileMetadataStore(tmp_path)
+    orders = store.create_topic("orders", 3)
+    store.set_partitions("orders", 5, pending=True)
+    assert store.get("orders").partitions == 3
+    assert FileMetadataStore(tmp_path).get("orders").partitions == 5
+    store.set_configs("orders", {"retention.ms": "1000"})  # a change meanwhile keeps the pending count
+    assert FileMetadataStore(tmp_path).get("orders").partitions == 5
+    store.publish(orders)
+    assert orders.partitions == 5 and store.get("orders") is orders

@@ -5,6 +5,11 @@ dicts; FileMetadataStore is the same plus a JSON snapshot in the data directory,
 (temp file, fsync, rename, fsync directory) after every change, so a crash leaves either the old or the
 new catalogue, never a torn one. Single-broker Kafka: every partition's leader and only replica is this
 node, and its leader epoch starts at 0.
+
+A topic, or a larger partition count, can be recorded before it is visible (``pending=True``): it is
+in the snapshot on disk at once, so a crash leaves it as a created topic whose partitions recovery
+opens or creates, while get(), topics() and the Topic's partition count only show it once the broker
+has created its partitions' logs and calls publish(). The name is taken meanwhile (names()).
 """
 
 from __future__ import annotations
@@ -48,10 +53,12 @@ class MetadataStore(Protocol):
     def topics(self) -> Iterable[Topic]: ...
     def get(self, name: str) -> Topic | None: ...
     def get_by_id(self, topic_id: uuid.UUID) -> Topic | None: ...
+    def names(self) -> set[str]: ...
     def create_topic(self, name: str, partitions: int, replication_factor: int = 1,
-                     configs: dict[str, str] | None = None) -> Topic: ...
+                     configs: dict[str, str] | None = None, *, pending: bool = False) -> Topic: ...
     def delete_topic(self, name: str) -> Topic | None: ...
-    def set_partitions(self, name: str, partitions: int) -> Topic: ...
+    def set_partitions(self, name: str, partitions: int, *, pending: bool = False) -> Topic: ...
+    def publish(self, topic: Topic) -> None: ...
     def set_configs(self, name: str, configs: dict[str, str]) -> Topic: ...
 
 
@@ -59,6 +66,8 @@ class MemoryMetadataStore:
     def __init__(self) -> None:
         self._topics: dict[str, Topic] = {}
         self._by_id: dict[uuid.UUID, Topic] = {}
+        self._pending: dict[str, Topic] = {}  # recorded, not yet visible
+        self._growing: dict[str, int] = {}  # a visible topic's recorded partition count, not yet visible
 
     def topics(self) -> list[Topic]:
         return list(self._topics.values())
@@ -69,12 +78,19 @@ class MemoryMetadataStore:
     def get_by_id(self, topic_id: uuid.UUID) -> Topic | None:
         return self._by_id.get(topic_id)
 
+    def names(self) -> set[str]:
+        """Every name taken, by a visible topic or a pending one."""
+        return self._topics.keys() | self._pending.keys()
+
     def create_topic(self, name: str, partitions: int, replication_factor: int = 1,
-                     configs: dict[str, str] | None = None) -> Topic:
-        if name in self._topics:
+                     configs: dict[str, str] | None = None, *, pending: bool = False) -> Topic:
+        if name in self._topics or name in self._pending:
             raise KeyError(f"topic {name!r} already exists")
         topic = Topic(name, uuid.uuid4(), partitions, replication_factor, dict(configs or {}))
-        self._add(topic)
+        if pending:
+            self._pending[name] = topic
+        else:
+            self._add(topic)
         self._changed()
         return topic
 
@@ -82,14 +98,26 @@ class MemoryMetadataStore:
         topic = self._topics.pop(name, None)
         if topic is not None:
             del self._by_id[topic.topic_id]
+            self._growing.pop(name, None)
             self._changed()
         return topic
 
-    def set_partitions(self, name: str, partitions: int) -> Topic:
+    def set_partitions(self, name: str, partitions: int, *, pending: bool = False) -> Topic:
         topic = self._topics[name]
-        topic.partitions = partitions
+        if pending:
+            self._growing[name] = partitions
+        else:
+            topic.partitions = partitions
         self._changed()
         return topic
+
+    def publish(self, topic: Topic) -> None:
+        """Make the topic's pending creation or partition count visible (a no-op if it was deleted)."""
+        if self._pending.get(topic.name) is topic:
+            del self._pending[topic.name]
+            self._add(topic)
+        elif self._topics.get(topic.name) is topic and topic.name in self._growing:
+            topic.partitions = self._growing.pop(topic.name)
 
     def set_configs(self, name: str, configs: dict[str, str]) -> Topic:
         topic = self._topics[name]
@@ -116,5 +144,6 @@ class FileMetadataStore(MemoryMetadataStore):
                 self._add(Topic.from_json(data))
 
     def _changed(self) -> None:
-        write_atomically(self.path, json.dumps(
-            {"version": 1, "topics": [t.to_json() for t in self._topics.values()]}, indent=1).encode())
+        recorded = [t.to_json() | ({"partitions": self._growing[t.name]} if t.name in self._growing else {})
+                    for t in self._topics.values()] + [t.to_json() for t in self._pending.values()]
+        write_atomically(self.path, json.dumps({"version": 1, "topics": recorded}, indent=1).encode())
