@@ -3,6 +3,23 @@
 Broker.serve() binds every PLAINTEXT listener, reports the broker as started (with the real ports
 when port 0 was asked for), and accepts connections until cancelled. A trio nursery owns every
 connection task; cancelling serve() closes them all.
+
+Creating a topic (CreateTopics, auto-creation by Metadata, the coordinators' internal topics) or
+growing one (CreatePartitions) never blocks the event loop on disk:
+1. the change is recorded in the catalogue, on disk at once but not visible (pending; ~1 ms of fsync
+   on the loop), and the name is marked as changing;
+2. the new partitions' logs are created in a worker thread, in one durability batch: when it returns
+   every file and directory is durable (kbroker.log.durability), while the loop serves everyone else;
+3. back on the loop the logs are registered and the change published, atomically for every other task.
+Other requests therefore see a topic only once its partitions exist and are durable, never half made:
+a Metadata or Produce meanwhile finds no such topic (UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers
+before its controller commits a topic), a second CreateTopics of the name gets TOPIC_ALREADY_EXISTS,
+and auto-creation of that name (Metadata, FindCoordinator) waits for the creation in flight instead of
+creating twice (ensure_topic). Kept visible-at-once instead, a request could open a partition on the
+loop while the worker thread creates the same directory. Steps 2-3 are shielded from cancellation: a
+request cancelled mid-creation (client gone, broker stopping) still completes it, so nothing is left
+pending in memory; a crash mid-creation leaves a recorded topic whose partitions are opened or created
+on use, exactly as before (a failed step 2 is published too, and left to the same path).
 """
 
 from __future__ import annotations
@@ -45,6 +62,7 @@ class Broker:
         self.advertised_endpoints: list[tuple[str, int]] = []
         self.bound_endpoints: list[tuple[str, int]] = []
         self._log_configs: dict[str, LogConfig] = {}
+        self._changing_topics: dict[str, trio.Event] = {}  # names being created or grown, set when done
         self.logs = LogManager.open(str(self.data_dir),
                                     configs={t.name: self.log_config(t) for t in self.metadata.topics()})
         self.appends = AppendNotifier()
@@ -57,21 +75,48 @@ class Broker:
     def auto_create_topics(self) -> bool:
         return self.config.auto_create_topics_enable
 
-    def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
-        """Record the topic and create its partitions' logs, as Kafka does at creation time."""
-        topic = self.metadata.create_topic(name, partitions, 1, configs)
-        with self.logs.batch():  # all partitions' files made durable together, not one by one
-            for partition in range(partitions):
-                self.partition_log(topic, partition)
+    async def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
+        """Record the topic and create its partitions' logs, as Kafka does at creation time; returns
+        once all is durable and visible. KeyError if the name is taken, by a topic being created too."""
+        started = trio.current_time()
+        topic = self.metadata.create_topic(name, partitions, 1, configs, pending=True)
+        await self._carry_out(topic, range(partitions))
+        log.info("created topic %s with %d partitions in %.1f ms", name, partitions,
+                 (trio.current_time() - started) * 1000)
         return topic
 
-    def create_topic_with_defaults(self, name: str) -> Topic:
-        topic = self.create_topic(name, self.config.num_partitions)
-        log.info("auto-created topic %s with %d partitions", name, topic.partitions)
-        return topic
+    async def ensure_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
+        """The topic, created first if it does not exist; a creation in flight is waited for, not repeated."""
+        await self.topic_settled(name)
+        topic = self.metadata.get(name)  # no checkpoint between the check and the creation
+        return topic if topic is not None else await self.create_topic(name, partitions, configs)
 
-    def delete_topic(self, name: str) -> Topic | None:
-        """Remove the topic from the catalogue and delete its partitions' logs (DeleteTopics)."""
+    async def topic_settled(self, name: str) -> None:
+        """Wait until no creation or partition increase of the topic is in flight."""
+        while (changing := self._changing_topics.get(name)) is not None:
+            await changing.wait()
+
+    async def _carry_out(self, topic: Topic, partitions: range) -> None:
+        """Create the partitions' logs in a worker thread, then register them and publish the topic's
+        recorded change. Shielded: once recorded, a change is always completed (module docstring)."""
+        changing = self._changing_topics[topic.name] = trio.Event()
+        try:
+            with trio.CancelScope(shield=True):
+                missing = [p for p in partitions if self.logs.get(topic.name, p) is None]
+                opened = await trio.to_thread.run_sync(self.logs.open_new, topic.name, missing, topic.topic_id,
+                                                       self.log_config(topic), topic.leader_epoch)
+            for partition_log in opened.values():  # the topic's configs may have changed meanwhile
+                partition_log.config = self.log_config(topic)
+            self.logs.add(opened)
+        finally:
+            self.metadata.publish(topic)
+            del self._changing_topics[topic.name]
+            changing.set()
+
+    async def delete_topic(self, name: str) -> Topic | None:
+        """Remove the topic from the catalogue and delete its partitions' logs (DeleteTopics), after
+        any partition increase in flight (whose new logs would otherwise outlive the topic)."""
+        await self.topic_settled(name)
         topic = self.metadata.delete_topic(name)
         if topic is None:
             return None
@@ -83,12 +128,12 @@ class Broker:
         log.info("deleted topic %s (%s)", name, topic.topic_id)
         return topic
 
-    def add_partitions(self, name: str, count: int) -> Topic:
-        """Grow the topic to `count` partitions and create the new partitions' logs (CreatePartitions)."""
-        topic = self.metadata.set_partitions(name, count)
-        with self.logs.batch():
-            for partition in range(count):
-                self.partition_log(topic, partition)
+    async def add_partitions(self, name: str, count: int) -> Topic:
+        """Grow the topic to `count` partitions and create the new partitions' logs (CreatePartitions);
+        returns once they are durable and visible. Callers wait for topic_settled(name) first."""
+        assert name not in self._changing_topics, "one change of a topic at a time"
+        topic = self.metadata.set_partitions(name, count, pending=True)
+        await self._carry_out(topic, range(count))
         return topic
 
     def broker_configs_changed(self, config) -> None:

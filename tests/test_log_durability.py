@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from kbroker import durable_files
-from kbroker.log import LogManager, checkpoint, durability
+from kbroker.log import LogConfig, LogManager, checkpoint, durability
 from kbroker.protocol import records
 
 TID = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -44,11 +44,10 @@ def io_trace(monkeypatch):
 
 
 def create_topic(mgr: LogManager, name: str, partitions: int, epoch: int = 0):
-    with mgr.batch():
-        logs = [mgr.get_or_create(name, p, topic_id=TID) for p in range(partitions)]
-        for log in logs:
-            log.assign_leader_epoch(epoch)
-    return logs
+    """As the broker does it (there in a worker thread): open_new, one batch, then add."""
+    opened = mgr.open_new(name, list(range(partitions)), TID, LogConfig(), epoch)
+    mgr.add(opened)
+    return [mgr.get(name, p) for p in range(partitions)]
 
 
 def test_a_topic_is_created_with_one_round_of_file_fsyncs_then_one_of_directories(tmp_path, io_trace):
@@ -109,7 +108,7 @@ def test_reads_inside_a_batch_see_its_pending_writes(tmp_path):
 def test_a_batch_left_by_an_exception_still_makes_its_writes_durable(tmp_path):
     mgr = LogManager.open(str(tmp_path))
     with pytest.raises(RuntimeError):
-        with mgr.batch():
+        with durability.batch():
             mgr.get_or_create("t", 0, topic_id=TID).assign_leader_epoch(1)
             raise RuntimeError("boom")
     assert (tmp_path / "t-0" / "leader-epoch-checkpoint").read_text() == "0\n1\n1 0\n"

@@ -99,20 +99,22 @@ class GroupCoordinator:
             task_status.started()
             await trio.sleep_forever()
 
-    def offsets_topic(self, create: bool = True):
-        topic = self.broker.metadata.get(OFFSETS_TOPIC)
-        if topic is None and create:
-            config = self.broker.config
-            topic = self.broker.create_topic(OFFSETS_TOPIC, self.offsets_partitions, {
-                "cleanup.policy": "compact",
-                "compression.type": "producer",
-                "segment.bytes": str(config.get("offsets.topic.segment.bytes")),
-            })
-            log.info("created %s with %d partitions", OFFSETS_TOPIC, topic.partitions)
-        return topic
+    def offsets_topic(self):
+        """__consumer_offsets, or None until ensure_offsets_topic() created it."""
+        return self.broker.metadata.get(OFFSETS_TOPIC)
+
+    async def ensure_offsets_topic(self):
+        """__consumer_offsets, created if missing: Kafka creates it on the first FindCoordinator. The
+        handlers of requests that write to it call this first too (a client may skip FindCoordinator),
+        so the coordinator's synchronous paths find it there; creating it never blocks the event loop."""
+        return await self.broker.ensure_topic(OFFSETS_TOPIC, self.offsets_partitions, {
+            "cleanup.policy": "compact",
+            "compression.type": "producer",
+            "segment.bytes": str(self.broker.config.get("offsets.topic.segment.bytes")),
+        })
 
     def partition_for(self, group_id: str) -> int:
-        topic = self.offsets_topic(create=False)
+        topic = self.offsets_topic()
         partitions = topic.partitions if topic is not None else self.offsets_partitions
         return fmt.partition_for(group_id, partitions)
 
@@ -121,8 +123,10 @@ class GroupCoordinator:
         """Append the records to the group's partition of __consumer_offsets; the error code."""
         if not records:
             return ErrorCode.NONE
+        topic = self.offsets_topic()
+        if topic is None:  # handlers ensure it first; only a request racing its deletion gets here
+            return _append_error(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         try:
-            topic = self.offsets_topic()
             partition_log = self.broker.partition_log(topic, fmt.partition_for(group_id, topic.partitions))
             batch = rec.build_batch([rec.Record(key, value) for key, value in records])
             partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
@@ -153,7 +157,7 @@ class GroupCoordinator:
 
     def load(self) -> None:
         """Replay __consumer_offsets, as Kafka's coordinator does when it becomes leader."""
-        topic = self.offsets_topic(create=False)
+        topic = self.offsets_topic()
         if topic is not None:
             count = 0
             for partition in range(topic.partitions):
@@ -817,8 +821,10 @@ class GroupCoordinator:
                 out.append((partition, ErrorCode.NONE))
             results.append((name, out))
         if records:
+            topic = self.offsets_topic()
+            if topic is None:  # see _write
+                return everywhere(_append_error(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
             try:
-                topic = self.offsets_topic()
                 partition_log = self.broker.partition_log(topic, fmt.partition_for(group_id, topic.partitions))
                 batch = rec.build_batch([rec.Record(k, v) for k, v in records], producer_id=producer_id,
                                         producer_epoch=producer_epoch, transactional=True)

@@ -47,19 +47,19 @@ async def handle_find_coordinator(ctx, request: FindCoordinatorRequest) -> FindC
     key_type = request.key_type if version >= 1 else GROUP_KEY_TYPE
     keys = request.coordinator_keys if version >= 4 else [request.key]
 
-    def answer(key: str) -> FindCoordinatorResponse.Coordinator:
+    async def answer(key: str) -> FindCoordinatorResponse.Coordinator:
         if key_type not in (GROUP_KEY_TYPE, TRANSACTION_KEY_TYPE):
             return FindCoordinatorResponse.Coordinator(key=key, node_id=-1, host="", port=-1,
                                                        error_code=ErrorCode.INVALID_REQUEST,
                                                        error_message=INVALID_REQUEST_MESSAGE)
         if key_type == GROUP_KEY_TYPE:
-            _coordinator(ctx).offsets_topic()  # Kafka creates __consumer_offsets on first lookup
+            await _coordinator(ctx).ensure_offsets_topic()  # Kafka creates __consumer_offsets on first lookup
         else:
-            broker.txn_coordinator.state_topic()  # and __transaction_state likewise
+            await broker.txn_coordinator.ensure_state_topic()  # and __transaction_state likewise
         return FindCoordinatorResponse.Coordinator(key=key, node_id=broker.node_id, host=host, port=port,
                                                    error_code=ErrorCode.NONE, error_message="")
 
-    answers = [answer(key) for key in keys]
+    answers = [await answer(key) for key in keys]
     if version >= 4:
         return FindCoordinatorResponse(coordinators=answers)
     a = answers[0]
@@ -83,6 +83,7 @@ def _join_response(result: JoinResult, version: int) -> JoinGroupResponse:
 
 async def handle_join_group(ctx, request: JoinGroupRequest) -> JoinGroupResponse:
     coordinator = _coordinator(ctx)
+    await coordinator.ensure_offsets_topic()  # a group's first request may come without FindCoordinator
     version = ctx.api_version
     rebalance_timeout = request.rebalance_timeout_ms
     if version == 0 or rebalance_timeout < 0:

@@ -5,6 +5,9 @@ Kafka semantics kept here:
 - an unknown topic is created when the request allows it (always before v4, the flag from v4) and
   `auto.create.topics.enable` is on; otherwise UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID when
   asked by id, v10+); an illegal name gets INVALID_TOPIC_EXCEPTION and is never created;
+- a topic still being created (its files not yet durable, kbroker.broker) is not listed; asking for
+  it by name with auto-creation allowed waits for that creation (Kafka would answer
+  LEADER_NOT_AVAILABLE and let the client retry), as does a topic auto-created here;
 - with no authorizer, "authorized operations" (v8+) are every operation the resource type has.
 """
 
@@ -42,7 +45,7 @@ def _topic_error(name: str | None, code: ErrorCode, topic_id=ZERO_UUID) -> Metad
     return MetadataResponse.MetadataResponseTopic(error_code=code, name=name, topic_id=topic_id)
 
 
-def _lookup(ctx, wanted: MetadataRequest.MetadataRequestTopic, request: MetadataRequest):
+async def _lookup(ctx, wanted: MetadataRequest.MetadataRequestTopic, request: MetadataRequest):
     broker = ctx.broker
     if wanted.name is None:
         topic = broker.metadata.get_by_id(wanted.topic_id)
@@ -56,7 +59,8 @@ def _lookup(ctx, wanted: MetadataRequest.MetadataRequestTopic, request: Metadata
         return _topic_error(wanted.name, ErrorCode.INVALID_TOPIC_EXCEPTION)
     allow = request.allow_auto_topic_creation if ctx.api_version >= 4 else True
     if allow and broker.auto_create_topics:
-        return describe_topic(ctx, broker.create_topic_with_defaults(wanted.name), request)
+        # waits for the topic's files to be durable (or for a creation of it already in flight)
+        return describe_topic(ctx, await broker.ensure_topic(wanted.name, broker.config.num_partitions), request)
     return _topic_error(wanted.name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 
@@ -66,7 +70,7 @@ async def handle_metadata(ctx, request: MetadataRequest) -> MetadataResponse:
     if all_topics:
         topics = [describe_topic(ctx, t, request) for t in broker.metadata.topics()]
     else:
-        topics = [_lookup(ctx, wanted, request) for wanted in request.topics]
+        topics = [await _lookup(ctx, wanted, request) for wanted in request.topics]
     return MetadataResponse(
         brokers=[MetadataResponse.MetadataResponseBroker(broker.node_id, host, port, broker.rack)
                  for host, port in broker.advertised_endpoints[:1]],

@@ -15,6 +15,7 @@ from .registry import Handler
 
 async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommitResponse:
     version = ctx.api_version
+    await ctx.broker.group_coordinator.ensure_offsets_topic()  # a client may commit without FindCoordinator
     topics = [(t.name, [(p.partition_index, p.committed_offset, p.committed_leader_epoch if version >= 6 else -1,
                          p.committed_metadata) for p in t.partitions]) for t in request.topics]
     results = ctx.broker.group_coordinator.commit_offsets(

@@ -30,6 +30,7 @@ async def handle_init_producer_id(ctx, request: InitProducerIdRequest) -> InitPr
             if -1 in given:
                 return InitProducerIdResponse(error_code=ErrorCode.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
             expected = given
+    await broker.txn_coordinator.ensure_state_topic()  # a client may come without FindCoordinator
     error, producer_id, epoch = broker.txn_coordinator.init_producer_id(
         request.transactional_id, request.transaction_timeout_ms, expected)
     if error == ErrorCode.PRODUCER_FENCED and ctx.api_version < 4:

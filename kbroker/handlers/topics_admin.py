@@ -14,7 +14,10 @@ CreateTopics
   INVALID_PARTITIONS; a factor above the number of brokers (1) is INVALID_REPLICATION_FACTOR; manual
   assignments need both counts at -1 and are checked like the controller checks them;
 - success carries the topic id (v7), and from v5 the partition count, replication factor and every
-  effective config with its source; validate_only answers the same without creating anything.
+  effective config with its source; validate_only answers the same without creating anything;
+- the answer comes once the topic's files are durable; the event loop serves other connections
+  meanwhile, and a topic being created is taken: TOPIC_ALREADY_EXISTS for it, as in Kafka, and
+  collisions are checked against it (kbroker.broker).
 
 DeleteTopics: by name (v1-5, and v6 entries without an id) or by id (v6). Unknown name:
 UNKNOWN_TOPIC_OR_PARTITION, unknown id: UNKNOWN_TOPIC_ID, both or neither given, or duplicates:
@@ -23,7 +26,8 @@ INVALID_REQUEST; delete.topic.enable=false: INVALID_REQUEST before v3, TOPIC_DEL
 coordinator drops the topic's committed offsets there).
 
 CreatePartitions: only increases (INVALID_PARTITIONS with Kafka's messages), optional manual
-assignments (INVALID_REPLICA_ASSIGNMENT), validate_only.
+assignments (INVALID_REPLICA_ASSIGNMENT), validate_only. An increase of the same topic in flight is
+waited for before checking (as Kafka's controller applies them in turn); so is DeleteTopics.
 
 DeleteRecords: moves each partition's log start offset (-1 = the high watermark); beyond the high
 watermark is OFFSET_OUT_OF_RANGE; the answer is the new low watermark.
@@ -63,9 +67,9 @@ def colliding_topic(broker, name: str) -> str | None:
     if "." not in name and "_" not in name:
         return None
     unified = name.replace(".", "_")
-    for topic in broker.metadata.topics():
-        if topic.name != name and topic.name.replace(".", "_") == unified:
-            return topic.name
+    for other in broker.metadata.names():  # topics being created included
+        if other != name and other.replace(".", "_") == unified:
+            return other
     return None
 
 
@@ -102,7 +106,7 @@ def _plan_topic(broker, topic: CreateTopicsRequest.CreatableTopic) -> tuple[int,
     message = validate_topic_name(topic.name)
     if message is not None:
         raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
-    if broker.metadata.get(topic.name) is not None:
+    if topic.name in broker.metadata.names():  # being created counts: Kafka answers the same
         raise AdminError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{topic.name}' already exists.")
     other = colliding_topic(broker, topic.name)
     if other is not None:
@@ -189,7 +193,8 @@ async def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopic
         if request.validate_only:
             topic_id = uuid.uuid4()
         else:
-            topic_id = broker.create_topic(topic.name, partitions, configs).topic_id
+            # no checkpoint since _plan_topic: the name is still free; answered once durable
+            topic_id = (await broker.create_topic(topic.name, partitions, configs)).topic_id
         results.append(_created(ctx, topic.name, topic_id, partitions, replication_factor, configs))
     for name, count in counts.items():
         if count > 1:
@@ -263,7 +268,7 @@ async def handle_delete_topics(ctx, request: DeleteTopicsRequest) -> DeleteTopic
         results.append(Result(name=None, topic_id=topic_id, error_code=ErrorCode.INVALID_REQUEST,
                               error_message="Duplicate topic id."))
     for topic_id, name in to_delete.items():
-        broker.delete_topic(name)
+        await broker.delete_topic(name)
         results.append(Result(name=name, topic_id=topic_id, error_code=ErrorCode.NONE, error_message=None))
     return DeleteTopicsResponse(responses=results)
 
@@ -300,13 +305,14 @@ async def handle_create_partitions(ctx, request: CreatePartitionsRequest) -> Cre
     for wanted in request.topics:
         if wanted.name in duplicates:
             continue
+        await broker.topic_settled(wanted.name)  # an increase in flight first; no checkpoint after it
         try:
             topic = _check_new_partitions(broker, wanted)
         except AdminError as exc:
             results.append(Result(name=wanted.name, error_code=exc.code, error_message=exc.message))
             continue
         if not request.validate_only:
-            broker.add_partitions(topic.name, wanted.count)
+            await broker.add_partitions(topic.name, wanted.count)
         results.append(Result(name=wanted.name, error_code=ErrorCode.NONE, error_message=None))
     for name in dict.fromkeys(n for n in names if n in duplicates):
         results.append(Result(name=name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name."))

@@ -75,7 +75,7 @@ async def handle_add_partitions_to_txn(ctx, request: AddPartitionsToTxnRequest) 
 
 async def handle_add_offsets_to_txn(ctx, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
     groups = ctx.broker.group_coordinator
-    topic = groups.offsets_topic()
+    topic = await groups.ensure_offsets_topic()
     partition = groups.partition_for(request.group_id)
     error = ctx.broker.txn_coordinator.add_partitions(request.transactional_id, request.producer_id,
                                                       request.producer_epoch, [(topic.name, partition)])
@@ -116,6 +116,7 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
             known.append((t.name, parts))
     if known:
         groups = broker.group_coordinator
+        await groups.ensure_offsets_topic()
         offsets_partition = (OFFSETS_TOPIC, groups.partition_for(request.group_id))
         verified = broker.txn_coordinator.verify_partitions(request.transactional_id, request.producer_id,
                                                             request.producer_epoch, [offsets_partition])

@@ -14,7 +14,10 @@ batch ends leaves each file either absent or whole (temp files are removed at re
 
 A batch belongs to the context that opened it (a contextvars.ContextVar): a trio task, or a worker
 thread flushing a log meanwhile, is not affected by another task's batch. Batches nest: an inner
-batch joins the outer one.
+batch joins the outer one. Leaving a batch blocks its thread until both rounds are done, so the
+broker runs the batch that creates a topic's partitions in a worker thread (trio.to_thread; see
+kbroker.log.manager ``open_new`` and kbroker.broker), not on the event loop; recovery at startup,
+before anything is served, runs its batch on the main thread.
 """
 
 from __future__ import annotations

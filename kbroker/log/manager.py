@@ -1,9 +1,11 @@
 """LogManager: every partition log in one log directory, plus the log-dir level checkpoint files
 Kafka keeps there (``recovery-point-offset-checkpoint``, ``log-start-offset-checkpoint``).
 
-Creating many partitions at once (a new topic) goes in ``batch()``: the partitions' files and
-directories are made durable together when it ends, in two rounds of concurrent fsyncs, instead of
-a few fsyncs in turn per partition (kbroker.log.durability)."""
+Creating many partitions at once (a new topic) is ``open_new``: one durability batch, so the
+partitions' files and directories are made durable together at its end, in two rounds of concurrent
+fsyncs, instead of a few fsyncs in turn per partition (kbroker.log.durability). It touches nothing
+the manager shares, so the broker runs it in a worker thread while the event loop goes on serving the
+logs already registered, and registers the new logs (``add``) once they are durable."""
 
 from __future__ import annotations
 
@@ -54,9 +56,28 @@ class LogManager:
                 )
         return mgr
 
-    # Create partitions (and assign their leader epochs) in here to make all their files durable
-    # together, before the with-block returns: ``with logs.batch(): create a topic's partitions``.
-    batch = staticmethod(durability.batch)
+    def open_new(self, topic: str, partitions: list[int], topic_id, config: LogConfig,
+                 leader_epoch: int) -> dict[tuple[str, int], PartitionLog]:
+        """Create (or open, if their directories exist) these partitions' logs, their leader epoch
+        starting at the log end as in Kafka, every file and directory durable when this returns. Safe
+        in a worker thread: reads and writes only these partitions' directories; nothing is registered."""
+        opened: dict[tuple[str, int], PartitionLog] = {}
+        try:
+            with durability.batch():
+                for partition in partitions:
+                    log = PartitionLog.open(os.path.join(self.log_dir, f"{topic}-{partition}"), config,
+                                            topic_id=topic_id)
+                    opened[(topic, partition)] = log
+                    log.assign_leader_epoch(leader_epoch)
+        except BaseException:
+            for log in opened.values():
+                log.close()
+            raise
+        return opened
+
+    def add(self, logs: Mapping[tuple[str, int], PartitionLog]) -> None:
+        """Register logs opened by open_new (on the thread that serves the others)."""
+        self.logs.update(logs)
 
     def get(self, topic: str, partition: int) -> PartitionLog | None:
         return self.logs.get((topic, partition))

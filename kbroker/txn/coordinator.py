@@ -106,24 +106,26 @@ class TransactionCoordinator:
             task_status.started()
             await trio.sleep_forever()
 
-    def state_topic(self, create: bool = True):
-        topic = self.broker.metadata.get(TRANSACTION_STATE_TOPIC)
-        if topic is None and create:
-            topic = self.broker.create_topic(TRANSACTION_STATE_TOPIC, self.num_partitions, {
-                "cleanup.policy": "compact",
-                "compression.type": "uncompressed",
-                "segment.bytes": str(self.segment_bytes),
-                "unclean.leader.election.enable": "false",
-            })
-            log.info("created %s with %d partitions", TRANSACTION_STATE_TOPIC, topic.partitions)
-        return topic
+    def state_topic(self):
+        """__transaction_state, or None until ensure_state_topic() created it."""
+        return self.broker.metadata.get(TRANSACTION_STATE_TOPIC)
+
+    async def ensure_state_topic(self):
+        """__transaction_state, created if missing (on the first FindCoordinator for a transactional id,
+        as Kafka does, or first use), without blocking the event loop."""
+        return await self.broker.ensure_topic(TRANSACTION_STATE_TOPIC, self.num_partitions, {
+            "cleanup.policy": "compact",
+            "compression.type": "uncompressed",
+            "segment.bytes": str(self.segment_bytes),
+            "unclean.leader.election.enable": "false",
+        })
 
     def partition_for(self, transactional_id: str) -> int:
-        topic = self.state_topic(create=False)
+        topic = self.state_topic()
         return partition_for(transactional_id, topic.partitions if topic is not None else self.num_partitions)
 
     def load(self) -> None:
-        topic = self.state_topic(create=False)
+        topic = self.state_topic()
         count = 0
         if topic is not None:
             for partition in range(topic.partitions):
@@ -178,8 +180,10 @@ class TransactionCoordinator:
         """Append the new state of a transactional id; on success it becomes the current state."""
         value = fmt.TransactionLogValue(meta.producer_id, meta.producer_epoch, meta.timeout_ms, meta.state,
                                         sorted(meta.partitions), meta.last_update_ms, meta.start_ms)
+        topic = self.state_topic()
+        if topic is None:  # handlers ensure it first; only a request racing its deletion gets here
+            return _append_error(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
         try:
-            topic = self.state_topic()
             partition_log = self.broker.partition_log(topic, partition_for(meta.transactional_id, topic.partitions))
             batch = rec.build_batch([rec.Record(fmt.encode_key(meta.transactional_id), fmt.encode_value(value))])
             partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
@@ -328,7 +332,7 @@ class TransactionCoordinator:
     def _write_markers_and_complete(self, meta: TransactionMetadata, commit: bool) -> None:
         broker = self.broker
         coordinator_epoch = 0
-        state_topic = self.state_topic(create=False)
+        state_topic = self.state_topic()
         if state_topic is not None:
             coordinator_epoch = state_topic.leader_epoch
         wrote = False
