@@ -5,9 +5,8 @@ waits on trio only when the socket buffer is full."""
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
-
 import socket
+from typing import Any, Iterable
 
 import trio
 
