@@ -372,6 +372,9 @@ def aio_admin(ctx):
         t = ctx.topic()
         try:
             await a.create_topics([NewTopic(t, 2, 1)])
+            deadline = time.monotonic() + 10  # KRaft Kafka answers CreateTopics before its metadata has it
+            while t not in await a.list_topics() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             check(t in await a.list_topics(), "created topic not listed")
             await a.delete_topics([t])
             deadline = time.monotonic() + 10

@@ -294,7 +294,13 @@ public final class Main {
                 eq(c.get("retention.ms").value(), "604800000", "retention.ms");
                 a.incrementalAlterConfigs(Map.of(r, List.of(
                         new AlterConfigOp(new ConfigEntry("retention.ms", "86400000"), AlterConfigOp.OpType.SET)))).all().get();
+                // KRaft Kafka answers IncrementalAlterConfigs before its metadata cache has applied the change
+                long deadline = System.nanoTime() + TIMEOUT.toNanos();
                 c = a.describeConfigs(List.of(r)).all().get().get(r);
+                while (!"86400000".equals(c.get("retention.ms").value()) && System.nanoTime() < deadline) {
+                    Thread.sleep(50);
+                    c = a.describeConfigs(List.of(r)).all().get().get(r);
+                }
                 eq(c.get("retention.ms").value(), "86400000", "retention.ms after alter");
                 eq(c.get("retention.ms").source(), ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, "retention.ms source after alter");
                 ConfigResource b = new ConfigResource(ConfigResource.Type.BROKER, "1");
