@@ -235,7 +235,13 @@ scenario('admin-configs', async (ctx) => {
   try {
     await admin.createTopics({ topics: [{ topic: t }] })
     await admin.alterConfigs({ resources: [{ type: 2, name: t, configEntries: [{ name: 'retention.ms', value: '86400000' }] }] })
-    const res = await admin.describeConfigs({ resources: [{ type: 2, name: t, configNames: ['retention.ms', 'cleanup.policy'] }], includeSynonyms: false })
+    // KRaft Kafka answers AlterConfigs before its metadata cache has applied the change
+    const describe = () => admin.describeConfigs({ resources: [{ type: 2, name: t, configNames: ['retention.ms', 'cleanup.policy'] }], includeSynonyms: false })
+    let res = await describe()
+    for (let i = 0; i < 100 && !res.resources[0].configEntries.some(e => e.configName === 'retention.ms' && e.configValue === '86400000'); i++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      res = await describe()
+    }
     const entries = Object.fromEntries(res.resources[0].configEntries.map(e => [e.configName, [e.configValue, e.configSource]])
       .sort((x, y) => x[0].localeCompare(y[0])))
     // configSource: 1 DYNAMIC_TOPIC_CONFIG, 5 DEFAULT_CONFIG

@@ -416,14 +416,21 @@ func init() {
 			"retention.ms": {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &v}}, false); err != nil {
 			return err
 		}
-		entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: t})
-		if err != nil {
-			return err
-		}
+		// KRaft Kafka answers IncrementalAlterConfigs before its metadata cache has applied the change
 		found := map[string]string{}
-		for _, e := range entries {
-			if e.Name == "retention.ms" || e.Name == "cleanup.policy" {
-				found[e.Name] = fmt.Sprintf("%s/%s", e.Value, e.Source)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: t})
+			if err != nil {
+				return err
+			}
+			found = map[string]string{}
+			for _, e := range entries {
+				if e.Name == "retention.ms" || e.Name == "cleanup.policy" {
+					found[e.Name] = fmt.Sprintf("%s/%s", e.Value, e.Source)
+				}
+			}
+			if strings.HasPrefix(found["retention.ms"], v+"/") || time.Now().After(deadline) {
+				break
 			}
 		}
 		return eq(found, map[string]string{"retention.ms": "86400000/" + sarama.SourceTopic.String(),
