@@ -603,7 +603,7 @@ def warm_up(live: list, cells: list[Cell], args, log) -> None:
     """One unrecorded sample of a librdkafka cell and a Java cell on every broker before the measured ones:
     Kafka's JIT compiles its hot paths during the first minute (a cold Java cell ran at 60 % of a warm
     one), and a broker that has been serving for a while is the broker users run."""
-    warm = [c for c in cells if c.label in (WARM_UP_CELLS)]
+    warm = [c for c in cells if c.label in WARM_UP_CELLS]
     log(f"  warm-up (not recorded): {'; '.join(c.label for c in warm)}  {_loadavg()}")
     for target, _, _ in live:
         if isinstance(target, TansuTarget):
@@ -819,11 +819,6 @@ def _ratio(a, b) -> str:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a == a and b == b and b:
         return f"{a / b:.2f}x"
     return "–"
-
-
-def _spread(res: Result, kind: str, label: str) -> tuple[float, float] | None:
-    samples = getattr(res, f"{kind}_samples").get(label)
-    return (min(samples), max(samples)) if samples and len(samples) > 1 else None
 
 
 def ratio_interval(kb: Result, ka: Result, kind: str, label: str, rounds: int = 4000) -> tuple[float, float] | None:

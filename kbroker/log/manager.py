@@ -65,8 +65,7 @@ class LogManager:
         try:
             with durability.batch():
                 for partition in partitions:
-                    log = PartitionLog.open(os.path.join(self.log_dir, f"{topic}-{partition}"), config,
-                                            topic_id=topic_id)
+                    log = self._open_partition(topic, partition, topic_id, config)
                     opened[(topic, partition)] = log
                     log.assign_leader_epoch(leader_epoch)
         except BaseException:
@@ -87,11 +86,15 @@ class LogManager:
     ) -> PartitionLog:
         log = self.logs.get((topic, partition))
         if log is None:
-            path = os.path.join(self.log_dir, f"{topic}-{partition}")
             with durability.batch():
-                log = PartitionLog.open(path, config, topic_id=topic_id)
+                log = self._open_partition(topic, partition, topic_id, config)
             self.logs[(topic, partition)] = log
         return log
+
+    def _open_partition(self, topic: str, partition: int, topic_id, config) -> PartitionLog:
+        """Open (or create) one partition's log in its ``<topic>-<partition>`` directory; callers hold a
+        durability batch, so a new log's files and directory are durable when it ends."""
+        return PartitionLog.open(os.path.join(self.log_dir, f"{topic}-{partition}"), config, topic_id=topic_id)
 
     def update_config(self, topic: str, config: LogConfig | Mapping[str, Any]) -> None:
         """Apply a changed topic config (e.g. after AlterConfigs) to the topic's open logs."""
