@@ -1,25 +1,13 @@
-"""The broker: configuration, identity, stores and handlers wired together, and its listeners served.
+"""The broker: the composition root. It builds each component from the config, hands each one the
+small interfaces it uses, and serves the listeners.
 
 Broker.serve() binds every PLAINTEXT listener, reports the broker as started (with the real ports
 when port 0 was asked for), and accepts connections until cancelled. A trio nursery owns every
-connection task; cancelling serve() closes them all.
-
-Creating a topic (CreateTopics, auto-creation by Metadata, the coordinators' internal topics) or
-growing one (CreatePartitions) never blocks the event loop on disk:
-1. the change is recorded in the catalogue, on disk at once but not visible (pending; ~1 ms of fsync
-   on the loop), and the name is marked as changing;
-2. the new partitions' logs are created in a worker thread, in one durability batch: when it returns
-   every file and directory is durable (kbroker.log.durability), while the loop serves everyone else;
-3. back on the loop the logs are registered and the change published, atomically for every other task.
-Other requests therefore see a topic only once its partitions exist and are durable, never half made:
-a Metadata or Produce meanwhile finds no such topic (UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers
-before its controller commits a topic), a second CreateTopics of the name gets TOPIC_ALREADY_EXISTS,
-and auto-creation of that name (Metadata, FindCoordinator) waits for the creation in flight instead of
-creating twice (ensure_topic). Kept visible-at-once instead, a request could open a partition on the
-loop while the worker thread creates the same directory. Steps 2-3 are shielded from cancellation: a
-request cancelled mid-creation (client gone, broker stopping) still completes it, so nothing is left
-pending in memory; a crash mid-creation leaves a recorded topic whose partitions are opened or created
-on use, exactly as before (a failed step 2 is published too, and left to the same path).
+connection task; cancelling serve() closes them all. The components: the live config
+(kbroker.config.live), the catalogue (kbroker.metadata), the logs (kbroker.log) and the partition
+layer over them (kbroker.partitions), topic administration (kbroker.topics), the group and
+transaction coordinators (kbroker.groups, kbroker.txn), and the handlers' Services
+(kbroker.handlers.context) that the server (kbroker.server) puts in every request's context.
 """
 
 from __future__ import annotations
@@ -27,18 +15,20 @@ from __future__ import annotations
 import logging
 import socket
 from pathlib import Path
-from typing import Callable
 
 import trio
 
-from .config import effective_topic_config
+from .config.live import LiveConfig
 from .config.persisted import with_persisted_dynamic_configs
 from .groups import GroupCoordinator
 from .handlers import Registry, default_registry
-from .log import LogConfig, LogManager, PartitionLog
-from .metadata import FileMetadataStore, Topic
+from .handlers.context import NodeInfo, Services
+from .log import LogManager
+from .metadata import FileMetadataStore
 from .metadata.node_identity import load_or_format
+from .partitions import AppendNotifier, PartitionService, topic_log_config
 from .server.connection import Connection
+from .topics import TopicManager
 from .txn import ProducerIdManager, TransactionCoordinator
 
 log = logging.getLogger("kbroker")
@@ -46,126 +36,70 @@ log = logging.getLogger("kbroker")
 
 class Broker:
     def __init__(self, config, registry: Registry | None = None):
-        self.config = config
-        self.node_id: int = config.node_id
-        self.rack: str | None = config.get("broker.rack")
-        self.data_dir = Path(config.log_dirs[0])
+        data_dir = Path(config.log_dirs[0])
         # dynamic broker configs (AlterConfigs on the BROKER resource) persisted in the data dir
-        self.config = config = with_persisted_dynamic_configs(config, self.data_dir)
-        # called with the Topic after a topic is deleted (e.g. the group coordinator drops its offsets)
-        self.topic_deletion_listeners: list[Callable[[Topic], None]] = []
-        self.cluster_id = load_or_format(self.data_dir, self.node_id)
-        self.metadata = FileMetadataStore(self.data_dir)
-        self.registry = registry or default_registry()
-        self.socket_request_max_bytes: int = config.socket_request_max_bytes
-        self.connections_max_idle_ms: int = config.connections_max_idle_ms
-        self.advertised_endpoints: list[tuple[str, int]] = []
+        config = with_persisted_dynamic_configs(config, data_dir)
+        self.live_config = LiveConfig(config)
+        self.node = NodeInfo(config.node_id, load_or_format(data_dir, config.node_id), config.get("broker.rack"),
+                             data_dir)
         self.bound_endpoints: list[tuple[str, int]] = []
-        self._log_configs: dict[str, LogConfig] = {}
-        self._changing_topics: dict[str, trio.Event] = {}  # names being created or grown, set when done
-        self.logs = LogManager.open(str(self.data_dir),
-                                    configs={t.name: self.log_config(t) for t in self.metadata.topics()})
+        self.metadata = FileMetadataStore(data_dir)
+        logs = LogManager.open(str(data_dir), configs={t.name: topic_log_config(config, t)
+                                                      for t in self.metadata.topics()})
+        self.partitions = PartitionService(logs, self.live_config, self.metadata)
+        self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
         self.appends = AppendNotifier()
-        self.producer_ids = ProducerIdManager(self.data_dir)
+        self.producer_ids = ProducerIdManager(data_dir)
         self.group_coordinator = GroupCoordinator(self)
         self.txn_coordinator = TransactionCoordinator(self)
+        self.services = Services(node=self.node, live_config=self.live_config, metadata=self.metadata,
+                                 topics=self.topics, partitions=self.partitions, appends=self.appends,
+                                 groups=self.group_coordinator, txns=self.txn_coordinator,
+                                 producer_ids=self.producer_ids, registry=registry or default_registry())
 
-    # -- topics ------------------------------------------------------------------------------
     @property
-    def auto_create_topics(self) -> bool:
-        return self.config.auto_create_topics_enable
+    def config(self):
+        return self.live_config.current
 
-    async def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
-        """Record the topic and create its partitions' logs, as Kafka does at creation time; returns
-        once all is durable and visible. KeyError if the name is taken, by a topic being created too."""
-        started = trio.current_time()
-        topic = self.metadata.create_topic(name, partitions, 1, configs, pending=True)
-        await self._carry_out(topic, range(partitions))
-        log.info("created topic %s with %d partitions in %.1f ms", name, partitions,
-                 (trio.current_time() - started) * 1000)
-        return topic
+    @property
+    def node_id(self) -> int:
+        return self.node.node_id
 
-    async def ensure_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
-        """The topic, created first if it does not exist; a creation in flight is waited for, not repeated."""
-        await self.topic_settled(name)
-        topic = self.metadata.get(name)  # no checkpoint between the check and the creation
-        return topic if topic is not None else await self.create_topic(name, partitions, configs)
+    @property
+    def cluster_id(self) -> str:
+        return self.node.cluster_id
 
-    async def topic_settled(self, name: str) -> None:
-        """Wait until no creation or partition increase of the topic is in flight."""
-        while (changing := self._changing_topics.get(name)) is not None:
-            await changing.wait()
+    @property
+    def data_dir(self) -> Path:
+        return self.node.data_dir
 
-    async def _carry_out(self, topic: Topic, partitions: range) -> None:
-        """Create the partitions' logs in a worker thread, then register them and publish the topic's
-        recorded change. Shielded: once recorded, a change is always completed (module docstring)."""
-        changing = self._changing_topics[topic.name] = trio.Event()
-        try:
-            with trio.CancelScope(shield=True):
-                missing = [p for p in partitions if self.logs.get(topic.name, p) is None]
-                opened = await trio.to_thread.run_sync(self.logs.open_new, topic.name, missing, topic.topic_id,
-                                                       self.log_config(topic), topic.leader_epoch)
-            for partition_log in opened.values():  # the topic's configs may have changed meanwhile
-                partition_log.config = self.log_config(topic)
-            self.logs.add(opened)
-        finally:
-            self.metadata.publish(topic)
-            del self._changing_topics[topic.name]
-            changing.set()
+    @property
+    def advertised_endpoints(self) -> list[tuple[str, int]]:
+        return self.node.advertised_endpoints
 
-    async def delete_topic(self, name: str) -> Topic | None:
-        """Remove the topic from the catalogue and delete its partitions' logs (DeleteTopics), after
-        any partition increase in flight (whose new logs would otherwise outlive the topic)."""
-        await self.topic_settled(name)
-        topic = self.metadata.delete_topic(name)
-        if topic is None:
-            return None
-        for partition in range(topic.partitions):
-            self.logs.delete_partition(name, partition)
-        self._log_configs.pop(name, None)
-        for listener in list(self.topic_deletion_listeners):
-            listener(topic)
-        log.info("deleted topic %s (%s)", name, topic.topic_id)
-        return topic
+    @property
+    def logs(self) -> LogManager:
+        return self.partitions.logs
 
-    async def add_partitions(self, name: str, count: int) -> Topic:
-        """Grow the topic to `count` partitions and create the new partitions' logs (CreatePartitions);
-        returns once they are durable and visible. Callers wait for topic_settled(name) first."""
-        assert name not in self._changing_topics, "one change of a topic at a time"
-        topic = self.metadata.set_partitions(name, count, pending=True)
-        await self._carry_out(topic, range(count))
-        return topic
+    @property
+    def registry(self) -> Registry:
+        return self.services.registry
 
-    def broker_configs_changed(self, config) -> None:
-        """A new BrokerConfig after a dynamic change: every topic's effective log config may differ."""
-        self.config = config
-        for topic in self.metadata.topics():
-            self.topic_configs_changed(topic)
+    # What the coordinators still reach through the broker (to become their own small interfaces).
+    @property
+    def topic_deletion_listeners(self):
+        return self.topics.deletion_listeners
 
-    def log_config(self, topic: Topic) -> LogConfig:
-        """The topic's effective log settings: its overrides over the broker's defaults."""
-        config = self._log_configs.get(topic.name)
-        if config is None:
-            config = LogConfig.from_dict(effective_topic_config(self.config, topic.configs))
-            self._log_configs[topic.name] = config
-        return config
+    async def ensure_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None):
+        return await self.topics.ensure_topic(name, partitions, configs)
 
-    def topic_configs_changed(self, topic: Topic) -> None:
-        self._log_configs.pop(topic.name, None)
-        self.logs.update_config(topic.name, self.log_config(topic))
-
-    def partition_log(self, topic: Topic, partition: int) -> PartitionLog:
-        partition_log = self.logs.get(topic.name, partition)
-        if partition_log is None:
-            partition_log = self.logs.get_or_create(topic.name, partition, topic.topic_id, self.log_config(topic))
-            # becoming leader: the leader epoch starts at the log end, as in Kafka
-            partition_log.assign_leader_epoch(topic.leader_epoch)
-        return partition_log
+    def partition_log(self, topic, partition: int):
+        return self.partitions.partition_log(topic, partition)
 
     # -- serving -----------------------------------------------------------------------------
     @property
     def bootstrap(self) -> str:
-        host, port = self.advertised_endpoints[0]
+        host, port = self.node.advertised_endpoints[0]
         return f"{host}:{port}"
 
     async def _open_listeners(self) -> list[trio.SocketListener]:
@@ -178,7 +112,7 @@ class Broker:
             listeners.extend(opened)
             port = opened[0].socket.getsockname()[1]
             self.bound_endpoints.append((listener.host, port))
-        self.advertised_endpoints = self._advertised()
+        self.node.advertised_endpoints[:] = self._advertised()
         return listeners
 
     def _advertised(self) -> list[tuple[str, int]]:
@@ -226,20 +160,6 @@ class Broker:
                 self.logs.write_checkpoints()
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        await Connection(self, stream).serve()
-
-
-class AppendNotifier:
-    """Wakes long-polling fetches when any partition gets new data (an event, never a sleep loop)."""
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = trio.Event()
-
-    async def wait_until(self, deadline: float) -> None:
-        """Return on the next append or at the deadline, whichever comes first."""
-        with trio.move_on_at(deadline):
-            await self._event.wait()
+        config = self.config
+        await Connection(self.services, stream, max_frame_bytes=config.socket_request_max_bytes,
+                         idle_seconds=config.connections_max_idle_ms / 1000).serve()

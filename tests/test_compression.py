@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kbroker.protocol import compression as C
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, InvalidRecordBatch
 
 CODECS = [C.NONE, C.GZIP, C.SNAPPY, C.LZ4, C.ZSTD]
 
@@ -34,7 +34,7 @@ def test_corrupt_data_is_corrupt_message(codec):
     for bad in (b"garbage!" * 4, good[: len(good) // 2], good[:5] + bytes(20) + good[25:]):
         try:
             out = C.decompress(codec, bad)
-        except ProtocolError as e:
+        except InvalidRecordBatch as e:
             assert e.error_code == ErrorCode.CORRUPT_MESSAGE
         else:  # a mutation that still decodes must at least not be the original
             assert out != b"some payload " * 100 or bad == good
@@ -44,7 +44,7 @@ def test_corrupt_data_is_corrupt_message(codec):
 def test_decompression_bomb_is_capped(codec):
     bomb = C.compress(codec, bytes(4 * 1024 * 1024))
     assert len(bomb) < 1024 * 1024
-    with pytest.raises(ProtocolError) as e:
+    with pytest.raises(InvalidRecordBatch) as e:
         C.decompress(codec, bomb, max_output=1024 * 1024)
     assert e.value.error_code == ErrorCode.CORRUPT_MESSAGE
     assert len(C.decompress(codec, bomb, max_output=4 * 1024 * 1024)) == 4 * 1024 * 1024
@@ -72,7 +72,7 @@ def test_zstd_frames_with_and_without_a_declared_size_and_several_frames(size):
 
 def test_zstd_frame_declaring_more_than_the_cap_is_refused_before_decompressing():
     declared = bytes(cramjam.zstd.compress(bytes(2 * 1024 * 1024)))
-    with pytest.raises(ProtocolError) as e:
+    with pytest.raises(InvalidRecordBatch) as e:
         C.decompress(C.ZSTD, declared, max_output=1024 * 1024)
     assert e.value.error_code == ErrorCode.CORRUPT_MESSAGE
 
@@ -83,7 +83,7 @@ def test_lz4_output_taken_in_steps_is_whole_and_capped(size):
     frame = C.compress(C.LZ4, data)
     assert C.decompress(C.LZ4, frame) == data
     if size:
-        with pytest.raises(ProtocolError):
+        with pytest.raises(InvalidRecordBatch):
             C.decompress(C.LZ4, frame, max_output=size - 1)
 
 
@@ -92,7 +92,7 @@ def test_lz4_output_taken_in_steps_is_whole_and_capped(size):
 def test_arbitrary_bytes_raise_only_protocol_error(codec, data):
     try:
         C.decompress(codec, data, max_output=1 << 20)
-    except ProtocolError:
+    except InvalidRecordBatch:
         pass
 
 
@@ -103,5 +103,5 @@ def test_mutated_streams_raise_only_protocol_error(codec, data, flip):
     buf[flip % len(buf)] ^= 0x5A
     try:
         C.decompress(codec, bytes(buf), max_output=1 << 20)
-    except ProtocolError:
+    except InvalidRecordBatch:
         pass

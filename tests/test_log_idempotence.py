@@ -4,7 +4,7 @@ import pytest
 
 from kbroker.log import PartitionLog
 from kbroker.protocol import records as R
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, ApiError
 
 NOW = 1_700_000_000_000
 PID = 4242
@@ -16,7 +16,7 @@ def idem(seq, n=2, epoch=0, pid=PID):
 
 
 def error(log, batch):
-    with pytest.raises(ProtocolError) as e:
+    with pytest.raises(ApiError) as e:
         log.append(batch, NOW)
     return e.value.error_code
 

@@ -8,7 +8,7 @@ import pytest
 from kbroker.log import LogConfig, PartitionLog
 from kbroker.protocol import compression as C
 from kbroker.protocol import records as R
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, ApiError
 
 NOW = 1_700_000_000_000
 
@@ -81,7 +81,7 @@ def test_offsets_outside_the_log_are_out_of_range(tmp_path):
     log = open_log(tmp_path)
     log.append(produce(), NOW)
     for bad in (-1, 4, 100):
-        with pytest.raises(ProtocolError) as e:
+        with pytest.raises(ApiError) as e:
             log.read(bad, 100)
         assert e.value.error_code == ErrorCode.OFFSET_OUT_OF_RANGE
 
@@ -141,7 +141,7 @@ def test_flipped_byte_is_rejected_and_the_log_is_unchanged(tmp_path):
     size = os.path.getsize(log.active_segment.log_path)
     bad = produce()
     bad[80] ^= 0x01
-    with pytest.raises(ProtocolError) as e:
+    with pytest.raises(ApiError) as e:
         log.append(bad, NOW)
     assert e.value.error_code == ErrorCode.CORRUPT_MESSAGE
     assert log.log_end_offset == 3
@@ -150,7 +150,7 @@ def test_flipped_byte_is_rejected_and_the_log_is_unchanged(tmp_path):
 
 def test_message_too_large(tmp_path):
     log = open_log(tmp_path, max_message_bytes=1000)
-    with pytest.raises(ProtocolError) as e:
+    with pytest.raises(ApiError) as e:
         log.append(produce(20), NOW)
     assert e.value.error_code == ErrorCode.MESSAGE_TOO_LARGE
     assert log.log_end_offset == 0
@@ -159,7 +159,7 @@ def test_message_too_large(tmp_path):
 def test_create_time_outside_the_allowed_window_is_invalid_timestamp(tmp_path):
     log = open_log(tmp_path, message_timestamp_before_max_ms=60_000)
     for ts in (NOW + 3_600_001, NOW - 60_001):  # after.max.ms defaults to 1 h in Kafka 4
-        with pytest.raises(ProtocolError) as e:
+        with pytest.raises(ApiError) as e:
             log.append(produce(1, ts=ts), NOW)
         assert e.value.error_code == ErrorCode.INVALID_TIMESTAMP
     log.append(produce(1, ts=NOW + 3_600_000), NOW)
@@ -220,7 +220,7 @@ def test_retention_by_time_deletes_whole_old_segments(tmp_path):
     assert log.log_start_offset == log.segments[0].base_offset > 0
     assert log.segments[0].max_timestamp >= NOW + 40_000 - 10_000
     assert len(os.listdir(log.directory)) < len(first_names)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ApiError):
         log.read(0, 100)
     assert offsets_in(log.read_bytes(log.log_start_offset, 100))[0][0] == log.log_start_offset
 
@@ -252,13 +252,13 @@ def test_delete_records_moves_log_start_and_deletes_segments_below(tmp_path):
     assert log.log_start_offset == 13
     assert len(log.segments) < nsegs
     assert log.segments[0].base_offset <= 13 < log.segments[0].next_offset
-    with pytest.raises(ProtocolError) as e:
+    with pytest.raises(ApiError) as e:
         log.read(12, 100)
     assert e.value.error_code == ErrorCode.OFFSET_OUT_OF_RANGE
     assert offsets_in(log.read_bytes(13, 1)) == [(12, 14)]  # the batch holding 13
     assert log.list_offsets(-2).offset == 13
     assert log.delete_records_before(5) == 13  # never moves back
-    with pytest.raises(ProtocolError) as e:
+    with pytest.raises(ApiError) as e:
         log.delete_records_before(31)
     assert e.value.error_code == ErrorCode.OFFSET_OUT_OF_RANGE
     assert log.delete_records_before(-1) == 30

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from kbroker.protocol import compression as C
 from kbroker.protocol import records as R
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, InvalidRecordBatch
 
 CODECS = [C.NONE, C.GZIP, C.SNAPPY, C.LZ4, C.ZSTD]
 
@@ -17,7 +17,7 @@ def batch(n=3, codec=C.NONE, **kw):
 
 
 def code_of(buf, **kw):
-    with pytest.raises(ProtocolError) as e:
+    with pytest.raises(InvalidRecordBatch) as e:
         R.validate_produce_records(memoryview(bytearray(buf)), **kw)
     return e.value.error_code
 
@@ -227,7 +227,7 @@ def _all_parsers(buf):
                lambda: R.decode_batch_records(buf), lambda: R.validate_produce_records(buf, single_batch=False)):
         try:
             fn()
-        except ProtocolError:
+        except InvalidRecordBatch:
             pass
 
 

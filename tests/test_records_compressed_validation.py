@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kbroker.protocol import compression
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, InvalidRecordBatch
 from kbroker.protocol.records import HEADER_SIZE, Record, build_batch, compute_crc, parse_header, validate_produce_records
 
 
@@ -23,6 +23,6 @@ def test_valid_crc_over_a_broken_compressed_stream(codec):
     validate_produce_records(bytes(batch))
     middle = HEADER_SIZE + (len(batch) - HEADER_SIZE) // 2
     batch[HEADER_SIZE:middle] = bytes(middle - HEADER_SIZE)  # zero the first half of the stream
-    with pytest.raises(ProtocolError) as raised:
+    with pytest.raises(InvalidRecordBatch) as raised:
         validate_produce_records(with_fixed_crc(batch))
     assert raised.value.error_code == ErrorCode.CORRUPT_MESSAGE

@@ -10,7 +10,7 @@ import struct
 import pytest
 
 from kbroker.log import ORIGIN_COORDINATOR, PartitionLog
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, ApiError
 from kbroker.protocol.records import Record, build_batch, build_end_txn_marker
 from kbroker.txn import records as fmt
 
@@ -87,14 +87,14 @@ def test_markers_go_to_the_segment_they_are_in(tmp_path):
 def test_producer_rules_inside_transactions(tmp_path):
     log = PartitionLog.open(str(tmp_path / "t-0"))
     log.append(txn(1, 0, b"x", epoch=3))
-    with pytest.raises(ProtocolError) as plain:  # a plain write while the producer's transaction is open
+    with pytest.raises(ApiError) as plain:  # a plain write while the producer's transaction is open
         log.append(build_batch([Record(None, b"y")], producer_id=1, producer_epoch=3, base_sequence=1))
     assert plain.value.error_code == ErrorCode.INVALID_TXN_STATE
-    with pytest.raises(ProtocolError) as stale:
+    with pytest.raises(ApiError) as stale:
         log.append(build_end_txn_marker(False, 1, 2), origin=ORIGIN_COORDINATOR)
     assert stale.value.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
     marker(log, 1, commit=False, epoch=4)  # a coordinator fencing the producer aborts with a bumped epoch
-    with pytest.raises(ProtocolError) as fenced:
+    with pytest.raises(ApiError) as fenced:
         log.append(txn(1, 1, b"z", epoch=3))
     assert fenced.value.error_code == ErrorCode.INVALID_PRODUCER_EPOCH
     log.close()

@@ -19,7 +19,7 @@ import trio
 
 from ..log import ORIGIN_COORDINATOR
 from ..protocol import records as rec
-from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.errors import ApiError, ErrorCode, ProtocolError
 from . import records as fmt
 from .classic import (COMPLETING_REBALANCE, DEAD, EMPTY, PREPARING_REBALANCE, STABLE, ClassicGroup, JoinResult,
                       Member, SyncResult, Waiter, now_ms)
@@ -130,7 +130,7 @@ class GroupCoordinator:
             partition_log = self.broker.partition_log(topic, fmt.partition_for(group_id, topic.partitions))
             batch = rec.build_batch([rec.Record(key, value) for key, value in records])
             partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
-        except ProtocolError as exc:
+        except ApiError as exc:
             log.warning("could not write group %s to %s: %s", group_id, OFFSETS_TOPIC, exc)
             return _append_error(exc.error_code if hasattr(exc, "error_code") else ErrorCode.UNKNOWN_SERVER_ERROR)
         except OSError as exc:
@@ -178,7 +178,7 @@ class GroupCoordinator:
                             if header.has_producer_id:
                                 try:
                                     kind = rec.control_record_type(batch)
-                                except ProtocolError:
+                                except ApiError:
                                     continue
                                 if kind in (rec.CONTROL_COMMIT, rec.CONTROL_ABORT):
                                     self.complete_transaction(partition, header.producer_id,
@@ -829,9 +829,9 @@ class GroupCoordinator:
                 batch = rec.build_batch([rec.Record(k, v) for k, v in records], producer_id=producer_id,
                                         producer_epoch=producer_epoch, transactional=True)
                 partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
-            except (ProtocolError, OSError) as exc:
+            except (ApiError, OSError) as exc:
                 log.warning("could not write transactional offsets of group %s: %s", group_id, exc)
-                code = exc.error_code if isinstance(exc, ProtocolError) else ErrorCode.NOT_COORDINATOR
+                code = exc.error_code if isinstance(exc, ApiError) else ErrorCode.NOT_COORDINATOR
                 return everywhere(_append_error(code))
             pending = self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(group_id, {})
             for tp, value in accepted:

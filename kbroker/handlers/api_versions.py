@@ -24,7 +24,7 @@ def api_versions_response(registry: Registry, error: ErrorCode = ErrorCode.NONE)
 
 
 async def handle_api_versions(ctx, request: ApiVersionsRequest) -> ApiVersionsResponse:
-    response = api_versions_response(ctx.broker.registry)
+    response = api_versions_response(ctx.registry)
     if ctx.api_version >= 3:
         response.supported_features = [
             ApiVersionsResponse.SupportedFeatureKey(name, low, high) for name, (low, high) in FEATURES.items()]

@@ -1,6 +1,6 @@
 """Cluster and partition administration, answered as a one-broker Kafka 4 cluster answers them:
 
-- DescribeCluster (key 60) v0-1: this broker, which is also the controller; endpoint type 1 (BROKER);
+- DescribeCluster (key 60) v0-1: this ctx, which is also the controller; endpoint type 1 (BROKER);
   asking for controller endpoints (type 2) is MISMATCHED_ENDPOINT_TYPE, as a broker listener answers.
 - DescribeTopicPartitions (key 75) v0: Java Admin's describeTopics. Topics sorted by name, partitions
   from the cursor on, at most min(ResponsePartitionLimit, 2000) partitions per response; NextCursor
@@ -26,7 +26,7 @@ from __future__ import annotations
 import shutil
 
 from ..metadata import validate_topic_name
-from ..protocol.errors import ErrorCode
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
                                  DescribeAclsRequest, DescribeAclsResponse, DescribeClientQuotasRequest,
                                  DescribeClientQuotasResponse, DescribeClusterRequest, DescribeClusterResponse,
@@ -37,7 +37,7 @@ from ..protocol.messages import (AlterPartitionReassignmentsRequest, AlterPartit
 from ..protocol.primitives import ZERO_UUID
 from .metadata import CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_AUTHORIZED_OPERATIONS
 from .registry import Handler
-from .topics_admin import UNKNOWN_TOPIC_MESSAGE, AdminError, check_manual_assignment
+from .topics_admin import UNKNOWN_TOPIC_MESSAGE, check_manual_assignment
 
 BROKER_ENDPOINT, CONTROLLER_ENDPOINT = 1, 2
 MAX_REQUEST_PARTITION_SIZE_LIMIT = 2000  # Kafka's max.request.partition.size.limit default
@@ -46,7 +46,6 @@ MAX_REQUEST_PARTITION_SIZE_LIMIT = 2000  # Kafka's max.request.partition.size.li
 # ------------------------------------------------------------------------------ DescribeCluster
 
 async def handle_describe_cluster(ctx, request: DescribeClusterRequest) -> DescribeClusterResponse:
-    broker = ctx.broker
     if ctx.api_version >= 1 and request.endpoint_type != BROKER_ENDPOINT:
         return DescribeClusterResponse(
             error_code=ErrorCode.MISMATCHED_ENDPOINT_TYPE,
@@ -55,21 +54,16 @@ async def handle_describe_cluster(ctx, request: DescribeClusterRequest) -> Descr
             endpoint_type=BROKER_ENDPOINT, cluster_id="", controller_id=-1, brokers=[])
     return DescribeClusterResponse(
         error_code=ErrorCode.NONE, error_message=None, endpoint_type=BROKER_ENDPOINT,
-        cluster_id=broker.cluster_id, controller_id=broker.node_id,
-        brokers=[DescribeClusterResponse.DescribeClusterBroker(broker.node_id, host, port, broker.rack)
-                 for host, port in broker.advertised_endpoints[:1]],
+        cluster_id=ctx.node.cluster_id, controller_id=ctx.node.node_id,
+        brokers=[DescribeClusterResponse.DescribeClusterBroker(ctx.node.node_id, host, port, ctx.node.rack)
+                 for host, port in ctx.node.advertised_endpoints[:1]],
         cluster_authorized_operations=(CLUSTER_AUTHORIZED_OPERATIONS if request.include_cluster_authorized_operations
                                        else OPERATIONS_NOT_REQUESTED))
 
 
 # ---------------------------------------------------------------------- DescribeTopicPartitions
 
-class _InvalidRequest(Exception):
-    pass
-
-
 async def handle_describe_topic_partitions(ctx, request: DescribeTopicPartitionsRequest):
-    broker = ctx.broker
     Topic = DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
     Partition = DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponsePartition
     Cursor = DescribeTopicPartitionsResponse.Cursor
@@ -77,21 +71,21 @@ async def handle_describe_topic_partitions(ctx, request: DescribeTopicPartitions
     cursor_topic = cursor.topic_name if cursor is not None else ""
     all_topics = not request.topics
     if all_topics:
-        names = {t.name for t in broker.metadata.topics() if t.name >= cursor_topic}
+        names = {t.name for t in ctx.metadata.topics() if t.name >= cursor_topic}
     else:
         names = {t.name for t in request.topics if t.name >= cursor_topic}
         if cursor is not None and cursor.topic_name not in names:
-            raise _InvalidRequest()
+            raise ApiError(ErrorCode.INVALID_REQUEST)
     if cursor is not None and cursor.partition_index < 0:
-        raise _InvalidRequest()
+        raise ApiError(ErrorCode.INVALID_REQUEST)
     remaining = max(min(MAX_REQUEST_PARTITION_SIZE_LIMIT, request.response_partition_limit), 1)
     response = DescribeTopicPartitionsResponse(topics=[], next_cursor=None)
-    node = broker.node_id
+    node = ctx.node.node_id
     for name in sorted(names):
         if remaining == 0:
             response.next_cursor = Cursor(topic_name=name, partition_index=0)
             break
-        topic = broker.metadata.get(name)
+        topic = ctx.metadata.get(name)
         if topic is None:
             if not all_topics:
                 code = (ErrorCode.INVALID_TOPIC_EXCEPTION if validate_topic_name(name) is not None
@@ -118,7 +112,7 @@ async def handle_describe_topic_partitions(ctx, request: DescribeTopicPartitions
 async def _describe_topic_partitions(ctx, request):
     try:
         return await handle_describe_topic_partitions(ctx, request)
-    except _InvalidRequest:
+    except ApiError:
         # Kafka answers an invalid cursor with the request's error response: every topic INVALID_REQUEST
         Topic = DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponseTopic
         return DescribeTopicPartitionsResponse(topics=[
@@ -129,12 +123,11 @@ async def _describe_topic_partitions(ctx, request):
 # ----------------------------------------------------------------------------- DescribeLogDirs
 
 async def handle_describe_log_dirs(ctx, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
-    broker = ctx.broker
     Result = DescribeLogDirsResponse.DescribeLogDirsResult
     TopicResult = DescribeLogDirsResponse.DescribeLogDirsTopic
     PartitionResult = DescribeLogDirsResponse.DescribeLogDirsPartition
     if request.topics is None:
-        wanted = {t.name: range(t.partitions) for t in broker.metadata.topics()}
+        wanted = {t.name: range(t.partitions) for t in ctx.metadata.topics()}
     else:
         wanted = {}
         for t in request.topics:
@@ -142,12 +135,12 @@ async def handle_describe_log_dirs(ctx, request: DescribeLogDirsRequest) -> Desc
             wanted[t.topic] = list(dict.fromkeys([*wanted[t.topic], *t.partitions]))
     topics = []
     for name, partitions in wanted.items():
-        topic = broker.metadata.get(name)
+        topic = ctx.metadata.get(name)
         if topic is None:
             continue
         found = []
         for index in partitions:
-            partition_log = broker.logs.get(name, index) if 0 <= index < topic.partitions else None
+            partition_log = ctx.partitions.logs.get(name, index) if 0 <= index < topic.partitions else None
             if partition_log is not None:
                 found.append(PartitionResult(partition_index=index, partition_size=partition_log.size_in_bytes,
                                              offset_lag=0, is_future_key=False))
@@ -156,25 +149,24 @@ async def handle_describe_log_dirs(ctx, request: DescribeLogDirsRequest) -> Desc
     total = usable = -1
     if ctx.api_version >= 4:
         try:
-            usage = shutil.disk_usage(broker.data_dir)
+            usage = shutil.disk_usage(ctx.node.data_dir)
             total, usable = usage.total, usage.free
         except OSError:
             pass
     return DescribeLogDirsResponse(error_code=ErrorCode.NONE, results=[
-        Result(error_code=ErrorCode.NONE, log_dir=str(broker.data_dir.resolve()), topics=topics,
+        Result(error_code=ErrorCode.NONE, log_dir=str(ctx.node.data_dir.resolve()), topics=topics,
                total_bytes=total, usable_bytes=usable)])
 
 
 # --------------------------------------------------------------------------- DescribeProducers
 
 async def handle_describe_producers(ctx, request: DescribeProducersRequest) -> DescribeProducersResponse:
-    broker = ctx.broker
     TopicResponse = DescribeProducersResponse.TopicResponse
     PartitionResponse = DescribeProducersResponse.PartitionResponse
     ProducerState = DescribeProducersResponse.ProducerState
     topics = []
     for wanted in request.topics:
-        topic = broker.metadata.get(wanted.name)
+        topic = ctx.metadata.get(wanted.name)
         partitions = []
         for index in wanted.partition_indexes:
             if topic is None:
@@ -187,7 +179,7 @@ async def handle_describe_producers(ctx, request: DescribeProducersRequest) -> D
                                                     error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                                     error_message=None, active_producers=[]))
                 continue
-            partition_log = broker.partition_log(topic, index)
+            partition_log = ctx.partitions.partition_log(topic, index)
             producers = [
                 ProducerState(producer_id=pid, producer_epoch=entry.epoch, last_sequence=entry.last_seq,
                               last_timestamp=entry.last_timestamp, coordinator_epoch=entry.coordinator_epoch,
@@ -202,7 +194,6 @@ async def handle_describe_producers(ctx, request: DescribeProducersRequest) -> D
 # -------------------------------------------------------------------------------- ElectLeaders
 
 async def handle_elect_leaders(ctx, request: ElectLeadersRequest) -> ElectLeadersResponse:
-    broker = ctx.broker
     Result = ElectLeadersResponse.ReplicaElectionResult
     PartitionResult = ElectLeadersResponse.PartitionResult
     if ctx.api_version >= 1 and request.election_type not in (0, 1):
@@ -210,10 +201,10 @@ async def handle_elect_leaders(ctx, request: ElectLeadersRequest) -> ElectLeader
     if request.topic_partitions is None:
         # all partitions: only those whose election was needed are listed, and none is
         return ElectLeadersResponse(error_code=ErrorCode.NONE, replica_election_results=[
-            Result(topic=t.name, partition_result=[]) for t in broker.metadata.topics()])
+            Result(topic=t.name, partition_result=[]) for t in ctx.metadata.topics()])
     results = []
     for wanted in request.topic_partitions:
-        topic = broker.metadata.get(wanted.topic)
+        topic = ctx.metadata.get(wanted.topic)
         partitions = []
         for index in wanted.partitions:
             if topic is None:
@@ -236,12 +227,11 @@ async def handle_list_partition_reassignments(ctx, request: ListPartitionReassig
 
 
 async def handle_alter_partition_reassignments(ctx, request: AlterPartitionReassignmentsRequest):
-    broker = ctx.broker
     TopicResponse = AlterPartitionReassignmentsResponse.ReassignableTopicResponse
     PartitionResponse = AlterPartitionReassignmentsResponse.ReassignablePartitionResponse
     responses = []
     for wanted in request.topics:
-        topic = broker.metadata.get(wanted.name)
+        topic = ctx.metadata.get(wanted.name)
         partitions = []
         for p in wanted.partitions:
             code, message = ErrorCode.NONE, None
@@ -254,9 +244,9 @@ async def handle_alter_partition_reassignments(ctx, request: AlterPartitionReass
                 code = ErrorCode.NO_REASSIGNMENT_IN_PROGRESS
             else:
                 try:
-                    check_manual_assignment(broker, p.replicas, None)
-                except AdminError as exc:
-                    code, message = exc.code, exc.message
+                    check_manual_assignment(ctx, p.replicas, None)
+                except ApiError as exc:
+                    code, message = exc.error_code, exc.message
             partitions.append(PartitionResponse(partition_index=p.partition_index, error_code=code,
                                                 error_message=message))
         responses.append(TopicResponse(name=wanted.name, partitions=partitions))

@@ -36,13 +36,12 @@ from ..config.broker import ALL_DYNAMIC, BROKER_KEYS, DYNAMIC_ONLY_KEYS, key_for
 from ..config.broker_defs import PER_BROKER_CONFIGS
 from ..config.persisted import rebuild, save_dynamic_configs
 from ..config.topic import TOPIC_KEYS
-from ..protocol.errors import ErrorCode
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
                                  DescribeConfigsResponse, IncrementalAlterConfigsRequest,
                                  IncrementalAlterConfigsResponse)
 from .registry import Handler
 from ..metadata import validate_topic_name
-from .topics_admin import AdminError
 
 log = logging.getLogger("kbroker.configs")
 
@@ -55,22 +54,21 @@ INVALID_REQUEST_MESSAGE = ("This most likely occurs because of a request being m
 
 # ------------------------------------------------------------------------------ DescribeConfigs
 
-def _broker_resource_for_describe(broker, name: str) -> bool:
-    """True for the cluster-default resource (""); raises AdminError for a name that is not this node."""
+def _broker_resource_for_describe(ctx, name: str) -> bool:
+    """True for the cluster-default resource (""); raises ApiError for a name that is not this node."""
     if name == "":
         return True
     try:
         node = int(name)
     except ValueError:
-        raise AdminError(ErrorCode.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}")
-    if node != broker.node_id:
-        raise AdminError(ErrorCode.INVALID_REQUEST,
-                         f"Unexpected broker id, expected {broker.node_id} or empty string, but received {name}")
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}")
+    if node != ctx.node.node_id:
+        raise ApiError(ErrorCode.INVALID_REQUEST,
+                         f"Unexpected broker id, expected {ctx.node.node_id} or empty string, but received {name}")
     return False
 
 
 def _describe_one(ctx, request: DescribeConfigsRequest, resource) -> DescribeConfigsResponse.DescribeConfigsResult:
-    broker = ctx.broker
     Result = DescribeConfigsResponse.DescribeConfigsResult
     version = ctx.api_version
     synonyms = request.include_synonyms
@@ -80,23 +78,23 @@ def _describe_one(ctx, request: DescribeConfigsRequest, resource) -> DescribeCon
         if resource.resource_type == TOPIC:
             message = validate_topic_name(resource.resource_name)
             if message is not None:
-                raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
-            topic = broker.metadata.get(resource.resource_name)
+                raise ApiError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
+            topic = ctx.metadata.get(resource.resource_name)
             if topic is None:
-                raise AdminError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "")
-            entries = describe_topic_configs(broker.config, topic.configs, names, include_synonyms=synonyms,
+                raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "")
+            entries = describe_topic_configs(ctx.config, topic.configs, names, include_synonyms=synonyms,
                                              include_documentation=documentation)
         elif resource.resource_type == BROKER:
-            default = _broker_resource_for_describe(broker, resource.resource_name)
-            entries = broker.config.describe(names, include_synonyms=synonyms, include_documentation=documentation,
+            default = _broker_resource_for_describe(ctx, resource.resource_name)
+            entries = ctx.config.describe(names, include_synonyms=synonyms, include_documentation=documentation,
                                              default_resource=default)
         elif resource.resource_type == BROKER_LOGGER:
-            _broker_resource_for_describe(broker, resource.resource_name)
+            _broker_resource_for_describe(ctx, resource.resource_name)
             entries = []
         else:
-            raise AdminError(ErrorCode.INVALID_REQUEST, INVALID_REQUEST_MESSAGE)
-    except AdminError as exc:
-        return Result(error_code=exc.code, error_message=exc.message, resource_type=resource.resource_type,
+            raise ApiError(ErrorCode.INVALID_REQUEST, INVALID_REQUEST_MESSAGE)
+    except ApiError as exc:
+        return Result(error_code=exc.error_code, error_message=exc.message, resource_type=resource.resource_type,
                       resource_name=resource.resource_name, configs=[])
     Config = DescribeConfigsResponse.DescribeConfigsResourceResult
     Synonym = DescribeConfigsResponse.DescribeConfigsSynonym
@@ -115,37 +113,36 @@ async def handle_describe_configs(ctx, request: DescribeConfigsRequest) -> Descr
 
 # --------------------------------------------------------------------------------- alterations
 
-def _topic_for_alter(broker, name: str, new_configs: dict[str, str]):
-    """Validate a topic's complete new override set; the Topic to change, or AdminError."""
+def _topic_for_alter(ctx, name: str, new_configs: dict[str, str]):
+    """Validate a topic's complete new override set; the Topic to change, or ApiError."""
     message = validate_topic_name(name)
     if message is not None:
-        raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
-    message = validate_topic_configs(new_configs, broker.config)
+        raise ApiError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
+    message = validate_topic_configs(new_configs, ctx.config)
     if message is not None:
-        raise AdminError(ErrorCode.INVALID_CONFIG, message)
-    topic = broker.metadata.get(name)
+        raise ApiError(ErrorCode.INVALID_CONFIG, message)
+    topic = ctx.metadata.get(name)
     if topic is None:
-        raise AdminError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
+        raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
     return topic
 
 
-def _apply_topic(broker, topic, new_configs: dict[str, str]) -> None:
-    topic = broker.metadata.set_configs(topic.name, new_configs)
-    broker.topic_configs_changed(topic)
+def _apply_topic(ctx, topic, new_configs: dict[str, str]) -> None:
+    topic = ctx.topics.set_topic_configs(topic.name, new_configs)
     log.info("topic %s configs are now %s", topic.name, new_configs)
 
 
-def _broker_resource_for_alter(broker, name: str) -> bool:
-    """True for the cluster-default resource (""), False for this node; AdminError otherwise."""
+def _broker_resource_for_alter(ctx, name: str) -> bool:
+    """True for the cluster-default resource (""), False for this node; ApiError otherwise."""
     if name == "":
         return True
     try:
         node = int(name)
     except ValueError:
-        raise AdminError(ErrorCode.INVALID_REQUEST, f"Node id must be an integer, but it is: {name}")
-    if node != broker.node_id:
-        raise AdminError(ErrorCode.INVALID_REQUEST,
-                         f"Unexpected broker id, expected {broker.node_id}, but received {name}")
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"Node id must be an integer, but it is: {name}")
+    if node != ctx.node.node_id:
+        raise ApiError(ErrorCode.INVALID_REQUEST,
+                         f"Unexpected broker id, expected {ctx.node.node_id}, but received {name}")
     return False
 
 
@@ -153,33 +150,33 @@ def _is_known_broker_config(name: str) -> bool:
     return name in BROKER_KEYS or name in DYNAMIC_ONLY_KEYS or key_for(name) is not None
 
 
-def _broker_config_for_alter(broker, default: bool, new_layer: dict[str, str]) -> BrokerConfig:
+def _broker_config_for_alter(ctx, default: bool, new_layer: dict[str, str]) -> BrokerConfig:
     """Validate a complete new dynamic layer (per-broker or cluster default); the new BrokerConfig."""
-    config = broker.config
+    config = ctx.config
     read_only = [n for n in new_layer if n not in ALL_DYNAMIC and n not in DYNAMIC_ONLY_KEYS
                  and _is_known_broker_config(n)]
     if read_only:
-        raise AdminError(ErrorCode.INVALID_REQUEST,
+        raise ApiError(ErrorCode.INVALID_REQUEST,
                          "Cannot update these configs dynamically: [" + ", ".join(read_only) + "]")
     if default and "min.insync.replicas" not in new_layer:
-        raise AdminError(ErrorCode.INVALID_CONFIG,
+        raise ApiError(ErrorCode.INVALID_CONFIG,
                          "Cluster-level min.insync.replicas cannot be removed while ELR is enabled.")
     if default:
         per_broker = [n for n in new_layer if n in PER_BROKER_CONFIGS]
         if per_broker:
-            raise AdminError(ErrorCode.INVALID_REQUEST, "Cannot update these configs at default cluster level, "
+            raise ApiError(ErrorCode.INVALID_REQUEST, "Cannot update these configs at default cluster level, "
                                                         "broker id must be specified: [" + ", ".join(per_broker) + "]")
     try:
         if default:
             return rebuild(config, config.dynamic_broker, new_layer)
         return rebuild(config, new_layer, config.dynamic_default)
     except ConfigError as exc:
-        raise AdminError(ErrorCode.INVALID_REQUEST, str(exc))
+        raise ApiError(ErrorCode.INVALID_REQUEST, str(exc))
 
 
-def _apply_broker(broker, new_config: BrokerConfig) -> None:
-    save_dynamic_configs(broker.data_dir, new_config)
-    broker.broker_configs_changed(new_config)
+def _apply_broker(ctx, new_config: BrokerConfig) -> None:
+    save_dynamic_configs(ctx.node.data_dir, new_config)
+    ctx.live_config.replace(new_config)
     log.info("dynamic broker configs are now %s (cluster default %s)", new_config.dynamic_broker,
              new_config.dynamic_default)
 
@@ -187,42 +184,41 @@ def _apply_broker(broker, new_config: BrokerConfig) -> None:
 def _check_nulls(configs) -> None:
     nulls = [c.name for c in configs if c.value is None]
     if nulls:
-        raise AdminError(ErrorCode.INVALID_REQUEST, "Null value not supported for : " + ",".join(nulls))
+        raise ApiError(ErrorCode.INVALID_REQUEST, "Null value not supported for : " + ",".join(nulls))
 
 
-def _alter_resource(broker, resource_type: int, name: str, compute, validate_only: bool) -> tuple[int, str | None]:
+def _alter_resource(ctx, resource_type: int, name: str, compute, validate_only: bool) -> tuple[int, str | None]:
     """Apply `compute(current overrides) -> new overrides` to one resource; (error code, message)."""
     try:
         if resource_type == TOPIC:
-            topic = broker.metadata.get(name)
+            topic = ctx.metadata.get(name)
             current = dict(topic.configs) if topic is not None else {}
             new = compute(current, TOPIC)
-            topic = _topic_for_alter(broker, name, new)
+            topic = _topic_for_alter(ctx, name, new)
             if not validate_only:
-                _apply_topic(broker, topic, new)
+                _apply_topic(ctx, topic, new)
         elif resource_type == BROKER:
-            default = _broker_resource_for_alter(broker, name)
-            current = dict(broker.config.dynamic_default if default else broker.config.dynamic_broker)
+            default = _broker_resource_for_alter(ctx, name)
+            current = dict(ctx.config.dynamic_default if default else ctx.config.dynamic_broker)
             new = compute(current, BROKER)
-            new_config = _broker_config_for_alter(broker, default, new)
+            new_config = _broker_config_for_alter(ctx, default, new)
             if not validate_only:
-                _apply_broker(broker, new_config)
+                _apply_broker(ctx, new_config)
         else:
-            raise AdminError(ErrorCode.INVALID_REQUEST, f"Unknown resource type {resource_type}")
-    except AdminError as exc:
-        return exc.code, exc.message
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"Unknown resource type {resource_type}")
+    except ApiError as exc:
+        return exc.error_code, exc.message
     return ErrorCode.NONE, None
 
 
 async def handle_alter_configs(ctx, request: AlterConfigsRequest) -> AlterConfigsResponse:
-    broker = ctx.broker
     Response = AlterConfigsResponse.AlterConfigsResourceResponse
     responses = []
     for resource in request.resources:
         def compute(current, resource_type, configs=resource.configs):
             _check_nulls(configs)
             return {c.name: c.value for c in configs}
-        code, message = _alter_resource(broker, resource.resource_type, resource.resource_name, compute,
+        code, message = _alter_resource(ctx, resource.resource_type, resource.resource_name, compute,
                                         request.validate_only)
         responses.append(Response(error_code=code, error_message=message, resource_type=resource.resource_type,
                                   resource_name=resource.resource_name))
@@ -249,19 +245,19 @@ def _incremental(configs):
     def compute(current: dict[str, str], resource_type: int) -> dict[str, str]:
         names = [c.name for c in configs]
         if len(set(names)) != len(names):
-            raise AdminError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
+            raise ApiError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
         _check_nulls([c for c in configs if c.config_operation != DELETE])
         new = dict(current)
         for c in configs:
             if c.config_operation not in _OP_NAMES:
-                raise AdminError(ErrorCode.UNKNOWN_SERVER_ERROR, None)
+                raise ApiError(ErrorCode.UNKNOWN_SERVER_ERROR, None)
             if c.config_operation == SET:
                 new[c.name] = c.value
             elif c.config_operation == DELETE:
                 new.pop(c.name, None)
             else:
                 if not _is_list(c.name, resource_type):
-                    raise AdminError(ErrorCode.INVALID_CONFIG, f"Can't {_OP_NAMES[c.config_operation]} to key "
+                    raise ApiError(ErrorCode.INVALID_CONFIG, f"Can't {_OP_NAMES[c.config_operation]} to key "
                                                                f"{c.name} because its type is not LIST.")
                 base = new.get(c.name)
                 if base is None:
@@ -278,11 +274,10 @@ def _incremental(configs):
 
 
 async def handle_incremental_alter_configs(ctx, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
-    broker = ctx.broker
     Response = IncrementalAlterConfigsResponse.AlterConfigsResourceResponse
     responses = []
     for resource in request.resources:
-        code, message = _alter_resource(broker, resource.resource_type, resource.resource_name,
+        code, message = _alter_resource(ctx, resource.resource_type, resource.resource_name,
                                         _incremental(resource.configs), request.validate_only)
         responses.append(Response(error_code=code, error_message=message, resource_type=resource.resource_type,
                                   resource_name=resource.resource_name))

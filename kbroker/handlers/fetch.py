@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import trio
 
-from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import FetchRequest, FetchResponse
 from ..server.sending import FileRegion
-from .partitions import PartitionError, find_partition_log, find_topic
+from .partitions import find_partition_log, find_topic
 from .registry import Handler
 
 PartitionData = FetchResponse.PartitionData
@@ -49,9 +49,9 @@ def _plan(ctx, request: FetchRequest) -> tuple[list[FetchResponse.FetchableTopic
         topic_response = FetchResponse.FetchableTopicResponse(topic=fetch_topic.topic, topic_id=fetch_topic.topic_id)
         topics.append(topic_response)
         try:
-            topic = find_topic(ctx.broker, None if by_id else fetch_topic.topic, fetch_topic.topic_id)
+            topic = find_topic(ctx, None if by_id else fetch_topic.topic, fetch_topic.topic_id)
             topic_error = None
-        except PartitionError as exc:
+        except ApiError as exc:
             topic, topic_error = None, exc.error_code
         for fetch_partition in fetch_topic.partitions:
             response = PartitionData(partition_index=fetch_partition.partition, high_watermark=-1,
@@ -61,10 +61,10 @@ def _plan(ctx, request: FetchRequest) -> tuple[list[FetchResponse.FetchableTopic
             log = None
             try:
                 if topic_error is not None:
-                    raise PartitionError(topic_error)
-                log = find_partition_log(ctx.broker, topic, fetch_partition.partition,
+                    raise ApiError(topic_error)
+                log = find_partition_log(ctx, topic, fetch_partition.partition,
                                          fetch_partition.current_leader_epoch)
-            except PartitionError as exc:
+            except ApiError as exc:
                 response.error_code = exc.error_code
                 response.aborted_transactions = []  # what Kafka puts in a partition it cannot serve
             wanted.append(_Wanted(topic_response, response, fetch_partition, log))
@@ -85,7 +85,7 @@ def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tu
         try:
             result = log.read(fetch_offset, limit, min_one_batch=total == 0,
                               max_offset=lso if read_committed else None)
-        except ProtocolError as exc:  # OFFSET_OUT_OF_RANGE: Kafka then reports no offsets at all
+        except ApiError as exc:  # OFFSET_OUT_OF_RANGE: Kafka then reports no offsets at all
             response.error_code = exc.error_code
             errored = True
             continue
@@ -117,7 +117,7 @@ async def handle_fetch(ctx, request: FetchRequest) -> FetchResponse:
         total, errored = _read_all(wanted, max_bytes, request.isolation_level == READ_COMMITTED)
         if errored or total >= request.min_bytes or trio.current_time() >= deadline:
             break
-        await ctx.broker.appends.wait_until(deadline)
+        await ctx.appends.wait_until(deadline)
     return FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=topics)
 
 

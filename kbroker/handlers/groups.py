@@ -32,7 +32,7 @@ _PARK_SLACK_S = 30.0
 
 
 def _coordinator(ctx):
-    return ctx.broker.group_coordinator
+    return ctx.groups
 
 
 def _client_host(ctx) -> str:
@@ -41,9 +41,8 @@ def _client_host(ctx) -> str:
 
 # ------------------------------------------------------------------------------ FindCoordinator
 async def handle_find_coordinator(ctx, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
-    broker = ctx.broker
     version = ctx.api_version
-    host, port = broker.advertised_endpoints[0]
+    host, port = ctx.node.advertised_endpoints[0]
     key_type = request.key_type if version >= 1 else GROUP_KEY_TYPE
     keys = request.coordinator_keys if version >= 4 else [request.key]
 
@@ -55,8 +54,8 @@ async def handle_find_coordinator(ctx, request: FindCoordinatorRequest) -> FindC
         if key_type == GROUP_KEY_TYPE:
             await _coordinator(ctx).ensure_offsets_topic()  # Kafka creates __consumer_offsets on first lookup
         else:
-            await broker.txn_coordinator.ensure_state_topic()  # and __transaction_state likewise
-        return FindCoordinatorResponse.Coordinator(key=key, node_id=broker.node_id, host=host, port=port,
+            await ctx.txns.ensure_state_topic()  # and __transaction_state likewise
+        return FindCoordinatorResponse.Coordinator(key=key, node_id=ctx.node.node_id, host=host, port=port,
                                                    error_code=ErrorCode.NONE, error_message="")
 
     answers = [await answer(key) for key in keys]

@@ -28,7 +28,7 @@ OPERATIONS_NOT_REQUESTED = -2147483648
 
 
 def describe_topic(ctx, topic: Topic, request: MetadataRequest) -> MetadataResponse.MetadataResponseTopic:
-    node = ctx.broker.node_id
+    node = ctx.node.node_id
     partitions = [
         MetadataResponse.MetadataResponsePartition(
             error_code=ErrorCode.NONE, partition_index=index, leader_id=node, leader_epoch=topic.leader_epoch,
@@ -46,36 +46,34 @@ def _topic_error(name: str | None, code: ErrorCode, topic_id=ZERO_UUID) -> Metad
 
 
 async def _lookup(ctx, wanted: MetadataRequest.MetadataRequestTopic, request: MetadataRequest):
-    broker = ctx.broker
     if wanted.name is None:
-        topic = broker.metadata.get_by_id(wanted.topic_id)
+        topic = ctx.metadata.get_by_id(wanted.topic_id)
         if topic is None:  # names are nullable in responses from v12; v10-11 can only say ""
             return _topic_error(None if ctx.api_version >= 12 else "", ErrorCode.UNKNOWN_TOPIC_ID, wanted.topic_id)
         return describe_topic(ctx, topic, request)
-    topic = broker.metadata.get(wanted.name)
+    topic = ctx.metadata.get(wanted.name)
     if topic is not None:
         return describe_topic(ctx, topic, request)
     if validate_topic_name(wanted.name) is not None:
         return _topic_error(wanted.name, ErrorCode.INVALID_TOPIC_EXCEPTION)
     allow = request.allow_auto_topic_creation if ctx.api_version >= 4 else True
-    if allow and broker.auto_create_topics:
+    if allow and ctx.topics.auto_create_topics:
         # waits for the topic's files to be durable (or for a creation of it already in flight)
-        return describe_topic(ctx, await broker.ensure_topic(wanted.name, broker.config.num_partitions), request)
+        return describe_topic(ctx, await ctx.topics.ensure_topic(wanted.name, ctx.config.num_partitions), request)
     return _topic_error(wanted.name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 
 async def handle_metadata(ctx, request: MetadataRequest) -> MetadataResponse:
-    broker = ctx.broker
     all_topics = request.topics is None or (ctx.api_version == 0 and not request.topics)
     if all_topics:
-        topics = [describe_topic(ctx, t, request) for t in broker.metadata.topics()]
+        topics = [describe_topic(ctx, t, request) for t in ctx.metadata.topics()]
     else:
         topics = [await _lookup(ctx, wanted, request) for wanted in request.topics]
     return MetadataResponse(
-        brokers=[MetadataResponse.MetadataResponseBroker(broker.node_id, host, port, broker.rack)
-                 for host, port in broker.advertised_endpoints[:1]],
-        cluster_id=broker.cluster_id,
-        controller_id=broker.node_id,
+        brokers=[MetadataResponse.MetadataResponseBroker(ctx.node.node_id, host, port, ctx.node.rack)
+                 for host, port in ctx.node.advertised_endpoints[:1]],
+        cluster_id=ctx.node.cluster_id,
+        controller_id=ctx.node.node_id,
         topics=topics,
         cluster_authorized_operations=(CLUSTER_AUTHORIZED_OPERATIONS if request.include_cluster_authorized_operations
                                        else OPERATIONS_NOT_REQUESTED),

@@ -9,10 +9,10 @@ OffsetForLeaderEpoch tells a consumer validating its position where a leader epo
 
 from __future__ import annotations
 
-from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
                                  OffsetForLeaderEpochResponse)
-from .partitions import PartitionError, find_partition_log, find_topic
+from .partitions import find_partition_log, find_topic
 from .registry import Handler
 
 # the special timestamps and the first version that may ask for them
@@ -23,15 +23,15 @@ def _list_partition(ctx, topic, wanted: ListOffsetsRequest.ListOffsetsPartition,
     response = ListOffsetsResponse.ListOffsetsPartitionResponse(partition_index=wanted.partition_index)
     try:
         if topic is None:
-            raise PartitionError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-        log = find_partition_log(ctx.broker, topic, wanted.partition_index, wanted.current_leader_epoch)
+            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        log = find_partition_log(ctx, topic, wanted.partition_index, wanted.current_leader_epoch)
         if ctx.api_version < _MIN_VERSION_FOR.get(wanted.timestamp, 0):
-            raise PartitionError(ErrorCode.UNSUPPORTED_VERSION)
+            raise ApiError(ErrorCode.UNSUPPORTED_VERSION)
         found = log.list_offsets(wanted.timestamp, read_committed)
-    except PartitionError as exc:
+    except ApiError as exc:
         response.error_code = exc.error_code
         return response
-    except ProtocolError as exc:
+    except ApiError as exc:
         response.error_code = exc.error_code
         return response
     response.timestamp, response.offset, response.leader_epoch = found
@@ -42,7 +42,7 @@ async def handle_list_offsets(ctx, request: ListOffsetsRequest) -> ListOffsetsRe
     topics = []
     read_committed = ctx.api_version >= 2 and request.isolation_level == 1
     for wanted_topic in request.topics:
-        topic = ctx.broker.metadata.get(wanted_topic.name)
+        topic = ctx.metadata.get(wanted_topic.name)
         topics.append(ListOffsetsResponse.ListOffsetsTopicResponse(
             name=wanted_topic.name,
             partitions=[_list_partition(ctx, topic, p, read_committed) for p in wanted_topic.partitions]))
@@ -52,9 +52,9 @@ async def handle_list_offsets(ctx, request: ListOffsetsRequest) -> ListOffsetsRe
 def _epoch_end(ctx, topic_name: str, wanted: OffsetForLeaderEpochRequest.OffsetForLeaderPartition):
     result = OffsetForLeaderEpochResponse.EpochEndOffset(partition=wanted.partition)
     try:
-        topic = find_topic(ctx.broker, topic_name)
-        log = find_partition_log(ctx.broker, topic, wanted.partition, wanted.current_leader_epoch)
-    except PartitionError as exc:
+        topic = find_topic(ctx, topic_name)
+        log = find_partition_log(ctx, topic, wanted.partition, wanted.current_leader_epoch)
+    except ApiError as exc:
         result.error_code = exc.error_code
         return result
     result.leader_epoch, result.end_offset = log.end_offset_for_epoch(wanted.leader_epoch)

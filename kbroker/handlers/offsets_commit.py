@@ -15,10 +15,10 @@ from .registry import Handler
 
 async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommitResponse:
     version = ctx.api_version
-    await ctx.broker.group_coordinator.ensure_offsets_topic()  # a client may commit without FindCoordinator
+    await ctx.groups.ensure_offsets_topic()  # a client may commit without FindCoordinator
     topics = [(t.name, [(p.partition_index, p.committed_offset, p.committed_leader_epoch if version >= 6 else -1,
                          p.committed_metadata) for p in t.partitions]) for t in request.topics]
-    results = ctx.broker.group_coordinator.commit_offsets(
+    results = ctx.groups.commit_offsets(
         group_id=request.group_id, generation_id=request.generation_id_or_member_epoch,
         member_id=request.member_id, group_instance_id=request.group_instance_id if version >= 7 else None,
         retention_time_ms=request.retention_time_ms if 2 <= version <= 4 else -1, topics=topics,
@@ -30,7 +30,7 @@ async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommi
 
 
 async def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchResponse:
-    coordinator = ctx.broker.group_coordinator
+    coordinator = ctx.groups
     version = ctx.api_version
     stable = version >= 7 and bool(request.require_stable)
     if version >= 8:
@@ -58,7 +58,7 @@ async def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchRe
 
 async def handle_offset_delete(ctx, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
     wanted = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
-    error, topics = ctx.broker.group_coordinator.delete_offsets(request.group_id, wanted)
+    error, topics = ctx.groups.delete_offsets(request.group_id, wanted)
     return OffsetDeleteResponse(error_code=error, topics=[
         OffsetDeleteResponse.OffsetDeleteResponseTopic(name=name, partitions=[
             OffsetDeleteResponse.OffsetDeleteResponsePartition(partition_index=p, error_code=e) for p, e in parts])

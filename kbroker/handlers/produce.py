@@ -22,11 +22,11 @@ an unknown producer id INVALID_PRODUCER_ID_MAPPING, a transaction being ended NO
 from __future__ import annotations
 
 from ..protocol import compression
-from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import ProduceRequest, ProduceResponse
 from ..protocol.records import (ATTRIBUTES_OFFSET, HEADER_SIZE, TRANSACTIONAL_MASK, InvalidProduceFraming,
                                 parse_header)
-from .partitions import PartitionError, find_partition_log, find_topic
+from .partitions import find_partition_log, find_topic
 from .registry import CloseConnection, Handler
 
 BatchError = ProduceResponse.BatchIndexAndErrorMessage
@@ -45,7 +45,7 @@ def _error(index: int, code: ErrorCode, log_start_offset: int = -1) -> Partition
     return PartitionResponse(index=index, error_code=code, base_offset=-1, log_start_offset=log_start_offset)
 
 
-def _append_error(index: int, exc: ProtocolError, partition_log) -> PartitionResponse:
+def _append_error(index: int, exc: ApiError, partition_log) -> PartitionResponse:
     """The per-partition answer to a failed append, shaped as Kafka shapes it (messages are null
     except for invalid timestamps, which also name the batch in record_errors)."""
     known_start = not (isinstance(exc, InvalidProduceFraming) or exc.error_code in _ERRORS_BEFORE_THE_LOG)
@@ -67,9 +67,8 @@ def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition
     header = parse_header(records)
     if header.producer_id < 0 or partition_log.has_ongoing_transaction(header.producer_id, header.producer_epoch):
         return None
-    broker = ctx.broker
     tp = (topic.name, index)
-    error = broker.txn_coordinator.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
+    error = ctx.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
                                                      [tp])[tp]
     if error == ErrorCode.NONE:
         return None
@@ -88,15 +87,14 @@ def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition
 
 def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData,
                       transactional_id: str | None = None) -> PartitionResponse:
-    broker = ctx.broker
     try:
         if topic.is_internal:
-            raise PartitionError(ErrorCode.INVALID_TOPIC_EXCEPTION)
-        partition_log = find_partition_log(broker, topic, data.index)
-    except PartitionError as exc:
+            raise ApiError(ErrorCode.INVALID_TOPIC_EXCEPTION)
+        partition_log = find_partition_log(ctx, topic, data.index)
+    except ApiError as exc:
         return _error(data.index, exc.error_code)
     records = data.records if data.records is not None else b""
-    if transactional_id is not None and _is_transactional(records) and broker.config.get(
+    if transactional_id is not None and _is_transactional(records) and ctx.config.get(
             "transaction.partition.verification.enable"):
         refused = _verify_transaction(ctx, transactional_id, topic, data.index, partition_log, records)
         if refused is not None:
@@ -104,9 +102,9 @@ def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData,
     try:
         if ctx.api_version < _ZSTD_MIN_VERSION and len(records) >= HEADER_SIZE \
                 and parse_header(records).compression == compression.ZSTD:
-            raise ProtocolError("zstd needs Produce v7 or later", ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
+            raise ApiError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later")
         result = partition_log.append(records, leader_epoch=topic.leader_epoch)
-    except ProtocolError as exc:
+    except ApiError as exc:
         return _append_error(data.index, exc, partition_log)
     # a retried duplicate is answered as first time, with the batch's timestamp as its append time
     append_time = result.max_timestamp if result.duplicate else result.log_append_time_ms
@@ -115,7 +113,6 @@ def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData,
 
 
 async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None:
-    broker = ctx.broker
     responses = []
     appended = False
     if request.transactional_id is None and any(_is_transactional(d.records) for t in request.topic_data
@@ -128,8 +125,8 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
     for topic_data in request.topic_data:
         partitions = []
         try:
-            topic = find_topic(broker, topic_data.name)
-        except PartitionError as exc:
+            topic = find_topic(ctx, topic_data.name)
+        except ApiError as exc:
             topic, topic_error = None, exc.error_code
         for data in topic_data.partition_data:
             if request.acks not in (-1, 0, 1):
@@ -142,7 +139,7 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
                 partitions.append(response)
         responses.append(ProduceResponse.TopicProduceResponse(name=topic_data.name, partition_responses=partitions))
     if appended:
-        broker.appends.notify()
+        ctx.appends.notify()
     if request.acks == 0:
         # no response; but an error closes the connection, which is how Kafka tells an acks=0 producer
         if any(p.error_code for t in responses for p in t.partition_responses):

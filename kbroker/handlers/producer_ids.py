@@ -19,9 +19,8 @@ from .registry import Handler
 
 
 async def handle_init_producer_id(ctx, request: InitProducerIdRequest) -> InitProducerIdResponse:
-    broker = ctx.broker
     if request.transactional_id is None:
-        return InitProducerIdResponse(error_code=ErrorCode.NONE, producer_id=broker.producer_ids.new_producer_id(),
+        return InitProducerIdResponse(error_code=ErrorCode.NONE, producer_id=ctx.producer_ids.new_producer_id(),
                                       producer_epoch=0)
     expected = None
     if ctx.api_version >= 3:
@@ -30,8 +29,8 @@ async def handle_init_producer_id(ctx, request: InitProducerIdRequest) -> InitPr
             if -1 in given:
                 return InitProducerIdResponse(error_code=ErrorCode.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
             expected = given
-    await broker.txn_coordinator.ensure_state_topic()  # a client may come without FindCoordinator
-    error, producer_id, epoch = broker.txn_coordinator.init_producer_id(
+    await ctx.txns.ensure_state_topic()  # a client may come without FindCoordinator
+    error, producer_id, epoch = ctx.txns.init_producer_id(
         request.transactional_id, request.transaction_timeout_ms, expected)
     if error == ErrorCode.PRODUCER_FENCED and ctx.api_version < 4:
         error = ErrorCode.INVALID_PRODUCER_EPOCH

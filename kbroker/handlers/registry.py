@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 if TYPE_CHECKING:
-    from ..server.context import RequestContext
+    from .context import RequestContext
 
 HandlerFunction = Callable[["RequestContext", Any], Awaitable[Any]]
 

@@ -39,7 +39,7 @@ import uuid
 
 from ..config import describe_topic_configs, validate_topic_configs
 from ..metadata import Topic, validate_topic_name
-from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
                                  CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
                                  DeleteTopicsRequest, DeleteTopicsResponse)
@@ -53,47 +53,38 @@ UNKNOWN_TOPIC_MESSAGE = "This server does not host this topic-partition."
 UNKNOWN_TOPIC_ID_MESSAGE = "This server does not host this topic ID."
 
 
-class AdminError(Exception):
-    """An error for one resource of an admin request: Kafka's code and message."""
-
-    def __init__(self, code: ErrorCode, message: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def colliding_topic(broker, name: str) -> str | None:
+def colliding_topic(ctx, name: str) -> str | None:
     """An existing topic that differs from `name` only by '.' versus '_' (Kafka forbids both)."""
     if "." not in name and "_" not in name:
         return None
     unified = name.replace(".", "_")
-    for other in broker.metadata.names():  # topics being created included
+    for other in ctx.metadata.names():  # topics being created included
         if other != name and other.replace(".", "_") == unified:
             return other
     return None
 
 
-def _register_brokers(broker) -> set[int]:
-    return {broker.node_id}
+def _register_brokers(ctx) -> set[int]:
+    return {ctx.node.node_id}
 
 
-def check_manual_assignment(broker, replicas: list[int], replication_factor: int | None) -> None:
+def check_manual_assignment(ctx, replicas: list[int], replication_factor: int | None) -> None:
     """Kafka's checks of one partition's manual replica list."""
     if not replicas:
-        raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+        raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                          "The manual partition assignment includes an empty replica list.")
     previous = None
     for broker_id in sorted(replicas):
-        if broker_id not in _register_brokers(broker):
-            raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+        if broker_id not in _register_brokers(ctx):
+            raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                              f"The manual partition assignment includes broker {broker_id}, but no such "
                              "broker is registered.")
         if broker_id == previous:
-            raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                              f"The manual partition assignment includes the broker {broker_id} more than once.")
         previous = broker_id
     if replication_factor is not None and len(replicas) != replication_factor:
-        raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+        raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                          f"The manual partition assignment includes a partition with {len(replicas)} "
                          "replica(s), but this is not consistent with previous partitions, which have "
                          f"{replication_factor} replica(s).")
@@ -101,57 +92,57 @@ def check_manual_assignment(broker, replicas: list[int], replication_factor: int
 
 # ---------------------------------------------------------------------------------- CreateTopics
 
-def _plan_topic(broker, topic: CreateTopicsRequest.CreatableTopic) -> tuple[int, int, dict[str, str]]:
-    """(partitions, replication factor, configs) for a topic that may be created, or AdminError."""
+def _plan_topic(ctx, topic: CreateTopicsRequest.CreatableTopic) -> tuple[int, int, dict[str, str]]:
+    """(partitions, replication factor, configs) for a topic that may be created, or ApiError."""
     message = validate_topic_name(topic.name)
     if message is not None:
-        raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
-    if topic.name in broker.metadata.names():  # being created counts: Kafka answers the same
-        raise AdminError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{topic.name}' already exists.")
-    other = colliding_topic(broker, topic.name)
+        raise ApiError(ErrorCode.INVALID_TOPIC_EXCEPTION, message)
+    if topic.name in ctx.metadata.names():  # being created counts: Kafka answers the same
+        raise ApiError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{topic.name}' already exists.")
+    other = colliding_topic(ctx, topic.name)
     if other is not None:
-        raise AdminError(ErrorCode.INVALID_TOPIC_EXCEPTION,
+        raise ApiError(ErrorCode.INVALID_TOPIC_EXCEPTION,
                          f"Topic '{topic.name}' collides with existing topic: {other}")
     nulls = [c.name for c in topic.configs if c.value is None]
     if nulls:
-        raise AdminError(ErrorCode.INVALID_CONFIG, "Null value not supported for topic configs: " + ",".join(nulls))
+        raise ApiError(ErrorCode.INVALID_CONFIG, "Null value not supported for topic configs: " + ",".join(nulls))
     configs = {c.name: c.value for c in topic.configs}
-    message = validate_topic_configs(configs, broker.config) if configs else None
+    message = validate_topic_configs(configs, ctx.config) if configs else None
     if message is not None:
-        raise AdminError(ErrorCode.INVALID_CONFIG, message)
-    brokers = len(_register_brokers(broker))
+        raise ApiError(ErrorCode.INVALID_CONFIG, message)
+    brokers = len(_register_brokers(ctx))
     if topic.assignments:
         if topic.replication_factor != -1:
-            raise AdminError(ErrorCode.INVALID_REQUEST, "A manual partition assignment was specified, but "
+            raise ApiError(ErrorCode.INVALID_REQUEST, "A manual partition assignment was specified, but "
                                                         "replication factor was not set to -1.")
         if topic.num_partitions != -1:
-            raise AdminError(ErrorCode.INVALID_REQUEST, "A manual partition assignment was specified, but "
+            raise ApiError(ErrorCode.INVALID_REQUEST, "A manual partition assignment was specified, but "
                                                         "numPartitions was not set to -1.")
         seen: set[int] = set()
         replication_factor = None
         for assignment in topic.assignments:
             if assignment.partition_index in seen:
-                raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                                  "Found multiple manual partition assignments for partition "
                                  f"{assignment.partition_index}")
-            check_manual_assignment(broker, assignment.broker_ids, replication_factor)
+            check_manual_assignment(ctx, assignment.broker_ids, replication_factor)
             replication_factor = len(assignment.broker_ids)
             seen.add(assignment.partition_index)
         if seen != set(range(len(seen))):
-            raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                              "partitions should be a consecutive 0-based integer sequence")
         return len(seen), replication_factor, configs
     if topic.replication_factor < -1 or topic.replication_factor == 0:
-        raise AdminError(ErrorCode.INVALID_REPLICATION_FACTOR,
+        raise ApiError(ErrorCode.INVALID_REPLICATION_FACTOR,
                          "Replication factor must be larger than 0, or -1 to use the default value.")
     if topic.num_partitions < -1 or topic.num_partitions == 0:
-        raise AdminError(ErrorCode.INVALID_PARTITIONS,
+        raise ApiError(ErrorCode.INVALID_PARTITIONS,
                          "Number of partitions was set to an invalid non-positive value.")
-    partitions = broker.config.num_partitions if topic.num_partitions == -1 else topic.num_partitions
-    replication_factor = (broker.config.default_replication_factor if topic.replication_factor == -1
+    partitions = ctx.config.num_partitions if topic.num_partitions == -1 else topic.num_partitions
+    replication_factor = (ctx.config.default_replication_factor if topic.replication_factor == -1
                           else topic.replication_factor)
     if replication_factor > brokers:
-        raise AdminError(ErrorCode.INVALID_REPLICATION_FACTOR,
+        raise ApiError(ErrorCode.INVALID_REPLICATION_FACTOR,
                          f"Unable to replicate the partition {replication_factor} time(s): The target "
                          f"replication factor of {replication_factor} cannot be reached because only "
                          f"{brokers} broker(s) are registered or some brokers have all their log directories "
@@ -170,13 +161,12 @@ def _created(ctx, name: str, topic_id: uuid.UUID, partitions: int, replication_f
             CreateTopicsResponse.CreatableTopicConfigs(
                 name=entry.name, value=None if entry.sensitive else entry.value, read_only=entry.read_only,
                 config_source=int(entry.source), is_sensitive=entry.sensitive)
-            for entry in sorted(describe_topic_configs(ctx.broker.config, configs, include_synonyms=False),
+            for entry in sorted(describe_topic_configs(ctx.config, configs, include_synonyms=False),
                                 key=lambda e: e.name)]
     return result
 
 
 async def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopicsResponse:
-    broker = ctx.broker
     counts: dict[str, int] = {}
     for topic in request.topics:
         counts[topic.name] = counts.get(topic.name, 0) + 1
@@ -185,16 +175,16 @@ async def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopic
         if counts[topic.name] > 1 or topic.name == CLUSTER_METADATA_TOPIC:
             continue
         try:
-            partitions, replication_factor, configs = _plan_topic(broker, topic)
-        except AdminError as exc:
+            partitions, replication_factor, configs = _plan_topic(ctx, topic)
+        except ApiError as exc:
             results.append(CreateTopicsResponse.CreatableTopicResult(
-                name=topic.name, error_code=exc.code, error_message=exc.message))
+                name=topic.name, error_code=exc.error_code, error_message=exc.message))
             continue
         if request.validate_only:
             topic_id = uuid.uuid4()
         else:
             # no checkpoint since _plan_topic: the name is still free; answered once durable
-            topic_id = (await broker.create_topic(topic.name, partitions, configs)).topic_id
+            topic_id = (await ctx.topics.create_topic(topic.name, partitions, configs)).topic_id
         results.append(_created(ctx, topic.name, topic_id, partitions, replication_factor, configs))
     for name, count in counts.items():
         if count > 1:
@@ -210,10 +200,9 @@ async def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopic
 # ---------------------------------------------------------------------------------- DeleteTopics
 
 async def handle_delete_topics(ctx, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
-    broker = ctx.broker
     Result = DeleteTopicsResponse.DeletableTopicResult
     version = ctx.api_version
-    if not broker.config.delete_topic_enable:
+    if not ctx.config.delete_topic_enable:
         if version < 3:
             code, message = ErrorCode.INVALID_REQUEST, "Topic deletion is disabled."
         else:
@@ -244,14 +233,14 @@ async def handle_delete_topics(ctx, request: DeleteTopicsRequest) -> DeleteTopic
     duplicate_ids = {i for i in ids if ids.count(i) > 1}
     to_delete: dict[uuid.UUID, str] = {}
     for topic_id in dict.fromkeys(i for i in ids if i not in duplicate_ids):
-        topic = broker.metadata.get_by_id(topic_id)
+        topic = ctx.metadata.get_by_id(topic_id)
         if topic is None:
             results.append(Result(name=None, topic_id=topic_id, error_code=ErrorCode.UNKNOWN_TOPIC_ID,
                                   error_message=UNKNOWN_TOPIC_ID_MESSAGE))
         else:
             to_delete[topic_id] = topic.name
     for name in dict.fromkeys(n for n in names if n not in duplicate_names):
-        topic = broker.metadata.get(name)
+        topic = ctx.metadata.get(name)
         if topic is None:
             results.append(Result(name=name, topic_id=ZERO_UUID, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                   error_message=UNKNOWN_TOPIC_MESSAGE))
@@ -268,36 +257,35 @@ async def handle_delete_topics(ctx, request: DeleteTopicsRequest) -> DeleteTopic
         results.append(Result(name=None, topic_id=topic_id, error_code=ErrorCode.INVALID_REQUEST,
                               error_message="Duplicate topic id."))
     for topic_id, name in to_delete.items():
-        await broker.delete_topic(name)
+        await ctx.topics.delete_topic(name)
         results.append(Result(name=name, topic_id=topic_id, error_code=ErrorCode.NONE, error_message=None))
     return DeleteTopicsResponse(responses=results)
 
 
 # ------------------------------------------------------------------------------- CreatePartitions
 
-def _check_new_partitions(broker, wanted: CreatePartitionsRequest.CreatePartitionsTopic) -> Topic:
-    topic = broker.metadata.get(wanted.name)
+def _check_new_partitions(ctx, wanted: CreatePartitionsRequest.CreatePartitionsTopic) -> Topic:
+    topic = ctx.metadata.get(wanted.name)
     if topic is None:
-        raise AdminError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
     if wanted.count == topic.partitions:
-        raise AdminError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {topic.partitions} partition(s).")
+        raise ApiError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {topic.partitions} partition(s).")
     if wanted.count < topic.partitions:
-        raise AdminError(ErrorCode.INVALID_PARTITIONS,
+        raise ApiError(ErrorCode.INVALID_PARTITIONS,
                          f"The topic {topic.name} currently has {topic.partitions} partition(s); "
                          f"{wanted.count} would not be an increase.")
     additional = wanted.count - topic.partitions
     if wanted.assignments is not None:
         if len(wanted.assignments) != additional:
-            raise AdminError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+            raise ApiError(ErrorCode.INVALID_REPLICA_ASSIGNMENT,
                              f"Attempted to add {additional} additional partition(s), but only "
                              f"{len(wanted.assignments)} assignment(s) were specified.")
         for assignment in wanted.assignments:
-            check_manual_assignment(broker, assignment.broker_ids, topic.replication_factor)
+            check_manual_assignment(ctx, assignment.broker_ids, topic.replication_factor)
     return topic
 
 
 async def handle_create_partitions(ctx, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
-    broker = ctx.broker
     Result = CreatePartitionsResponse.CreatePartitionsTopicResult
     names = [t.name for t in request.topics]
     duplicates = {n for n in names if names.count(n) > 1}
@@ -305,14 +293,14 @@ async def handle_create_partitions(ctx, request: CreatePartitionsRequest) -> Cre
     for wanted in request.topics:
         if wanted.name in duplicates:
             continue
-        await broker.topic_settled(wanted.name)  # an increase in flight first; no checkpoint after it
+        await ctx.topics.topic_settled(wanted.name)  # an increase in flight first; no checkpoint after it
         try:
-            topic = _check_new_partitions(broker, wanted)
-        except AdminError as exc:
-            results.append(Result(name=wanted.name, error_code=exc.code, error_message=exc.message))
+            topic = _check_new_partitions(ctx, wanted)
+        except ApiError as exc:
+            results.append(Result(name=wanted.name, error_code=exc.error_code, error_message=exc.message))
             continue
         if not request.validate_only:
-            await broker.add_partitions(topic.name, wanted.count)
+            await ctx.topics.add_partitions(topic.name, wanted.count)
         results.append(Result(name=wanted.name, error_code=ErrorCode.NONE, error_message=None))
     for name in dict.fromkeys(n for n in names if n in duplicates):
         results.append(Result(name=name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name."))
@@ -322,27 +310,26 @@ async def handle_create_partitions(ctx, request: CreatePartitionsRequest) -> Cre
 # --------------------------------------------------------------------------------- DeleteRecords
 
 async def handle_delete_records(ctx, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
-    broker = ctx.broker
     TopicResult = DeleteRecordsResponse.DeleteRecordsTopicResult
     PartitionResult = DeleteRecordsResponse.DeleteRecordsPartitionResult
     results = []
     for wanted in request.topics:
-        topic = broker.metadata.get(wanted.name)
+        topic = ctx.metadata.get(wanted.name)
         partitions = []
         for p in {p.partition_index: p for p in wanted.partitions}.values():  # a map in Kafka's schema
             if topic is None or not 0 <= p.partition_index < topic.partitions:
                 partitions.append(PartitionResult(p.partition_index, -1, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
                 continue
-            partition_log = broker.partition_log(topic, p.partition_index)
+            partition_log = ctx.partitions.partition_log(topic, p.partition_index)
             try:
                 low_watermark = partition_log.delete_records_before(p.offset)
-            except ProtocolError as exc:
+            except ApiError as exc:
                 partitions.append(PartitionResult(p.partition_index, -1, exc.error_code))
                 continue
             partitions.append(PartitionResult(p.partition_index, low_watermark, ErrorCode.NONE))
         results.append(TopicResult(name=wanted.name, partitions=partitions))
     if any(p.error_code == ErrorCode.NONE for t in results for p in t.partitions):
-        broker.logs.write_checkpoints()  # the new log start offsets survive a crash
+        ctx.partitions.logs.write_checkpoints()  # the new log start offsets survive a crash
     return DeleteRecordsResponse(topics=results)
 
 

@@ -41,17 +41,16 @@ def _topic_results(errors: dict[tuple[str, int], int]) -> list:
 
 def _add_partitions(ctx, transactional_id: str, producer_id: int, epoch: int, topics, verify_only: bool
                     ) -> dict[tuple[str, int], int]:
-    broker = ctx.broker
     wanted = [(t.name, p) for t in topics for p in t.partitions]
     unknown = {}
     for topic_name, partition in wanted:
-        topic = broker.metadata.get(topic_name)
+        topic = ctx.metadata.get(topic_name)
         if topic is None or not 0 <= partition < topic.partitions:
             unknown[(topic_name, partition)] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     if unknown:
         # nothing is added when any partition is unknown; the others were not attempted
         return {tp: unknown.get(tp, ErrorCode.OPERATION_NOT_ATTEMPTED) for tp in wanted}
-    coordinator = broker.txn_coordinator
+    coordinator = ctx.txns
     if verify_only:
         return coordinator.verify_partitions(transactional_id, producer_id, epoch, wanted)
     error = coordinator.add_partitions(transactional_id, producer_id, epoch, wanted)
@@ -74,16 +73,16 @@ async def handle_add_partitions_to_txn(ctx, request: AddPartitionsToTxnRequest) 
 
 
 async def handle_add_offsets_to_txn(ctx, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
-    groups = ctx.broker.group_coordinator
+    groups = ctx.groups
     topic = await groups.ensure_offsets_topic()
     partition = groups.partition_for(request.group_id)
-    error = ctx.broker.txn_coordinator.add_partitions(request.transactional_id, request.producer_id,
+    error = ctx.txns.add_partitions(request.transactional_id, request.producer_id,
                                                       request.producer_epoch, [(topic.name, partition)])
     return AddOffsetsToTxnResponse(error_code=_fenced_for_old_clients(error, ctx.api_version))
 
 
 async def handle_end_txn(ctx, request: EndTxnRequest) -> EndTxnResponse:
-    coordinator = ctx.broker.txn_coordinator
+    coordinator = ctx.txns
     error = coordinator.end_transaction(request.transactional_id, request.producer_id, request.producer_epoch,
                                         request.committed)
     response = EndTxnResponse(error_code=_fenced_for_old_clients(error, ctx.api_version))
@@ -95,12 +94,11 @@ async def handle_end_txn(ctx, request: EndTxnRequest) -> EndTxnResponse:
 
 
 async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
-    broker = ctx.broker
     version = ctx.api_version
     results: dict[str, list[tuple[int, int]]] = {}
     known = []
     for t in request.topics:
-        topic = broker.metadata.get(t.name)
+        topic = ctx.metadata.get(t.name)
         if topic is None:
             results.setdefault(t.name, []).extend((p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
                                                   for p in t.partitions)
@@ -115,10 +113,10 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
         if parts:
             known.append((t.name, parts))
     if known:
-        groups = broker.group_coordinator
+        groups = ctx.groups
         await groups.ensure_offsets_topic()
         offsets_partition = (OFFSETS_TOPIC, groups.partition_for(request.group_id))
-        verified = broker.txn_coordinator.verify_partitions(request.transactional_id, request.producer_id,
+        verified = ctx.txns.verify_partitions(request.transactional_id, request.producer_id,
                                                             request.producer_epoch, [offsets_partition])
         error = verified[offsets_partition] if request.group_id else ErrorCode.NONE
         if error == ErrorCode.PRODUCER_FENCED:
@@ -141,7 +139,7 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
 
 
 async def handle_describe_transactions(ctx, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse:
-    coordinator = ctx.broker.txn_coordinator
+    coordinator = ctx.txns
     states = []
     for transactional_id in request.transactional_ids:
         meta = coordinator.describe(transactional_id) if transactional_id else None
@@ -164,7 +162,7 @@ async def handle_describe_transactions(ctx, request: DescribeTransactionsRequest
 
 async def handle_list_transactions(ctx, request: ListTransactionsRequest) -> ListTransactionsResponse:
     duration = request.duration_filter if ctx.api_version >= 1 else -1
-    unknown, found = ctx.broker.txn_coordinator.list(list(request.state_filters),
+    unknown, found = ctx.txns.list(list(request.state_filters),
                                                      list(request.producer_id_filters), duration)
     return ListTransactionsResponse(error_code=ErrorCode.NONE, unknown_state_filters=unknown, transaction_states=[
         ListTransactionsResponse.TransactionState(transactional_id=m.transactional_id, producer_id=m.producer_id,

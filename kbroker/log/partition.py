@@ -26,7 +26,7 @@ from kbroker.log.recovery import load_segment
 from kbroker.log.segment import LogSegment
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.protocol import records as rec
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, ApiError
 from kbroker.protocol.records import BatchHeader
 
 logger = logging.getLogger("kbroker.log")
@@ -245,7 +245,7 @@ class PartitionLog:
         transaction's index entry, or None for a commit (or another control record)."""
         try:
             kind, coordinator_epoch = rec.read_control_record(seg.pread(h.position, h.size))
-        except ProtocolError:
+        except ApiError:
             return None
         return self._complete_transaction(h, kind, coordinator_epoch)
 
@@ -304,12 +304,12 @@ class PartitionLog:
         ORIGIN_COORDINATOR``, one or more batches the broker built itself.
 
         The bytes are patched in place (offsets, leader epoch, LogAppendTime) when writable,
-        otherwise copied once. Raises ProtocolError (nothing written) with CORRUPT_MESSAGE,
+        otherwise copied once. Raises ApiError (nothing written) with CORRUPT_MESSAGE,
         INVALID_RECORD, MESSAGE_TOO_LARGE, INVALID_TIMESTAMP, OUT_OF_ORDER_SEQUENCE_NUMBER or
         INVALID_PRODUCER_EPOCH. A duplicate idempotent batch returns the original offsets.
         """
         if self._closed:
-            raise ProtocolError("log is closed", ErrorCode.KAFKA_STORAGE_ERROR)
+            raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, "log is closed")
         cfg = self.config
         now_ms = _now_ms() if now_ms is None else now_ms
         mv = records if isinstance(records, memoryview) else memoryview(records)
@@ -323,14 +323,12 @@ class PartitionLog:
         else:
             headers = list(rec.iter_batches(mv))
             if not headers:
-                raise ProtocolError("no complete record batch", ErrorCode.CORRUPT_MESSAGE)
+                raise ApiError(ErrorCode.CORRUPT_MESSAGE, "no complete record batch")
         end = headers[-1].position + headers[-1].size
         if end != len(mv):
             mv = mv[:end]
         if end > cfg.segment_bytes:
-            raise ProtocolError(
-                f"{end} bytes of records exceed segment.bytes {cfg.segment_bytes}", ErrorCode.RECORD_LIST_TOO_LARGE
-            )
+            raise ApiError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{end} bytes of records exceed segment.bytes {cfg.segment_bytes}")
 
         log_append_time = cfg.log_append_time
         if not client:
@@ -375,7 +373,7 @@ class PartitionLog:
                 if h.is_control:
                     try:
                         kind, coordinator_epoch = rec.read_control_record(mv[h.position:h.position + h.size])
-                    except ProtocolError:
+                    except ApiError:
                         kind, coordinator_epoch = -1, -1
                     aborted = self._complete_transaction(h, kind, coordinator_epoch)
                     if aborted is not None:
@@ -397,7 +395,7 @@ class PartitionLog:
                               coordinator_epoch: int = 0, leader_epoch: int = 0,
                               now_ms: int | None = None) -> AppendResult:
         """Write a transaction's COMMIT or ABORT marker (the transaction coordinator does this).
-        Raises ProtocolError(INVALID_PRODUCER_EPOCH) for a marker older than the producer's epoch."""
+        Raises ApiError(INVALID_PRODUCER_EPOCH) for a marker older than the producer's epoch."""
         batch = rec.build_end_txn_marker(commit, producer_id, producer_epoch, coordinator_epoch, now_ms=now_ms)
         return self.append(batch, now_ms, leader_epoch=leader_epoch, origin=ORIGIN_COORDINATOR)
 
@@ -428,9 +426,7 @@ class PartitionLog:
         for h in headers:
             if log_append_time:
                 if h.timestamp_type == rec.LOG_APPEND_TIME:
-                    raise ProtocolError(
-                        "producer should not set timestamp type to LogAppendTime", ErrorCode.INVALID_TIMESTAMP
-                    )
+                    raise ApiError(ErrorCode.INVALID_TIMESTAMP, "producer should not set timestamp type to LogAppendTime")
                 continue
             lo = now_ms - cfg.message_timestamp_before_max_ms
             hi = now_ms + cfg.message_timestamp_after_max_ms
@@ -440,9 +436,8 @@ class PartitionLog:
             offending = next((r for r in rec.decode_batch_records(mv[h.position:h.position + h.size])
                               if not lo <= r.timestamp <= hi), None)
             offset, ts = (offending.offset, offending.timestamp) if offending else (0, h.max_timestamp)
-            raise ProtocolError(f"Timestamp {ts} of message with offset {offset} is out of range. "
-                                f"The timestamp should be within [{lo}, {hi}]", ErrorCode.INVALID_TIMESTAMP,
-                                record_index=offset - h.base_offset)
+            raise ApiError(ErrorCode.INVALID_TIMESTAMP, f"Timestamp {ts} of message with offset {offset} is out of range. "
+                                f"The timestamp should be within [{lo}, {hi}]", record_index=offset - h.base_offset)
 
     def _maybe_roll(self, size: int, last_offset: int, max_ts: int, now_ms: int) -> None:
         seg = self.active_segment
@@ -482,14 +477,12 @@ class PartitionLog:
         (but at least one batch when ``min_one_batch``, KIP-74). ``max_offset`` (exclusive, default
         the high watermark) bounds what is returned, for read_committed's last stable offset.
 
-        Raises ProtocolError(OFFSET_OUT_OF_RANGE) unless log_start_offset <= offset <= log_end_offset.
+        Raises ApiError(OFFSET_OUT_OF_RANGE) unless log_start_offset <= offset <= log_end_offset.
         """
         leo = self.log_end_offset
         result = ReadResult([], self.high_watermark, self.log_start_offset, leo)
         if offset < self.log_start_offset or offset > leo:
-            raise ProtocolError(
-                f"offset {offset} is out of range [{self.log_start_offset}, {leo}]", ErrorCode.OFFSET_OUT_OF_RANGE
-            )
+            raise ApiError(ErrorCode.OFFSET_OUT_OF_RANGE, f"offset {offset} is out of range [{self.log_start_offset}, {leo}]")
         upper = self.high_watermark if max_offset is None else min(max_offset, self.high_watermark)
         if offset >= upper or max_bytes < 0:
             return result
@@ -548,7 +541,7 @@ class PartitionLog:
         if timestamp == MAX_TIMESTAMP:
             return self._max_timestamp_offset()
         if timestamp < 0:
-            raise ProtocolError(f"invalid timestamp {timestamp}", ErrorCode.INVALID_REQUEST)
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"invalid timestamp {timestamp}")
         return self.offset_for_timestamp(timestamp) or TimestampOffset(-1, -1, -1)
 
     def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
@@ -595,10 +588,7 @@ class PartitionLog:
         if offset == -1:
             offset = self.high_watermark
         if offset < 0 or offset > self.high_watermark:
-            raise ProtocolError(
-                f"cannot delete records before {offset}: high watermark is {self.high_watermark}",
-                ErrorCode.OFFSET_OUT_OF_RANGE,
-            )
+            raise ApiError(ErrorCode.OFFSET_OUT_OF_RANGE, f"cannot delete records before {offset}: high watermark is {self.high_watermark}")
         if offset > self.log_start_offset:
             self.log_start_offset = offset
             self.epochs.truncate_from_start(offset)

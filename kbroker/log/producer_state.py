@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, ApiError
 from kbroker.protocol.records import INT32_MAX, BatchHeader
 
 BATCHES_TO_RETAIN = 5
@@ -87,39 +87,26 @@ class ProducerStateManager:
         return entry.find(h.base_sequence, h.last_sequence)
 
     def check(self, h: BatchHeader) -> None:
-        """Raise ProtocolError if a client batch may not be appended (call after find_duplicate)."""
+        """Raise ApiError if a client batch may not be appended (call after find_duplicate)."""
         entry = self.producers.get(h.producer_id)
         if entry is None:
             return
         if h.producer_epoch < entry.epoch:
-            raise ProtocolError(
-                f"epoch {h.producer_epoch} of producer {h.producer_id} is older than the last seen epoch {entry.epoch}",
-                ErrorCode.INVALID_PRODUCER_EPOCH,
-            )
+            raise ApiError(ErrorCode.INVALID_PRODUCER_EPOCH, f"epoch {h.producer_epoch} of producer {h.producer_id} is older than the last seen epoch {entry.epoch}")
         if h.producer_epoch != entry.epoch:
             if h.base_sequence != 0:
-                raise ProtocolError(
-                    f"invalid sequence {h.base_sequence} for new epoch {h.producer_epoch} of producer {h.producer_id}",
-                    ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-                )
+                raise ApiError(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, f"invalid sequence {h.base_sequence} for new epoch {h.producer_epoch} of producer {h.producer_id}")
         elif not _in_sequence(entry.last_seq, h.base_sequence):
-            raise ProtocolError(
-                f"out of order sequence {h.base_sequence} for producer {h.producer_id}, last was {entry.last_seq}",
-                ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-            )
+            raise ApiError(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, f"out of order sequence {h.base_sequence} for producer {h.producer_id}, last was {entry.last_seq}")
         if entry.txn_first_offset >= 0 and not h.is_transactional:
-            raise ProtocolError(
-                f"expected a transactional write from producer {h.producer_id} with an open transaction",
-                ErrorCode.INVALID_TXN_STATE,
-            )
+            raise ApiError(ErrorCode.INVALID_TXN_STATE, f"expected a transactional write from producer {h.producer_id} with an open transaction")
 
     def check_marker(self, producer_id: int, producer_epoch: int) -> None:
-        """Raise ProtocolError if a transaction marker of this epoch may not be written."""
+        """Raise ApiError if a transaction marker of this epoch may not be written."""
         entry = self.producers.get(producer_id)
         if entry is not None and producer_epoch < entry.epoch:
-            raise ProtocolError(
-                f"marker epoch {producer_epoch} of producer {producer_id} is older than the last seen epoch "
-                f"{entry.epoch}", ErrorCode.INVALID_PRODUCER_EPOCH)
+            raise ApiError(ErrorCode.INVALID_PRODUCER_EPOCH, f"marker epoch {producer_epoch} of producer {producer_id} is older than the last seen epoch "
+                f"{entry.epoch}")
 
     def complete_transaction(self, h: BatchHeader, coordinator_epoch: int = -1) -> int:
         """A marker (control batch at ``h.base_offset``) ends the producer's transaction here; returns

@@ -10,7 +10,7 @@ Sans-IO. The codec ids are the low three bits of a v2 batch's attributes:
 - lz4: the LZ4 frame format with independent 64 KiB blocks and no content checksum.
 - zstd: a zstd frame (content size optional).
 
-Every failure to decompress raises ProtocolError(CORRUPT_MESSAGE). Output is capped
+Every failure to decompress raises InvalidRecordBatch(CORRUPT_MESSAGE). Output is capped
 (``max_output``, default DEFAULT_MAX_OUTPUT) so a small "decompression bomb" cannot exhaust memory.
 
 cramjam (snappy, zstd) and lz4 are imported by the first batch that needs them, not when the broker
@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, InvalidRecordBatch
 
 NONE = 0
 GZIP = 1
@@ -46,14 +46,12 @@ _XERIAL_BLOCK = 32 * 1024  # snappy-java's default block size
 _INT32 = struct.Struct(">i")
 
 
-def _corrupt(codec: int, detail: str) -> ProtocolError:
-    return ProtocolError(f"corrupt {NAMES.get(codec, codec)} data: {detail}", ErrorCode.CORRUPT_MESSAGE)
+def _corrupt(codec: int, detail: str) -> InvalidRecordBatch:
+    return InvalidRecordBatch(f"corrupt {NAMES.get(codec, codec)} data: {detail}", ErrorCode.CORRUPT_MESSAGE)
 
 
-def _too_large(codec: int, cap: int) -> ProtocolError:
-    return ProtocolError(
-        f"{NAMES.get(codec, codec)} data decompresses to more than {cap} bytes", ErrorCode.CORRUPT_MESSAGE
-    )
+def _too_large(codec: int, cap: int) -> InvalidRecordBatch:
+    return InvalidRecordBatch(f"{NAMES.get(codec, codec)} data decompresses to more than {cap} bytes", ErrorCode.CORRUPT_MESSAGE)
 
 
 # ---------------------------------------------------------------- compress
@@ -82,7 +80,7 @@ def compress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
         import cramjam
 
         return bytes(cramjam.zstd.compress(bytes(data)))
-    raise ProtocolError(f"unknown compression codec {codec}", ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
+    raise InvalidRecordBatch(f"unknown compression codec {codec}", ErrorCode.UNSUPPORTED_COMPRESSION_TYPE)
 
 
 def _xerial_compress(data: memoryview) -> bytes:
@@ -100,7 +98,7 @@ def _xerial_compress(data: memoryview) -> bytes:
 
 
 def decompress(codec: int, data: bytes | bytearray | memoryview, max_output: int = DEFAULT_MAX_OUTPUT) -> bytes:
-    """Decompress ``data``; raises ProtocolError(CORRUPT_MESSAGE) on bad or oversized input."""
+    """Decompress ``data``; raises InvalidRecordBatch(CORRUPT_MESSAGE) on bad or oversized input."""
     if codec == NONE:
         return bytes(data)
     if codec == GZIP:
@@ -111,7 +109,7 @@ def decompress(codec: int, data: bytes | bytearray | memoryview, max_output: int
         return _lz4_decompress(data, max_output)
     if codec == ZSTD:
         return _zstd_decompress(bytes(data), max_output)
-    raise ProtocolError(f"unknown compression codec {codec}", ErrorCode.CORRUPT_MESSAGE)
+    raise InvalidRecordBatch(f"unknown compression codec {codec}", ErrorCode.CORRUPT_MESSAGE)
 
 
 def _gzip_decompress(data, cap: int) -> bytes:

@@ -1,8 +1,13 @@
-"""Kafka error codes and the one exception type the sans-IO protocol layer raises.
+"""Kafka error codes and the two kinds of failure every layer above reports with them.
 
-Every failure to decode bytes, whatever its cause (short buffer, bad length, invalid UTF-8, an
-impossible varint), surfaces as ProtocolError carrying the Kafka error code that best describes it.
-The server decides what to do with it: answer with the code, or close the connection.
+- ProtocolError: bytes on the wire that do not form a Kafka message (short buffer, bad length, invalid
+  UTF-8, an impossible varint). Kafka's answer is to close the connection; only the framer, the codec
+  and the server raise or catch it.
+- ApiError: a request that decoded but cannot be carried out as asked. The client is told its error
+  code (per partition, per resource, or for the whole request) and the connection stays open. The log
+  raises it for what it refuses (offsets out of range, sequence and epoch errors, its StorageError for a
+  failed disk), the record-batch validator for invalid batches (InvalidRecordBatch), and handlers and
+  coordinators for everything else.
 """
 
 from __future__ import annotations
@@ -143,10 +148,30 @@ class ErrorCode(enum.IntEnum):
 
 
 class ProtocolError(Exception):
-    """Bytes that do not form a valid Kafka message (or batch), with the Kafka error code to report."""
+    """Bytes that do not form a valid Kafka message: the connection is closed."""
 
     def __init__(self, message: str, error_code: ErrorCode = ErrorCode.CORRUPT_MESSAGE,
                  record_index: int | None = None):
         super().__init__(message)
         self.error_code = error_code
         self.record_index = record_index  # which record of a batch was rejected, when one was
+
+
+class ApiError(Exception):
+    """A failure the client is told as an error code; ``message`` is the error message Kafka would
+    send (None where Kafka sends none). ``record_index`` names the rejected record of a batch."""
+
+    def __init__(self, error_code: ErrorCode, message: str | None = None, *, record_index: int | None = None):
+        super().__init__(message if message is not None else ErrorCode(error_code).name)
+        self.error_code = error_code
+        self.message = message
+        self.record_index = record_index
+
+
+class InvalidRecordBatch(ApiError):
+    """A record batch whose bytes are invalid (CORRUPT_MESSAGE, INVALID_RECORD, ...): refused for its
+    partition, as Kafka refuses it, while the rest of the request is served."""
+
+    def __init__(self, message: str, error_code: ErrorCode = ErrorCode.CORRUPT_MESSAGE,
+                 record_index: int | None = None):
+        super().__init__(error_code, message, record_index=record_index)

@@ -16,7 +16,7 @@ Batch layout (big-endian), 61 header bytes then the records::
     53 baseSequence int32        57 recordCount int32
     61 records (compressed as a whole when attributes & 7 != 0)
 
-Every failure raises ProtocolError with the Kafka error code Kafka's broker would answer with.
+Every failure raises InvalidRecordBatch with the Kafka error code Kafka's broker would answer with.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 from crc32c import crc32c
 
 from kbroker.protocol import compression
-from kbroker.protocol.errors import ErrorCode, ProtocolError
+from kbroker.protocol.errors import ErrorCode, InvalidRecordBatch
 
 # ---------------------------------------------------------------- layout constants
 
@@ -151,9 +151,7 @@ class BatchHeader:
 def parse_header(buf, pos: int = 0) -> BatchHeader:
     """Unpack the header of the batch at ``pos``. Needs 61 bytes; checks nothing else."""
     if len(buf) - pos < HEADER_SIZE:
-        raise ProtocolError(
-            f"record batch header needs {HEADER_SIZE} bytes, {len(buf) - pos} present", ErrorCode.CORRUPT_MESSAGE
-        )
+        raise InvalidRecordBatch(f"record batch header needs {HEADER_SIZE} bytes, {len(buf) - pos} present", ErrorCode.CORRUPT_MESSAGE)
     return BatchHeader(*_HEADER.unpack_from(buf, pos), pos)
 
 
@@ -165,10 +163,7 @@ def compute_crc(buf, pos: int, size: int) -> int:
 
 def check_crc(buf, header: BatchHeader) -> None:
     if compute_crc(buf, header.position, header.size) != header.crc:
-        raise ProtocolError(
-            f"record batch at offset {header.base_offset} is corrupt (stored crc {header.crc:#010x})",
-            ErrorCode.CORRUPT_MESSAGE,
-        )
+        raise InvalidRecordBatch(f"record batch at offset {header.base_offset} is corrupt (stored crc {header.crc:#010x})", ErrorCode.CORRUPT_MESSAGE)
 
 
 def iter_batches(buf, pos: int = 0, *, check: bool = True) -> Iterator[BatchHeader]:
@@ -176,19 +171,19 @@ def iter_batches(buf, pos: int = 0, *, check: bool = True) -> Iterator[BatchHead
 
     Stops silently at a trailing partial batch (fewer bytes present than the batch declares), as
     Kafka's batch iterator does; the caller compares ``h.position + h.size`` with ``len(buf)`` if it
-    cares. Raises ProtocolError(CORRUPT_MESSAGE) for an impossible length, a magic other than 2, or,
+    cares. Raises InvalidRecordBatch(CORRUPT_MESSAGE) for an impossible length, a magic other than 2, or,
     with ``check``, a CRC mismatch.
     """
     end = len(buf)
     while end - pos >= LOG_OVERHEAD:
         length = _I.unpack_from(buf, pos + LENGTH_OFFSET)[0]
         if length < HEADER_SIZE - LOG_OVERHEAD:
-            raise ProtocolError(f"record batch length {length} is too small", ErrorCode.CORRUPT_MESSAGE)
+            raise InvalidRecordBatch(f"record batch length {length} is too small", ErrorCode.CORRUPT_MESSAGE)
         if end - pos < HEADER_SIZE_UP_TO_MAGIC:
             return
         magic = buf[pos + MAGIC_OFFSET]
         if magic != 2:
-            raise ProtocolError(f"unsupported record batch magic {magic}", ErrorCode.CORRUPT_MESSAGE)
+            raise InvalidRecordBatch(f"unsupported record batch magic {magic}", ErrorCode.CORRUPT_MESSAGE)
         size = length + LOG_OVERHEAD
         if end - pos < size:
             return
@@ -199,7 +194,7 @@ def iter_batches(buf, pos: int = 0, *, check: bool = True) -> Iterator[BatchHead
         pos += size
 
 
-class InvalidProduceFraming(ProtocolError):
+class InvalidProduceFraming(InvalidRecordBatch):
     """INVALID_RECORD found by Kafka before the log is touched (ProduceRequest.validateRecords): the
     records field is not exactly one magic-2 batch. Kafka then reports no log start offset."""
 
@@ -207,8 +202,8 @@ class InvalidProduceFraming(ProtocolError):
         super().__init__(message, ErrorCode.INVALID_RECORD)
 
 
-def _invalid(msg: str) -> ProtocolError:
-    return ProtocolError(msg, ErrorCode.INVALID_RECORD)
+def _invalid(msg: str) -> InvalidRecordBatch:
+    return InvalidRecordBatch(msg, ErrorCode.INVALID_RECORD)
 
 
 def validate_produce_records(
@@ -240,12 +235,12 @@ def validate_produce_records(
     while end - pos >= LOG_OVERHEAD:
         length = _I.unpack_from(mv, pos + LENGTH_OFFSET)[0]
         if length < LEGACY_RECORD_OVERHEAD_V0:
-            raise ProtocolError(f"record size {length} is less than the minimum record overhead", ErrorCode.CORRUPT_MESSAGE)
+            raise InvalidRecordBatch(f"record size {length} is less than the minimum record overhead", ErrorCode.CORRUPT_MESSAGE)
         if end - pos < HEADER_SIZE_UP_TO_MAGIC:
             break
         magic = mv[pos + MAGIC_OFFSET]
         if magic > 2:  # signed int8: 128..255 are negative
-            raise ProtocolError(f"invalid magic found in record: {magic - 256 if magic > 127 else magic}", ErrorCode.CORRUPT_MESSAGE)
+            raise InvalidRecordBatch(f"invalid magic found in record: {magic - 256 if magic > 127 else magic}", ErrorCode.CORRUPT_MESSAGE)
         size = length + LOG_OVERHEAD
         if end - pos < size:
             break
@@ -262,15 +257,12 @@ def validate_produce_records(
         if magic != 2:
             raise _invalid(f"batch magic {magic} is not the same as the first batch's magic byte 2")
         if size < HEADER_SIZE:
-            raise ProtocolError(f"record batch size {size} is smaller than a batch header", ErrorCode.CORRUPT_MESSAGE)
+            raise InvalidRecordBatch(f"record batch size {size} is smaller than a batch header", ErrorCode.CORRUPT_MESSAGE)
         h = BatchHeader(*_HEADER.unpack_from(mv, pos), pos)
         if h.base_offset != 0:
             raise _invalid(f"the baseOffset of the record batch should be 0, but it is {h.base_offset}")
         if size > max_batch_bytes:
-            raise ProtocolError(
-                f"the record batch size is {size} bytes which exceeds the maximum configured value of {max_batch_bytes}",
-                ErrorCode.MESSAGE_TOO_LARGE,
-            )
+            raise InvalidRecordBatch(f"the record batch size is {size} bytes which exceeds the maximum configured value of {max_batch_bytes}", ErrorCode.MESSAGE_TOO_LARGE)
         check_crc(mv, h)
         _check_client_batch(h)
         if h.compression != compression.NONE:
@@ -284,8 +276,7 @@ def _check_compressed_payload(mv: memoryview, h: BatchHeader) -> None:
     records the header claims, is CORRUPT_MESSAGE. Per batch, at C speed: records are not parsed."""
     payload_size = len(batch_payload(mv, h))
     if payload_size < MIN_RECORD_SIZE * h.record_count:
-        raise ProtocolError(f"{h.record_count} records cannot fit in {payload_size} decompressed bytes",
-                            ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch(f"{h.record_count} records cannot fit in {payload_size} decompressed bytes", ErrorCode.CORRUPT_MESSAGE)
 
 
 def _check_client_batch(h: BatchHeader) -> None:
@@ -297,9 +288,9 @@ def _check_client_batch(h: BatchHeader) -> None:
     if count_from_offsets != h.record_count:
         raise _invalid(f"inconsistent batch offset range [{h.base_offset}, {h.last_offset}] and count of records {h.record_count}")
     if h.compression == compression.NONE and h.size - HEADER_SIZE < MIN_RECORD_SIZE * h.record_count:
-        raise ProtocolError(f"{h.record_count} records cannot fit in {h.size - HEADER_SIZE} bytes", ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch(f"{h.record_count} records cannot fit in {h.size - HEADER_SIZE} bytes", ErrorCode.CORRUPT_MESSAGE)
     if h.compression > compression.ZSTD:
-        raise ProtocolError(f"unknown compression codec {h.compression}", ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch(f"unknown compression codec {h.compression}", ErrorCode.CORRUPT_MESSAGE)
     if h.is_control:
         raise _invalid("clients are not allowed to write control records")
     if h.producer_id >= 0 and h.base_sequence < 0:
@@ -352,14 +343,14 @@ def read_varint(buf, pos: int, end: int, max_bytes: int = 10) -> tuple[int, int]
     shift = 0
     for i in range(max_bytes):
         if pos >= end:
-            raise ProtocolError("varint runs past the end of the record", ErrorCode.CORRUPT_MESSAGE)
+            raise InvalidRecordBatch("varint runs past the end of the record", ErrorCode.CORRUPT_MESSAGE)
         b = buf[pos]
         pos += 1
         result |= (b & 0x7F) << shift
         if not b & 0x80:
             return (result >> 1) ^ -(result & 1), pos
         shift += 7
-    raise ProtocolError("varint is too long", ErrorCode.CORRUPT_MESSAGE)
+    raise InvalidRecordBatch("varint is too long", ErrorCode.CORRUPT_MESSAGE)
 
 
 # ---------------------------------------------------------------- records
@@ -481,7 +472,7 @@ def read_control_record(batch, header: BatchHeader | None = None) -> tuple[int, 
     """(control type, coordinator epoch) of a control batch; the epoch is -1 unless it is a marker."""
     records = decode_batch_records(batch, header)
     if not records or records[0].key is None or len(records[0].key) < _CONTROL_KEY.size:
-        raise ProtocolError("control batch without a control record key", ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch("control batch without a control record key", ErrorCode.CORRUPT_MESSAGE)
     kind = _CONTROL_KEY.unpack_from(records[0].key)[1]
     value = records[0].value
     epoch = _END_TXN_MARKER.unpack_from(value)[1] if kind in (CONTROL_ABORT, CONTROL_COMMIT) and value is not None \
@@ -497,28 +488,28 @@ def batch_payload(batch, header: BatchHeader | None = None, max_output: int = co
     start = header.position + HEADER_SIZE
     end = header.position + header.size
     if header.size < HEADER_SIZE or end > len(mv):
-        raise ProtocolError("record batch is truncated", ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch("record batch is truncated", ErrorCode.CORRUPT_MESSAGE)
     return compression.decompress(header.compression, mv[start:end], max_output)
 
 
 def decode_batch_records(batch, header: BatchHeader | None = None) -> list[Record]:
-    """Decode every record of the batch (decompressing as needed). Raises ProtocolError only."""
+    """Decode every record of the batch (decompressing as needed). Raises InvalidRecordBatch only."""
     mv = batch if isinstance(batch, memoryview) else memoryview(batch)
     if header is None:
         header = parse_header(mv, 0)
     if header.magic != 2:
-        raise ProtocolError(f"unsupported record batch magic {header.magic}", ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch(f"unsupported record batch magic {header.magic}", ErrorCode.CORRUPT_MESSAGE)
     data = batch_payload(mv, header)
     end = len(data)
     pos = 0
     out: list[Record] = []
     log_append = header.timestamp_type == LOG_APPEND_TIME
     if header.record_count < 0 or header.record_count > end:
-        raise ProtocolError(f"invalid record count {header.record_count}", ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch(f"invalid record count {header.record_count}", ErrorCode.CORRUPT_MESSAGE)
     for _ in range(header.record_count):
         length, pos = read_varint(data, pos, end, 5)
         if length < MIN_RECORD_SIZE - 1 or pos + length > end:
-            raise ProtocolError(f"invalid record length {length}", ErrorCode.CORRUPT_MESSAGE)
+            raise InvalidRecordBatch(f"invalid record length {length}", ErrorCode.CORRUPT_MESSAGE)
         rend = pos + length
         pos += 1  # attributes
         ts_delta, pos = read_varint(data, pos, rend)
@@ -527,24 +518,24 @@ def decode_batch_records(batch, header: BatchHeader | None = None) -> list[Recor
         value, pos = _read_blob(data, pos, rend)
         nheaders, pos = read_varint(data, pos, rend, 5)
         if nheaders < 0 or nheaders > rend - pos:
-            raise ProtocolError(f"invalid header count {nheaders}", ErrorCode.CORRUPT_MESSAGE)
+            raise InvalidRecordBatch(f"invalid header count {nheaders}", ErrorCode.CORRUPT_MESSAGE)
         headers = []
         for _h in range(nheaders):
             hkey, pos = _read_blob(data, pos, rend)
             if hkey is None:
-                raise ProtocolError("null header key", ErrorCode.CORRUPT_MESSAGE)
+                raise InvalidRecordBatch("null header key", ErrorCode.CORRUPT_MESSAGE)
             try:
                 skey = hkey.decode()
             except UnicodeDecodeError:
-                raise ProtocolError("header key is not UTF-8", ErrorCode.CORRUPT_MESSAGE) from None
+                raise InvalidRecordBatch("header key is not UTF-8", ErrorCode.CORRUPT_MESSAGE) from None
             hval, pos = _read_blob(data, pos, rend)
             headers.append((skey, hval))
         if pos != rend:
-            raise ProtocolError("record length does not match its contents", ErrorCode.CORRUPT_MESSAGE)
+            raise InvalidRecordBatch("record length does not match its contents", ErrorCode.CORRUPT_MESSAGE)
         ts = header.max_timestamp if log_append else header.base_timestamp + ts_delta
         out.append(Record(key, value, tuple(headers), ts, header.base_offset + off_delta))
     if pos != end:
-        raise ProtocolError("bytes left over after the last record", ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch("bytes left over after the last record", ErrorCode.CORRUPT_MESSAGE)
     return out
 
 
@@ -553,7 +544,7 @@ def _read_blob(data, pos: int, end: int) -> tuple[bytes | None, int]:
     if n == -1:
         return None, pos
     if n < 0:
-        raise ProtocolError(f"invalid field length {n}", ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch(f"invalid field length {n}", ErrorCode.CORRUPT_MESSAGE)
     if pos + n > end:
-        raise ProtocolError("record field runs past the end of the record", ErrorCode.CORRUPT_MESSAGE)
+        raise InvalidRecordBatch("record field runs past the end of the record", ErrorCode.CORRUPT_MESSAGE)
     return bytes(data[pos : pos + n]), pos + n

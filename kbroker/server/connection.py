@@ -19,17 +19,14 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-from typing import TYPE_CHECKING
-
 import trio
 
-from ..protocol.errors import ProtocolError
+from ..handlers.context import Services
 from ..handlers.registry import CloseConnection
+from ..protocol.errors import ProtocolError
 from .dispatch import dispatch
 from .sending import ShortFileRegion, send_parts
-
-if TYPE_CHECKING:
-    from ..broker import Broker
+from .session import Session
 
 log = logging.getLogger("kbroker.server")
 
@@ -109,8 +106,11 @@ class FrameReader:
 
 
 class Connection:
-    def __init__(self, broker: Broker, stream: trio.SocketStream):
-        self.broker = broker
+    def __init__(self, services: Services, stream: trio.SocketStream, *, max_frame_bytes: int,
+                 idle_seconds: float):
+        self.services = services
+        self.max_frame_bytes = max_frame_bytes
+        self.idle_seconds = idle_seconds
         # the plain socket: this module makes the non-blocking calls itself and waits on trio only on EAGAIN
         self.sock = socket.socket(fileno=stream.socket.detach())
         self.sock.setblocking(False)
@@ -118,6 +118,7 @@ class Connection:
             self.peer = self.sock.getpeername()[:2]
         except OSError:
             self.peer = ("?", 0)
+        self.session = Session(*self.peer)
 
     async def serve(self) -> None:
         try:
@@ -133,8 +134,8 @@ class Connection:
             self.sock.close()
 
     async def _serve_requests(self) -> None:
-        broker = self.broker
-        reader = FrameReader(self.sock, broker.socket_request_max_bytes, broker.connections_max_idle_ms / 1000)
+        services, session = self.services, self.session
+        reader = FrameReader(self.sock, self.max_frame_bytes, self.idle_seconds)
         while True:
             # one scheduling point per request: other connections get their turn, and cancellation lands
             await trio.lowlevel.checkpoint()
@@ -142,7 +143,7 @@ class Connection:
             if frame is None:
                 return
             try:
-                parts = await dispatch(broker, frame, self.peer)
+                parts = await dispatch(services, session, frame)
             except (ProtocolError, CloseConnection):
                 raise
             except Exception:  # a handler bug must cost one connection, never the broker

@@ -8,31 +8,30 @@ Kafka's rules for requests the broker cannot serve:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..handlers.api_versions import api_versions_response
+from ..handlers.context import RequestContext, Services
 from ..handlers.registry import CloseConnection
 from ..protocol.codec import API_VERSIONS_KEY, decode_request_body, decode_request_header, encode_response
 from ..protocol.errors import ErrorCode
-from .context import RequestContext
-
-if TYPE_CHECKING:
-    from ..broker import Broker
+from .session import Session
 
 
-async def dispatch(broker: Broker, frame: memoryview | bytes, client: tuple[str, int]) -> list[Any] | None:
+async def dispatch(services: Services, session: Session, frame: memoryview | bytes) -> list[Any] | None:
     """The response frame's buffers, or None when the request gets no response (acks=0 produce)."""
     header, reader = decode_request_header(frame)
     api_key, version = header.request_api_key, header.request_api_version
-    handler = broker.registry.get(api_key)
+    registry = services.registry
+    handler = registry.get(api_key)
     if handler is None or not handler.serves(version):
         if api_key == API_VERSIONS_KEY:
-            body = api_versions_response(broker.registry, ErrorCode.UNSUPPORTED_VERSION)
+            body = api_versions_response(registry, ErrorCode.UNSUPPORTED_VERSION)
             return encode_response(header.correlation_id, API_VERSIONS_KEY, 0, body)
         what = "unknown api key" if handler is None else "unsupported version of api key"
         raise CloseConnection(f"{what} {api_key} (version {version}) from client {header.client_id!r}")
     request = decode_request_body(header, reader)
-    response = await handler.handle(RequestContext(broker, header, client[0], client[1]), request)
+    response = await handler.handle(RequestContext(services, header, session), request)
     if response is None:
         return None
     return encode_response(header.correlation_id, api_key, version, response)

@@ -31,7 +31,7 @@ from ..groups.records import partition_for
 from ..groups.timers import Timers
 from ..log import ORIGIN_COORDINATOR
 from ..protocol import records as rec
-from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.errors import ApiError, ErrorCode, ProtocolError
 from . import records as fmt
 from .records import (COMPLETE_ABORT, COMPLETE_COMMIT, DEAD, EMPTY, ONGOING, PREPARE_ABORT, PREPARE_COMMIT,
                       PREPARE_EPOCH_FENCE, STATE_NAMES)
@@ -187,7 +187,7 @@ class TransactionCoordinator:
             partition_log = self.broker.partition_log(topic, partition_for(meta.transactional_id, topic.partitions))
             batch = rec.build_batch([rec.Record(fmt.encode_key(meta.transactional_id), fmt.encode_value(value))])
             partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
-        except ProtocolError as exc:
+        except ApiError as exc:
             log.warning("could not write transaction state of %s: %s", meta.transactional_id, exc)
             return _append_error(getattr(exc, "error_code", ErrorCode.UNKNOWN_SERVER_ERROR))
         except OSError as exc:
@@ -347,7 +347,7 @@ class TransactionCoordinator:
                     meta.producer_id, meta.producer_epoch, commit, coordinator_epoch=coordinator_epoch,
                     leader_epoch=topic.leader_epoch)
                 wrote = True
-            except (ProtocolError, OSError) as exc:
+            except (ApiError, OSError) as exc:
                 log.warning("could not write the transaction marker of %s to %s-%d: %s", meta.transactional_id,
                             topic_name, partition, exc)
                 continue

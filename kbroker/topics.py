@@ -1,0 +1,112 @@
+"""Topic administration: creating, growing and deleting topics, the catalogue and the logs together.
+
+Creating a topic (CreateTopics, auto-creation by Metadata, the coordinators' internal topics) or
+growing one (CreatePartitions) never blocks the event loop on disk:
+1. the change is recorded in the catalogue, on disk at once but not visible (pending; ~1 ms of fsync
+   on the loop), and the name is marked as changing;
+2. the new partitions' logs are created in a worker thread, in one durability batch: when it returns
+   every file and directory is durable (kbroker.log.durability), while the loop serves everyone else;
+3. back on the loop the logs are registered and the change published, atomically for every other task.
+Other requests therefore see a topic only once its partitions exist and are durable, never half made:
+a Metadata or Produce meanwhile finds no such topic (UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers
+before its controller commits a topic), a second CreateTopics of the name gets TOPIC_ALREADY_EXISTS,
+and auto-creation of that name (Metadata, FindCoordinator) waits for the creation in flight instead of
+creating twice (ensure_topic). Kept visible-at-once instead, a request could open a partition on the
+loop while the worker thread creates the same directory. Steps 2-3 are shielded from cancellation: a
+request cancelled mid-creation (client gone, broker stopping) still completes it, so nothing is left
+pending in memory; a crash mid-creation leaves a recorded topic whose partitions are opened or created
+on use, exactly as before (a failed step 2 is published too, and left to the same path).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import trio
+
+from .config.live import LiveConfig
+from .metadata import MetadataStore, Topic
+from .partitions import PartitionService
+
+log = logging.getLogger("kbroker")
+
+
+class TopicManager:
+    def __init__(self, metadata: MetadataStore, partitions: PartitionService, live_config: LiveConfig):
+        self.metadata = metadata
+        self.partitions = partitions
+        self._live_config = live_config
+        # called with the Topic after a topic is deleted (e.g. the group coordinator drops its offsets)
+        self.deletion_listeners: list[Callable[[Topic], None]] = []
+        self._changing: dict[str, trio.Event] = {}  # names being created or grown, set when done
+
+    @property
+    def auto_create_topics(self) -> bool:
+        return self._live_config.current.auto_create_topics_enable
+
+    async def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
+        """Record the topic and create its partitions' logs, as Kafka does at creation time; returns
+        once all is durable and visible. KeyError if the name is taken, by a topic being created too."""
+        started = trio.current_time()
+        topic = self.metadata.create_topic(name, partitions, 1, configs, pending=True)
+        await self._carry_out(topic, range(partitions))
+        log.info("created topic %s with %d partitions in %.1f ms", name, partitions,
+                 (trio.current_time() - started) * 1000)
+        return topic
+
+    async def ensure_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
+        """The topic, created first if it does not exist; a creation in flight is waited for, not repeated."""
+        await self.topic_settled(name)
+        topic = self.metadata.get(name)  # no checkpoint between the check and the creation
+        return topic if topic is not None else await self.create_topic(name, partitions, configs)
+
+    async def topic_settled(self, name: str) -> None:
+        """Wait until no creation or partition increase of the topic is in flight."""
+        while (changing := self._changing.get(name)) is not None:
+            await changing.wait()
+
+    async def _carry_out(self, topic: Topic, partitions: range) -> None:
+        """Create the partitions' logs in a worker thread, then register them and publish the topic's
+        recorded change. Shielded: once recorded, a change is always completed (module docstring)."""
+        changing = self._changing[topic.name] = trio.Event()
+        logs = self.partitions.logs
+        try:
+            with trio.CancelScope(shield=True):
+                missing = [p for p in partitions if logs.get(topic.name, p) is None]
+                opened = await trio.to_thread.run_sync(logs.open_new, topic.name, missing, topic.topic_id,
+                                                       self.partitions.log_config(topic), topic.leader_epoch)
+            for partition_log in opened.values():  # the topic's configs may have changed meanwhile
+                partition_log.config = self.partitions.log_config(topic)
+            logs.add(opened)
+        finally:
+            self.metadata.publish(topic)
+            del self._changing[topic.name]
+            changing.set()
+
+    async def delete_topic(self, name: str) -> Topic | None:
+        """Remove the topic from the catalogue and delete its partitions' logs (DeleteTopics), after
+        any partition increase in flight (whose new logs would otherwise outlive the topic)."""
+        await self.topic_settled(name)
+        topic = self.metadata.delete_topic(name)
+        if topic is None:
+            return None
+        self.partitions.topic_deleted(topic)
+        for listener in list(self.deletion_listeners):
+            listener(topic)
+        log.info("deleted topic %s (%s)", name, topic.topic_id)
+        return topic
+
+    async def add_partitions(self, name: str, count: int) -> Topic:
+        """Grow the topic to `count` partitions and create the new partitions' logs (CreatePartitions);
+        returns once they are durable and visible. Callers wait for topic_settled(name) first."""
+        assert name not in self._changing, "one change of a topic at a time"
+        topic = self.metadata.set_partitions(name, count, pending=True)
+        await self._carry_out(topic, range(count))
+        return topic
+
+    def set_topic_configs(self, name: str, configs: dict[str, str]) -> Topic:
+        """Replace the topic's config overrides (AlterConfigs) and apply them to its logs."""
+        topic = self.metadata.set_configs(name, configs)
+        self.partitions.topic_configs_changed(topic)
+        return topic
