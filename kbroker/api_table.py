@@ -22,12 +22,14 @@ def _api_name(request_class: type) -> str:
 
 
 def markdown() -> str:
-    lines = ["| API | key | versions served | versions advertised |", "|---|---:|---|---|"]
+    lines = ["| API | key | versions served | versions advertised | handler |", "|---|---:|---|---|---|"]
+    modules = {entry.api_key: entry.module for entry in index()}
     for handler in loaded_registry().handlers():
         advertised_min = handler.advertised_min_version
         advertised = f"{handler.min_version if advertised_min is None else advertised_min}-{handler.max_version}"
+        module = f"kbroker/handlers/{modules[handler.api_key]}.py"
         lines.append(f"| {_api_name(handler.request_class)} | {handler.api_key} | "
-                     f"{handler.min_version}-{handler.max_version} | {advertised} |")
+                     f"{handler.min_version}-{handler.max_version} | {advertised} | [{module}]({module}) |")
     return "\n".join(lines)
 
 

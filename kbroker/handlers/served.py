@@ -28,21 +28,21 @@ SERVED = [
     Served(25, 'transactions', 0, 4),  # AddOffsetsToTxn
     Served(26, 'transactions', 0, 5),  # EndTxn
     Served(28, 'transactions', 0, 4),  # TxnOffsetCommit
-    Served(29, 'cluster', 1, 3),  # DescribeAcls
+    Served(29, 'acls', 1, 3),  # DescribeAcls
     Served(32, 'configs', 1, 4),  # DescribeConfigs
     Served(33, 'configs', 0, 2),  # AlterConfigs
-    Served(35, 'cluster', 1, 4),  # DescribeLogDirs
+    Served(35, 'log_dirs', 1, 4),  # DescribeLogDirs
     Served(37, 'topics_admin', 0, 3),  # CreatePartitions
     Served(42, 'groups', 0, 2),  # DeleteGroups
-    Served(43, 'cluster', 0, 2),  # ElectLeaders
+    Served(43, 'elect_leaders', 0, 2),  # ElectLeaders
     Served(44, 'configs', 0, 1),  # IncrementalAlterConfigs
-    Served(45, 'cluster', 0, 0),  # AlterPartitionReassignments
-    Served(46, 'cluster', 0, 0),  # ListPartitionReassignments
+    Served(45, 'reassignments', 0, 0),  # AlterPartitionReassignments
+    Served(46, 'reassignments', 0, 0),  # ListPartitionReassignments
     Served(47, 'offsets_commit', 0, 0),  # OffsetDelete
-    Served(48, 'cluster', 0, 1),  # DescribeClientQuotas
-    Served(60, 'cluster', 0, 1),  # DescribeCluster
-    Served(61, 'cluster', 0, 0),  # DescribeProducers
+    Served(48, 'client_quotas', 0, 1),  # DescribeClientQuotas
+    Served(60, 'describe_cluster', 0, 1),  # DescribeCluster
+    Served(61, 'producers', 0, 0),  # DescribeProducers
     Served(65, 'transactions', 0, 0),  # DescribeTransactions
     Served(66, 'transactions', 0, 1),  # ListTransactions
-    Served(75, 'cluster', 0, 0),  # DescribeTopicPartitions
+    Served(75, 'describe_topic_partitions', 0, 0),  # DescribeTopicPartitions
 ]

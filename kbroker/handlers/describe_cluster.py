@@ -1,0 +1,32 @@
+"""DescribeCluster (key 60) v0-1: the cluster as Kafka 4 answers it: this broker, which is also the
+controller; endpoint type 1 (BROKER). Asking for controller endpoints (type 2) is
+MISMATCHED_ENDPOINT_TYPE, as a broker listener answers."""
+
+from __future__ import annotations
+
+from ..protocol.errors import ErrorCode
+from ..protocol.messages import DescribeClusterRequest, DescribeClusterResponse
+from .metadata import CLUSTER_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED
+from .registry import Handler
+
+BROKER_ENDPOINT, CONTROLLER_ENDPOINT = 1, 2
+
+async def handle_describe_cluster(ctx, request: DescribeClusterRequest) -> DescribeClusterResponse:
+    if ctx.api_version >= 1 and request.endpoint_type != BROKER_ENDPOINT:
+        return DescribeClusterResponse(
+            error_code=ErrorCode.MISMATCHED_ENDPOINT_TYPE,
+            error_message="The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type "
+                          + ("CONTROLLER" if request.endpoint_type == CONTROLLER_ENDPOINT else "UNKNOWN"),
+            endpoint_type=BROKER_ENDPOINT, cluster_id="", controller_id=-1, brokers=[])
+    return DescribeClusterResponse(
+        error_code=ErrorCode.NONE, error_message=None, endpoint_type=BROKER_ENDPOINT,
+        cluster_id=ctx.node.cluster_id, controller_id=ctx.node.node_id,
+        brokers=[DescribeClusterResponse.DescribeClusterBroker(ctx.node.node_id, host, port, ctx.node.rack)
+                 for host, port in ctx.node.advertised_endpoints[:1]],
+        cluster_authorized_operations=(CLUSTER_AUTHORIZED_OPERATIONS if request.include_cluster_authorized_operations
+                                       else OPERATIONS_NOT_REQUESTED))
+
+
+HANDLERS = [
+    Handler(DescribeClusterRequest, 0, 1, handle_describe_cluster),
+]
