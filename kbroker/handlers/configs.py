@@ -64,7 +64,7 @@ def _broker_resource_for_describe(ctx, name: str) -> bool:
         raise ApiError(ErrorCode.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}")
     if node != ctx.node.node_id:
         raise ApiError(ErrorCode.INVALID_REQUEST,
-                         f"Unexpected broker id, expected {ctx.node.node_id} or empty string, but received {name}")
+                       f"Unexpected broker id, expected {ctx.node.node_id} or empty string, but received {name}")
     return False
 
 
@@ -87,7 +87,7 @@ def _describe_one(ctx, request: DescribeConfigsRequest, resource) -> DescribeCon
         elif resource.resource_type == BROKER:
             default = _broker_resource_for_describe(ctx, resource.resource_name)
             entries = ctx.config.describe(names, include_synonyms=synonyms, include_documentation=documentation,
-                                             default_resource=default)
+                                          default_resource=default)
         elif resource.resource_type == BROKER_LOGGER:
             _broker_resource_for_describe(ctx, resource.resource_name)
             entries = []
@@ -142,7 +142,7 @@ def _broker_resource_for_alter(ctx, name: str) -> bool:
         raise ApiError(ErrorCode.INVALID_REQUEST, f"Node id must be an integer, but it is: {name}")
     if node != ctx.node.node_id:
         raise ApiError(ErrorCode.INVALID_REQUEST,
-                         f"Unexpected broker id, expected {ctx.node.node_id}, but received {name}")
+                       f"Unexpected broker id, expected {ctx.node.node_id}, but received {name}")
     return False
 
 
@@ -157,15 +157,15 @@ def _broker_config_for_alter(ctx, default: bool, new_layer: dict[str, str]) -> B
                  and _is_known_broker_config(n)]
     if read_only:
         raise ApiError(ErrorCode.INVALID_REQUEST,
-                         "Cannot update these configs dynamically: [" + ", ".join(read_only) + "]")
+                       "Cannot update these configs dynamically: [" + ", ".join(read_only) + "]")
     if default and "min.insync.replicas" not in new_layer:
         raise ApiError(ErrorCode.INVALID_CONFIG,
-                         "Cluster-level min.insync.replicas cannot be removed while ELR is enabled.")
+                       "Cluster-level min.insync.replicas cannot be removed while ELR is enabled.")
     if default:
         per_broker = [n for n in new_layer if n in PER_BROKER_CONFIGS]
         if per_broker:
             raise ApiError(ErrorCode.INVALID_REQUEST, "Cannot update these configs at default cluster level, "
-                                                        "broker id must be specified: [" + ", ".join(per_broker) + "]")
+                           "broker id must be specified: [" + ", ".join(per_broker) + "]")
     try:
         if default:
             return rebuild(config, config.dynamic_broker, new_layer)
@@ -258,7 +258,7 @@ def _incremental(configs):
             else:
                 if not _is_list(c.name, resource_type):
                     raise ApiError(ErrorCode.INVALID_CONFIG, f"Can't {_OP_NAMES[c.config_operation]} to key "
-                                                               f"{c.name} because its type is not LIST.")
+                                   f"{c.name} because its type is not LIST.")
                 base = new.get(c.name)
                 if base is None:
                     base = _default_string(c.name, resource_type)
