@@ -440,6 +440,41 @@ class KbrokerTarget(Target):
         self.proc.stop()
 
 
+class KbrokerBaselineTarget(KbrokerTarget):
+    """kbroker as it was at another git revision (--baseline REV), from a worktree of that revision, in
+    the same run: a before/after comparison under the same load, machine state and Kafka reference."""
+
+    def __init__(self, workdir: Path, rev: str):
+        self.workdir, self.rev = workdir, rev
+        self.tree = workdir / f"kbroker-{rev}"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(self.tree), rev],
+                       check=True, capture_output=True)
+        compileall.compile_dir(self.tree / "kbroker", quiet=1)
+        self.version = "git " + rev
+        self.name = f"kbroker@{rev}"
+
+    def start(self) -> float:
+        before = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = str(self.tree)  # the broker process imports the baseline's kbroker
+        try:
+            (self.workdir / self.name).mkdir(parents=True, exist_ok=True)
+            self.proc = BrokerProcess(self.workdir / self.name / "data")
+            t0 = time.monotonic()
+            self.proc.start()
+        finally:
+            if before is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = before
+        first_produce(self.proc.bootstrap)
+        self.pid, self.bootstrap = self.proc.pid, self.proc.bootstrap
+        return time.monotonic() - t0
+
+    def stop(self) -> None:
+        super().stop()
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.tree)], capture_output=True)
+
+
 class KafkaTarget(Target):
     name = "Apache Kafka"
     version = KAFKA_VERSION
@@ -967,7 +1002,7 @@ def plot(results: list[Result], path: Path) -> None:
 def write_report(results: list[Result], args, started: float, log_lines: list[str]) -> Path:
     m = machine()
     # only a full, unprofiled run of all three brokers is "the" result of the day; others get a suffix
-    partial = (args.profile or args.only or args.quick or not args.java or args.brokers != DEFAULT_BROKERS
+    partial = (args.profile or args.only or args.baseline or args.quick or not args.java or args.brokers != DEFAULT_BROKERS
                or args.repeats < 5)
     base = RESULTS / f"{args.stamp}-{m['host']}{'-partial' if partial else ''}"
     plot(results, base.with_suffix(".png"))
@@ -1030,6 +1065,8 @@ def write_report(results: list[Result], args, started: float, log_lines: list[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--brokers", default=DEFAULT_BROKERS, help=f"comma list of {DEFAULT_BROKERS}")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run kbroker at this git revision (a before/after comparison in one run)")
     parser.add_argument("--quick", action="store_true", help="1/5 of the volumes, 1 rebalance run, 5 s latency")
     parser.add_argument("--no-java", dest="java", action="store_false", help="skip the Java perf-tool cells")
     parser.add_argument("--profile", action="store_true", help="py-spy record kbroker during its load cells")
@@ -1063,6 +1100,8 @@ def main() -> None:
                     "tansu-sqlite": lambda w: TansuTarget(w, "sqlite:tansu.db", TansuTarget.BUILT_BIN),
                     }[key.strip()](workdir)
                    for key in args.brokers.split(",")]
+        if args.baseline:
+            targets.insert(1, KbrokerBaselineTarget(workdir, args.baseline))
         results = run_all(targets, args, log)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -20,16 +20,29 @@ on use, exactly as before (a failed step 2 is published too, and left to the sam
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Callable
+from typing import Callable, Iterator
 
 import trio
 
 from .config.live import LiveConfig
 from .metadata import MetadataStore, Topic
 from .partitions import PartitionService
+from .protocol.errors import ApiError, ErrorCode
 
 log = logging.getLogger("kbroker")
+
+
+@contextlib.contextmanager
+def _storage_errors(what: str) -> Iterator[None]:
+    """A change the disk refuses (the catalogue or a log cannot be written) is KAFKA_STORAGE_ERROR for
+    the topic; the catalogue has undone it in memory (kbroker.metadata.store), so it can be retried."""
+    try:
+        yield
+    except OSError as exc:
+        log.error("could not %s: %s", what, exc)
+        raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"Could not {what}: {exc.strerror or exc}") from exc
 
 
 class TopicManager:
@@ -47,10 +60,13 @@ class TopicManager:
 
     async def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
         """Record the topic and create its partitions' logs, as Kafka does at creation time; returns
-        once all is durable and visible. KeyError if the name is taken, by a topic being created too."""
+        once all is durable and visible. KeyError if the name is taken, by a topic being created too;
+        ApiError(KAFKA_STORAGE_ERROR) if the disk refuses (nothing is recorded then, unless the catalogue
+        was written and only the logs failed: the topic exists and its logs are created on use)."""
         started = trio.current_time()
-        topic = self.metadata.create_topic(name, partitions, 1, configs, pending=True)
-        await self._carry_out(topic, range(partitions))
+        with _storage_errors(f"create topic {name}"):
+            topic = self.metadata.create_topic(name, partitions, 1, configs, pending=True)
+            await self._carry_out(topic, range(partitions))
         log.info("created topic %s with %d partitions in %.1f ms", name, partitions,
                  (trio.current_time() - started) * 1000)
         return topic
@@ -88,7 +104,8 @@ class TopicManager:
         """Remove the topic from the catalogue and delete its partitions' logs (DeleteTopics), after
         any partition increase in flight (whose new logs would otherwise outlive the topic)."""
         await self.topic_settled(name)
-        topic = self.metadata.delete_topic(name)
+        with _storage_errors(f"delete topic {name}"):
+            topic = self.metadata.delete_topic(name)
         if topic is None:
             return None
         self.partitions.topic_deleted(topic)
@@ -101,12 +118,14 @@ class TopicManager:
         """Grow the topic to `count` partitions and create the new partitions' logs (CreatePartitions);
         returns once they are durable and visible. Callers wait for topic_settled(name) first."""
         assert name not in self._changing, "one change of a topic at a time"
-        topic = self.metadata.set_partitions(name, count, pending=True)
-        await self._carry_out(topic, range(count))
+        with _storage_errors(f"add partitions to {name}"):
+            topic = self.metadata.set_partitions(name, count, pending=True)
+            await self._carry_out(topic, range(count))
         return topic
 
     def set_topic_configs(self, name: str, configs: dict[str, str]) -> Topic:
         """Replace the topic's config overrides (AlterConfigs) and apply them to its logs."""
-        topic = self.metadata.set_configs(name, configs)
+        with _storage_errors(f"change the configs of {name}"):
+            topic = self.metadata.set_configs(name, configs)
         self.partitions.topic_configs_changed(topic)
         return topic

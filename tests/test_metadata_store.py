@@ -64,3 +64,35 @@ def test_a_pending_partition_count_is_recorded_but_visible_only_once_published(t
     assert FileMetadataStore(tmp_path).get("orders").partitions == 5
     store.publish(orders)
     assert orders.partitions == 5 and store.get("orders") is orders
+
+
+def test_a_change_the_disk_refuses_is_undone_and_can_be_made_later(tmp_path, monkeypatch):
+    """A full disk while recording a topic leaves no half-created name behind (issue 14, defect 3)."""
+    import errno
+
+    import kbroker.metadata.store as store_module
+
+    store = FileMetadataStore(tmp_path)
+    orders = store.create_topic("orders", 1)
+    real_write = store_module.write_atomically
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_module, "write_atomically", disk_full)
+    for change in (lambda: store.create_topic("__consumer_offsets", 50, pending=True),
+                   lambda: store.create_topic("payments", 2),
+                   lambda: store.set_partitions("orders", 4, pending=True),
+                   lambda: store.set_partitions("orders", 4),
+                   lambda: store.set_configs("orders", {"retention.ms": "1"}),
+                   lambda: store.delete_topic("orders")):
+        with pytest.raises(OSError):
+            change()
+    assert store.names() == {"orders"}
+    assert (store.get("orders").partitions, store.get("orders").configs) == (1, {})
+    assert store.get_by_id(orders.topic_id) is orders
+
+    monkeypatch.setattr(store_module, "write_atomically", real_write)  # space is back
+    offsets = store.create_topic("__consumer_offsets", 50, pending=True)
+    store.publish(offsets)
+    assert FileMetadataStore(tmp_path).get("__consumer_offsets").partitions == 50

@@ -13,7 +13,7 @@ Kafka semantics kept here:
 
 from __future__ import annotations
 
-from ..protocol.errors import ErrorCode
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import MetadataRequest, MetadataResponse
 from ..protocol.primitives import ZERO_UUID
 from ..metadata import Topic, validate_topic_name
@@ -59,7 +59,11 @@ async def _lookup(ctx, wanted: MetadataRequest.MetadataRequestTopic, request: Me
     allow = request.allow_auto_topic_creation if ctx.api_version >= 4 else True
     if allow and ctx.topics.auto_create_topics:
         # waits for the topic's files to be durable (or for a creation of it already in flight)
-        return describe_topic(ctx, await ctx.topics.ensure_topic(wanted.name, ctx.config.num_partitions), request)
+        try:
+            created = await ctx.topics.ensure_topic(wanted.name, ctx.config.num_partitions)
+        except ApiError:  # the disk refused: Kafka's answer while an auto-created topic is not ready
+            return _topic_error(wanted.name, ErrorCode.LEADER_NOT_AVAILABLE)
+        return describe_topic(ctx, created, request)
     return _topic_error(wanted.name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
 
 

@@ -184,7 +184,12 @@ async def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopic
             topic_id = uuid.uuid4()
         else:
             # no checkpoint since _plan_topic: the name is still free; answered once durable
-            topic_id = (await ctx.topics.create_topic(topic.name, partitions, configs)).topic_id
+            try:
+                topic_id = (await ctx.topics.create_topic(topic.name, partitions, configs)).topic_id
+            except ApiError as exc:  # the disk refused
+                results.append(CreateTopicsResponse.CreatableTopicResult(
+                    name=topic.name, error_code=exc.error_code, error_message=exc.message))
+                continue
         results.append(_created(ctx, topic.name, topic_id, partitions, replication_factor, configs))
     for name, count in counts.items():
         if count > 1:
@@ -257,7 +262,11 @@ async def handle_delete_topics(ctx, request: DeleteTopicsRequest) -> DeleteTopic
         results.append(Result(name=None, topic_id=topic_id, error_code=ErrorCode.INVALID_REQUEST,
                               error_message="Duplicate topic id."))
     for topic_id, name in to_delete.items():
-        await ctx.topics.delete_topic(name)
+        try:
+            await ctx.topics.delete_topic(name)
+        except ApiError as exc:  # the disk refused
+            results.append(Result(name=name, topic_id=topic_id, error_code=exc.error_code, error_message=exc.message))
+            continue
         results.append(Result(name=name, topic_id=topic_id, error_code=ErrorCode.NONE, error_message=None))
     return DeleteTopicsResponse(responses=results)
 
@@ -300,7 +309,11 @@ async def handle_create_partitions(ctx, request: CreatePartitionsRequest) -> Cre
             results.append(Result(name=wanted.name, error_code=exc.error_code, error_message=exc.message))
             continue
         if not request.validate_only:
-            await ctx.topics.add_partitions(topic.name, wanted.count)
+            try:
+                await ctx.topics.add_partitions(topic.name, wanted.count)
+            except ApiError as exc:  # the disk refused
+                results.append(Result(name=wanted.name, error_code=exc.error_code, error_message=exc.message))
+                continue
         results.append(Result(name=wanted.name, error_code=ErrorCode.NONE, error_message=None))
     for name in dict.fromkeys(n for n in names if n in duplicates):
         results.append(Result(name=name, error_code=ErrorCode.INVALID_REQUEST, error_message="Duplicate topic name."))

@@ -10,6 +10,10 @@ A topic, or a larger partition count, can be recorded before it is visible (``pe
 in the snapshot on disk at once, so a crash leaves it as a created topic whose partitions recovery
 opens or creates, while get(), topics() and the Topic's partition count only show it once the broker
 has created its partitions' logs and calls publish(). The name is taken meanwhile (names()).
+
+A change is all or nothing: when the snapshot cannot be written (a full disk, an I/O error) the
+OSError reaches the caller and the change is undone in memory too, so nothing is left pending or
+taken that the disk does not have, and the same change succeeds once the disk has room again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from ..durable_files import write_atomically
 from .topic_names import INTERNAL_TOPICS
@@ -89,26 +93,33 @@ class MemoryMetadataStore:
         topic = Topic(name, uuid.uuid4(), partitions, replication_factor, dict(configs or {}))
         if pending:
             self._pending[name] = topic
+            self._record(lambda: self._pending.pop(name))
         else:
             self._add(topic)
-        self._changed()
+            self._record(lambda: self._remove(topic))
         return topic
 
     def delete_topic(self, name: str) -> Topic | None:
-        topic = self._topics.pop(name, None)
+        topic = self._topics.get(name)
         if topic is not None:
-            del self._by_id[topic.topic_id]
-            self._growing.pop(name, None)
-            self._changed()
+            growing = self._growing.pop(name, None)
+            self._remove(topic)
+
+            def undo() -> None:
+                self._add(topic)
+                if growing is not None:
+                    self._growing[name] = growing
+            self._record(undo)
         return topic
 
     def set_partitions(self, name: str, partitions: int, *, pending: bool = False) -> Topic:
         topic = self._topics[name]
         if pending:
             self._growing[name] = partitions
+            self._record(lambda: self._growing.pop(name))
         else:
-            topic.partitions = partitions
-        self._changed()
+            before, topic.partitions = topic.partitions, partitions
+            self._record(lambda: setattr(topic, "partitions", before))
         return topic
 
     def publish(self, topic: Topic) -> None:
@@ -121,13 +132,25 @@ class MemoryMetadataStore:
 
     def set_configs(self, name: str, configs: dict[str, str]) -> Topic:
         topic = self._topics[name]
-        topic.configs = dict(configs)
-        self._changed()
+        before, topic.configs = topic.configs, dict(configs)
+        self._record(lambda: setattr(topic, "configs", before))
         return topic
 
     def _add(self, topic: Topic) -> None:
         self._topics[topic.name] = topic
         self._by_id[topic.topic_id] = topic
+
+    def _remove(self, topic: Topic) -> None:
+        del self._topics[topic.name]
+        del self._by_id[topic.topic_id]
+
+    def _record(self, undo: Callable[[], object]) -> None:
+        """Persist the change just made in memory; if that fails, undo it and re-raise."""
+        try:
+            self._changed()
+        except BaseException:
+            undo()
+            raise
 
     def _changed(self) -> None:
         """Hook for persistent subclasses."""
