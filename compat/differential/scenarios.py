@@ -250,6 +250,25 @@ def invalid_topic_names(b):
     return out
 
 
+@scenario("create-topics-over-the-controller-bounds")
+def create_topics_over_bounds(b):
+    """Kafka's controller refuses a request over 10,000 partitions, or over 10,000 metadata records
+    (topic + partitions + configs), whole: POLICY_VIOLATION with its message for every topic."""
+    t = b.topic
+    out = {}
+    with b.wire() as w:
+        def answer(topics, validate_only=True):
+            return [(x["name"] == n, x["error_code"], x["error_message"])
+                    for x, (n, *_) in zip(create_topics(w, topics, validate_only), topics)]
+        out["partitions"] = answer([(t("a"), 10_000, 1, None), (t("b"), -1, 1, None), (t("bad!"), 1, 1, None)])
+        out["records"] = answer([(t("a"), 9_999, 1, {"retention.ms": "1000"})])
+        out["at-the-bound"] = answer([(t("a"), 9_999, 1, None)])
+        out["two-topics"] = answer([(t("a"), 5_000, 1, None), (t("b"), 5_000, 1, None)])
+    b.expect(out["partitions"][0][1] == 44, "POLICY_VIOLATION for 10,001 partitions")
+    b.expect(out["at-the-bound"][0][1] == 0, "9,999 partitions + 1 topic record are within the bound")
+    return out
+
+
 @scenario("produce-fetch-records")
 def produce_fetch(b):
     t = b.topic()

@@ -6,6 +6,11 @@ What Kafka 4 (KRaft, one broker that is also the controller) does, and so what i
 CreateTopics
 - a name given twice in one request: INVALID_REQUEST "Duplicate topic name." (those results come after
   the others); `__cluster_metadata` cannot be created (INVALID_REQUEST);
+- Kafka's controller bounds one operation, and a request over the bounds fails whole, POLICY_VIOLATION for
+  every topic of the request: more than 10,000 partitions asked for in all ("Excessively large number
+  of partitions per request.", counted before any other check), or more than 10,000 metadata records
+  for the topics that can be created, one per topic, partition and config ("Unable to perform
+  excessively large batch operation."); validate_only too;
 - then per topic, in this order: an illegal name (INVALID_TOPIC_EXCEPTION, the controller's wording),
   a name that exists (TOPIC_ALREADY_EXISTS), a name colliding with an existing one when '.' and '_' are
   unified (INVALID_TOPIC_EXCEPTION), null config values and then the configs themselves
@@ -25,7 +30,9 @@ INVALID_REQUEST; delete.topic.enable=false: INVALID_REQUEST before v3, TOPIC_DEL
 (for every topic). Logs are removed at once; the broker tells its topic-deletion listeners (the group
 coordinator drops the topic's committed offsets there).
 
-CreatePartitions: only increases (INVALID_PARTITIONS with Kafka's messages), optional manual
+CreatePartitions: more than 10,000 additional partitions over the request's existing topics is
+POLICY_VIOLATION for each of them ("Excessively large number of additional partitions per request.");
+only increases (INVALID_PARTITIONS with Kafka's messages), optional manual
 assignments (INVALID_REPLICA_ASSIGNMENT), validate_only. An increase of the same topic in flight is
 waited for before checking (as Kafka's controller applies them in turn); so is DeleteTopics.
 
@@ -47,6 +54,9 @@ from ..protocol.primitives import ZERO_UUID
 from .registry import Handler
 
 CLUSTER_METADATA_TOPIC = "__cluster_metadata"
+# Kafka's controller writes at most this many records for one request (a topic, each of its partitions
+# and configs are one record each); a larger request fails whole with POLICY_VIOLATION
+MAX_RECORDS_PER_USER_OP = 10_000
 
 # Kafka's default messages for errors answered without a specific one
 UNKNOWN_TOPIC_MESSAGE = "This server does not host this topic-partition."
@@ -166,14 +176,52 @@ def _created(ctx, name: str, topic_id: uuid.UUID, partitions: int, replication_f
     return result
 
 
+def _requested_partitions(ctx, topics: list[CreateTopicsRequest.CreatableTopic]) -> int:
+    """The partitions these topics ask for (num.partitions for -1), counted before any validation."""
+    total = 0
+    for topic in topics:
+        if topic.assignments:
+            total += len(topic.assignments)
+        elif topic.num_partitions == -1:
+            total += ctx.config.num_partitions
+        elif topic.num_partitions > 0:
+            total += topic.num_partitions
+    return total
+
+
+def _metadata_records(ctx, topics: list[CreateTopicsRequest.CreatableTopic]) -> int:
+    """How many records Kafka's controller would write for these topics: one per topic, partition and
+    config of each topic that can be created."""
+    total = 0
+    for topic in topics:
+        try:
+            partitions, _, configs = _plan_topic(ctx, topic)
+        except ApiError:
+            continue
+        total += 1 + partitions + len(configs)
+    return total
+
+
+def _too_large(ctx, wanted: list) -> str | None:
+    """Kafka's message when the request is over the controller's bounds (POLICY_VIOLATION), else None."""
+    if _requested_partitions(ctx, wanted) > MAX_RECORDS_PER_USER_OP:
+        return "Excessively large number of partitions per request."
+    if _metadata_records(ctx, wanted) > MAX_RECORDS_PER_USER_OP:
+        return "Unable to perform excessively large batch operation."
+    return None
+
+
 async def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopicsResponse:
     counts: dict[str, int] = {}
     for topic in request.topics:
         counts[topic.name] = counts.get(topic.name, 0) + 1
     results, late = [], []
-    for topic in request.topics:
-        if counts[topic.name] > 1 or topic.name == CLUSTER_METADATA_TOPIC:
-            continue
+    wanted = [t for t in request.topics if counts[t.name] == 1 and t.name != CLUSTER_METADATA_TOPIC]
+    refusal = _too_large(ctx, wanted)
+    if refusal is not None:  # the whole request fails, as the controller's exception answers it
+        return CreateTopicsResponse(topics=[CreateTopicsResponse.CreatableTopicResult(
+            name=t.name, error_code=ErrorCode.POLICY_VIOLATION, error_message=refusal) for t in request.topics])
+    for topic in wanted:
         try:
             partitions, replication_factor, configs = _plan_topic(ctx, topic)
         except ApiError as exc:
@@ -299,8 +347,15 @@ async def handle_create_partitions(ctx, request: CreatePartitionsRequest) -> Cre
     names = [t.name for t in request.topics]
     duplicates = {n for n in names if names.count(n) > 1}
     results = []
+    new_partitions = sum(max(w.count - t.partitions, 0) for w in request.topics if w.name not in duplicates
+                         and (t := ctx.metadata.get(w.name)) is not None)
+    too_large = new_partitions > MAX_RECORDS_PER_USER_OP
     for wanted in request.topics:
         if wanted.name in duplicates:
+            continue
+        if too_large:
+            results.append(Result(name=wanted.name, error_code=ErrorCode.POLICY_VIOLATION,
+                                  error_message="Excessively large number of additional partitions per request."))
             continue
         await ctx.topics.topic_settled(wanted.name)  # an increase in flight first; no checkpoint after it
         try:
