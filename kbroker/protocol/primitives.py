@@ -6,6 +6,10 @@ entry points (kbroker.protocol.codec) translate every such failure into Protocol
 check is paid per field. Lengths read from the wire are checked against the bytes remaining before
 anything is allocated, so a hostile length can never ask for gigabytes.
 
+Strings are decoded as Java's String(bytes, UTF_8) decodes them, which is what Kafka does: a byte
+sequence that is not UTF-8 becomes U+FFFD, never an error (a client id in Latin-1 is still served;
+a topic name with such bytes is then an invalid name, answered as one).
+
 Writer appends to a bytearray. Large record payloads (a Fetch response's segment bytes) are not
 copied: they become separate parts, so the server can hand them to the socket (or sendfile) as they are.
 """
@@ -150,25 +154,25 @@ class Reader:
         n = self.int16()
         if n < 0:
             raise ProtocolError("non-nullable string was null")
-        return str(self._take(n, "string"), "utf-8")
+        return str(self._take(n, "string"), "utf-8", "replace")
 
     def nullable_string(self) -> str | None:
         n = self.int16()
         if n < 0:
             return None
-        return str(self._take(n, "string"), "utf-8")
+        return str(self._take(n, "string"), "utf-8", "replace")
 
     def compact_string(self) -> str:
         n = self.uvarint() - 1
         if n < 0:
             raise ProtocolError("non-nullable string was null")
-        return str(self._take(n, "string"), "utf-8")
+        return str(self._take(n, "string"), "utf-8", "replace")
 
     def compact_nullable_string(self) -> str | None:
         n = self.uvarint() - 1
         if n < 0:
             return None
-        return str(self._take(n, "string"), "utf-8")
+        return str(self._take(n, "string"), "utf-8", "replace")
 
     def bytes(self) -> bytes:
         n = self.int32()
