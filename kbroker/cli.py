@@ -4,6 +4,10 @@ Configuration uses Kafka's names and a server.properties-style file. Unless told
 listens on localhost:9092 and keeps its data in $XDG_DATA_HOME/kbroker (~/.local/share/kbroker), so a
 plain `kbroker serve` is a working development broker that keeps its data across restarts.
 SIGINT and SIGTERM stop it cleanly.
+
+At start the process's soft limit on open files is raised to its hard limit, as the JVM does for
+Kafka on Linux (HotSpot's MaxFDLimit): every partition holds a few descriptors open, and the common
+soft limit of 1,024 would otherwise cap a broker at a few hundred partitions.
 """
 
 from __future__ import annotations
@@ -41,6 +45,20 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     serve.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                        help="set a config, overriding the properties file (repeatable)")
     return parser.parse_args(argv)
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit; returns (before, after)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:  # some sandboxes refuse; the broker still starts
+            log.warning("could not raise the open files limit from %d to %d: %s", soft, hard, exc)
+            return soft, soft
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def _collect_garbage_again() -> None:
@@ -94,6 +112,9 @@ def _configure_and_serve(args: argparse.Namespace, started: float) -> int:
         return 2
     if config.warning():
         log.warning(config.warning())
+    before, after = raise_open_files_limit()
+    if after != before:
+        log.info("open files limit raised from %d to %d", before, after)
     log.debug("configuration loaded in %.3fs", time.monotonic() - started)
     trio.run(_serve_until_signalled, config)
     return 0

@@ -113,9 +113,11 @@ _SERVING = re.compile(r"serving on (\S+?):(\d+)")
 class BrokerProcess:
     """A broker in its own OS process, started the way a user starts it: `kbroker serve`."""
 
-    def __init__(self, data_dir: Path, overrides: dict[str, Any] | None = None):
+    def __init__(self, data_dir: Path, overrides: dict[str, Any] | None = None, *,
+                 open_files: tuple[int, int] | None = None):
         self.data_dir = Path(data_dir)
         self.overrides = dict(overrides or {})
+        self.open_files = open_files  # RLIMIT_NOFILE (soft, hard) the process starts with, as `ulimit -n`
         self.process: subprocess.Popen | None = None
         self.bootstrap: str | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
@@ -129,7 +131,7 @@ class BrokerProcess:
             args += ["--override", f"{key}={value}"]
         log = open(self.log_path, "ab")
         start_offset = log.tell()
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=self._limits)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -144,6 +146,11 @@ class BrokerProcess:
             time.sleep(0.005)  # so start() returns within a few ms of the broker serving
         self.stop()
         raise RuntimeError(f"kbroker process did not start; log:\n{self.log_path.read_text()[-4000:]}")
+
+    def _limits(self) -> None:
+        if self.open_files is not None:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
 
     def kill(self) -> None:
         """kill -9: no shutdown hooks, no flush."""
