@@ -13,7 +13,6 @@ from kbroker.coordination import BadVersion
 from kbroker.coordination.cluster import (BrokerIdTaken, BrokerRegistration, ClusterCoordination, NotController,
                                           PartitionState, TopicAssignment)
 from kbroker.coordination.placement import PlacementError, assign_replicas
-from tests.coordination_fixtures import sessions, zookeeper_server  # noqa: F401  (fixtures)
 
 
 def registration(node_id: int, rack: str | None = None) -> BrokerRegistration:

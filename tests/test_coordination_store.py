@@ -8,7 +8,6 @@ import pytest
 import trio
 
 from kbroker.coordination import BadVersion, Check, Create, Delete, NodeExists, NoNode, SessionClosed, SetData
-from tests.coordination_fixtures import sessions, zookeeper_server  # noqa: F401  (fixtures)
 
 
 async def test_nodes_are_created_read_versioned_and_deleted(sessions):

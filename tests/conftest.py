@@ -1,4 +1,4 @@
-"""Fixtures for the coordination scenarios: the same tests run on the in-memory tree and on a real
+"""Shared fixtures. The coordination scenarios run the same tests on the in-memory tree and on a real
 ZooKeeper server (one per test session, each test in its own chroot)."""
 
 from __future__ import annotations
