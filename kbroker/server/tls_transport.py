@@ -42,7 +42,8 @@ class TlsTransport:
     async def receive_into(self, buffer: memoryview) -> int:
         with trio.move_on_after(self.idle_seconds) as idle:
             try:
-                data = await self.stream.receive_some(len(buffer))
+                # capped: ssl reads allocate their size up front, and a frame's tail may be 100 MB
+                data = await self.stream.receive_some(min(len(buffer), PIECE_BYTES))
             except trio.BrokenResourceError as exc:
                 raise ConnectionResetError(f"TLS: {exc.__cause__ or exc}") from exc
         if idle.cancelled_caught:
