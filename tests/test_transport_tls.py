@@ -6,6 +6,7 @@ Kafka's ssl.* configs yet, so the test puts a TLS listener of its own in front o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -20,6 +21,7 @@ import trustme
 from kbroker.broker import Broker
 from kbroker.cli import STANDALONE_DEFAULTS
 from kbroker.config import load_broker_config
+from kbroker.handlers import Registry, default_registry
 from kbroker.protocol.codec import encode_request
 from kbroker.protocol.messages import ApiVersionsRequest, FetchRequest, MetadataRequest, ProduceRequest
 from kbroker.protocol.records import Record, build_batch, decode_batch_records, iter_batches
@@ -57,10 +59,10 @@ def certificates():
     return server_context, client_context
 
 
-async def start_broker(nursery, tmp_path, server_context) -> tuple[Broker, TlsListener]:
+async def start_broker(nursery, tmp_path, server_context, registry=None) -> tuple[Broker, TlsListener]:
     config = load_broker_config(None, ["listeners=PLAINTEXT://127.0.0.1:0", f"log.dirs={tmp_path}"],
                                 builtin_settings=STANDALONE_DEFAULTS)
-    broker = await nursery.start(Broker(config).serve)
+    broker = await nursery.start(Broker(config, registry).serve)
     tls = TlsListener(broker, server_context)
     await nursery.start(tls.serve)
     return broker, tls
@@ -106,6 +108,37 @@ async def test_a_tls_client_is_answered_api_versions_and_fetches_segment_bytes(t
             over_plain = await trio.to_thread.run_sync(fetch, plain, "secrets")
         assert bytes(over_plain.responses[0].partitions[0].records) == over_tls
         nursery.cancel_scope.cancel()
+
+
+async def test_a_handler_sees_who_is_asking_and_how_they_came_in(tmp_path, certificates):
+    """Every request's context carries its connection's session: the client's address, the listener
+    and its security protocol, the principal (ANONYMOUS until SASL), and the client id."""
+    server_context, client_context = certificates
+    seen = []
+    registry = default_registry()
+    api_versions = registry.get(ApiVersionsRequest.API_KEY)
+
+    async def recording_api_versions(ctx, request):
+        session = ctx.session
+        seen.append((session.listener_name, session.security_protocol, session.principal, session.client_id,
+                     session.client_host, session.client_port))
+        return await api_versions.handle(ctx, request)
+
+    registry = Registry([h for h in registry.handlers() if h is not api_versions]
+                        + [dataclasses.replace(api_versions, handle=recording_api_versions)])
+
+    def story(plain_bootstrap: str, tls_bootstrap: str) -> list[int]:
+        with WireClient(plain_bootstrap) as plain, WireClient(tls_bootstrap, ssl_context=client_context) as tls:
+            assert plain.request(ApiVersionsRequest(), 3, client_id="billing").error_code == 0
+            assert tls.request(ApiVersionsRequest(), 3, client_id="audit").error_code == 0
+            return [plain.sock.getsockname()[1], tls.sock.getsockname()[1]]
+
+    async with trio.open_nursery() as nursery:
+        broker, tls = await start_broker(nursery, tmp_path, server_context, registry)
+        plain_port, tls_port = await trio.to_thread.run_sync(story, broker.bootstrap, f"127.0.0.1:{tls.port}")
+        nursery.cancel_scope.cancel()
+    assert seen == [("PLAINTEXT", "PLAINTEXT", "User:ANONYMOUS", "billing", "127.0.0.1", plain_port),
+                    ("SSL", "SSL", "User:ANONYMOUS", "audit", "127.0.0.1", tls_port)]
 
 
 async def test_a_plaintext_client_on_the_tls_listener_is_disconnected(tmp_path, certificates):

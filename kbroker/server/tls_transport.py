@@ -3,8 +3,8 @@ protocol is SSL).
 
 TLS encrypts in user space, so there is no zero-copy path: received plaintext is copied into the
 framer's buffer, and a response is sent as bytes, its file regions read from the segment rather
-than sent with sendfile. Small parts are gathered into pieces of up to 256 KB (one TLS write each);
-a region is read and sent 256 KB at a time, so a 50 MB fetch response never sits in memory whole.
+than sent with sendfile. A response's parts are gathered into pieces of about 256 KB, one TLS write
+each, a file region read 256 KB at a time, so a 50 MB fetch response never sits in memory whole.
 
 The handshake happens on the first receive, so connections.max.idle.ms bounds it as it bounds any
 receive (IdleConnection); a send piece that the peer does not take within connections.max.idle.ms
