@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import socket
+from functools import partial
 from pathlib import Path
 
 import trio
 
+from .config.listeners import Endpoint
 from .config.live import LiveConfig
 from .config.persisted import with_persisted_dynamic_configs
 from .groups import GroupCoordinator
@@ -28,6 +30,7 @@ from .metadata import FileMetadataStore
 from .metadata.node_identity import load_or_format
 from .partitions import AppendNotifier, PartitionService, topic_log_config
 from .server.connection import Connection
+from .server.socket_transport import SocketTransport
 from .topics import TopicManager
 from .txn import ProducerIdManager, TransactionCoordinator
 
@@ -102,18 +105,18 @@ class Broker:
         host, port = self.node.advertised_endpoints[0]
         return f"{host}:{port}"
 
-    async def _open_listeners(self) -> list[trio.SocketListener]:
-        listeners: list[trio.SocketListener] = []
+    async def _open_listeners(self) -> list[tuple[Endpoint, list[trio.SocketListener]]]:
+        served: list[tuple[Endpoint, list[trio.SocketListener]]] = []
         for listener in self.config.listeners:
             host = listener.host  # None: every interface
             opened = await trio.open_tcp_listeners(listener.port, host=host)
             if listener.port == 0:
                 opened = opened[:1]  # each address family would get its own random port
-            listeners.extend(opened)
+            served.append((listener, opened))
             port = opened[0].socket.getsockname()[1]
             self.bound_endpoints.append((listener.host, port))
         self.node.advertised_endpoints[:] = self._advertised()
-        return listeners
+        return served
 
     def _advertised(self) -> list[tuple[str, int]]:
         advertised = self.config.advertised_listeners or self.config.listeners
@@ -124,7 +127,7 @@ class Broker:
         return endpoints
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await self._open_listeners()
+        served = await self._open_listeners()
         log.info("kbroker node %d of cluster %s serving on %s (data in %s)", self.node_id, self.cluster_id,
                  ", ".join(f"{h}:{p}" for h, p in self.advertised_endpoints), self.data_dir)
         try:
@@ -134,7 +137,9 @@ class Broker:
                 # then transactions: one left half-ended gets its markers, which may commit pending offsets
                 await nursery.start(self.txn_coordinator.run)
                 task_status.started(self)
-                await trio.serve_listeners(self._serve_connection, listeners, handler_nursery=nursery)
+                for endpoint, listeners in served:
+                    nursery.start_soon(partial(trio.serve_listeners, partial(self._serve_connection, endpoint),
+                                               listeners, handler_nursery=nursery))
         finally:
             self.logs.close()
 
@@ -159,7 +164,8 @@ class Broker:
             else:
                 self.logs.write_checkpoints()
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        config = self.config
-        await Connection(self.services, stream, max_frame_bytes=config.socket_request_max_bytes,
-                         idle_seconds=config.connections_max_idle_ms / 1000).serve()
+    async def _serve_connection(self, endpoint: Endpoint, stream: trio.SocketStream) -> None:
+        config = self.config  # the live config as this connection opens
+        transport = SocketTransport(stream, idle_seconds=config.connections_max_idle_ms / 1000)
+        await Connection(self.services, transport, listener_name=endpoint.listener,
+                         max_frame_bytes=config.socket_request_max_bytes).serve()

@@ -1,19 +1,26 @@
-"""A tiny blocking Kafka wire client built on kbroker's own codec, for tests that need to send exact
-requests (or exact garbage) and see exact responses. Real client libraries are used everywhere else."""
+"""A tiny blocking Kafka wire client built on kbroker's own codec and framer, for tests that need to
+send exact requests (or exact garbage) and see exact responses, in plain text or over TLS (pass an
+ssl.SSLContext). Real client libraries are used everywhere else."""
 
 from __future__ import annotations
 
 import socket
-import struct
+import ssl
 from typing import Any
 
 from kbroker.protocol.codec import decode_response, encode_request
+from kbroker.protocol.framing import Framer
+
+MAX_RESPONSE_BYTES = 1 << 30
 
 
 class WireClient:
-    def __init__(self, bootstrap: str, timeout: float = 10):
+    def __init__(self, bootstrap: str, timeout: float = 10, ssl_context: ssl.SSLContext | None = None):
         host, port = bootstrap.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
+        self.framer = Framer(MAX_RESPONSE_BYTES)
         self.correlation_id = 0
 
     def close(self) -> None:
@@ -29,18 +36,12 @@ class WireClient:
         self.sock.sendall(data)
 
     def read_frame(self) -> bytes:
-        size = struct.unpack(">i", self._read_exactly(4))[0]
-        return self._read_exactly(size)
-
-    def _read_exactly(self, n: int) -> bytes:
-        chunks, remaining = [], n
-        while remaining:
-            chunk = self.sock.recv(remaining)
-            if not chunk:
+        while (frame := self.framer.next_frame()) is None:
+            received = self.sock.recv_into(self.framer.receive_buffer())
+            if not received:
                 raise ConnectionError("connection closed by the broker")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+            self.framer.received(received)
+        return bytes(frame)
 
     def request(self, body: Any, version: int, client_id: str | None = "wire-test") -> Any:
         self.correlation_id += 1

@@ -7,8 +7,9 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from kbroker.protocol.codec import FrameBuffer, decode_request_body, decode_request_header, encode_request
+from kbroker.protocol.codec import decode_request_body, decode_request_header, encode_request
 from kbroker.protocol.errors import ProtocolError
+from kbroker.protocol.framing import Framer, FrameTooLarge, TruncatedFrame
 from kbroker.protocol.messages import REQUESTS
 from tests.schema_strategies import all_versions, message_value
 
@@ -65,21 +66,51 @@ def decode_or_raise(frame: bytes) -> None:
     decode_request_body(header, reader)
 
 
-@given(chunks=st.lists(st.integers(1, 50), min_size=1, max_size=40))
-def test_frames_split_in_any_chunking(chunks):
-    stream = b"".join(struct.pack(">i", len(p)) + p for p in (b"one", b"", b"three" * 20, b"4"))
-    buffer, frames, pos = FrameBuffer(1 << 20), [], 0
+FRAMES = [b"one", b"", b"three" * 20, b"4", b"x" * 40_000]  # the last is larger than the small buffer
+
+
+@given(chunks=st.lists(st.integers(1, 50_000), min_size=1, max_size=40), buffer_bytes=st.sampled_from([8, 64, 16384]))
+def test_frames_split_in_any_chunking(chunks, buffer_bytes):
+    stream = b"".join(struct.pack(">i", len(p)) + p for p in FRAMES)
+    framer, frames, pos = Framer(1 << 20, buffer_bytes), [], 0
     for size in chunks + [len(stream)]:
-        buffer.feed(stream[pos:pos + size])
+        frames += framer.feed(stream[pos:pos + size])
         pos += size
-        while (frame := buffer.next_frame()) is not None:
-            frames.append(frame)
-    assert frames == [b"one", b"", b"three" * 20, b"4"]
+    assert [bytes(f) for f in frames] == FRAMES
+    framer.end_of_stream()  # a clean end: between frames
 
 
-def test_oversized_and_negative_frames_are_protocol_errors():
-    for size in (-1, (1 << 20) + 1):
-        buffer = FrameBuffer(1 << 20)
-        buffer.feed(struct.pack(">i", size))
-        with pytest.raises(ProtocolError):
-            buffer.next_frame()
+@given(split=st.integers(1, 99))
+def test_frames_received_in_place_as_a_transport_does(split):
+    """The transport writes into the buffer the framer lends: a large frame's bytes go straight into
+    the frame (recv_into), a small one is copied once out of the small buffer."""
+    stream = struct.pack(">i", 5) + b"small" + struct.pack(">i", 90) + bytes(range(90))
+    framer, frames, pos = Framer(1 << 20, buffer_bytes=16), [], 0
+    while pos < len(stream):
+        while (frame := framer.next_frame()) is not None:
+            frames.append(bytes(frame))
+        buffer = framer.receive_buffer()
+        count = min(len(buffer), split, len(stream) - pos)
+        buffer[:count] = stream[pos:pos + count]
+        framer.received(count)
+        pos += count
+    while (frame := framer.next_frame()) is not None:
+        frames.append(bytes(frame))
+    assert frames == [b"small", bytes(range(90))]
+
+
+@pytest.mark.parametrize("size", [-1, -(1 << 31), (1 << 20) + 1])
+def test_negative_and_oversized_frames_are_protocol_errors(size):
+    framer = Framer(1 << 20)
+    with pytest.raises(FrameTooLarge) as raised:
+        framer.feed(struct.pack(">i", size))
+    assert isinstance(raised.value, ProtocolError)
+    assert f"frame of {size} bytes" in str(raised.value)
+
+
+@pytest.mark.parametrize("stream", [b"\x00\x00", struct.pack(">i", 10) + b"abc", struct.pack(">i", 40_000) + b"x"])
+def test_a_stream_ending_inside_a_frame_is_truncated(stream):
+    framer = Framer(1 << 20)
+    assert framer.feed(stream) == []
+    with pytest.raises(TruncatedFrame):
+        framer.end_of_stream()

@@ -24,7 +24,7 @@ import trio
 
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import FetchRequest, FetchResponse
-from ..server.sending import FileRegion
+from ..protocol.file_region import FileRegion
 from .partitions import find_partition_log, find_topic
 from .registry import Handler
 

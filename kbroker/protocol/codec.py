@@ -1,8 +1,9 @@
-"""Framing and headers: from a stream of bytes to (header, message) and back. Sans-IO.
+"""Headers and bodies: from a frame to (header, message) and back. Sans-IO.
 
-A Kafka frame is an int32 size followed by that many bytes. A request frame holds a request header
-(v1, or v2 for flexible request versions: client_id stays a classic int16 string, then tagged fields)
-and the body; a response frame holds a response header (v0, or v1 for flexible versions — except
+A Kafka frame is an int32 size followed by that many bytes: kbroker.protocol.framing cuts a stream
+into frames, and this module puts the size prefix on what it encodes. A request frame holds a request
+header (v1, or v2 for flexible request versions: client_id stays a classic int16 string, then tagged
+fields) and the body; a response frame holds a response header (v0, or v1 for flexible versions — except
 ApiVersions responses, which always use v0 so an old client can read the error) and the body.
 
 Every decoding failure is raised as ProtocolError; nothing else escapes these entry points.
@@ -11,7 +12,6 @@ Every decoding failure is raised as ProtocolError; nothing else escapes these en
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from .errors import ErrorCode, ProtocolError
@@ -109,33 +109,3 @@ def encode_request(correlation_id: int, api_version: int, body: Any, client_id: 
     header.encode(writer, request_header_version(api_key, api_version))
     body.encode(writer, api_version)
     return b"".join(bytes(p) for p in _framed(writer))
-
-
-@dataclass
-class FrameBuffer:
-    """Accumulates stream bytes in any chunking and yields complete frames (without the size prefix)."""
-
-    max_frame_bytes: int
-    _buf: bytearray = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        self._buf = bytearray()
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        self._buf += data
-
-    def pending_bytes(self) -> int:
-        return len(self._buf)
-
-    def next_frame(self) -> bytes | None:
-        buf = self._buf
-        if len(buf) < 4:
-            return None
-        size = _SIZE.unpack_from(buf, 0)[0]
-        if size < 0 or size > self.max_frame_bytes:
-            raise ProtocolError(f"frame size {size} outside 0..{self.max_frame_bytes}", ErrorCode.INVALID_REQUEST)
-        if len(buf) < 4 + size:
-            return None
-        frame = bytes(buf[4:4 + size])
-        del buf[:4 + size]
-        return frame

@@ -4,6 +4,9 @@ Kafka's rules for requests the broker cannot serve:
 - ApiVersions at a version the broker does not know: answer UNSUPPORTED_VERSION with a v0 body that
   lists what is supported (KIP-511), so the client retries with a version it finds there;
 - any other unknown API key or unsupported version, or bytes that do not decode: close the connection.
+
+Each request runs in a RequestContext holding its connection's Session (client address, listener,
+security protocol, principal); dispatch records there the client id the request carries.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ async def dispatch(services: Services, session: Session, frame: memoryview | byt
     """The response frame's buffers, or None when the request gets no response (acks=0 produce)."""
     header, reader = decode_request_header(frame)
     api_key, version = header.request_api_key, header.request_api_version
+    session.client_id = header.client_id
     registry = services.registry
     handler = registry.get(api_key)
     if handler is None or not handler.serves(version):
