@@ -16,8 +16,9 @@ from types import ModuleType
 from .registry import Handler, Registry, Served
 from .served import SERVED
 
-HANDLER_MODULES = ("api_versions", "metadata", "produce", "fetch", "offsets", "producer_ids",
-                   "topics_admin", "configs", "cluster", "groups", "offsets_commit", "transactions")
+HANDLER_MODULES = ("api_versions", "metadata", "produce", "fetch", "list_offsets", "delete_records",
+                   "producer_ids", "topics_admin", "configs", "cluster", "groups", "offsets_commit",
+                   "transactions")
 
 
 def default_registry() -> Registry:
