@@ -63,10 +63,10 @@ def test_a_consumer_reads_whole_batches_up_to_the_high_watermark(service, orders
     partition = service.partition(orders, 0)
     partition.append(batch(b"a", b"b"))
     partition.append(batch(b"c"))
-    everything = partition.read(0, 1 << 20)
-    assert everything.next_offset == partition.high_watermark == 3
-    assert partition.read(1, 1 << 20).to_bytes() == everything.to_bytes()  # from the batch holding 1
-    assert partition.read(3, 1 << 20).slices == []  # at the high watermark: nothing yet, no error
+    everything, last_stable = partition.read(0, 1 << 20)
+    assert everything.next_offset == everything.high_watermark == last_stable == partition.high_watermark == 3
+    assert partition.read(1, 1 << 20)[0].to_bytes() == everything.to_bytes()  # from the batch holding 1
+    assert partition.read(3, 1 << 20)[0].slices == []  # at the high watermark: nothing yet, no error
     assert error_of(partition.read, 4, 1 << 20) == ErrorCode.OFFSET_OUT_OF_RANGE
 
 
@@ -75,8 +75,9 @@ def test_read_committed_stops_at_the_first_open_transaction(service, orders):
     partition.append(batch(b"before"))
     partition.append(batch(b"in-flight", producer_id=7, producer_epoch=0, base_sequence=0, transactional=True))
     assert (partition.high_watermark, partition.last_stable_offset) == (2, 1)
-    assert partition.read(0, 1 << 20, read_committed=True).next_offset == 1
-    assert partition.read(0, 1 << 20).next_offset == 2
+    committed, last_stable = partition.read(0, 1 << 20, read_committed=True)
+    assert (committed.next_offset, committed.high_watermark, last_stable) == (1, 2, 1)
+    assert partition.read(0, 1 << 20)[0].next_offset == 2
     assert partition.list_offsets(LATEST, read_committed=True).offset == 1
     partition.log.append_end_txn_marker(7, 0, commit=True)  # the transaction coordinator ends it
     assert partition.last_stable_offset == partition.high_watermark == 3
@@ -158,7 +159,7 @@ def test_delete_records_moves_the_log_start_offset(service, orders):
     assert partition.delete_records_before(2) == 2 == partition.log_start_offset
     assert partition.list_offsets(EARLIEST).offset == 2
     assert error_of(partition.read, 1, 1 << 20) == ErrorCode.OFFSET_OUT_OF_RANGE
-    assert partition.read(2, 1 << 20).next_offset == 4
+    assert partition.read(2, 1 << 20)[0].next_offset == 4
     assert partition.delete_records_before(1) == 2  # never backwards
     assert error_of(partition.delete_records_before, 5) == ErrorCode.OFFSET_OUT_OF_RANGE  # beyond the HW
     assert partition.delete_records_before(-1) == 4 == partition.high_watermark  # -1: up to the HW

@@ -83,14 +83,14 @@ def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tu
         limit = min(item.request.partition_max_bytes, max(max_bytes - total, 0))
         fetch_offset = item.request.fetch_offset
         try:
-            result = partition.read(fetch_offset, limit, min_one_batch=total == 0, read_committed=read_committed)
+            result, response.last_stable_offset = partition.read(fetch_offset, limit, min_one_batch=total == 0,
+                                                                 read_committed=read_committed)
         except ApiError as exc:  # OFFSET_OUT_OF_RANGE: Kafka then reports no offsets at all
             response.error_code = exc.error_code
             errored = True
             continue
-        response.high_watermark = partition.high_watermark
-        response.last_stable_offset = partition.last_stable_offset
-        response.log_start_offset = partition.log_start_offset
+        response.high_watermark = result.high_watermark
+        response.log_start_offset = result.log_start_offset
         if result.slices:
             fd, position, length = result.slices[0]
             response.records = FileRegion(fd, position, length)

@@ -100,17 +100,16 @@ class Partition:
             result = self.log.append(records, leader_epoch=self.leader_epoch, origin=origin)
         except OSError as exc:
             raise storage_error(self.topic, self.index, exc) from exc
-        self._high_watermark_advanced()
+        if self._high_watermark_moved is not None:  # someone waits for a later offset
+            self._high_watermark_advanced()
         return result
 
     def has_ongoing_transaction(self, producer_id: int, producer_epoch: int) -> bool:
         return self.log.has_ongoing_transaction(producer_id, producer_epoch)
 
     def _high_watermark_advanced(self) -> None:
-        moved = self._high_watermark_moved
-        if moved is not None:
-            self._high_watermark_moved = None
-            moved.set()
+        moved, self._high_watermark_moved = self._high_watermark_moved, None
+        moved.set()
 
     async def wait_for_high_watermark(self, offset: int, deadline: float) -> bool:
         """Until the high watermark reaches ``offset`` (acks=-1: every in-sync replica has the
@@ -126,16 +125,23 @@ class Partition:
     # ------------------------------------------------------------------------------ reads
 
     def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True,
-             read_committed: bool = False) -> ReadResult:
+             read_committed: bool = False) -> tuple[ReadResult, int]:
         """Whole batches from the one holding ``offset`` as file slices (for sendfile), up to
         ``max_bytes`` (at least one batch when ``min_one_batch``, KIP-74), stopping at the high
-        watermark, or at the last stable offset for read_committed. OFFSET_OUT_OF_RANGE unless
-        log start <= offset <= log end."""
-        upper = self.last_stable_offset if read_committed else self.high_watermark
+        watermark, or at the last stable offset for read_committed. Returns the read, its
+        high_watermark and log_start_offset as of now, and the last stable offset (every fetch
+        reports both). OFFSET_OUT_OF_RANGE unless log start <= offset <= log end."""
+        high_watermark = self.high_watermark
+        last_stable = self.log.last_stable_offset
+        if last_stable > high_watermark:
+            last_stable = high_watermark
         try:
-            return self.log.read(offset, max_bytes, min_one_batch=min_one_batch, max_offset=upper)
+            result = self.log.read(offset, max_bytes, min_one_batch=min_one_batch,
+                                   max_offset=last_stable if read_committed else high_watermark)
         except OSError as exc:
             raise storage_error(self.topic, self.index, exc) from exc
+        result.high_watermark = high_watermark
+        return result, last_stable
 
     def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list:
         """The aborted transactions overlapping [fetch_offset, upper_bound) (for read_committed)."""
