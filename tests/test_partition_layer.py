@@ -79,7 +79,7 @@ def test_read_committed_stops_at_the_first_open_transaction(service, orders):
     assert (committed.next_offset, committed.high_watermark, last_stable) == (1, 2, 1)
     assert partition.read(0, 1 << 20)[0].next_offset == 2
     assert partition.list_offsets(LATEST, read_committed=True).offset == 1
-    partition.log.append_end_txn_marker(7, 0, commit=True)  # the transaction coordinator ends it
+    partition.append_end_txn_marker(7, 0, commit=True)  # the transaction coordinator ends it
     assert partition.last_stable_offset == partition.high_watermark == 3
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import errno
 import os
 
+import pytest
+
 from kbroker.broker import Broker
 from kbroker.cli import STANDALONE_DEFAULTS
 from kbroker.config import load_broker_config
 from kbroker.handlers.context import RequestContext
 from kbroker.handlers.produce import handle_produce
-from kbroker.protocol.errors import ErrorCode
+from kbroker.protocol.errors import ApiError, ErrorCode
 from kbroker.protocol.messages import FetchRequest, MetadataRequest, ProduceRequest
 from kbroker.protocol.messages.request_header import RequestHeader
 from kbroker.protocol.records import Record, build_batch
@@ -54,21 +56,36 @@ def batch(value: bytes) -> bytes:
     return build_batch([Record(None, value)])
 
 
-async def test_a_produce_to_a_full_disk_partition_fails_alone(tmp_path, monkeypatch, caplog):
+def log_refuses_with_storage_error(monkeypatch, partition_log) -> None:
+    """The log's own answer to a failed write (its StorageError is an ApiError with code 56)."""
+    def append(*args, **kwargs):
+        raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, "No space left on device")
+
+    monkeypatch.setattr(partition_log, "append", append)
+
+
+@pytest.mark.parametrize("failure", ["ENOSPC from the disk", "StorageError from the log"])
+async def test_a_produce_to_a_full_disk_partition_fails_alone(tmp_path, monkeypatch, caplog, failure):
     settings = {**TEST_DEFAULTS, "log.dirs": str(tmp_path)}
     broker = Broker(load_broker_config(None, [f"{k}={v}" for k, v in settings.items()],
                                        builtin_settings=STANDALONE_DEFAULTS))
     try:
         await broker.topics.create_topic("orders", 2)
         ctx = RequestContext(broker.services, RequestHeader(0, 9, 1, "producer"), Session("127.0.0.1", 50000))
-        disk_full_under(monkeypatch, broker.logs.get("orders", 0).directory)
+        full = broker.logs.get("orders", 0)
+        if failure == "ENOSPC from the disk":
+            disk_full_under(monkeypatch, full.directory)
+        else:
+            log_refuses_with_storage_error(monkeypatch, full)
         response = await handle_produce(ctx, produce_request("orders", {0: batch(b"lost"), 1: batch(b"kept")}))
         assert answers(response) == {0: (ErrorCode.KAFKA_STORAGE_ERROR, -1), 1: (ErrorCode.NONE, 0)}
         assert response.responses[0].partition_responses[0].log_start_offset == -1  # as Kafka: not known
         orders = broker.metadata.get("orders")
         assert [broker.partitions.partition(orders, i).high_watermark for i in (0, 1)] == [0, 1]
-        assert "Storage error on partition orders-0" in caplog.text  # an operator must act
+        if failure == "ENOSPC from the disk":
+            assert "Storage error on partition orders-0" in caplog.text  # an operator must act
     finally:
+        monkeypatch.undo()  # the disk has room again for a clean close
         broker.logs.close()
 
 

@@ -6,7 +6,8 @@ replica has, so what consumers may read and what acks=-1 waits for). Its log (kb
 the batches; the log keeps its own notion of the high watermark, but handlers trust this one.
 
 - Append: the batch goes to the log as it came (per batch, no record decoded here); then the HW
-  advances and anyone waiting for it is woken.
+  advances and anyone waiting for it is woken. The broker's own records (coordinators, transaction
+  markers) may come this way too (``origin``, ``append_end_txn_marker``).
 - acks=-1 awaits ``wait_for_high_watermark`` (until the HW reaches an offset, or a deadline).
 - Reads (Fetch) and ListOffsets stop at the HW, or at the last stable offset for read_committed.
 - A client's current leader epoch newer than ours is UNKNOWN_LEADER_EPOCH, older is
@@ -33,8 +34,8 @@ from ..protocol.errors import ApiError, ErrorCode
 logger = logging.getLogger("kbroker.partitions")
 
 NO_EPOCH = -1
-LATEST_TIMESTAMP = -1
-_FROM_THE_LOG_START = (-2, -4)  # ListOffsets earliest and earliest local: never bounded by the HW
+# ListOffsets timestamps answered by offset, not by a record's time (-3, max timestamp, is a record's)
+LATEST_TIMESTAMP, EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP = -1, -2, -4
 
 
 def storage_error(topic: str, index: int, exc: OSError) -> ApiError:
@@ -104,6 +105,19 @@ class Partition:
             self._high_watermark_advanced()
         return result
 
+    def append_end_txn_marker(self, producer_id: int, producer_epoch: int, commit: bool, *,
+                              coordinator_epoch: int = 0) -> AppendResult:
+        """Write a transaction's COMMIT or ABORT marker (the transaction coordinator ends it)."""
+        try:
+            result = self.log.append_end_txn_marker(producer_id, producer_epoch, commit,
+                                                    coordinator_epoch=coordinator_epoch,
+                                                    leader_epoch=self.leader_epoch)
+        except OSError as exc:
+            raise storage_error(self.topic, self.index, exc) from exc
+        if self._high_watermark_moved is not None:
+            self._high_watermark_advanced()
+        return result
+
     def has_ongoing_transaction(self, producer_id: int, producer_epoch: int) -> bool:
         return self.log.has_ongoing_transaction(producer_id, producer_epoch)
 
@@ -128,9 +142,9 @@ class Partition:
              read_committed: bool = False) -> tuple[ReadResult, int]:
         """Whole batches from the one holding ``offset`` as file slices (for sendfile), up to
         ``max_bytes`` (at least one batch when ``min_one_batch``, KIP-74), stopping at the high
-        watermark, or at the last stable offset for read_committed. Returns the read, its
-        high_watermark and log_start_offset as of now, and the last stable offset (every fetch
-        reports both). OFFSET_OUT_OF_RANGE unless log start <= offset <= log end."""
+        watermark, or at the last stable offset for read_committed. Returns the read (its
+        high_watermark ours, its log_start_offset as of now) and the last stable offset, which every
+        fetch reports. OFFSET_OUT_OF_RANGE unless log start <= offset <= log end."""
         high_watermark = self.high_watermark
         last_stable = self.log.last_stable_offset
         if last_stable > high_watermark:
@@ -157,7 +171,7 @@ class Partition:
         fetchable = self.last_stable_offset if read_committed else self.high_watermark
         if timestamp == LATEST_TIMESTAMP:
             return found._replace(offset=fetchable)
-        if found.offset >= fetchable and timestamp not in _FROM_THE_LOG_START:
+        if found.offset >= fetchable and timestamp not in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
             return TimestampOffset(-1, -1, -1)
         return found
 
