@@ -1,9 +1,9 @@
 """Fetch (key 1): records out. Serves versions 4-17 (v13+ names topics by id).
 
 For each partition: find it in the partition layer (kbroker.partitions), read whole batches from the
-fetch offset up to its high watermark (the first partition
-with data gets at least one batch even when it exceeds the byte limits, KIP-74), and hand the
-segment bytes to the socket untouched (sendfile) — no record is ever decoded here.
+fetch offset up to its high watermark (the first partition with data gets at least one batch even
+when it exceeds the byte limits, KIP-74), and hand the segment bytes to the socket untouched
+(sendfile) — no record is ever decoded here.
 If fewer than min_bytes are available the request waits up to max_wait_ms, woken by appends (an
 event, not a sleep loop). Errors per partition: OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION /
 UNKNOWN_TOPIC_ID, FENCED/UNKNOWN_LEADER_EPOCH, KAFKA_STORAGE_ERROR; an error answers at once.
@@ -85,7 +85,7 @@ def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tu
         try:
             result, response.last_stable_offset = partition.read(fetch_offset, limit, min_one_batch=total == 0,
                                                                  read_committed=read_committed)
-        except ApiError as exc:  # OFFSET_OUT_OF_RANGE: Kafka then reports no offsets at all
+        except ApiError as exc:  # OFFSET_OUT_OF_RANGE, a storage error: Kafka then reports no offsets
             response.error_code = exc.error_code
             errored = True
             continue
