@@ -39,7 +39,7 @@ def test_a_stale_index_entry_fails_loudly():
 
 
 def test_an_index_missing_a_handler_fails_loudly():
-    registry = Registry(served=[Served(2, "offsets", 1, 10)])  # offsets also serves OffsetForLeaderEpoch
+    registry = Registry(served=[Served(2, "list_offsets", 1, 10)])  # list_offsets also serves OffsetForLeaderEpoch
     with pytest.raises(StaleIndex):
         registry.get(2)
 

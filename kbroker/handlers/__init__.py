@@ -16,10 +16,10 @@ from types import ModuleType
 from .registry import Handler, Registry, Served
 from .served import SERVED
 
-HANDLER_MODULES = ("api_versions", "metadata", "describe_topic_partitions", "produce", "fetch", "offsets",
-                   "producer_ids", "topics_admin", "configs", "describe_cluster", "log_dirs", "producers",
-                   "elect_leaders", "reassignments", "acls", "client_quotas", "groups", "offsets_commit",
-                   "transactions")
+HANDLER_MODULES = ("api_versions", "metadata", "describe_topic_partitions", "produce", "fetch", "list_offsets",
+                   "delete_records", "producer_ids", "topics_admin", "configs", "describe_cluster", "log_dirs",
+                   "producers", "elect_leaders", "reassignments", "acls", "client_quotas", "groups",
+                   "offsets_commit", "transactions")
 
 
 def default_registry() -> Registry:

@@ -1,11 +1,12 @@
 """Fetch (key 1): records out. Serves versions 4-17 (v13+ names topics by id).
 
-For each partition: find the log, read whole batches from the fetch offset (the first partition
-with data gets at least one batch even when it exceeds the byte limits, KIP-74), and hand the
-segment bytes to the socket untouched (sendfile) — no record is ever decoded here.
+For each partition: find it in the partition layer (kbroker.partitions), read whole batches from the
+fetch offset up to its high watermark (the first partition with data gets at least one batch even
+when it exceeds the byte limits, KIP-74), and hand the segment bytes to the socket untouched
+(sendfile) — no record is ever decoded here.
 If fewer than min_bytes are available the request waits up to max_wait_ms, woken by appends (an
 event, not a sleep loop). Errors per partition: OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION /
-UNKNOWN_TOPIC_ID, FENCED/UNKNOWN_LEADER_EPOCH; an error answers at once.
+UNKNOWN_TOPIC_ID, FENCED/UNKNOWN_LEADER_EPOCH, KAFKA_STORAGE_ERROR; an error answers at once.
 
 Fetch sessions (KIP-227): the broker creates none. A request that opens a session (id 0) gets a
 full, sessionless answer with session id 0, which every client accepts and keeps sending full
@@ -22,10 +23,10 @@ from dataclasses import dataclass
 
 import trio
 
+from ..partitions import Partition
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import FetchRequest, FetchResponse
 from ..protocol.file_region import FileRegion
-from .partitions import find_partition_log, find_topic
 from .registry import Handler
 
 PartitionData = FetchResponse.PartitionData
@@ -38,7 +39,7 @@ class _Wanted:
     topic_response: FetchResponse.FetchableTopicResponse
     partition_response: PartitionData
     request: FetchRequest.FetchPartition
-    log: object | None
+    partition: Partition | None
 
 
 def _plan(ctx, request: FetchRequest) -> tuple[list[FetchResponse.FetchableTopicResponse], list[_Wanted]]:
@@ -49,7 +50,7 @@ def _plan(ctx, request: FetchRequest) -> tuple[list[FetchResponse.FetchableTopic
         topic_response = FetchResponse.FetchableTopicResponse(topic=fetch_topic.topic, topic_id=fetch_topic.topic_id)
         topics.append(topic_response)
         try:
-            topic = find_topic(ctx, None if by_id else fetch_topic.topic, fetch_topic.topic_id)
+            topic = ctx.partitions.find_topic(None if by_id else fetch_topic.topic, fetch_topic.topic_id)
             topic_error = None
         except ApiError as exc:
             topic, topic_error = None, exc.error_code
@@ -58,16 +59,16 @@ def _plan(ctx, request: FetchRequest) -> tuple[list[FetchResponse.FetchableTopic
                                      last_stable_offset=-1, log_start_offset=-1, records=b"",
                                      aborted_transactions=[] if request.isolation_level == READ_COMMITTED else None)
             topic_response.partitions.append(response)
-            log = None
+            partition = None
             try:
                 if topic_error is not None:
                     raise ApiError(topic_error)
-                log = find_partition_log(ctx, topic, fetch_partition.partition,
-                                         fetch_partition.current_leader_epoch)
+                partition = ctx.partitions.partition(topic, fetch_partition.partition,
+                                                     fetch_partition.current_leader_epoch)
             except ApiError as exc:
                 response.error_code = exc.error_code
                 response.aborted_transactions = []  # what Kafka puts in a partition it cannot serve
-            wanted.append(_Wanted(topic_response, response, fetch_partition, log))
+            wanted.append(_Wanted(topic_response, response, fetch_partition, partition))
     return topics, wanted
 
 
@@ -75,23 +76,21 @@ def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tu
     """Fill each partition's records; returns (bytes read, any partition errored)."""
     total, errored = 0, False
     for item in wanted:
-        response, log = item.partition_response, item.log
-        if log is None:
+        response, partition = item.partition_response, item.partition
+        if partition is None:
             errored = True
             continue
         limit = min(item.request.partition_max_bytes, max(max_bytes - total, 0))
         fetch_offset = item.request.fetch_offset
-        lso = log.last_stable_offset
         try:
-            result = log.read(fetch_offset, limit, min_one_batch=total == 0,
-                              max_offset=lso if read_committed else None)
-        except ApiError as exc:  # OFFSET_OUT_OF_RANGE: Kafka then reports no offsets at all
+            result, response.last_stable_offset = partition.read(fetch_offset, limit, min_one_batch=total == 0,
+                                                                 read_committed=read_committed)
+        except ApiError as exc:  # OFFSET_OUT_OF_RANGE, a storage error: Kafka then reports no offsets
             response.error_code = exc.error_code
             errored = True
             continue
-        response.high_watermark = log.high_watermark
-        response.last_stable_offset = lso
-        response.log_start_offset = log.log_start_offset
+        response.high_watermark = result.high_watermark
+        response.log_start_offset = result.log_start_offset
         if result.slices:
             fd, position, length = result.slices[0]
             response.records = FileRegion(fd, position, length)
@@ -99,7 +98,7 @@ def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tu
             if read_committed:
                 response.aborted_transactions = [
                     FetchResponse.AbortedTransaction(producer_id=a.producer_id, first_offset=a.first_offset)
-                    for a in log.aborted_transactions(fetch_offset, result.next_offset)]
+                    for a in partition.aborted_transactions(fetch_offset, result.next_offset)]
         else:
             response.records = b""
             if read_committed:

@@ -7,8 +7,12 @@ INVALID_TOPIC_EXCEPTION), append the batch as it came (the log validates it: COR
 INVALID_RECORD, MESSAGE_TOO_LARGE, INVALID_TIMESTAMP, sequence and epoch errors), and answer with the
 assigned base offset. zstd needs v7+ (UNSUPPORTED_COMPRESSION_TYPE). acks must be -1, 0 or 1
 (INVALID_REQUIRED_ACKS); acks=0 gets no response at all, and a failed acks=0 request closes the
-connection, the only signal such a producer gets. On one broker acks=-1 and acks=1 are the
-same: the write is in the log before the answer, and fsynced per flush.messages/flush.ms.
+connection, the only signal such a producer gets. Appends go through the partition layer
+(kbroker.partitions), which answers KAFKA_STORAGE_ERROR for a partition whose log fails to write (disk
+full), while the request's other partitions are appended as usual. acks=-1 answers once each
+partition's high watermark covers its batch, or REQUEST_TIMED_OUT for those it does not reach within
+the request's timeout_ms; on one broker the append itself advances the high watermark, so acks=-1
+and acks=1 answer alike, the write in the log before the answer, fsynced per flush.messages/flush.ms.
 Topics are not auto-created here: producers ask Metadata first, which creates them (as in Kafka).
 
 Transactions: a request carrying transactional batches without a transactional id is refused whole
@@ -21,12 +25,13 @@ an unknown producer id INVALID_PRODUCER_ID_MAPPING, a transaction being ended NO
 
 from __future__ import annotations
 
+import trio
+
 from ..protocol import compression
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import ProduceRequest, ProduceResponse
 from ..protocol.records import (ATTRIBUTES_OFFSET, HEADER_SIZE, TRANSACTIONAL_MASK, InvalidProduceFraming,
                                 parse_header)
-from .partitions import find_partition_log, find_topic
 from .registry import CloseConnection, Handler
 
 BatchError = ProduceResponse.BatchIndexAndErrorMessage
@@ -36,8 +41,9 @@ _ZSTD_MIN_VERSION = 7
 
 # Kafka answers these without looking at the log, so with no log start offset; other append errors
 # (validation of records, sequences, epochs) carry the partition's log start offset.
+# A storage error is answered without them too (Kafka's UNKNOWN_LOG_APPEND_INFO).
 _ERRORS_BEFORE_THE_LOG = {ErrorCode.CORRUPT_MESSAGE, ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE,
-                          ErrorCode.UNSUPPORTED_COMPRESSION_TYPE}
+                          ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, ErrorCode.KAFKA_STORAGE_ERROR}
 INVALID_TIMESTAMP_MESSAGE = "One or more records have been rejected due to invalid timestamp"
 
 
@@ -45,11 +51,11 @@ def _error(index: int, code: ErrorCode, log_start_offset: int = -1) -> Partition
     return PartitionResponse(index=index, error_code=code, base_offset=-1, log_start_offset=log_start_offset)
 
 
-def _append_error(index: int, exc: ApiError, partition_log) -> PartitionResponse:
+def _append_error(index: int, exc: ApiError, partition) -> PartitionResponse:
     """The per-partition answer to a failed append, shaped as Kafka shapes it (messages are null
     except for invalid timestamps, which also name the batch in record_errors)."""
     known_start = not (isinstance(exc, InvalidProduceFraming) or exc.error_code in _ERRORS_BEFORE_THE_LOG)
-    response = _error(index, exc.error_code, partition_log.log_start_offset if known_start else -1)
+    response = _error(index, exc.error_code, partition.log_start_offset if known_start else -1)
     if exc.error_code == ErrorCode.INVALID_TIMESTAMP:
         response.error_message = INVALID_TIMESTAMP_MESSAGE
         response.record_errors = [BatchError(batch_index=exc.record_index or 0,
@@ -62,10 +68,10 @@ def _is_transactional(records) -> bool:
     return records is not None and len(records) >= HEADER_SIZE and bool(records[ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK)
 
 
-def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition_log, records) -> PartitionResponse | None:
+def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition, records) -> PartitionResponse | None:
     """KIP-890 verification of a transactional batch; None when it may be appended."""
     header = parse_header(records)
-    if header.producer_id < 0 or partition_log.has_ongoing_transaction(header.producer_id, header.producer_epoch):
+    if header.producer_id < 0 or partition.has_ongoing_transaction(header.producer_id, header.producer_epoch):
         return None
     tp = (topic.name, index)
     error = ctx.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
@@ -85,36 +91,51 @@ def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition
     return response
 
 
-def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData,
-                      transactional_id: str | None = None) -> PartitionResponse:
+def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData, transactional_id: str | None,
+                      acks_waits: list | None) -> PartitionResponse:
+    """Append one partition's batch; with acks=-1 (``acks_waits`` given) a batch the high watermark
+    does not cover yet is added there, to be waited for."""
     try:
         if topic.is_internal:
             raise ApiError(ErrorCode.INVALID_TOPIC_EXCEPTION)
-        partition_log = find_partition_log(ctx, topic, data.index)
+        partition = ctx.partitions.partition(topic, data.index)
     except ApiError as exc:
         return _error(data.index, exc.error_code)
     records = data.records if data.records is not None else b""
     if transactional_id is not None and _is_transactional(records) and ctx.config.get(
             "transaction.partition.verification.enable"):
-        refused = _verify_transaction(ctx, transactional_id, topic, data.index, partition_log, records)
+        refused = _verify_transaction(ctx, transactional_id, topic, data.index, partition, records)
         if refused is not None:
             return refused
     try:
         if ctx.api_version < _ZSTD_MIN_VERSION and len(records) >= HEADER_SIZE \
                 and parse_header(records).compression == compression.ZSTD:
             raise ApiError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later")
-        result = partition_log.append(records, leader_epoch=topic.leader_epoch)
+        result = partition.append(records)
     except ApiError as exc:
-        return _append_error(data.index, exc, partition_log)
+        return _append_error(data.index, exc, partition)
     # a retried duplicate is answered as first time, with the batch's timestamp as its append time
     append_time = result.max_timestamp if result.duplicate else result.log_append_time_ms
-    return PartitionResponse(index=data.index, error_code=ErrorCode.NONE, base_offset=result.base_offset,
-                             log_append_time_ms=append_time, log_start_offset=result.log_start_offset)
+    response = PartitionResponse(index=data.index, error_code=ErrorCode.NONE, base_offset=result.base_offset,
+                                 log_append_time_ms=append_time, log_start_offset=result.log_start_offset)
+    if acks_waits is not None and partition.high_watermark <= result.last_offset:
+        acks_waits.append((partition, result.last_offset + 1, response))
+    return response
+
+
+async def _wait_for_high_watermarks(acks_waits: list, timeout_ms: int) -> None:
+    """acks=-1: until each partition's high watermark covers its batch; REQUEST_TIMED_OUT for those
+    it does not reach within the request's timeout, as Kafka's delayed produce answers."""
+    deadline = trio.current_time() + max(timeout_ms, 0) / 1000
+    for partition, end_offset, response in acks_waits:
+        if not await partition.wait_for_high_watermark(end_offset, deadline):
+            response.error_code = ErrorCode.REQUEST_TIMED_OUT
 
 
 async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None:
     responses = []
     appended = False
+    acks_waits: list | None = [] if request.acks == -1 else None
     if request.transactional_id is None and any(_is_transactional(d.records) for t in request.topic_data
                                                  for d in t.partition_data):
         if request.acks == 0:
@@ -125,7 +146,7 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
     for topic_data in request.topic_data:
         partitions = []
         try:
-            topic = find_topic(ctx, topic_data.name)
+            topic = ctx.partitions.find_topic(topic_data.name)
         except ApiError as exc:
             topic, topic_error = None, exc.error_code
         for data in topic_data.partition_data:
@@ -134,12 +155,14 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
             elif topic is None:
                 partitions.append(_error(data.index, topic_error))
             else:
-                response = _append_partition(ctx, topic, data, request.transactional_id)
+                response = _append_partition(ctx, topic, data, request.transactional_id, acks_waits)
                 appended |= response.error_code == ErrorCode.NONE
                 partitions.append(response)
         responses.append(ProduceResponse.TopicProduceResponse(name=topic_data.name, partition_responses=partitions))
     if appended:
         ctx.appends.notify()
+    if acks_waits:
+        await _wait_for_high_watermarks(acks_waits, request.timeout_ms)
     if request.acks == 0:
         # no response; but an error closes the connection, which is how Kafka tells an acks=0 producer
         if any(p.error_code for t in responses for p in t.partition_responses):

@@ -7,7 +7,7 @@ from .registry import Served
 SERVED = [
     Served(0, 'produce', 3, 11, 0),  # Produce
     Served(1, 'fetch', 4, 17),  # Fetch
-    Served(2, 'offsets', 1, 10),  # ListOffsets
+    Served(2, 'list_offsets', 1, 10),  # ListOffsets
     Served(3, 'metadata', 0, 12),  # Metadata
     Served(8, 'offsets_commit', 2, 9),  # OffsetCommit
     Served(9, 'offsets_commit', 1, 9),  # OffsetFetch
@@ -21,9 +21,9 @@ SERVED = [
     Served(18, 'api_versions', 0, 4),  # ApiVersions
     Served(19, 'topics_admin', 2, 7),  # CreateTopics
     Served(20, 'topics_admin', 1, 6),  # DeleteTopics
-    Served(21, 'topics_admin', 0, 2),  # DeleteRecords
+    Served(21, 'delete_records', 0, 2),  # DeleteRecords
     Served(22, 'producer_ids', 0, 5),  # InitProducerId
-    Served(23, 'offsets', 2, 4),  # OffsetForLeaderEpoch
+    Served(23, 'list_offsets', 2, 4),  # OffsetForLeaderEpoch
     Served(24, 'transactions', 0, 5),  # AddPartitionsToTxn
     Served(25, 'transactions', 0, 4),  # AddOffsetsToTxn
     Served(26, 'transactions', 0, 5),  # EndTxn

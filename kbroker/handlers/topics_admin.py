@@ -1,5 +1,5 @@
 """Topic administration: CreateTopics (key 19) v2-7, DeleteTopics (key 20) v1-6, CreatePartitions
-(key 37) v0-3, DeleteRecords (key 21) v0-2.
+(key 37) v0-3.
 
 What Kafka 4 (KRaft, one broker that is also the controller) does, and so what is done here:
 
@@ -35,9 +35,6 @@ POLICY_VIOLATION for each of them ("Excessively large number of additional parti
 only increases (INVALID_PARTITIONS with Kafka's messages), optional manual
 assignments (INVALID_REPLICA_ASSIGNMENT), validate_only. An increase of the same topic in flight is
 waited for before checking (as Kafka's controller applies them in turn); so is DeleteTopics.
-
-DeleteRecords: moves each partition's log start offset (-1 = the high watermark); beyond the high
-watermark is OFFSET_OUT_OF_RANGE; the answer is the new low watermark.
 """
 
 from __future__ import annotations
@@ -48,8 +45,7 @@ from ..config import describe_topic_configs, validate_topic_configs
 from ..metadata import Topic, validate_topic_name
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-                                 CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
-                                 DeleteTopicsRequest, DeleteTopicsResponse)
+                                 CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse)
 from ..protocol.primitives import ZERO_UUID
 from .registry import Handler
 
@@ -375,35 +371,8 @@ async def handle_create_partitions(ctx, request: CreatePartitionsRequest) -> Cre
     return CreatePartitionsResponse(results=results)
 
 
-# --------------------------------------------------------------------------------- DeleteRecords
-
-async def handle_delete_records(ctx, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
-    TopicResult = DeleteRecordsResponse.DeleteRecordsTopicResult
-    PartitionResult = DeleteRecordsResponse.DeleteRecordsPartitionResult
-    results = []
-    for wanted in request.topics:
-        topic = ctx.metadata.get(wanted.name)
-        partitions = []
-        for p in {p.partition_index: p for p in wanted.partitions}.values():  # a map in Kafka's schema
-            if topic is None or not 0 <= p.partition_index < topic.partitions:
-                partitions.append(PartitionResult(p.partition_index, -1, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-                continue
-            partition_log = ctx.partitions.partition_log(topic, p.partition_index)
-            try:
-                low_watermark = partition_log.delete_records_before(p.offset)
-            except ApiError as exc:
-                partitions.append(PartitionResult(p.partition_index, -1, exc.error_code))
-                continue
-            partitions.append(PartitionResult(p.partition_index, low_watermark, ErrorCode.NONE))
-        results.append(TopicResult(name=wanted.name, partitions=partitions))
-    if any(p.error_code == ErrorCode.NONE for t in results for p in t.partitions):
-        ctx.partitions.logs.write_checkpoints()  # the new log start offsets survive a crash
-    return DeleteRecordsResponse(topics=results)
-
-
 HANDLERS = [
     Handler(CreateTopicsRequest, 2, 7, handle_create_topics),
     Handler(DeleteTopicsRequest, 1, 6, handle_delete_topics),
-    Handler(DeleteRecordsRequest, 0, 2, handle_delete_records),
     Handler(CreatePartitionsRequest, 0, 3, handle_create_partitions),
 ]

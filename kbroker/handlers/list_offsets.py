@@ -5,6 +5,7 @@ stable offset for read_committed), -2 earliest (log start), -3 the record with t
 (v7+), -4 earliest local (v8+), -5 latest tiered (v9+; none here), or else the first offset whose
 timestamp is >= the one asked (found through the time index); nothing found is offset -1.
 OffsetForLeaderEpoch tells a consumer validating its position where a leader epoch ended.
+Both read through the partition layer (kbroker.partitions), which checks the current leader epoch.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
                                  OffsetForLeaderEpochResponse)
-from .partitions import find_partition_log, find_topic
 from .registry import Handler
 
 # the special timestamps and the first version that may ask for them
@@ -24,13 +24,10 @@ def _list_partition(ctx, topic, wanted: ListOffsetsRequest.ListOffsetsPartition,
     try:
         if topic is None:
             raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-        log = find_partition_log(ctx, topic, wanted.partition_index, wanted.current_leader_epoch)
+        partition = ctx.partitions.partition(topic, wanted.partition_index, wanted.current_leader_epoch)
         if ctx.api_version < _MIN_VERSION_FOR.get(wanted.timestamp, 0):
             raise ApiError(ErrorCode.UNSUPPORTED_VERSION)
-        found = log.list_offsets(wanted.timestamp, read_committed)
-    except ApiError as exc:
-        response.error_code = exc.error_code
-        return response
+        found = partition.list_offsets(wanted.timestamp, read_committed)
     except ApiError as exc:
         response.error_code = exc.error_code
         return response
@@ -52,12 +49,12 @@ async def handle_list_offsets(ctx, request: ListOffsetsRequest) -> ListOffsetsRe
 def _epoch_end(ctx, topic_name: str, wanted: OffsetForLeaderEpochRequest.OffsetForLeaderPartition):
     result = OffsetForLeaderEpochResponse.EpochEndOffset(partition=wanted.partition)
     try:
-        topic = find_topic(ctx, topic_name)
-        log = find_partition_log(ctx, topic, wanted.partition, wanted.current_leader_epoch)
+        topic = ctx.partitions.find_topic(topic_name)
+        partition = ctx.partitions.partition(topic, wanted.partition, wanted.current_leader_epoch)
     except ApiError as exc:
         result.error_code = exc.error_code
         return result
-    result.leader_epoch, result.end_offset = log.end_offset_for_epoch(wanted.leader_epoch)
+    result.leader_epoch, result.end_offset = partition.end_offset_for_epoch(wanted.leader_epoch)
     return result
 
 

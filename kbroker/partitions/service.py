@@ -1,0 +1,110 @@
+"""PartitionService: finds the partition a request names, and keeps the partitions' logs in step
+with the catalogue.
+
+Lookups answer with Kafka's errors on the way: an unknown topic name or partition index is
+UNKNOWN_TOPIC_OR_PARTITION (a topic named by id: UNKNOWN_TOPIC_ID), a stale or future current leader
+epoch FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH, a log that cannot be opened KAFKA_STORAGE_ERROR.
+A Partition is made at its first lookup (opening or creating its log) and kept in one dict, so a
+lookup costs one dict get, as the log lookup did before.
+
+Also here: each topic's effective log config (its overrides over the live broker defaults),
+recomputed when either changes, and a deleted topic's partitions and logs dropped. The coordinators
+and a few admin handlers still use the logs themselves (``partition_log``, ``logs``).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ..config import effective_topic_config
+from ..config.live import LiveConfig
+from ..log import LogConfig, LogManager, PartitionLog
+from ..metadata import MetadataStore, Topic
+from ..protocol.errors import ApiError, ErrorCode
+from .partition import NO_EPOCH, Partition, storage_error
+
+
+def topic_log_config(broker_config, topic: Topic) -> LogConfig:
+    """The topic's effective log settings: its overrides over the broker's defaults."""
+    return LogConfig.from_dict(effective_topic_config(broker_config, topic.configs))
+
+
+class PartitionService:
+    def __init__(self, logs: LogManager, live_config: LiveConfig, metadata: MetadataStore):
+        self.logs = logs
+        self._live_config = live_config
+        self._metadata = metadata
+        self._log_configs: dict[str, LogConfig] = {}
+        self._partitions: dict[tuple[str, int], Partition] = {}
+        live_config.subscribe(self._broker_config_changed)
+
+    # ------------------------------------------------------------------------------ lookups
+
+    def find_topic(self, name: str | None, topic_id: uuid.UUID | None = None) -> Topic:
+        """The topic by name, or by id when no name is given (Fetch v13+)."""
+        if not name:
+            topic = self._metadata.get_by_id(topic_id) if topic_id is not None else None
+            if topic is None:
+                raise ApiError(ErrorCode.UNKNOWN_TOPIC_ID)
+            return topic
+        topic = self._metadata.get(name)
+        if topic is None:
+            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return topic
+
+    def partition(self, topic: Topic, index: int, current_leader_epoch: int = NO_EPOCH) -> Partition:
+        """The topic's partition ``index``, checked against the client's current leader epoch."""
+        partition = self._partitions.get((topic.name, index))
+        if partition is None:
+            partition = self._first_lookup(topic, index)
+        if current_leader_epoch != NO_EPOCH:
+            partition.check_leader_epoch(current_leader_epoch)
+        return partition
+
+    def _first_lookup(self, topic: Topic, index: int) -> Partition:
+        if not 0 <= index < topic.partitions:
+            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        try:
+            partition_log = self.partition_log(topic, index)
+        except OSError as exc:
+            raise storage_error(topic.name, index, exc) from exc
+        partition = self._partitions[(topic.name, index)] = Partition(topic.name, index, partition_log,
+                                                                      topic.leader_epoch)
+        return partition
+
+    def partition_log(self, topic: Topic, index: int) -> PartitionLog:
+        """The partition's log, opened or created (a new one's leader epoch starts at its end)."""
+        partition_log = self.logs.get(topic.name, index)
+        if partition_log is None:
+            partition_log = self.logs.get_or_create(topic.name, index, topic.topic_id, self.log_config(topic))
+            # becoming leader: the leader epoch starts at the log end, as in Kafka
+            partition_log.assign_leader_epoch(topic.leader_epoch)
+        return partition_log
+
+    def write_checkpoints(self) -> None:
+        """Make every log's recovery point and log start offset survive a crash (after DeleteRecords)."""
+        self.logs.write_checkpoints()
+
+    # ------------------------------------------------------------------------------ catalogue changes
+
+    def log_config(self, topic: Topic) -> LogConfig:
+        """The topic's effective log settings: its overrides over the broker's defaults."""
+        config = self._log_configs.get(topic.name)
+        if config is None:
+            config = topic_log_config(self._live_config.current, topic)
+            self._log_configs[topic.name] = config
+        return config
+
+    def topic_configs_changed(self, topic: Topic) -> None:
+        self._log_configs.pop(topic.name, None)
+        self.logs.update_config(topic.name, self.log_config(topic))
+
+    def topic_deleted(self, topic: Topic) -> None:
+        for index in range(topic.partitions):
+            self._partitions.pop((topic.name, index), None)
+            self.logs.delete_partition(topic.name, index)
+        self._log_configs.pop(topic.name, None)
+
+    def _broker_config_changed(self, config) -> None:
+        for topic in self._metadata.topics():
+            self.topic_configs_changed(topic)
