@@ -1,12 +1,12 @@
 """The steps of an append that do not depend on where the batches are kept, as pure functions over
 the batch bytes (a writable memoryview) and their headers; kbroker.log.base runs them in order.
 
-1. ``writable_view``: the records as a writable, flat memoryview (copied once if read-only).
-2. ``append_headers``: a client's batch is validated as Kafka validates a Produce (records.py: framing,
-   CRC, counts, no control batches); the broker's own batches are only framed. Too large for a
-   segment is RECORD_LIST_TOO_LARGE.
-3. ``check_timestamps``: CreateTime within message.timestamp.{before,after}.max.ms of now.
-4. ``assign_offsets``: offsets, the leader epoch and LogAppendTime patched into the headers in place.
+1. ``append_headers``: the records as a writable, flat memoryview (copied once if read-only); a
+   client's batch is validated as Kafka validates a Produce (records.py: framing, CRC, counts, no
+   control batches), the broker's own batches are only framed. Too large for a segment is
+   RECORD_LIST_TOO_LARGE.
+2. ``check_timestamps``: CreateTime within message.timestamp.{before,after}.max.ms of now.
+3. ``assign_offsets``: offsets, the leader epoch and LogAppendTime patched into the headers in place.
 
 Per batch work only: records are decoded solely to name the record a failed timestamp check found.
 """
@@ -19,18 +19,15 @@ from kbroker.protocol.errors import ApiError, ErrorCode
 from kbroker.protocol.records import BatchHeader
 
 
-def writable_view(records) -> memoryview:
+def append_headers(records, config: LogConfig, client: bool) -> tuple[memoryview, list[BatchHeader]]:
+    """The bytes to append as a writable, flat memoryview (``records`` itself when it is writable,
+    else a copy) and the headers of their whole batches (a trailing partial batch is dropped, as
+    Kafka trims it). Raises ApiError for what may not be appended."""
     mv = records if isinstance(records, memoryview) else memoryview(records)
     if mv.readonly:
         mv = memoryview(bytearray(mv))
     if mv.format != "B" or mv.ndim != 1:
         mv = mv.cast("B")
-    return mv
-
-
-def append_headers(mv: memoryview, config: LogConfig, client: bool) -> tuple[memoryview, list[BatchHeader]]:
-    """The headers of the whole batches to append and the bytes they span (a trailing partial batch
-    is dropped, as Kafka trims it). Raises ApiError for what may not be appended."""
     if client:
         headers = rec.validate_produce_records(mv, max_batch_bytes=config.max_message_bytes)
     else:

@@ -151,7 +151,7 @@ class BaseLog:
         cfg = self.config
         now = wall_clock_ms() if now_ms is None else now_ms
         client = origin == ORIGIN_CLIENT
-        mv, headers = appending.append_headers(appending.writable_view(records), cfg, client)
+        mv, headers = appending.append_headers(records, cfg, client)
         if client:
             appending.check_timestamps(mv, headers, now, cfg)
             duplicate = self._check_producers(headers)

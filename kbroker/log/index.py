@@ -10,7 +10,7 @@ ours fine). The entries live in memory as arrays for bisecting; new entries are 
 out in 4 KiB chunks, on fsync, truncation and close (Kafka's mmap is similarly lazy -- an index is
 derived data that recovery checks and rebuilds).
 
-Buffering never writes: the segment calls ``write_if_full`` before it writes a batch, so an index
+Buffering never writes: the segment calls ``write_if_full`` before it writes its next batch, so an index
 write that fails (a full disk) fails the append before any of its bytes are in the log. A failed
 write of entries leaves the file as it was (kbroker.log.files) and the entries buffered, to go out
 with the next write.
@@ -84,9 +84,13 @@ class _IndexFile:
             append_fully(fd, self._pending, os.fstat(fd).st_size)
             self._pending.clear()
 
+    @property
+    def chunk_full(self) -> bool:
+        """Enough entries are buffered to be written out."""
+        return len(self._pending) >= _PENDING_LIMIT
+
     def write_if_full(self) -> None:
-        """Write the buffered entries once they fill a chunk."""
-        if len(self._pending) >= _PENDING_LIMIT:
+        if self.chunk_full:
             self.write_pending()
 
     def _buffer(self, entry: bytes) -> None:

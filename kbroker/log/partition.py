@@ -24,19 +24,7 @@ import shutil
 from typing import Any, Mapping
 
 from kbroker.log import durability, recovery, retention
-from kbroker.log.api import (  # re-exported: the log's values have always been importable from here
-    EARLIEST_LOCAL_TIMESTAMP,
-    EARLIEST_TIMESTAMP,
-    LATEST_TIERED_TIMESTAMP,
-    LATEST_TIMESTAMP,
-    MAX_TIMESTAMP,
-    ORIGIN_CLIENT,
-    ORIGIN_COORDINATOR,
-    AppendResult,
-    FileSlice,
-    ReadResult,
-    TimestampOffset,
-)
+from kbroker.log.api import FileSlice, ReadResult, TimestampOffset
 from kbroker.log.base import BaseLog, wall_clock_ms
 from kbroker.log.checkpoint import LeaderEpochCache
 from kbroker.log.config import LONG_MAX, LogConfig
@@ -44,12 +32,6 @@ from kbroker.log.segment import LogSegment
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.protocol import records as rec
 from kbroker.protocol.records import BatchHeader
-
-__all__ = [
-    "EARLIEST_LOCAL_TIMESTAMP", "EARLIEST_TIMESTAMP", "LATEST_TIERED_TIMESTAMP", "LATEST_TIMESTAMP",
-    "MAX_TIMESTAMP", "ORIGIN_CLIENT", "ORIGIN_COORDINATOR", "AppendResult", "FileSlice", "PartitionLog",
-    "ReadResult", "TimestampOffset", "parse_partition_dir",
-]
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:

@@ -58,6 +58,7 @@ class LogSegment:
         self.rolling_timestamp: int | None = None  # max timestamp of the first batch (for segment.ms)
         self.bytes_since_last_index_entry = 0
         self.dirty = False  # written since the last fsync
+        self.index_chunk_due = False  # buffered index entries to write before the next batch
         if self.size == 0:  # a new segment gets its (empty) index files right away, as in Kafka
             try:
                 self.index.create()
@@ -72,8 +73,10 @@ class LogSegment:
     def append(self, data: memoryview, headers: list[BatchHeader]) -> None:
         """Write ``data`` (whole batches, offsets assigned; header positions relative to ``data``).
         Raises OSError with the segment unchanged (TornWrite: the file has garbage after ``size``)."""
-        self.index.write_if_full()
-        self.time_index.write_if_full()
+        if self.index_chunk_due:
+            self.index.write_if_full()
+            self.time_index.write_if_full()
+            self.index_chunk_due = False
         start = self.size
         append_fully(self.fd, data, start)
         self.size += len(data)
@@ -93,6 +96,7 @@ class LogSegment:
             self.index.append(h.last_offset, position)
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
             self.bytes_since_last_index_entry = 0
+            self.index_chunk_due = self.index.chunk_full or self.time_index.chunk_full
         self.bytes_since_last_index_entry += h.size
 
     def on_become_inactive(self) -> None:
