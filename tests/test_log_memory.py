@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kbroker.handlers import fetch
-from kbroker.log import MemoryLog, PartitionLog
+from kbroker.log import Log, MemoryLog, PartitionLog
 from kbroker.protocol import codec
 from kbroker.protocol import records as R
 from kbroker.protocol.messages import FetchRequest, FetchResponse
@@ -54,3 +54,9 @@ def test_a_memory_read_is_one_view_of_whole_batches():
     (part,) = result.slices
     assert type(part) is memoryview and (len(part), result.size, result.next_offset) == (2 * one, 2 * one, 3)
     assert [h.base_offset for h in R.iter_batches(part)] == [1, 2]
+
+
+def test_both_logs_offer_everything_the_broker_uses_of_a_log(tmp_path):
+    disk = PartitionLog.open(str(tmp_path / "orders-0"))
+    assert isinstance(disk, Log) and isinstance(MemoryLog(), Log)
+    disk.close()

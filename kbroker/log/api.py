@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Union
+from typing import NamedTuple, Protocol, Union, runtime_checkable
 
 from kbroker.log.config import LogConfig
 from kbroker.log.producer_state import ProducerStateManager
@@ -79,6 +79,7 @@ class TimestampOffset(NamedTuple):
     leader_epoch: int  # -1 when unknown
 
 
+@runtime_checkable
 class Log(Protocol):
     """One partition's log, as the broker above it uses it. Offsets: ``log_start_offset`` <=
     ``last_stable_offset`` <= ``high_watermark`` <= ``log_end_offset``. Refusals are ApiError

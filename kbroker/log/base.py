@@ -105,6 +105,10 @@ class BaseLog:
         """Fill ``result`` with the whole batches from the one holding ``offset`` below ``upper``."""
         raise NotImplementedError
 
+    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """The aborted transactions overlapping [fetch_offset, upper_bound) (read_committed Fetch)."""
+        raise NotImplementedError
+
     def _delete_below_log_start(self, now: int | None) -> int:
         """Drop the stored batches wholly below the log start offset; returns how many units went."""
         raise NotImplementedError
@@ -265,9 +269,6 @@ class BaseLog:
 
     def read_bytes(self, offset: int, max_bytes: int, **kw) -> bytes:
         return self.read(offset, max_bytes, **kw).to_bytes()
-
-    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
-        raise NotImplementedError
 
     # ================================================================ offsets lookups
 

@@ -105,7 +105,7 @@ class PartitionLog(BaseLog):
 
     @property
     def high_watermark(self) -> int:
-        """Single broker: every appended batch is committed (Kafka's HW does not wait for fsync)."""
+        """BaseLog's (the log end offset), read directly: Fetch asks for it per partition."""
         return self.segments[-1].next_offset
 
     @property
