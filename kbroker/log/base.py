@@ -118,6 +118,7 @@ class BaseLog:
         raise NotImplementedError
 
     def _max_timestamp_offset(self) -> TimestampOffset:
+        """ListOffsets MAX_TIMESTAMP: the first record with the log's largest timestamp."""
         raise NotImplementedError
 
     # ================================================================ offsets
