@@ -1,7 +1,8 @@
 """The disk log when its storage fails: a full disk answers KAFKA_STORAGE_ERROR for the append and
 leaves no trace of it, so once space is back the log goes on as if the failed append never came;
 a failure that leaves the files out of step with memory takes the log offline until it is reopened,
-and reopening (recovery) loses nothing acknowledged."""
+and reopening (recovery) loses nothing acknowledged. On the wire, the producer is told
+KAFKA_STORAGE_ERROR for that partition only, and the broker serves the others."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ import pytest
 from kbroker.log import ORIGIN_COORDINATOR, PartitionLog, StorageError, files
 from kbroker.protocol import records as R
 from kbroker.protocol.errors import ErrorCode
+from kbroker.protocol.messages import ProduceRequest
 from kbroker.protocol.records import build_end_txn_marker
+from tests.kafka_wire import WireClient
+from tests.test_bootstrap import create_topics_by_metadata
+from tests.test_produce_consume import consume_confluent
 
 NOW = 1_700_000_000_000
 PID = 77
@@ -27,17 +32,20 @@ def batch(i: int, *, seq: int | None = None) -> bytearray:
 
 
 class FullDisk:
-    """Stands in for the write system call the log's files use: each write lands half its bytes,
-    then fails with ENOSPC, as a write does when the disk fills up under it."""
+    """Stands in for the write system call the log's files use: each write (to ``only_fd`` when
+    given) lands half its bytes, then fails with ENOSPC, as a write does when the disk fills up."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, only_fd: int | None = None):
         self.monkeypatch = monkeypatch
+        self.only_fd = only_fd
         self.failed_writes = 0
 
     def __enter__(self):
         real_write = os.write
 
         def write(fd, data):
+            if self.only_fd is not None and fd != self.only_fd:
+                return real_write(fd, data)
             real_write(fd, bytes(data[: len(data) // 2]))
             self.failed_writes += 1
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -93,7 +101,7 @@ def test_a_full_disk_fails_the_append_with_a_storage_error_and_leaves_no_trace(t
 def test_a_full_disk_when_index_entries_are_written_fails_the_append_before_the_batch(tmp_path, monkeypatch,
                                                                                        caplog):
     log = PartitionLog.open(str(tmp_path / "orders-0"), {"index.interval.bytes": 0})  # an entry per batch
-    while len(log.active_segment.index._pending) < 4096:  # a chunk of index entries waits to be written
+    while not log.active_segment.index.chunk_full:  # a chunk of index entries waits to be written
         log.append(batch(log.log_end_offset), NOW)
     end, size = log.log_end_offset, log.size_in_bytes
     with FullDisk(monkeypatch) as disk:
@@ -158,3 +166,31 @@ def test_a_marker_stored_but_not_indexed_takes_the_log_offline_and_recovery_inde
     assert [(a.first_offset, a.last_offset) for a in reopened.aborted_transactions(0, 2)] == [(0, 1)]
     assert reopened.append(batch(0), NOW).base_offset == 2
     reopened.close()
+
+
+def produce_to_partitions(client: WireClient, topic: str, batches: dict[int, bytes]) -> dict[int, tuple]:
+    request = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[ProduceRequest.TopicProduceData(
+        name=topic, partition_data=[ProduceRequest.PartitionProduceData(index=p, records=b)
+                                    for p, b in batches.items()])])
+    (answer,) = client.request(request, 9).responses
+    return {p.index: (p.error_code, p.base_offset) for p in answer.partition_responses}
+
+
+def test_a_full_disk_under_one_partition_answers_kafka_storage_error_for_it_alone(kbroker_factory, monkeypatch):
+    broker = kbroker_factory(**{"num.partitions": 2})
+    create_topics_by_metadata(broker.bootstrap, "orders")
+    with WireClient(broker.bootstrap) as client:
+        assert produce_to_partitions(client, "orders", {0: R.build_batch([R.Record(b"k", b"a0")]),
+                                                        1: R.build_batch([R.Record(b"k", b"b0")])}) == {
+            0: (ErrorCode.NONE, 0), 1: (ErrorCode.NONE, 0)}
+        full = broker.broker.logs.get("orders", 0).active_segment.fd
+        with FullDisk(monkeypatch, only_fd=full):
+            answers = produce_to_partitions(client, "orders", {0: R.build_batch([R.Record(b"k", b"lost")]),
+                                                               1: R.build_batch([R.Record(b"k", b"b1")])})
+        assert answers == {0: (ErrorCode.KAFKA_STORAGE_ERROR, -1), 1: (ErrorCode.NONE, 1)}
+        # the same connection goes on; with space back partition 0 takes the next batch at offset 1
+        assert produce_to_partitions(client, "orders", {0: R.build_batch([R.Record(b"k", b"a1")])}) == {
+            0: (ErrorCode.NONE, 1)}
+    received = consume_confluent(broker.bootstrap, "orders", 4, partitions=2)
+    assert sorted((r.partition, offset, r.value) for offset, r in received) == [
+        (0, 0, b"a0"), (0, 1, b"a1"), (1, 0, b"b0"), (1, 1, b"b1")]
