@@ -1,10 +1,12 @@
-"""Idempotent producer stories: retries, gaps, zombies, restarts."""
+"""Idempotent producer stories: retries, gaps, zombies, restarts (every story but the restart runs
+against both kinds of log)."""
 
 import pytest
 
 from kbroker.log import PartitionLog
 from kbroker.protocol import records as R
 from kbroker.protocol.errors import ErrorCode, ApiError
+from tests.log_kinds import new_log  # noqa: F401 (a fixture)
 
 NOW = 1_700_000_000_000
 PID = 4242
@@ -22,8 +24,8 @@ def error(log, batch):
 
 
 @pytest.fixture
-def log(tmp_path):
-    return PartitionLog.open(str(tmp_path / "payments-0"))
+def log(new_log):
+    return new_log("payments-0")
 
 
 def test_in_order_batches_are_appended(log):

@@ -1,4 +1,5 @@
-"""User stories for one partition log, on real files in a tmp dir."""
+"""User stories for one partition log. The scenarios taking ``new_log`` run against both kinds of
+log (on real files in a tmp dir, and in memory); the others are about the disk log's files."""
 
 import os
 import struct
@@ -6,6 +7,7 @@ import struct
 import pytest
 
 from kbroker.log import LogConfig, PartitionLog
+from tests.log_kinds import kafka_names, new_log  # noqa: F401 (a fixture)
 from kbroker.protocol import compression as C
 from kbroker.protocol import records as R
 from kbroker.protocol.errors import ErrorCode, ApiError
@@ -20,15 +22,24 @@ def produce(n=3, *, ts=NOW, size=100, codec=C.NONE, **kw):
 
 
 def open_log(tmp_path, name="orders-0", **config):
-    return PartitionLog.open(str(tmp_path / name), {k.replace("_", "."): v for k, v in config.items()})
+    return PartitionLog.open(str(tmp_path / name), kafka_names(config))
 
 
 def offsets_in(data):
     return [(h.base_offset, h.last_offset) for h in R.iter_batches(data)]
 
 
-def test_append_then_read_back_byte_exact(tmp_path):
-    log = open_log(tmp_path)
+def all_batches(log, offset=0):
+    """(first, last) offsets of every batch from ``offset`` to the end, read as a consumer reads."""
+    found = []
+    while offset < log.log_end_offset:
+        found += offsets_in(log.read_bytes(offset, 1 << 20))
+        offset = found[-1][1] + 1
+    return found
+
+
+def test_append_then_read_back_byte_exact(new_log):
+    log = new_log()
     sent = []
     for i in range(5):
         b = produce(4)
@@ -43,8 +54,8 @@ def test_append_then_read_back_byte_exact(tmp_path):
     log.close()
 
 
-def test_readonly_input_is_copied_not_patched(tmp_path):
-    log = open_log(tmp_path)
+def test_readonly_input_is_copied_not_patched(new_log):
+    log = new_log()
     b = bytes(produce())
     log.append(b, NOW)
     log.append(b, NOW)
@@ -64,8 +75,8 @@ def test_read_returns_file_slices_for_sendfile(tmp_path):
     assert (res.high_watermark, res.log_start_offset, res.log_end_offset) == (9, 0, 9)
 
 
-def test_fetch_returns_whole_batches_and_at_least_one(tmp_path):
-    log = open_log(tmp_path)
+def test_fetch_returns_whole_batches_and_at_least_one(new_log):
+    log = new_log()
     sizes = [len(produce(10)) for _ in range(1)]
     for _ in range(4):
         log.append(produce(10), NOW)
@@ -77,8 +88,8 @@ def test_fetch_returns_whole_batches_and_at_least_one(tmp_path):
     assert log.read(40, 100).slices == []  # at the log end: empty, not an error
 
 
-def test_offsets_outside_the_log_are_out_of_range(tmp_path):
-    log = open_log(tmp_path)
+def test_offsets_outside_the_log_are_out_of_range(new_log):
+    log = new_log()
     log.append(produce(), NOW)
     for bad in (-1, 4, 100):
         with pytest.raises(ApiError) as e:
@@ -135,29 +146,40 @@ def test_restart_keeps_everything(tmp_path):
     assert r.base_offset == 90
 
 
-def test_flipped_byte_is_rejected_and_the_log_is_unchanged(tmp_path):
-    log = open_log(tmp_path)
+def test_flipped_byte_is_rejected_and_the_log_is_unchanged(new_log):
+    log = new_log()
     log.append(produce(), NOW)
-    size = os.path.getsize(log.active_segment.log_path)
+    before = (log.size_in_bytes, log.read_bytes(0, 1 << 20))
     bad = produce()
     bad[80] ^= 0x01
     with pytest.raises(ApiError) as e:
         log.append(bad, NOW)
     assert e.value.error_code == ErrorCode.CORRUPT_MESSAGE
     assert log.log_end_offset == 3
+    assert (log.size_in_bytes, log.read_bytes(0, 1 << 20)) == before
+
+
+def test_a_rejected_batch_leaves_the_segment_file_unchanged(tmp_path):
+    log = open_log(tmp_path)
+    log.append(produce(), NOW)
+    size = os.path.getsize(log.active_segment.log_path)
+    bad = produce()
+    bad[80] ^= 0x01
+    with pytest.raises(ApiError):
+        log.append(bad, NOW)
     assert os.path.getsize(log.active_segment.log_path) == size
 
 
-def test_message_too_large(tmp_path):
-    log = open_log(tmp_path, max_message_bytes=1000)
+def test_message_too_large(new_log):
+    log = new_log(max_message_bytes=1000)
     with pytest.raises(ApiError) as e:
         log.append(produce(20), NOW)
     assert e.value.error_code == ErrorCode.MESSAGE_TOO_LARGE
     assert log.log_end_offset == 0
 
 
-def test_create_time_outside_the_allowed_window_is_invalid_timestamp(tmp_path):
-    log = open_log(tmp_path, message_timestamp_before_max_ms=60_000)
+def test_create_time_outside_the_allowed_window_is_invalid_timestamp(new_log):
+    log = new_log(message_timestamp_before_max_ms=60_000)
     for ts in (NOW + 3_600_001, NOW - 60_001):  # after.max.ms defaults to 1 h in Kafka 4
         with pytest.raises(ApiError) as e:
             log.append(produce(1, ts=ts), NOW)
@@ -166,8 +188,8 @@ def test_create_time_outside_the_allowed_window_is_invalid_timestamp(tmp_path):
     assert log.log_end_offset == 1
 
 
-def test_log_append_time_topic_stamps_batches(tmp_path):
-    log = open_log(tmp_path, message_timestamp_type="LogAppendTime")
+def test_log_append_time_topic_stamps_batches(new_log):
+    log = new_log(message_timestamp_type="LogAppendTime")
     r = log.append(produce(3, ts=5), NOW)
     assert r.log_append_time_ms == NOW
     data = log.read_bytes(0, 1 << 20)
@@ -177,8 +199,8 @@ def test_log_append_time_topic_stamps_batches(tmp_path):
 
 
 @pytest.mark.parametrize("codec", [C.NONE, C.GZIP, C.SNAPPY, C.LZ4, C.ZSTD])
-def test_all_five_codecs_are_stored_as_sent(tmp_path, codec):
-    log = open_log(tmp_path)
+def test_all_five_codecs_are_stored_as_sent(new_log, codec):
+    log = new_log()
     log.append(produce(5, codec=codec), NOW)
     log.append(produce(5, codec=codec), NOW)
     data = log.read_bytes(5, 1 << 20)
@@ -187,8 +209,8 @@ def test_all_five_codecs_are_stored_as_sent(tmp_path, codec):
     assert [x.offset for x in R.decode_batch_records(data)] == [5, 6, 7, 8, 9]
 
 
-def test_timestamp_lookup_finds_the_first_offset_at_or_after(tmp_path):
-    log = open_log(tmp_path, segment_bytes=2000, index_interval_bytes=300)
+def test_timestamp_lookup_finds_the_first_offset_at_or_after(new_log):
+    log = new_log(segment_bytes=2000, index_interval_bytes=300)
     for i in range(40):
         log.append(produce(2, ts=NOW + 10 * i), NOW)  # offsets 2i, 2i+1 -> ts NOW+10i, NOW+10i+1
     assert log.list_offsets(NOW).offset == 0
@@ -202,12 +224,27 @@ def test_timestamp_lookup_finds_the_first_offset_at_or_after(tmp_path):
     assert log.list_offsets(-3) == (NOW + 391, 79, 0)
 
 
-def test_max_timestamp_offset_is_the_record_with_the_max(tmp_path):
-    log = open_log(tmp_path)
+def test_max_timestamp_offset_is_the_record_with_the_max(new_log):
+    log = new_log()
     log.append(bytearray(R.build_batch([R.Record(b"a", b"1", (), NOW + 50), R.Record(b"b", b"2", (), NOW + 99),
                                         R.Record(b"c", b"3", (), NOW + 10)])), NOW)
     log.append(produce(2, ts=NOW), NOW)
     assert log.list_offsets(-3) == (NOW + 99, 1, 0)
+
+
+def test_retention_by_time_deletes_the_oldest_data(new_log):
+    log = new_log(segment_bytes=1500, retention_ms=60_000)
+    for i in range(10):  # offsets 3i..3i+2 have timestamps from NOW + 10 s * i
+        log.append(produce(3, ts=NOW + i * 10_000), NOW + i * 10_000)
+    now = NOW + 100_001  # what is newest before NOW + 40_001 is past retention.ms
+    assert log.enforce_retention(now) > 0
+    assert 0 < log.log_start_offset <= 12  # whole segments (or batches) go, never newer data
+    with pytest.raises(ApiError) as e:
+        log.read(0, 100)
+    assert e.value.error_code == ErrorCode.OFFSET_OUT_OF_RANGE
+    assert offsets_in(log.read_bytes(log.log_start_offset, 100))[0][0] == log.log_start_offset
+    assert log.list_offsets(-2).offset == log.log_start_offset
+    assert log.list_offsets(NOW + 40_000).offset == 12
 
 
 def test_retention_by_time_deletes_whole_old_segments(tmp_path):
@@ -225,33 +262,51 @@ def test_retention_by_time_deletes_whole_old_segments(tmp_path):
     assert offsets_in(log.read_bytes(log.log_start_offset, 100))[0][0] == log.log_start_offset
 
 
-def test_retention_by_bytes_keeps_the_newest(tmp_path):
+def test_retention_by_bytes_keeps_the_newest(new_log):
+    log = new_log(segment_bytes=1500, retention_bytes=3000)
+    for i in range(20):
+        log.append(produce(3), NOW)
+    log.enforce_retention(NOW)
+    assert 3000 - 1500 <= log.size_in_bytes <= 3000 + 1500
+    assert log.log_end_offset == 60 and log.log_start_offset > 0
+    kept = all_batches(log, log.log_start_offset)
+    assert kept[0][0] == log.log_start_offset and kept[-1] == (57, 59)
+
+
+def test_retention_by_bytes_deletes_whole_segments(tmp_path):
     log = open_log(tmp_path, segment_bytes=1500, retention_bytes=3000)
     for i in range(20):
         log.append(produce(3), NOW)
     log.enforce_retention(NOW)
-    assert log.size_in_bytes <= 3000 + 1500
-    assert log.log_end_offset == 60
     assert log.log_start_offset == log.segments[0].base_offset
 
 
-def test_retention_can_empty_the_log_but_offsets_go_on(tmp_path):
-    log = open_log(tmp_path, retention_ms=1000)
+def test_retention_can_empty_the_log_but_offsets_go_on(new_log):
+    log = new_log(retention_ms=1000)
     log.append(produce(3, ts=NOW), NOW)
     log.enforce_retention(NOW + 5000)
     assert (log.log_start_offset, log.log_end_offset) == (3, 3)
     assert log.append(produce(1, ts=NOW + 5000), NOW + 5000).base_offset == 3
 
 
-def test_delete_records_moves_log_start_and_deletes_segments_below(tmp_path):
+def test_delete_records_deletes_the_segments_below(tmp_path):
     log = open_log(tmp_path, segment_bytes=1500)
     for _ in range(10):
         log.append(produce(3), NOW)
     nsegs = len(log.segments)
     assert log.delete_records_before(13) == 13
-    assert log.log_start_offset == 13
     assert len(log.segments) < nsegs
     assert log.segments[0].base_offset <= 13 < log.segments[0].next_offset
+
+
+def test_delete_records_moves_the_log_start_offset(new_log):
+    log = new_log(segment_bytes=1500)
+    for _ in range(10):
+        log.append(produce(3), NOW)
+    size = log.size_in_bytes
+    assert log.delete_records_before(13) == 13
+    assert log.log_start_offset == 13
+    assert log.size_in_bytes < size
     with pytest.raises(ApiError) as e:
         log.read(12, 100)
     assert e.value.error_code == ErrorCode.OFFSET_OUT_OF_RANGE
@@ -264,8 +319,8 @@ def test_delete_records_moves_log_start_and_deletes_segments_below(tmp_path):
     assert log.delete_records_before(-1) == 30
 
 
-def test_leader_epochs_and_offset_for_leader_epoch(tmp_path):
-    log = open_log(tmp_path)
+def test_leader_epochs_and_offset_for_leader_epoch(new_log):
+    log = new_log()
     log.append(produce(2), NOW, leader_epoch=0)
     log.append(produce(2), NOW, leader_epoch=3)
     log.append(produce(2), NOW, leader_epoch=3)
@@ -277,6 +332,13 @@ def test_leader_epochs_and_offset_for_leader_epoch(tmp_path):
     assert log.end_offset_for_epoch(0) == (0, 2)
     assert log.end_offset_for_epoch(9) == (-1, -1)
     assert log.end_offset_for_epoch(-1) == (-1, -1)
+    assert log.list_offsets(-1) == (-1, 8, 5)
+
+
+def test_leader_epochs_are_checkpointed_in_kafka_format(tmp_path):
+    log = open_log(tmp_path)
+    for epoch in (0, 3, 3, 5):
+        log.append(produce(2), NOW, leader_epoch=epoch)
     with open(os.path.join(log.directory, "leader-epoch-checkpoint")) as f:
         assert f.read() == "0\n3\n0 0\n3 2\n5 6\n"
 

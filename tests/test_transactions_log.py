@@ -1,6 +1,6 @@
-"""The log's side of transactions, without a broker: open transactions and the last stable offset,
-aborted transactions in each segment's .txnindex (Kafka's 34-byte entries), rebuilt on recovery, and
-the record format of __transaction_state."""
+"""The log's side of transactions, without a broker: open transactions and the last stable offset
+(for both kinds of log), aborted transactions in each segment's .txnindex (Kafka's 34-byte entries),
+rebuilt on recovery, and the record format of __transaction_state."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import struct
 
 import pytest
 
-from kbroker.log import ORIGIN_COORDINATOR, PartitionLog
+from kbroker.log import ORIGIN_COORDINATOR, Log, PartitionLog
 from kbroker.protocol.errors import ErrorCode, ApiError
 from kbroker.protocol.records import Record, build_batch, build_end_txn_marker
 from kbroker.txn import records as fmt
+from tests.log_kinds import new_log  # noqa: F401 (a fixture)
 
 
 def txn(pid: int, seq: int, *values: bytes, epoch: int = 0) -> bytes:
@@ -20,7 +21,7 @@ def txn(pid: int, seq: int, *values: bytes, epoch: int = 0) -> bytes:
                        transactional=True)
 
 
-def marker(log: PartitionLog, pid: int, commit: bool, epoch: int = 0):
+def marker(log: Log, pid: int, commit: bool, epoch: int = 0):
     return log.append(build_end_txn_marker(commit, pid, epoch), origin=ORIGIN_COORDINATOR)
 
 
@@ -30,8 +31,22 @@ def txnindex_entries(path: str) -> list[tuple]:
     return [struct.unpack_from(">hqqqq", data, i) for i in range(0, len(data), 34)]
 
 
-def test_lso_and_aborted_transactions_with_interleaved_producers(tmp_path):
-    log = PartitionLog.open(str(tmp_path / "t-0"))
+def interleaved_transactions(log) -> None:
+    """Producers 1 and 2 interleave: 1 aborts at 4, 2 commits at 6, 1 aborts again at 7; then
+    producer 3 opens a transaction at 8 and a plain batch follows at 9."""
+    log.append(txn(1, 0, b"a1"))
+    log.append(build_batch([Record(None, b"plain")]))
+    log.append(txn(2, 0, b"b1", b"b2"))
+    marker(log, 1, commit=False)
+    log.append(txn(1, 1, b"a2"))
+    marker(log, 2, commit=True)
+    marker(log, 1, commit=False)
+    log.append(txn(3, 0, b"c1"))
+    log.append(build_batch([Record(None, b"after")]))
+
+
+def test_lso_and_aborted_transactions_with_interleaved_producers(new_log):
+    log = new_log("t-0")
     log.append(txn(1, 0, b"a1"))                 # 0: producer 1 opens
     log.append(build_batch([Record(None, b"plain")]))  # 1
     log.append(txn(2, 0, b"b1", b"b2"))          # 2-3: producer 2 opens
@@ -49,8 +64,6 @@ def test_lso_and_aborted_transactions_with_interleaved_producers(tmp_path):
     assert entries == [(1, 0, 4, 2), (1, 5, 7, 8)]
     assert [a.first_offset for a in log.aborted_transactions(5, 8)] == [5]
     assert [a.first_offset for a in log.aborted_transactions(0, 3)] == [0]
-    path = os.path.join(log.directory, "00000000000000000000.txnindex")
-    assert txnindex_entries(path) == [(0, 1, 0, 4, 2), (0, 1, 5, 7, 8)]
     # read_committed reads stop at the LSO
     log.append(txn(3, 0, b"c1"))                 # 8: open
     log.append(build_batch([Record(None, b"after")]))  # 9
@@ -58,6 +71,14 @@ def test_lso_and_aborted_transactions_with_interleaved_producers(tmp_path):
     assert (log.last_stable_offset, result.next_offset) == (8, 8)
     assert log.list_offsets(-1, read_committed=True).offset == 8
     assert log.list_offsets(-1).offset == 10
+    assert log.has_ongoing_transaction(3, 0) and not log.has_ongoing_transaction(1, 0)
+
+
+def test_aborted_transactions_are_indexed_in_kafka_format_and_survive_a_reopen(tmp_path):
+    log = PartitionLog.open(str(tmp_path / "t-0"))
+    interleaved_transactions(log)
+    path = os.path.join(log.directory, "00000000000000000000.txnindex")
+    assert txnindex_entries(path) == [(0, 1, 0, 4, 2), (0, 1, 5, 7, 8)]
     log.close()
 
     # a clean reopen keeps the index; a lost one is rebuilt from the markers
@@ -84,8 +105,8 @@ def test_markers_go_to_the_segment_they_are_in(tmp_path):
     log.close()
 
 
-def test_producer_rules_inside_transactions(tmp_path):
-    log = PartitionLog.open(str(tmp_path / "t-0"))
+def test_producer_rules_inside_transactions(new_log):
+    log = new_log("t-0")
     log.append(txn(1, 0, b"x", epoch=3))
     with pytest.raises(ApiError) as plain:  # a plain write while the producer's transaction is open
         log.append(build_batch([Record(None, b"y")], producer_id=1, producer_epoch=3, base_sequence=1))

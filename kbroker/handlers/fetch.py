@@ -3,7 +3,7 @@
 For each partition: find it in the partition layer (kbroker.partitions), read whole batches from the
 fetch offset up to its high watermark (the first partition with data gets at least one batch even
 when it exceeds the byte limits, KIP-74), and hand the segment bytes to the socket untouched
-(sendfile) — no record is ever decoded here.
+(sendfile; an in-memory log's bytes go as they are) — no record is ever decoded here.
 If fewer than min_bytes are available the request waits up to max_wait_ms, woken by appends (an
 event, not a sleep loop). Errors per partition: OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION /
 UNKNOWN_TOPIC_ID, FENCED/UNKNOWN_LEADER_EPOCH, KAFKA_STORAGE_ERROR; an error answers at once.
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import trio
 
+from ..log import FileSlice
 from ..partitions import Partition
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import FetchRequest, FetchResponse
@@ -92,9 +93,13 @@ def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tu
         response.high_watermark = result.high_watermark
         response.log_start_offset = result.log_start_offset
         if result.slices:
-            fd, position, length = result.slices[0]
-            response.records = FileRegion(fd, position, length)
-            total += length
+            part = result.slices[0]
+            if type(part) is FileSlice:  # a segment file's bytes: sent with sendfile
+                response.records = FileRegion(*part)
+                total += part.length
+            else:  # an in-memory log's bytes
+                response.records = part
+                total += len(part)
             if read_committed:
                 response.aborted_transactions = [
                     FetchResponse.AbortedTransaction(producer_id=a.producer_id, first_offset=a.first_offset)

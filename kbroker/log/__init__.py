@@ -1,25 +1,33 @@
-"""The durable segmented partition log (sync file I/O, no trio). See partition.PartitionLog."""
+"""A partition's log (sync, no trio): the ``Log`` protocol the broker uses (api), the durable
+segmented ``PartitionLog`` (partition) with its ``LogManager`` (manager), and the in-memory
+``MemoryLog`` (memory), which share their semantics (base)."""
 
-from kbroker.log.config import LogConfig
-from kbroker.log.manager import LogManager
-from kbroker.log.partition import (
+from kbroker.log.api import (
     ORIGIN_CLIENT,
     ORIGIN_COORDINATOR,
     AppendResult,
     FileSlice,
-    PartitionLog,
+    Log,
     ReadResult,
     TimestampOffset,
 )
+from kbroker.log.config import LogConfig
+from kbroker.log.errors import StorageError
+from kbroker.log.manager import LogManager
+from kbroker.log.memory import MemoryLog
+from kbroker.log.partition import PartitionLog
 
 __all__ = [
     "AppendResult",
     "FileSlice",
+    "Log",
     "LogConfig",
     "LogManager",
+    "MemoryLog",
     "ORIGIN_CLIENT",
     "ORIGIN_COORDINATOR",
     "PartitionLog",
     "ReadResult",
+    "StorageError",
     "TimestampOffset",
 ]

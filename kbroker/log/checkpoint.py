@@ -101,16 +101,19 @@ def read_partition_metadata(directory: str) -> str | None:
 
 
 class LeaderEpochCache:
-    """(epoch, start offset) pairs in increasing order, mirrored to ``leader-epoch-checkpoint``."""
+    """(epoch, start offset) pairs in increasing order, mirrored to ``leader-epoch-checkpoint`` in
+    ``directory`` (kept in memory only when there is none: the memory log's)."""
 
     FILE = "leader-epoch-checkpoint"
 
-    def __init__(self, directory: str):
-        self.path = os.path.join(directory, self.FILE)
+    def __init__(self, directory: str | None):
+        self.path = os.path.join(directory, self.FILE) if directory is not None else None
         self.epochs: list[int] = []
         self.starts: list[int] = []
 
     def load(self) -> bool:
+        if self.path is None:
+            return False
         rows = _read_versioned(self.path, 2)
         if rows is None:
             return False
@@ -119,6 +122,8 @@ class LeaderEpochCache:
         return True
 
     def save(self) -> None:
+        if self.path is None:
+            return
         write_atomically(self.path, _format_versioned(zip(self.epochs, self.starts)))
 
     @property

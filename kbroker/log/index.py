@@ -9,6 +9,11 @@ All big-endian. Files hold exactly their entries (Kafka preallocates and trims o
 ours fine). The entries live in memory as arrays for bisecting; new entries are buffered and written
 out in 4 KiB chunks, on fsync, truncation and close (Kafka's mmap is similarly lazy -- an index is
 derived data that recovery checks and rebuilds).
+
+Buffering never writes: the segment calls ``write_if_full`` before it writes its next batch, so an index
+write that fails (a full disk) fails the append before any of its bytes are in the log. A failed
+write of entries leaves the file as it was (kbroker.log.files) and the entries buffered, to go out
+with the next write.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import bisect
 import os
 import struct
 import sys
+
+from kbroker.log.files import append_fully
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
@@ -73,13 +80,21 @@ class _IndexFile:
 
     def write_pending(self) -> None:
         if self._pending:
-            os.write(self._writer(), self._pending)
+            fd = self._writer()
+            append_fully(fd, self._pending, os.fstat(fd).st_size)
             self._pending.clear()
+
+    @property
+    def chunk_full(self) -> bool:
+        """Enough entries are buffered to be written out."""
+        return len(self._pending) >= _PENDING_LIMIT
+
+    def write_if_full(self) -> None:
+        if self.chunk_full:
+            self.write_pending()
 
     def _buffer(self, entry: bytes) -> None:
         self._pending += entry
-        if len(self._pending) >= _PENDING_LIMIT:
-            self.write_pending()
 
     def _truncate_file(self, entries: int) -> None:
         self.write_pending()

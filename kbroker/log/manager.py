@@ -111,7 +111,8 @@ class LogManager:
         self.write_checkpoints()
 
     def enforce_retention(self, now_ms: int | None = None) -> int:
-        """Run retention on every log (the server calls this every log.retention.check.interval.ms)."""
+        """Run retention on every log (the server calls this every log.retention.check.interval.ms;
+        compaction's log cleaner will run from here too, see kbroker.log.retention)."""
         return sum(log.enforce_retention(now_ms) for log in self.logs.values())
 
     def flush_due_logs(self, now_ms: int | None = None) -> list[PartitionLog]:

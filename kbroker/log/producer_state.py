@@ -111,12 +111,7 @@ class ProducerStateManager:
     def complete_transaction(self, h: BatchHeader, coordinator_epoch: int = -1) -> int:
         """A marker (control batch at ``h.base_offset``) ends the producer's transaction here; returns
         the transaction's first offset (the marker's own offset when no data of it is here)."""
-        entry = self.producers.get(h.producer_id)
-        if entry is None:
-            entry = self.producers[h.producer_id] = ProducerEntry(h.producer_epoch)
-        elif entry.epoch != h.producer_epoch:
-            entry.epoch = h.producer_epoch
-            entry.batches.clear()
+        entry = self._entry_at_epoch_of(h)
         first = entry.txn_first_offset if entry.txn_first_offset >= 0 else h.base_offset
         entry.txn_first_offset = -1
         entry.last_offset = h.last_offset
@@ -126,12 +121,7 @@ class ProducerStateManager:
 
     def update(self, h: BatchHeader) -> None:
         """Remember a batch that is now in the log (``h.base_offset`` already assigned)."""
-        entry = self.producers.get(h.producer_id)
-        if entry is None:
-            entry = self.producers[h.producer_id] = ProducerEntry(h.producer_epoch)
-        elif entry.epoch != h.producer_epoch:
-            entry.epoch = h.producer_epoch
-            entry.batches.clear()
+        entry = self._entry_at_epoch_of(h)
         if h.base_sequence >= 0:
             entry.batches.append(
                 BatchMetadata(h.base_sequence, h.last_sequence, h.base_offset, h.last_offset, h.max_timestamp)
@@ -141,6 +131,17 @@ class ProducerStateManager:
         if h.is_transactional and entry.txn_first_offset < 0:
             entry.txn_first_offset = h.base_offset
             self.ongoing[h.producer_id] = h.base_offset
+
+    def _entry_at_epoch_of(self, h: BatchHeader) -> ProducerEntry:
+        """The producer's entry, created or moved to the batch's epoch (a new epoch forgets the
+        batches of the old one)."""
+        entry = self.producers.get(h.producer_id)
+        if entry is None:
+            entry = self.producers[h.producer_id] = ProducerEntry(h.producer_epoch)
+        elif entry.epoch != h.producer_epoch:
+            entry.epoch = h.producer_epoch
+            entry.batches.clear()
+        return entry
 
     def forget_before(self, log_start_offset: int) -> None:
         """Drop producers whose last batch is below the log start (their data was deleted)."""

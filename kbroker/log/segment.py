@@ -3,6 +3,11 @@
 The .log file is opened once, O_APPEND for writes (one os.write per append) and read with pread /
 sendfile at positions. Batch boundaries are found from the sparse offset index plus a short walk of
 batch headers; records are never looked at here.
+
+An append is all or nothing: buffered index entries are written out first (if they fill a chunk),
+then the batches with one write; a write that fails part way is truncated back
+(kbroker.log.files), so ``size`` and ``next_offset`` always describe the file's whole batches. Only
+then are the in-memory maxima and index entries updated, without I/O.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
+from kbroker.log.files import append_fully
 from kbroker.log.index import OffsetIndex, TimeIndex
 from kbroker.log.txn_index import TransactionIndex
 from kbroker.protocol import records as rec
@@ -52,18 +58,27 @@ class LogSegment:
         self.rolling_timestamp: int | None = None  # max timestamp of the first batch (for segment.ms)
         self.bytes_since_last_index_entry = 0
         self.dirty = False  # written since the last fsync
+        self.index_chunk_due = False  # buffered index entries to write before the next batch
         if self.size == 0:  # a new segment gets its (empty) index files right away, as in Kafka
-            self.index.create()
-            self.time_index.create()
+            try:
+                self.index.create()
+                self.time_index.create()
+            except OSError:  # e.g. no space for a new file: no half-made segment stays behind
+                self.close()
+                self.unlink()
+                raise
 
     # ---------------------------------------------------------------- writing
 
     def append(self, data: memoryview, headers: list[BatchHeader]) -> None:
-        """Write ``data`` (whole batches, offsets assigned; header positions relative to ``data``)."""
+        """Write ``data`` (whole batches, offsets assigned; header positions relative to ``data``).
+        Raises OSError with the segment unchanged (TornWrite: the file has garbage after ``size``)."""
+        if self.index_chunk_due:
+            self.index.write_if_full()
+            self.time_index.write_if_full()
+            self.index_chunk_due = False
         start = self.size
-        written = os.write(self.fd, data)
-        while written < len(data):  # regular files write fully unless the disk is full
-            written += os.write(self.fd, data[written:])
+        append_fully(self.fd, data, start)
         self.size += len(data)
         self.dirty = True
         if self.rolling_timestamp is None:
@@ -73,7 +88,7 @@ class LogSegment:
         self.next_offset = headers[-1].next_offset
 
     def note_batch(self, h: BatchHeader, position: int) -> None:
-        """Account a batch at ``position`` in the in-memory maxima and the sparse indexes."""
+        """Account a batch at ``position`` in the in-memory maxima and the sparse indexes (buffered)."""
         if h.max_timestamp > self.max_timestamp:
             self.max_timestamp = h.max_timestamp
             self.offset_of_max_timestamp = h.last_offset
@@ -81,6 +96,7 @@ class LogSegment:
             self.index.append(h.last_offset, position)
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
             self.bytes_since_last_index_entry = 0
+            self.index_chunk_due = self.index.chunk_full or self.time_index.chunk_full
         self.bytes_since_last_index_entry += h.size
 
     def on_become_inactive(self) -> None:

@@ -7,8 +7,9 @@ marker order. A read_committed Fetch answers with the entries overlapping the fe
 consumer drops those producers' batches between firstOffset and the marker.
 
 The file exists only once a segment has an aborted transaction, as in Kafka. Entries are kept in
-memory too (a few per segment); the file is appended with one os.write per entry and rewritten when
-recovery rebuilds it.
+memory too (a few per segment), added there before the file is appended (one write per append), so
+memory is right even when the write fails; recovery compares the file with the markers it replays
+and rewrites it when they differ.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import os
 import struct
 from typing import Iterable, NamedTuple
+
+from kbroker.log.files import append_fully
 
 ENTRY = struct.Struct(">hqqqq")
 VERSION = 0
@@ -50,10 +53,13 @@ class TransactionIndex:
         return entries
 
     def append(self, entry: AbortedTxn) -> None:
-        self.entries.append(entry)
+        self.extend([entry])
+
+    def extend(self, entries: list[AbortedTxn]) -> None:
+        self.entries.extend(entries)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, ENTRY.pack(VERSION, *entry))
+            append_fully(fd, b"".join(ENTRY.pack(VERSION, *e) for e in entries), os.fstat(fd).st_size)
         finally:
             os.close(fd)
 
@@ -83,4 +89,9 @@ class TransactionIndex:
 
     def collect(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
         """Entries overlapping [fetch_offset, upper_bound)."""
-        return [e for e in self.entries if e.last_offset >= fetch_offset and e.first_offset < upper_bound]
+        return overlapping(self.entries, fetch_offset, upper_bound)
+
+
+def overlapping(entries: Iterable[AbortedTxn], fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+    """The aborted transactions overlapping [fetch_offset, upper_bound)."""
+    return [e for e in entries if e.last_offset >= fetch_offset and e.first_offset < upper_bound]
