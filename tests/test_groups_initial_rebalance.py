@@ -17,7 +17,7 @@ import time
 import trio
 import trio.testing
 
-from kbroker.groups.timers import Timers
+from kbroker.coordinator.timers import Timers
 from kbroker.protocol.codec import decode_response, encode_request
 from kbroker.protocol.errors import ErrorCode as E
 from kbroker.protocol.messages import JoinGroupRequest

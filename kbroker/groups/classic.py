@@ -2,7 +2,7 @@
 
 States, as Kafka names them: Empty -> PreparingRebalance -> CompletingRebalance -> Stable, and Dead
 (deleted). This module only keeps state and answers questions about it; what happens on a join,
-sync, heartbeat or timeout is the coordinator's (kbroker.groups.coordinator).
+sync, heartbeat or timeout is the classic protocol's (kbroker.groups.classic_protocol).
 """
 
 from __future__ import annotations
