@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable
 from ..protocol.errors import ErrorCode
 from . import records as fmt
 from .classic import (COMPLETING_REBALANCE, DEAD, EMPTY, PREPARING_REBALANCE, STABLE, ClassicGroup, JoinResult,
-                      Member, SyncResult, Waiter)
+                      Member, SyncResult, Waiter, empty_group_record, group_from_record, group_record)
 
 if TYPE_CHECKING:
     from ..coordinator import CoordinatorRuntime
@@ -30,6 +30,7 @@ log = logging.getLogger("kbroker.groups")
 # Kafka times out a new member's parked JoinGroup after 5 minutes (it cannot heartbeat yet)
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 UNKNOWN_MEMBER_ID = ""
+
 
 def _heartbeat_key(group_id: str, member_id: str) -> tuple:
     return ("heartbeat", group_id, member_id)
@@ -41,8 +42,6 @@ def _join_key(group_id: str) -> tuple:
 
 def _sync_key(group_id: str) -> tuple:
     return ("sync", group_id)
-
-
 
 
 class ClassicGroupProtocol:
@@ -59,24 +58,7 @@ class ClassicGroupProtocol:
     def _write(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> int:
         return self._runtime.append(group_id, records)
 
-    # =========================================================================== records
-    def _group_record(self, group: ClassicGroup, assignment: dict[str, bytes] | None = None):
-        members = []
-        for m in group.members.values():
-            members.append(fmt.MemberMetadata(
-                m.member_id, m.group_instance_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
-                m.session_timeout_ms, m.metadata(group.protocol_name),
-                (assignment or {}).get(m.member_id, m.assignment)))
-        value = fmt.GroupMetadataValue(
-            group.protocol_type or "", group.generation_id, group.protocol_name, group.leader_id,
-            group.state_timestamp if group.state_timestamp is not None else -1, members)
-        return fmt.encode_group_metadata_key(group.group_id), fmt.encode_group_metadata_value(value)
-
-    def _empty_group_record(self, group: ClassicGroup):
-        value = fmt.GroupMetadataValue("", 0, None, None,
-                                       group.state_timestamp if group.state_timestamp is not None else -1, [])
-        return fmt.encode_group_metadata_key(group.group_id), fmt.encode_group_metadata_value(value)
-
+    # =========================================================================== records, loading
     @staticmethod
     def tombstone(group_id: str) -> tuple[bytes, None]:
         return fmt.encode_group_metadata_key(group_id), None
@@ -86,7 +68,7 @@ class ClassicGroupProtocol:
         if value is None:
             self.groups.pop(group_id, None)
         else:
-            self.groups[group_id] = self._group_from_record(group_id, fmt.decode_group_metadata_value(value))
+            self.groups[group_id] = group_from_record(group_id, fmt.decode_group_metadata_value(value))
 
     def ensure_group(self, group_id: str) -> ClassicGroup:
         """The group, created Empty if unknown: a group with committed offsets exists ("simple" group)."""
@@ -101,27 +83,6 @@ class ClassicGroupProtocol:
             if group.state == STABLE:
                 for member in group.members.values():
                     self._reschedule_heartbeat(group, member)
-
-    @staticmethod
-    def _group_from_record(group_id: str, value: fmt.GroupMetadataValue) -> ClassicGroup:
-        group = ClassicGroup(group_id)
-        group.generation_id = value.generation
-        group.protocol_type = value.protocol_type or None
-        group.protocol_name = value.protocol
-        group.leader_id = value.leader
-        group.state_timestamp = value.current_state_timestamp if value.current_state_timestamp >= 0 else None
-        for m in value.members:
-            member = Member(m.member_id, m.group_instance_id, m.client_id, m.client_host, m.rebalance_timeout,
-                            m.session_timeout, group.protocol_type or "", [(value.protocol or "", m.subscription)],
-                            m.assignment)
-            group.members[m.member_id] = member
-            group.supported_protocols.update([value.protocol or ""])
-            if m.group_instance_id is not None:
-                group.static_members[m.group_instance_id] = m.member_id
-        group.state = STABLE if group.members else EMPTY
-        if group.leader_id not in group.members:
-            group.leader_id = next(iter(group.members), None)
-        return group
 
     # =========================================================================== timers
     def _reschedule_heartbeat(self, group: ClassicGroup, member: Member, timeout_ms: int | None = None) -> None:
@@ -224,7 +185,7 @@ class ClassicGroupProtocol:
         group.init_next_generation()
         if group.state == EMPTY:
             log.info("group %s with generation %d is now empty", group_id, group.generation_id)
-            self._write(group_id, [self._group_record(group, {})])
+            self._write(group_id, [group_record(group, {})])
             return
         log.info("stabilized group %s generation %d (%s) with %d members", group_id, group.generation_id,
                  group.protocol_name, len(group.members))
@@ -310,7 +271,7 @@ class ClassicGroupProtocol:
         else:
             self._join_existing_member(group, member_id, **args)
         if new_group:
-            error = self._write(group_id, [self._empty_group_record(group)])
+            error = self._write(group_id, [empty_group_record(group)])
             if error:
                 waiter.complete(JoinResult(error, UNKNOWN_MEMBER_ID))
 
@@ -423,7 +384,7 @@ class ClassicGroupProtocol:
         if group.state == STABLE:
             if group.protocol_name == group.select_protocol():
                 # same protocol: no rebalance, the returning static member keeps its assignment
-                error = self._write(group.group_id, [self._group_record(group)])
+                error = self._write(group.group_id, [group_record(group)])
                 if error:
                     group.complete_join(member, JoinResult(error, UNKNOWN_MEMBER_ID))
                 elif api_version >= 9:
@@ -502,7 +463,7 @@ class ClassicGroupProtocol:
         if not group.is_leader(member_id):
             return
         full = {m: assignments.get(m, b"") for m in group.members}
-        error = self._write(group_id, [self._group_record(group, full)])
+        error = self._write(group_id, [group_record(group, full)])
         if group.state == COMPLETING_REBALANCE and generation_id == group.generation_id:
             if error:
                 self._reset_and_propagate_assignment(group, error)
