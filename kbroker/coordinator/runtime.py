@@ -20,8 +20,9 @@ are in the log when it returns) and applies the change, with no scheduling point
    the order in which their changes were applied in memory. This is Kafka's per-partition
    serialisation of coordinator operations, and more: one event loop orders every partition of
    every coordinator;
-2. a change is applied only after its records were appended, so a failed append changes nothing and
-   the log replays to the state that was acknowledged;
+2. what a coordinator persists (committed offsets, a group's generation and assignment, a
+   transaction's state) it applies only after append() returned NONE: a failed append is answered
+   with an error and changes nothing that a replay would bring back;
 3. requests reach the coordinator in the order their connections' tasks handle them, and one
    connection's in the order sent (a connection reads its next request only after answering the
    last, kbroker.server.connection);
