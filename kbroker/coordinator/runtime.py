@@ -160,7 +160,7 @@ class CoordinatorRuntime:
                                     producer_epoch=producer_epoch, transactional=transactional)
             partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
         except (ApiError, OSError) as exc:
-            log.warning("could not write %s to %s: %s", key, self.internal_topic.name, exc)
+            log.warning("could not write the records of %r to %s: %s", key, self.internal_topic.name, exc)
             return coordinator_error(exc, self._unlisted_append_error)
         return ErrorCode.NONE
 

@@ -27,6 +27,7 @@ from .classic_protocol import ClassicGroupProtocol
 from .offsets import OffsetAndMetadata, OffsetStore, OffsetsToCommit, PartitionErrors, everywhere
 
 if TYPE_CHECKING:
+    from ..config.broker import BrokerConfig
     from ..coordinator.services import Catalogue, EnsureTopic, PartitionLogs, TopicDeletionListener
 
 log = logging.getLogger("kbroker.groups")
@@ -50,7 +51,7 @@ class GroupConfig:
     retention_check_ms: int
 
     @classmethod
-    def from_broker_config(cls, config) -> GroupConfig:
+    def from_broker_config(cls, config: BrokerConfig) -> GroupConfig:
         return cls(initial_rebalance_delay_ms=config.get("group.initial.rebalance.delay.ms"),
                    min_session_timeout_ms=config.get("group.min.session.timeout.ms"),
                    max_session_timeout_ms=config.get("group.max.session.timeout.ms"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..coordinator.runtime import java_string_hash, partition_for  # noqa: F401  (Kafka's key -> partition)
+from ..coordinator.runtime import partition_for  # noqa: F401  (Kafka's group id -> partition)
 from ..protocol.primitives import Reader, Writer
 
 OFFSET_COMMIT_KEY_VERSION = 1

@@ -35,6 +35,7 @@ from .records import (COMPLETE_ABORT, COMPLETE_COMMIT, DEAD, EMPTY, ONGOING, PRE
                       PREPARE_EPOCH_FENCE, STATE_NAMES)
 
 if TYPE_CHECKING:
+    from ..config.broker import BrokerConfig
     from ..coordinator.services import AppendListener, Catalogue, EnsureTopic, PartitionLogs
     from .producer_ids import ProducerIdManager
 
@@ -84,7 +85,7 @@ class TransactionConfig:
     state_segment_bytes: int
 
     @classmethod
-    def from_broker_config(cls, config) -> TransactionConfig:
+    def from_broker_config(cls, config: BrokerConfig) -> TransactionConfig:
         return cls(max_timeout_ms=config.get("transaction.max.timeout.ms"),
                    state_partitions=config.get("transaction.state.log.num.partitions"),
                    state_segment_bytes=config.get("transaction.state.log.segment.bytes"))
