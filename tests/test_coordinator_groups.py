@@ -12,6 +12,7 @@ import trio
 from kbroker.groups.classic import JoinResult, SyncResult, Waiter
 from kbroker.protocol.errors import ErrorCode as E
 from tests.coordinator_world import CoordinatorWorld
+from tests.test_groups_wire import subscription as consumer_subscription
 
 SESSION_TIMEOUT_MS = 10_000
 
@@ -23,13 +24,13 @@ def world(tmp_path):
     world.close()
 
 
-def join(world: CoordinatorWorld, group_id: str, member_id: str = "", *, subscription: bytes = b"orders",
+def join(world: CoordinatorWorld, group_id: str, member_id: str = "", *, topics: tuple[str, ...] = ("orders",),
          session_timeout_ms: int = SESSION_TIMEOUT_MS) -> Waiter:
-    """A JoinGroup v9 of a consumer; the waiter completes when the join phase ends (at once if refused)."""
+    """A JoinGroup v9 of a consumer of ``topics``; the waiter completes when the join phase ends (at once if refused)."""
     waiter = Waiter()
     world.groups.join_group(
         group_id=group_id, member_id=member_id, group_instance_id=None, protocol_type="consumer",
-        protocols=[("range", subscription)], session_timeout_ms=session_timeout_ms,
+        protocols=[("range", consumer_subscription(*topics))], session_timeout_ms=session_timeout_ms,
         rebalance_timeout_ms=SESSION_TIMEOUT_MS, client_id="consumer", client_host="/127.0.0.1", api_version=9,
         waiter=waiter)
     return waiter
