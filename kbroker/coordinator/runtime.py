@@ -26,8 +26,9 @@ are in the log when it returns) and applies the change, with no scheduling point
 3. requests reach the coordinator in the order their connections' tasks handle them, and one
    connection's in the order sent (a connection reads its next request only after answering the
    last, kbroker.server.connection);
-4. a timer whose deadline passed runs behind the requests already received (Timers'
-   behind_received_requests), as an expired timer's operation queues behind them in Kafka;
+4. with Timers(behind_received_requests=True) (the group coordinator's), a timer whose deadline
+   passed runs behind the requests already received, as an expired timer's operation queues behind
+   them in Kafka; the transaction coordinator's timeouts need no such order and run at once;
 5. what must await (creating the internal topic) is done by the handler before it calls the
    coordinator; a request that waits for the group (a parked JoinGroup or SyncGroup) awaits an
    event that a later operation sets, it holds nothing meanwhile.
