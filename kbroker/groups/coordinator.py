@@ -136,6 +136,8 @@ class GroupCoordinator:
             log.warning("skipping an unreadable %s record: %s", OFFSETS_TOPIC, exc)
 
     # =========================================================================== the classic protocol
+    # The handlers' calls, one hop on (ClassicGroupProtocol has the signatures). KIP-848 consumer
+    # groups will be told apart here, by the group's type, before the call goes on.
     def join_group(self, **request) -> None:
         self.classic.join_group(**request)
 
