@@ -22,7 +22,7 @@ import trio
 from .config.listeners import Endpoint
 from .config.live import LiveConfig
 from .config.persisted import with_persisted_dynamic_configs
-from .groups import GroupCoordinator
+from .groups import OFFSETS_TOPIC, GroupConfig, GroupCoordinator
 from .handlers import Registry, default_registry
 from .handlers.context import NodeInfo, Services
 from .log import LogManager
@@ -32,7 +32,7 @@ from .partitions import AppendNotifier, PartitionService, topic_log_config
 from .server.connection import Connection
 from .server.socket_transport import SocketTransport
 from .topics import TopicManager
-from .txn import ProducerIdManager, TransactionCoordinator
+from .txn import ProducerIdManager, TransactionConfig, TransactionCoordinator
 
 log = logging.getLogger("kbroker")
 
@@ -53,8 +53,15 @@ class Broker:
         self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
         self.appends = AppendNotifier()
         self.producer_ids = ProducerIdManager(data_dir)
-        self.group_coordinator = GroupCoordinator(self)
-        self.txn_coordinator = TransactionCoordinator(self)
+        self.group_coordinator = GroupCoordinator(
+            GroupConfig.from_broker_config(config), catalogue=self.metadata, ensure_topic=self.topics.ensure_topic,
+            partitions=self.partitions, topic_deletion_listeners=self.topics.deletion_listeners)
+        self.txn_coordinator = TransactionCoordinator(
+            TransactionConfig.from_broker_config(config), catalogue=self.metadata,
+            ensure_topic=self.topics.ensure_topic, partitions=self.partitions, producer_ids=self.producer_ids,
+            appends=self.appends,
+            # a marker on __consumer_offsets commits or drops the transaction's pending offsets there
+            marker_listeners={OFFSETS_TOPIC: self.group_coordinator.complete_transaction})
         self.services = Services(node=self.node, live_config=self.live_config, metadata=self.metadata,
                                  topics=self.topics, partitions=self.partitions, appends=self.appends,
                                  groups=self.group_coordinator, txns=self.txn_coordinator,
@@ -87,17 +94,6 @@ class Broker:
     @property
     def registry(self) -> Registry:
         return self.services.registry
-
-    # What the coordinators still reach through the broker (to become their own small interfaces).
-    @property
-    def topic_deletion_listeners(self):
-        return self.topics.deletion_listeners
-
-    async def ensure_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None):
-        return await self.topics.ensure_topic(name, partitions, configs)
-
-    def partition_log(self, topic, partition: int):
-        return self.partitions.partition_log(topic, partition)
 
     # -- serving -----------------------------------------------------------------------------
     @property

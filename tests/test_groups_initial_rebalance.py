@@ -14,10 +14,6 @@ from __future__ import annotations
 import threading
 import time
 
-import trio
-import trio.testing
-
-from kbroker.groups.timers import Timers
 from kbroker.protocol.codec import decode_response, encode_request
 from kbroker.protocol.errors import ErrorCode as E
 from kbroker.protocol.messages import JoinGroupRequest
@@ -85,37 +81,3 @@ def test_joins_received_before_the_zero_delay_rebalance_completes_are_in_its_gen
     finally:
         for c in clients:
             c.close()
-
-
-# ------------------------------------------------------------------------------ the timers underneath
-def _run_timers(body):
-    async def main():
-        timers = Timers(behind_received_requests=True)
-        timers._settle_batches = 50  # a wide settling window, so the test can act inside it
-        async with trio.open_nursery() as nursery:
-            timers.attach(nursery)
-            await body(timers)
-            nursery.cancel_scope.cancel()
-
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-
-
-def test_a_timer_rearmed_or_cancelled_while_settling_behaves_as_if_it_had_not_expired():
-    fired = []
-
-    async def body(timers):
-        timers.schedule("k", 0, lambda: fired.append(("first", trio.current_time())))
-        for _ in range(10):  # expired, now settling
-            await trio.lowlevel.checkpoint()
-        start = trio.current_time()
-        timers.schedule("k", 100, lambda: fired.append(("second", trio.current_time() - start)))
-        await trio.sleep(1)
-        timers.schedule("c", 0, lambda: fired.append(("cancelled", 0)))
-        for _ in range(10):
-            await trio.lowlevel.checkpoint()
-        timers.cancel("c")
-        await trio.sleep(1)
-        assert not timers.is_scheduled("k") and not timers.is_scheduled("c")
-
-    _run_timers(body)
-    assert len(fired) == 1 and fired[0][0] == "second" and fired[0][1] >= 0.1

@@ -334,7 +334,7 @@ def test_offsets_topic_records_use_kafkas_format(broker):
     b = broker.broker
     topic = b.metadata.get("__consumer_offsets")
     assert fmt.partition_for("my-group", 50) == 12  # Java: Math.abs("my-group".hashCode()) % 50
-    log = b.partition_log(topic, 12)
+    log = b.partitions.partition_log(topic, 12)
     data = memoryview(log.read_bytes(0, 1 << 20))
     records = [r for h in rec.iter_batches(data) for r in rec.decode_batch_records(data[h.position:h.position + h.size])]
     keys = [r.key for r in records]

@@ -1,5 +1,6 @@
-"""The classic consumer-group coordinator and committed offsets (persisted in __consumer_offsets)."""
+"""The group coordinator: the classic consumer-group protocol and committed offsets, persisted in
+__consumer_offsets through the coordinator runtime (kbroker.coordinator)."""
 
-from .coordinator import OFFSETS_TOPIC, GroupCoordinator
+from .coordinator import OFFSETS_TOPIC, GroupConfig, GroupCoordinator
 
-__all__ = ["GroupCoordinator", "OFFSETS_TOPIC"]
+__all__ = ["GroupConfig", "GroupCoordinator", "OFFSETS_TOPIC"]

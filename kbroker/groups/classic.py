@@ -1,8 +1,9 @@
 """A classic consumer group's state: its members, generation, leader and protocol.
 
 States, as Kafka names them: Empty -> PreparingRebalance -> CompletingRebalance -> Stable, and Dead
-(deleted). This module only keeps state and answers questions about it; what happens on a join,
-sync, heartbeat or timeout is the coordinator's (kbroker.groups.coordinator).
+(deleted). This module only keeps state and answers questions about it, and converts a group to and
+from its group metadata record (kbroker.groups.records); what happens on a join, sync, heartbeat or
+timeout is the classic protocol's (kbroker.groups.classic_protocol).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import trio
 
 from ..protocol.errors import ErrorCode
+from . import records as fmt
 
 EMPTY = "Empty"
 PREPARING_REBALANCE = "PreparingRebalance"
@@ -320,3 +322,47 @@ class ClassicGroup:
         except Exception:
             return None
         return topics
+
+
+# ------------------------------------------------------------------------------ group metadata records
+def group_record(group: ClassicGroup, assignment: dict[str, bytes] | None = None) -> tuple[bytes, bytes]:
+    """The group's metadata record (key, value); ``assignment`` overrides the members' own."""
+    members = []
+    for m in group.members.values():
+        members.append(fmt.MemberMetadata(
+            m.member_id, m.group_instance_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
+            m.session_timeout_ms, m.metadata(group.protocol_name),
+            (assignment or {}).get(m.member_id, m.assignment)))
+    value = fmt.GroupMetadataValue(
+        group.protocol_type or "", group.generation_id, group.protocol_name, group.leader_id,
+        group.state_timestamp if group.state_timestamp is not None else -1, members)
+    return fmt.encode_group_metadata_key(group.group_id), fmt.encode_group_metadata_value(value)
+
+
+def empty_group_record(group: ClassicGroup) -> tuple[bytes, bytes]:
+    """The record of a group just created: no protocol, no members."""
+    value = fmt.GroupMetadataValue("", 0, None, None,
+                                   group.state_timestamp if group.state_timestamp is not None else -1, [])
+    return fmt.encode_group_metadata_key(group.group_id), fmt.encode_group_metadata_value(value)
+
+
+def group_from_record(group_id: str, value: fmt.GroupMetadataValue) -> ClassicGroup:
+    """The group a metadata record read back describes: Stable with its members, or Empty."""
+    group = ClassicGroup(group_id)
+    group.generation_id = value.generation
+    group.protocol_type = value.protocol_type or None
+    group.protocol_name = value.protocol
+    group.leader_id = value.leader
+    group.state_timestamp = value.current_state_timestamp if value.current_state_timestamp >= 0 else None
+    for m in value.members:
+        member = Member(m.member_id, m.group_instance_id, m.client_id, m.client_host, m.rebalance_timeout,
+                        m.session_timeout, group.protocol_type or "", [(value.protocol or "", m.subscription)],
+                        m.assignment)
+        group.members[m.member_id] = member
+        group.supported_protocols.update([value.protocol or ""])
+        if m.group_instance_id is not None:
+            group.static_members[m.group_instance_id] = m.member_id
+    group.state = STABLE if group.members else EMPTY
+    if group.leader_id not in group.members:
+        group.leader_id = next(iter(group.members), None)
+    return group

@@ -1,6 +1,7 @@
 """Committed offsets of consumer groups: OffsetCommit (8) 2-9, OffsetFetch (9) 1-9, OffsetDelete (47) 0.
 
-Offsets live in the group coordinator (kbroker.groups), persisted in `__consumer_offsets`.
+Offsets live in the group coordinator's offset store (kbroker.groups.offsets), persisted in
+`__consumer_offsets`; the group decides who may commit (kbroker.groups.classic_protocol).
 OffsetFetch v8+ asks for several groups at once; a null topic list means every committed offset of
 the group. require_stable (v7+): a partition whose transactional offset commit (TxnOffsetCommit) still
 waits for its transaction's marker answers UNSTABLE_OFFSET_COMMIT, and the consumer retries.

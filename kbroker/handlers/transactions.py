@@ -12,7 +12,7 @@ v2) are told INVALID_PRODUCER_EPOCH where newer ones get PRODUCER_FENCED.
 
 from __future__ import annotations
 
-from ..groups.coordinator import OFFSETS_TOPIC
+from ..groups import OFFSETS_TOPIC
 from ..protocol.errors import ErrorCode
 from ..protocol.messages import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
                                  AddPartitionsToTxnResponse, DescribeTransactionsRequest,

@@ -1,6 +1,6 @@
-"""Producer ids and the transaction coordinator."""
+"""Producer ids and the transaction coordinator (on the coordinator runtime, kbroker.coordinator)."""
 
-from .coordinator import TransactionCoordinator
+from .coordinator import TransactionConfig, TransactionCoordinator
 from .producer_ids import ProducerIdManager
 
-__all__ = ["ProducerIdManager", "TransactionCoordinator"]
+__all__ = ["ProducerIdManager", "TransactionConfig", "TransactionCoordinator"]

@@ -2,18 +2,20 @@
 part 1 partition verification), speaking transaction protocol version 1: the client adds partitions
 explicitly (AddPartitionsToTxn, AddOffsetsToTxn) and ends with EndTxn.
 
-Every state change is synchronous (no await between reading and writing state), like the group
-coordinator's. A change is first appended to `__transaction_state` (Kafka's record format, 50
-compacted partitions, created on first use) and only then applied in memory; a failed append changes
-nothing. Ending a transaction writes PrepareCommit/PrepareAbort, then the COMMIT/ABORT marker to
-every partition of the transaction (including the group's `__consumer_offsets` partition, whose
-pending offsets the group coordinator then commits or drops), then CompleteCommit/CompleteAbort.
-At start the log is replayed: a transaction found in a Prepare state gets its markers and completes,
-an Ongoing one gets its timeout armed again.
+Its state lives in `__transaction_state` (Kafka's record format, 50 compacted partitions, created
+on first use) through the coordinator runtime (kbroker.coordinator), which also orders the
+operations: every state change is synchronous, first appended and only then applied in memory, so a
+failed append changes nothing. Ending a transaction writes PrepareCommit/PrepareAbort, then the
+COMMIT/ABORT marker to every partition of the transaction, then CompleteCommit/CompleteAbort. A
+marker written to an internal topic is announced to its owner (the coordinator is given a listener
+per topic: the group coordinator's, for `__consumer_offsets`, commits or drops the transaction's
+pending offsets of the groups in that partition); the transaction coordinator knows no other
+coordinator. At start the log is replayed: a transaction found in a Prepare state gets its markers
+and completes, an Ongoing one gets its timeout armed again.
 
-Timeouts: each Ongoing transaction has one timer (a trio cancel scope whose deadline is its start
-plus its transaction.timeout.ms); when it fires, the producer's epoch is bumped (fencing it) and the
-transaction is aborted with the new epoch, as Kafka does. Nothing polls.
+Timeouts: each Ongoing transaction has one timer of the runtime (a trio cancel scope whose deadline
+is its start plus its transaction.timeout.ms); when it fires, the producer's epoch is bumped
+(fencing it) and the transaction is aborted with the new epoch, as Kafka does. Nothing polls.
 """
 
 from __future__ import annotations
@@ -22,22 +24,20 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import trio
 
-from ..groups.coordinator import OFFSETS_TOPIC
-from ..groups.records import partition_for
-from ..groups.timers import Timers
-from ..log import ORIGIN_COORDINATOR
-from ..protocol import records as rec
+from ..coordinator import CoordinatorRuntime, InternalTopic
 from ..protocol.errors import ApiError, ErrorCode, ProtocolError
 from . import records as fmt
 from .records import (COMPLETE_ABORT, COMPLETE_COMMIT, DEAD, EMPTY, ONGOING, PREPARE_ABORT, PREPARE_COMMIT,
                       PREPARE_EPOCH_FENCE, STATE_NAMES)
 
 if TYPE_CHECKING:
-    from ..broker import Broker
+    from ..config.broker import BrokerConfig
+    from ..coordinator.services import AppendListener, Catalogue, EnsureTopic, PartitionLogs
+    from .producer_ids import ProducerIdManager
 
 log = logging.getLogger("kbroker.txn")
 
@@ -45,9 +45,10 @@ TRANSACTION_STATE_TOPIC = "__transaction_state"
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 MAX_EPOCH = 32767
-_LOAD_READ_BYTES = 5 * 1024 * 1024
 
 TopicPartition = tuple[str, int]
+# called after a transaction marker was written to partition P of an internal topic: (P, producer id, commit)
+MarkerListener = Callable[[int, int, bool], None]
 
 
 def now_ms() -> int:
@@ -76,76 +77,63 @@ class TransactionMetadata:
         return STATE_NAMES[self.state]
 
 
-def _append_error(error: int) -> int:
-    """Kafka's mapping of a failed __transaction_state append to what the client is told."""
-    if error in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.NOT_ENOUGH_REPLICAS,
-                 ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, ErrorCode.REQUEST_TIMED_OUT):
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE
-    if error in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
-        return ErrorCode.NOT_COORDINATOR
-    return ErrorCode.UNKNOWN_SERVER_ERROR
+@dataclass(frozen=True, slots=True)
+class TransactionConfig:
+    """The broker configs the transaction coordinator reads (all read-only in Kafka)."""
+    max_timeout_ms: int
+    state_partitions: int
+    state_segment_bytes: int
+
+    @classmethod
+    def from_broker_config(cls, config: BrokerConfig) -> TransactionConfig:
+        return cls(max_timeout_ms=config.get("transaction.max.timeout.ms"),
+                   state_partitions=config.get("transaction.state.log.num.partitions"),
+                   state_segment_bytes=config.get("transaction.state.log.segment.bytes"))
 
 
 class TransactionCoordinator:
-    def __init__(self, broker: Broker):
-        self.broker = broker
-        config = broker.config
-        self.max_timeout_ms: int = config.get("transaction.max.timeout.ms")
-        self.num_partitions: int = config.get("transaction.state.log.num.partitions")
-        self.segment_bytes: int = config.get("transaction.state.log.segment.bytes")
+    def __init__(self, config: TransactionConfig, *, catalogue: Catalogue, ensure_topic: EnsureTopic,
+                 partitions: PartitionLogs, producer_ids: ProducerIdManager, appends: AppendListener,
+                 marker_listeners: Mapping[str, MarkerListener] | None = None):
+        self.max_timeout_ms = config.max_timeout_ms
+        self.runtime = CoordinatorRuntime(
+            InternalTopic(TRANSACTION_STATE_TOPIC, config.state_partitions, {
+                "cleanup.policy": "compact",
+                "compression.type": "uncompressed",
+                "segment.bytes": str(config.state_segment_bytes),
+                "unclean.leader.election.enable": "false",
+            }),
+            catalogue=catalogue, ensure_topic=ensure_topic, partitions=partitions,
+            unlisted_append_error=ErrorCode.UNKNOWN_SERVER_ERROR)
+        self.timers = self.runtime.timers
+        self._catalogue = catalogue
+        self._partitions = partitions
+        self._producer_ids = producer_ids
+        self._appends = appends
+        # the owners of internal topics a transaction may write to (the group coordinator's offsets)
+        self._marker_listeners = dict(marker_listeners or {})
         self.txns: dict[str, TransactionMetadata] = {}
-        self.timers = Timers()
         self.loaded = False
 
     # =========================================================================== lifecycle
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Load the transaction log, finish what a previous run left half done, serve timeouts."""
-        async with trio.open_nursery() as nursery:
-            self.timers.attach(nursery)
-            self.load()
-            task_status.started()
-            await trio.sleep_forever()
+        await self.runtime.run(self.load, task_status=task_status)
 
     def state_topic(self):
         """__transaction_state, or None until ensure_state_topic() created it."""
-        return self.broker.metadata.get(TRANSACTION_STATE_TOPIC)
+        return self.runtime.topic()
 
     async def ensure_state_topic(self):
         """__transaction_state, created if missing (on the first FindCoordinator for a transactional id,
         as Kafka does, or first use), without blocking the event loop."""
-        return await self.broker.ensure_topic(TRANSACTION_STATE_TOPIC, self.num_partitions, {
-            "cleanup.policy": "compact",
-            "compression.type": "uncompressed",
-            "segment.bytes": str(self.segment_bytes),
-            "unclean.leader.election.enable": "false",
-        })
+        return await self.runtime.ensure_topic()
 
     def partition_for(self, transactional_id: str) -> int:
-        topic = self.state_topic()
-        return partition_for(transactional_id, topic.partitions if topic is not None else self.num_partitions)
+        return self.runtime.partition_for(transactional_id)
 
     def load(self) -> None:
-        topic = self.state_topic()
-        count = 0
-        if topic is not None:
-            for partition in range(topic.partitions):
-                partition_log = self.broker.partition_log(topic, partition)
-                offset, end = partition_log.log_start_offset, partition_log.log_end_offset
-                while offset < end:
-                    data = memoryview(partition_log.read_bytes(offset, _LOAD_READ_BYTES))
-                    if not data:
-                        break
-                    last = offset
-                    for header in rec.iter_batches(data, check=False):
-                        last = header.next_offset
-                        if header.is_control:
-                            continue
-                        for record in rec.decode_batch_records(data[header.position:header.position + header.size]):
-                            count += 1
-                            self._replay(record.key, record.value)
-                    if last <= offset:
-                        break
-                    offset = last
+        count = self.runtime.replay(self._replay_record)
         if count:
             log.info("loaded %d transactional ids from %d records of %s", len(self.txns), count,
                      TRANSACTION_STATE_TOPIC)
@@ -157,7 +145,7 @@ class TransactionCoordinator:
                 self._arm_timeout(meta)
         self.loaded = True
 
-    def _replay(self, key: bytes | None, value: bytes | None) -> None:
+    def _replay_record(self, partition: int, key: bytes | None, value: bytes | None, producer_id: int | None) -> None:
         if key is None:
             return
         try:
@@ -180,19 +168,10 @@ class TransactionCoordinator:
         """Append the new state of a transactional id; on success it becomes the current state."""
         value = fmt.TransactionLogValue(meta.producer_id, meta.producer_epoch, meta.timeout_ms, meta.state,
                                         sorted(meta.partitions), meta.last_update_ms, meta.start_ms)
-        topic = self.state_topic()
-        if topic is None:  # handlers ensure it first; only a request racing its deletion gets here
-            return _append_error(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-        try:
-            partition_log = self.broker.partition_log(topic, partition_for(meta.transactional_id, topic.partitions))
-            batch = rec.build_batch([rec.Record(fmt.encode_key(meta.transactional_id), fmt.encode_value(value))])
-            partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
-        except ApiError as exc:
-            log.warning("could not write transaction state of %s: %s", meta.transactional_id, exc)
-            return _append_error(getattr(exc, "error_code", ErrorCode.UNKNOWN_SERVER_ERROR))
-        except OSError as exc:
-            log.warning("could not write transaction state of %s: %s", meta.transactional_id, exc)
-            return ErrorCode.NOT_COORDINATOR
+        error = self.runtime.append(meta.transactional_id, [(fmt.encode_key(meta.transactional_id),
+                                                             fmt.encode_value(value))])
+        if error:
+            return error
         self.txns[meta.transactional_id] = meta
         return ErrorCode.NONE
 
@@ -208,7 +187,7 @@ class TransactionCoordinator:
         now = now_ms()
         meta = self.txns.get(transactional_id)
         if meta is None:
-            meta = TransactionMetadata(transactional_id, self.broker.producer_ids.new_producer_id(),
+            meta = TransactionMetadata(transactional_id, self._producer_ids.new_producer_id(),
                                        timeout_ms=timeout_ms, last_update_ms=now)
         if expected is not None and not (
                 meta.producer_epoch == NO_PRODUCER_EPOCH or expected[0] == meta.producer_id
@@ -225,7 +204,7 @@ class TransactionCoordinator:
         if epoch_exhausted(meta.producer_epoch) and (expected is None or expected[1] == meta.producer_epoch):
             # a new producer id, epoch 0 (the old id is remembered for a retry of this call)
             new = dataclasses.replace(
-                meta, producer_id=self.broker.producer_ids.new_producer_id(), last_producer_id=meta.producer_id,
+                meta, producer_id=self._producer_ids.new_producer_id(), last_producer_id=meta.producer_id,
                 producer_epoch=0, last_producer_epoch=meta.producer_epoch if expected is not None else NO_PRODUCER_EPOCH,
                 timeout_ms=timeout_ms, state=EMPTY, partitions=frozenset(), start_ms=-1, last_update_ms=now)
         else:
@@ -330,20 +309,19 @@ class TransactionCoordinator:
         return ErrorCode.INVALID_TXN_STATE  # Empty: nothing to end
 
     def _write_markers_and_complete(self, meta: TransactionMetadata, commit: bool) -> None:
-        broker = self.broker
         coordinator_epoch = 0
         state_topic = self.state_topic()
         if state_topic is not None:
             coordinator_epoch = state_topic.leader_epoch
         wrote = False
         for topic_name, partition in sorted(meta.partitions):
-            topic = broker.metadata.get(topic_name)
+            topic = self._catalogue.get(topic_name)
             if topic is None or not 0 <= partition < topic.partitions:
                 log.info("dropping the %s marker of %s for %s-%d: the partition no longer exists",
                          "commit" if commit else "abort", meta.transactional_id, topic_name, partition)
                 continue
             try:
-                broker.partition_log(topic, partition).append_end_txn_marker(
+                self._partitions.partition_log(topic, partition).append_end_txn_marker(
                     meta.producer_id, meta.producer_epoch, commit, coordinator_epoch=coordinator_epoch,
                     leader_epoch=topic.leader_epoch)
                 wrote = True
@@ -351,10 +329,11 @@ class TransactionCoordinator:
                 log.warning("could not write the transaction marker of %s to %s-%d: %s", meta.transactional_id,
                             topic_name, partition, exc)
                 continue
-            if topic_name == OFFSETS_TOPIC:
-                broker.group_coordinator.complete_transaction(partition, meta.producer_id, commit)
+            listener = self._marker_listeners.get(topic_name)
+            if listener is not None:
+                listener(partition, meta.producer_id, commit)
         if wrote:
-            broker.appends.notify()  # the last stable offset moved: wake read_committed fetches
+            self._appends.notify()  # the last stable offset moved: wake read_committed fetches
         complete = dataclasses.replace(meta, state=COMPLETE_COMMIT if commit else COMPLETE_ABORT,
                                        partitions=frozenset(), last_update_ms=now_ms())
         if self._persist(complete):

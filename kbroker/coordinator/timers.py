@@ -1,4 +1,4 @@
-"""Keyed timers on trio cancel scopes, owned by one nursery.
+"""Keyed deadline timers on trio cancel scopes, owned by one coordinator's nursery.
 
 Each armed timer is a task sleeping inside a cancel scope whose deadline is the expiry time; when the
 deadline passes the scope cancels the sleep and the callback runs. Re-arming a key moves the
@@ -6,17 +6,21 @@ deadline of the scope that is already waiting (a heartbeat costs one attribute w
 cancelling a key cancels its scope without running the callback. No polling: a task wakes only when
 its own deadline is reached.
 
-Callbacks are plain synchronous functions: the group coordinator mutates its state without awaiting,
-so a callback and a request handler never interleave halfway through a state change.
+Callbacks are plain synchronous functions, like every coordinator operation (kbroker.coordinator.
+runtime): a callback and a request handler never interleave halfway through a state change.
 
 With ``behind_received_requests``, an expired timer's callback runs only after the requests already
-received by then have reached their handlers, as in Kafka's coordinator runtime, where an expired
-timer enqueues its operation behind the requests already in the coordinator's queue. In kbroker a
-request that is in the socket when the timer expires is read by its connection's reader task in that
-scheduler batch and handled by its processor task in the next one, so the callback waits two more
-batches (a few microseconds when idle, re-checking a deadline moved meanwhile). This is what makes a
-``group.initial.rebalance.delay.ms=0`` group take in every JoinGroup received before its first
-rebalance completes, instead of racing them.
+received by then have reached their coordinator, as in Kafka's coordinator runtime, where an expired
+timer enqueues its operation behind the requests already in the coordinator's queue. In kbroker each
+connection has one task, which reads its next request right after answering the last and makes no
+scheduling point between the socket and the handler when the request's bytes are already there. So
+a request that is in its socket when the timer expires is read and handled in the very scheduler
+batch the expiry wakes the timer's task in (trio wakes both in the same I/O poll, and runs a batch's
+tasks in no fixed order); letting one more batch pass puts the callback behind it. The timer waits
+two (a few microseconds when idle, re-checking a deadline moved meanwhile): the second is a margin
+for one scheduling point on that path, which a transport may take (a TLS stream does). This is what
+makes a ``group.initial.rebalance.delay.ms=0`` group take in every JoinGroup received before its
+first rebalance completes, instead of racing them.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Callable
 
 import trio
 
-log = logging.getLogger("kbroker.groups")
+log = logging.getLogger("kbroker.coordinator")
 
 
 class _Timer:
@@ -38,13 +42,14 @@ class _Timer:
         self.cancelled = False
 
 
-# scheduler batches from a request's bytes being readable to its handler: reader task, processor task
-_BATCHES_TO_HANDLER = 2
+# scheduler batches an expired timer lets pass before its callback: one puts it behind the requests its
+# expiry found in their sockets, the second is a margin for one scheduling point on their way (docstring)
+_SETTLE_BATCHES = 2
 
 
 class Timers:
     def __init__(self, *, behind_received_requests: bool = False) -> None:
-        self._settle_batches = _BATCHES_TO_HANDLER if behind_received_requests else 0
+        self._settle_batches = _SETTLE_BATCHES if behind_received_requests else 0
         self._nursery: trio.Nursery | None = None
         self._timers: dict[object, _Timer] = {}
         self._pending: list[tuple[object, float, Callable[[], None]]] = []
@@ -107,4 +112,4 @@ class Timers:
         try:
             timer.callback()
         except Exception:  # a bug in one expiry must not take the broker down
-            log.exception("group coordinator timer %r failed", key)
+            log.exception("coordinator timer %r failed", key)

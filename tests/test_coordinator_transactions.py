@@ -1,0 +1,135 @@
+"""The transaction coordinator driven directly, without sockets, with the group coordinator beside it
+as a broker wires them: a producer's transaction is initialised, its partitions added and committed,
+and the COMMIT marker lands on each data partition; a transaction left open is aborted by its timer
+(fencing the producer); a consumer group's transactional offset commit stays invisible until the
+transaction commits, and is dropped when it aborts — also after a rebuild from the log. Time is
+trio's MockClock: a transaction timeout passes in no time."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from kbroker.groups import OFFSETS_TOPIC
+from kbroker.protocol import records as rec
+from kbroker.protocol.errors import ErrorCode as E
+from tests.coordinator_world import CoordinatorWorld
+
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+async def world(tmp_path):
+    world = CoordinatorWorld(tmp_path)
+    await world.topics.create_topic("payments", 2)
+    await world.topics.create_topic("orders", 1)
+    yield world
+    world.close()
+
+
+async def init_producer(world: CoordinatorWorld, transactional_id: str, timeout_ms: int = TIMEOUT_MS):
+    await world.txns.ensure_state_topic()
+    error, producer_id, epoch = world.txns.init_producer_id(transactional_id, timeout_ms, None)
+    assert error == E.NONE
+    return producer_id, epoch
+
+
+def produce(world: CoordinatorWorld, topic: str, partition: int, producer_id: int, epoch: int, value: bytes,
+            sequence: int = 0) -> None:
+    """What a transactional producer's Produce appends: one batch of its transaction."""
+    batch = rec.build_batch([rec.Record(None, value)], producer_id=producer_id, producer_epoch=epoch,
+                            base_sequence=sequence, transactional=True)
+    world.partition_log(topic, partition).append(batch)
+
+
+def batches(world: CoordinatorWorld, topic: str, partition: int) -> list[tuple[str, int, int]]:
+    """(data | COMMIT | ABORT, producer id, epoch) of every batch of the partition."""
+    data = memoryview(world.partition_log(topic, partition).read_bytes(0, 1 << 20))
+    out = []
+    for h in rec.iter_batches(data):
+        kind = "data"
+        if h.is_control:
+            control = rec.control_record_type(data[h.position:h.position + h.size])
+            kind = "COMMIT" if control == rec.CONTROL_COMMIT else "ABORT"
+        out.append((kind, h.producer_id, h.producer_epoch))
+    return out
+
+
+async def test_a_committed_transaction_writes_commit_markers_to_its_partitions(world, autojump_clock):
+    async with world.running():
+        producer_id, epoch = await init_producer(world, "payments-app")
+        partitions = [("payments", 0), ("payments", 1)]
+        assert world.txns.add_partitions("payments-app", producer_id, epoch, partitions) == E.NONE
+        assert world.txns.describe("payments-app").state_name == "Ongoing"
+        assert world.txns.verify_partitions("payments-app", producer_id, epoch, [("payments", 1), ("orders", 0)]) == {
+            ("payments", 1): E.NONE, ("orders", 0): E.INVALID_TXN_STATE}
+        for partition in (0, 1):
+            produce(world, "payments", partition, producer_id, epoch, b"paid")
+        assert world.partition_log("payments", 0).last_stable_offset == 0  # open: held back from read_committed
+
+        assert world.txns.end_transaction("payments-app", producer_id, epoch, commit=True) == E.NONE
+        for partition in (0, 1):
+            assert batches(world, "payments", partition) == [("data", producer_id, epoch),
+                                                             ("COMMIT", producer_id, epoch)]
+            log = world.partition_log("payments", partition)
+            assert log.last_stable_offset == log.log_end_offset == 2
+        meta = world.txns.describe("payments-app")
+        assert (meta.state_name, meta.partitions) == ("CompleteCommit", frozenset())
+        assert world.txns.end_transaction("payments-app", producer_id, epoch, commit=True) == E.NONE  # a retry
+
+
+async def test_a_transaction_left_open_is_aborted_by_its_timer_and_the_producer_fenced(world, autojump_clock):
+    async with world.running():
+        producer_id, epoch = await init_producer(world, "forgetful", timeout_ms=TIMEOUT_MS)
+        assert world.txns.add_partitions("forgetful", producer_id, epoch, [("payments", 0)]) == E.NONE
+        produce(world, "payments", 0, producer_id, epoch, b"never committed")
+        started = trio.current_time()
+        while world.txns.describe("forgetful").state_name == "Ongoing":
+            await trio.sleep(1)
+        assert TIMEOUT_MS / 1000 - 1 <= trio.current_time() - started <= TIMEOUT_MS / 1000 + 1
+        meta = world.txns.describe("forgetful")
+        assert (meta.state_name, meta.producer_id, meta.producer_epoch) == ("CompleteAbort", producer_id, epoch + 1)
+        assert batches(world, "payments", 0) == [("data", producer_id, epoch), ("ABORT", producer_id, epoch + 1)]
+        # the producer comes back with its old epoch: fenced
+        assert world.txns.end_transaction("forgetful", producer_id, epoch, commit=True) == E.PRODUCER_FENCED
+        assert world.txns.add_partitions("forgetful", producer_id, epoch, [("payments", 0)]) == E.PRODUCER_FENCED
+
+
+async def test_transactional_offsets_are_invisible_until_the_commit_and_gone_after_an_abort(world, autojump_clock):
+    async with world.running():
+        groups = world.groups
+        await groups.ensure_offsets_topic()
+        producer_id, epoch = await init_producer(world, "transformer")
+        offsets_partition = (OFFSETS_TOPIC, groups.partition_for("etl"))
+
+        def commit_in_transaction(offset: int, epoch: int):
+            assert world.txns.add_partitions("transformer", producer_id, epoch, [offsets_partition]) == E.NONE
+            return groups.commit_transactional_offsets(
+                group_id="etl", producer_id=producer_id, producer_epoch=epoch, generation_id=-1, member_id="",
+                group_instance_id=None, topics=[("orders", [(0, offset, -1, "")])])
+
+        def fetch(require_stable: bool):
+            return groups.fetch_offsets("etl", [("orders", [0])], require_stable)[1][0][1][0]
+
+        assert commit_in_transaction(10, epoch) == [("orders", [(0, E.NONE)])]
+        assert fetch(require_stable=False) == (0, -1, -1, "", E.NONE)  # nothing committed yet
+        assert fetch(require_stable=True) == (0, -1, -1, "", E.UNSTABLE_OFFSET_COMMIT)  # the consumer retries
+        assert world.txns.end_transaction("transformer", producer_id, epoch, commit=True) == E.NONE
+        assert fetch(require_stable=True) == (0, 10, -1, "", E.NONE)
+
+        assert commit_in_transaction(20, epoch) == [("orders", [(0, E.NONE)])]
+        assert world.txns.end_transaction("transformer", producer_id, epoch, commit=False) == E.NONE
+        assert fetch(require_stable=True) == (0, 10, -1, "", E.NONE)  # the aborted commit is gone
+        assert not groups.has_pending_offset("etl", ("orders", 0))
+
+        assert commit_in_transaction(30, epoch) == [("orders", [(0, E.NONE)])]  # open across the restart
+
+    world.reopen()
+    async with world.running():
+        groups = world.groups
+        # the markers replayed from __consumer_offsets: the commit kept, the abort dropped, the last still pending
+        assert groups.fetch_offsets("etl", [("orders", [0])], True)[1] == [
+            ("orders", [(0, -1, -1, "", E.UNSTABLE_OFFSET_COMMIT)])]
+        assert groups.fetch_offsets("etl", [("orders", [0])], False)[1] == [("orders", [(0, 10, -1, "", E.NONE)])]
+        assert world.txns.end_transaction("transformer", producer_id, epoch, commit=True) == E.NONE
+        assert groups.fetch_offsets("etl", [("orders", [0])], True)[1] == [("orders", [(0, 30, -1, "", E.NONE)])]
