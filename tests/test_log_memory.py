@@ -7,10 +7,11 @@ import pytest
 
 from kbroker.handlers import fetch
 from kbroker.log import Log, MemoryLog, PartitionLog
+from kbroker.partitions import Partition
 from kbroker.protocol import codec
 from kbroker.protocol import records as R
 from kbroker.protocol.messages import FetchRequest, FetchResponse
-from kbroker.server.sending import FileRegion
+from kbroker.protocol.file_region import FileRegion
 
 NOW = 1_700_000_000_000
 
@@ -21,7 +22,7 @@ def fetched_records(log, fetch_offset: int, max_bytes: int = 1 << 20):
                                            log_start_offset=-1, records=b"", aborted_transactions=None)
     topic = FetchResponse.FetchableTopicResponse(topic="orders", partitions=[response])
     wanted = fetch._Wanted(topic, response, FetchRequest.FetchPartition(
-        partition=0, fetch_offset=fetch_offset, partition_max_bytes=max_bytes), log)
+        partition=0, fetch_offset=fetch_offset, partition_max_bytes=max_bytes), Partition("orders", 0, log, 0))
     total, errored = fetch._read_all([wanted], max_bytes, read_committed=False)
     sent = response.records
     frame = b"".join(bytes(p) for p in codec.encode_response(7, FetchRequest.API_KEY, 12,

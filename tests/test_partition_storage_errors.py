@@ -17,6 +17,7 @@ from kbroker.handlers.produce import handle_produce
 from kbroker.protocol.errors import ApiError, ErrorCode
 from kbroker.protocol.messages import FetchRequest, MetadataRequest, ProduceRequest
 from kbroker.protocol.messages.request_header import RequestHeader
+from kbroker.log import files as log_files
 from kbroker.protocol.records import Record, build_batch
 from kbroker.server.session import Session
 from kbroker.testing import TEST_DEFAULTS
@@ -39,6 +40,7 @@ def disk_full_under(monkeypatch, directory) -> None:
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(log_files, "write", write)  # the log's appends look the call up there
 
 
 def produce_request(topic: str, batches: dict[int, bytes], acks: int = -1) -> ProduceRequest:

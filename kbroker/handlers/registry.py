@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
-if TYPE_CHECKING:
-    from .context import RequestContext
-
-HandlerFunction = Callable[["RequestContext", Any], Awaitable[Any]]
+# (context, request) -> response; the context is kbroker.handlers.context.RequestContext, which knows
+# the registry (for ApiVersions), so the registry does not name it back
+HandlerFunction = Callable[[Any, Any], Awaitable[Any]]
 
 
 class CloseConnection(Exception):

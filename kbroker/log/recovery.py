@@ -38,7 +38,7 @@ from kbroker.protocol.errors import ApiError
 from kbroker.protocol.records import BatchHeader
 
 if TYPE_CHECKING:
-    from kbroker.log.partition import PartitionLog
+    from kbroker.log.segmented import SegmentedLog
 
 logger = logging.getLogger("kbroker.log")
 
@@ -46,7 +46,7 @@ _LEFTOVER_SUFFIXES = (".tmp", ".deleted", ".cleaned", ".swap")
 _INDEX_SUFFIXES = (".index", ".timeindex", ".txnindex")
 
 
-def recover(log: PartitionLog, *, recovery_point: int, log_start_offset: int, topic_id, now_ms: int) -> None:
+def recover(log: SegmentedLog, *, recovery_point: int, log_start_offset: int, topic_id, now_ms: int) -> None:
     """Load ``log``'s directory into ``log`` (new and empty), repairing what a crash left."""
     started = time.monotonic()
     directory = log.directory
@@ -98,7 +98,7 @@ def recover(log: PartitionLog, *, recovery_point: int, log_start_offset: int, to
     )
 
 
-def _recover_topic_id(log: PartitionLog, topic_id) -> None:
+def _recover_topic_id(log: SegmentedLog, topic_id) -> None:
     log.topic_id = checkpoint.read_partition_metadata(log.directory)
     if topic_id is not None:
         tid = checkpoint.topic_id_to_str(topic_id)
@@ -122,7 +122,7 @@ def _segment_bases(directory: str) -> list[int]:
     return bases
 
 
-def _replayer(log: PartitionLog, seg: LogSegment, aborted: list[AbortedTxn],
+def _replayer(log: SegmentedLog, seg: LogSegment, aborted: list[AbortedTxn],
               epochs_seen: LeaderEpochCache) -> Callable[[BatchHeader], None]:
     """What each valid batch header of ``seg`` does to the log's state during the walk."""
 
@@ -140,7 +140,7 @@ def _replayer(log: PartitionLog, seg: LogSegment, aborted: list[AbortedTxn],
     return on_batch
 
 
-def _replay_marker(log: PartitionLog, seg: LogSegment, h: BatchHeader) -> AbortedTxn | None:
+def _replay_marker(log: SegmentedLog, seg: LogSegment, h: BatchHeader) -> AbortedTxn | None:
     """A transaction marker met during recovery: close the producer's transaction; the aborted
     transaction's index entry, or None for a commit (or another control record)."""
     try:
@@ -163,7 +163,7 @@ def _recover_txn_index(seg: LogSegment, rebuilt: list[AbortedTxn]) -> bool:
     return True
 
 
-def _delete_segments(log: PartitionLog, bases: list[int], now_ms: int) -> int:
+def _delete_segments(log: SegmentedLog, bases: list[int], now_ms: int) -> int:
     """Delete the segments at ``bases`` (unreachable after a truncation); returns their bytes."""
     size = 0
     for base in bases:
@@ -175,7 +175,7 @@ def _delete_segments(log: PartitionLog, bases: list[int], now_ms: int) -> int:
     return size
 
 
-def _recover_epochs(log: PartitionLog, seen: LeaderEpochCache) -> bool:
+def _recover_epochs(log: SegmentedLog, seen: LeaderEpochCache) -> bool:
     """The leader-epoch cache from its checkpoint, cut back to the log end and completed with the
     epochs the batches carry. True when the checkpoint was missing for a non-empty log."""
     leo = log.log_end_offset

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Iterable
 from kbroker.log.config import LogConfig
 
 if TYPE_CHECKING:
-    from kbroker.log.partition import PartitionLog
+    from kbroker.log.segmented import SegmentedLog
     from kbroker.log.segment import LogSegment
 
 
@@ -71,7 +71,7 @@ class Graveyard:
         self._segments = []
 
 
-def enforce_retention(log: PartitionLog, now_ms: int) -> int:
+def enforce_retention(log: SegmentedLog, now_ms: int) -> int:
     """Delete whole segments past ``retention.ms`` / ``retention.bytes`` (cleanup.policy delete)
     and below the log start offset. Returns the number of segments deleted."""
     log.graveyard.reap(now_ms)
@@ -97,7 +97,7 @@ def _newest_timestamp(seg: LogSegment) -> int:
     return seg.max_timestamp if seg.max_timestamp >= 0 else int(os.path.getmtime(seg.log_path) * 1000)
 
 
-def delete_segments_below_start(log: PartitionLog, now_ms: int) -> int:
+def delete_segments_below_start(log: SegmentedLog, now_ms: int) -> int:
     """Delete the segments wholly below the log start offset; returns how many."""
     n = 0
     while len(log.segments) > 1 and log.segments[1].base_offset <= log.log_start_offset:
@@ -110,7 +110,7 @@ def delete_segments_below_start(log: PartitionLog, now_ms: int) -> int:
     return n
 
 
-def _delete_oldest(log: PartitionLog, now_ms: int) -> None:
+def _delete_oldest(log: SegmentedLog, now_ms: int) -> None:
     seg = log.segments.pop(0)
     log._bases.pop(0)
     seg.unlink()

@@ -12,8 +12,8 @@ the batches; the log keeps its own notion of the high watermark, but handlers tr
 - Reads (Fetch) and ListOffsets stop at the HW, or at the last stable offset for read_committed.
 - A client's current leader epoch newer than ours is UNKNOWN_LEADER_EPOCH, older is
   FENCED_LEADER_EPOCH (``check_leader_epoch``).
-- Storage errors are mapped here: an OSError from the log (disk full, I/O error) is
-  KAFKA_STORAGE_ERROR for this partition, as Kafka answers, and the broker serves the others.
+- Storage errors are mapped here: an OSError or the log's StorageError (disk full, I/O error) is
+  KAFKA_STORAGE_ERROR for this partition, logged once, as Kafka answers, and the broker serves the others.
 
 One broker: the leader is the whole ISR, so the HW is the LEO at every moment — it advances on
 append as it always has, and appends that still go to the log directly (the coordinators' records and
@@ -28,7 +28,7 @@ import logging
 
 import trio
 
-from ..log import ORIGIN_CLIENT, AppendResult, PartitionLog, ReadResult, TimestampOffset
+from ..log import ORIGIN_CLIENT, AppendResult, Log, ReadResult, StorageError, TimestampOffset
 from ..protocol.errors import ApiError, ErrorCode
 
 logger = logging.getLogger("kbroker.partitions")
@@ -38,8 +38,9 @@ NO_EPOCH = -1
 LATEST_TIMESTAMP, EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP = -1, -2, -4
 
 
-def storage_error(topic: str, index: int, exc: OSError) -> ApiError:
-    """KAFKA_STORAGE_ERROR for an OSError met on a partition's log (logged: an operator must act)."""
+def storage_error(topic: str, index: int, exc: OSError | StorageError) -> ApiError:
+    """KAFKA_STORAGE_ERROR for an OSError met on a partition's log, or the log's own StorageError
+    (logged: an operator must act)."""
     logger.error("Storage error on partition %s-%d: %s", topic, index, exc)
     return ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"storage error on {topic}-{index}: {exc}")
 
@@ -47,7 +48,7 @@ def storage_error(topic: str, index: int, exc: OSError) -> ApiError:
 class Partition:
     __slots__ = ("topic", "index", "log", "leader_epoch", "_high_watermark_moved")
 
-    def __init__(self, topic: str, index: int, log: PartitionLog, leader_epoch: int):
+    def __init__(self, topic: str, index: int, log: Log, leader_epoch: int):
         self.topic = topic
         self.index = index
         self.log = log
@@ -99,7 +100,7 @@ class Partition:
         leader epoch. Raises ApiError: the log's refusals, and KAFKA_STORAGE_ERROR for storage."""
         try:
             result = self.log.append(records, leader_epoch=self.leader_epoch, origin=origin)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             raise storage_error(self.topic, self.index, exc) from exc
         if self._high_watermark_moved is not None:  # someone waits for a later offset
             self._high_watermark_advanced()
@@ -112,7 +113,7 @@ class Partition:
             result = self.log.append_end_txn_marker(producer_id, producer_epoch, commit,
                                                     coordinator_epoch=coordinator_epoch,
                                                     leader_epoch=self.leader_epoch)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             raise storage_error(self.topic, self.index, exc) from exc
         if self._high_watermark_moved is not None:
             self._high_watermark_advanced()
@@ -152,7 +153,7 @@ class Partition:
         try:
             result = self.log.read(offset, max_bytes, min_one_batch=min_one_batch,
                                    max_offset=last_stable if read_committed else high_watermark)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             raise storage_error(self.topic, self.index, exc) from exc
         result.high_watermark = high_watermark
         return result, last_stable
@@ -166,7 +167,7 @@ class Partition:
         and an offset found by timestamp must lie below it; the rest is the log's (kbroker.log)."""
         try:
             found = self.log.list_offsets(timestamp, read_committed)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             raise storage_error(self.topic, self.index, exc) from exc
         fetchable = self.last_stable_offset if read_committed else self.high_watermark
         if timestamp == LATEST_TIMESTAMP:
@@ -193,5 +194,5 @@ class Partition:
                            f"cannot delete records before {offset}: high watermark is {high_watermark}")
         try:
             return self.log.delete_records_before(offset)
-        except OSError as exc:
+        except (OSError, StorageError) as exc:
             raise storage_error(self.topic, self.index, exc) from exc
