@@ -48,7 +48,7 @@ class Broker:
         self.bound_endpoints: list[tuple[str, int]] = []
         self.metadata = FileMetadataStore(data_dir)
         logs = LogManager.open(str(data_dir), configs={t.name: topic_log_config(config, t)
-                                                      for t in self.metadata.topics()})
+                                                       for t in self.metadata.topics()})
         self.partitions = PartitionService(logs, self.live_config, self.metadata)
         self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
         self.appends = AppendNotifier()

@@ -75,7 +75,7 @@ def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition
         return None
     tp = (topic.name, index)
     error = ctx.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
-                                                     [tp])[tp]
+                                       [tp])[tp]
     if error == ErrorCode.NONE:
         return None
     response = _error(index, error)
@@ -137,7 +137,7 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
     appended = False
     acks_waits: list | None = [] if request.acks == -1 else None
     if request.transactional_id is None and any(_is_transactional(d.records) for t in request.topic_data
-                                                 for d in t.partition_data):
+                                                for d in t.partition_data):
         if request.acks == 0:
             raise CloseConnection("acks=0 transactional produce request without a transactional id")
         return ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(name=t.name, partition_responses=[

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..protocol.errors import ErrorCode
 from ..protocol.messages import DescribeProducersRequest, DescribeProducersResponse
 from .registry import Handler
-from .topics_admin import UNKNOWN_TOPIC_MESSAGE
+from .topic_rules import UNKNOWN_TOPIC_MESSAGE
 
 
 async def handle_describe_producers(ctx, request: DescribeProducersRequest) -> DescribeProducersResponse:

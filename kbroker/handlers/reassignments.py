@@ -9,7 +9,7 @@ from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
                                  ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse)
 from .registry import Handler
-from .topics_admin import check_manual_assignment
+from .topic_rules import check_manual_assignment
 
 
 async def handle_list_partition_reassignments(ctx, request: ListPartitionReassignmentsRequest):

@@ -19,8 +19,8 @@ SERVED = [
     Served(15, 'groups', 0, 5),  # DescribeGroups
     Served(16, 'groups', 0, 5),  # ListGroups
     Served(18, 'api_versions', 0, 4),  # ApiVersions
-    Served(19, 'topics_admin', 2, 7),  # CreateTopics
-    Served(20, 'topics_admin', 1, 6),  # DeleteTopics
+    Served(19, 'create_topics', 2, 7),  # CreateTopics
+    Served(20, 'delete_topics', 1, 6),  # DeleteTopics
     Served(21, 'delete_records', 0, 2),  # DeleteRecords
     Served(22, 'producer_ids', 0, 5),  # InitProducerId
     Served(23, 'list_offsets', 2, 4),  # OffsetForLeaderEpoch
@@ -32,7 +32,7 @@ SERVED = [
     Served(32, 'configs', 1, 4),  # DescribeConfigs
     Served(33, 'configs', 0, 2),  # AlterConfigs
     Served(35, 'log_dirs', 1, 4),  # DescribeLogDirs
-    Served(37, 'topics_admin', 0, 3),  # CreatePartitions
+    Served(37, 'create_partitions', 0, 3),  # CreatePartitions
     Served(42, 'groups', 0, 2),  # DeleteGroups
     Served(43, 'elect_leaders', 0, 2),  # ElectLeaders
     Served(44, 'configs', 0, 1),  # IncrementalAlterConfigs

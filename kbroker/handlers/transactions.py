@@ -77,7 +77,7 @@ async def handle_add_offsets_to_txn(ctx, request: AddOffsetsToTxnRequest) -> Add
     topic = await groups.ensure_offsets_topic()
     partition = groups.partition_for(request.group_id)
     error = ctx.txns.add_partitions(request.transactional_id, request.producer_id,
-                                                      request.producer_epoch, [(topic.name, partition)])
+                                    request.producer_epoch, [(topic.name, partition)])
     return AddOffsetsToTxnResponse(error_code=_fenced_for_old_clients(error, ctx.api_version))
 
 
@@ -117,7 +117,7 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
         await groups.ensure_offsets_topic()
         offsets_partition = (OFFSETS_TOPIC, groups.partition_for(request.group_id))
         verified = ctx.txns.verify_partitions(request.transactional_id, request.producer_id,
-                                                            request.producer_epoch, [offsets_partition])
+                                              request.producer_epoch, [offsets_partition])
         error = verified[offsets_partition] if request.group_id else ErrorCode.NONE
         if error == ErrorCode.PRODUCER_FENCED:
             error = ErrorCode.INVALID_PRODUCER_EPOCH
@@ -163,7 +163,7 @@ async def handle_describe_transactions(ctx, request: DescribeTransactionsRequest
 async def handle_list_transactions(ctx, request: ListTransactionsRequest) -> ListTransactionsResponse:
     duration = request.duration_filter if ctx.api_version >= 1 else -1
     unknown, found = ctx.txns.list(list(request.state_filters),
-                                                     list(request.producer_id_filters), duration)
+                                   list(request.producer_id_filters), duration)
     return ListTransactionsResponse(error_code=ErrorCode.NONE, unknown_state_filters=unknown, transaction_states=[
         ListTransactionsResponse.TransactionState(transactional_id=m.transactional_id, producer_id=m.producer_id,
                                                   transaction_state=m.state_name)

@@ -60,7 +60,7 @@ def check_timestamps(mv: memoryview, headers: list[BatchHeader], now_ms: int, co
                           if not lo <= r.timestamp <= hi), None)
         offset, ts = (offending.offset, offending.timestamp) if offending else (0, h.max_timestamp)
         raise ApiError(ErrorCode.INVALID_TIMESTAMP, f"Timestamp {ts} of message with offset {offset} is out of range. "
-                            f"The timestamp should be within [{lo}, {hi}]", record_index=offset - h.base_offset)
+                       f"The timestamp should be within [{lo}, {hi}]", record_index=offset - h.base_offset)
 
 
 def assign_offsets(mv: memoryview, headers: list[BatchHeader], next_offset: int, *, leader_epoch: int,

@@ -106,7 +106,7 @@ class ProducerStateManager:
         entry = self.producers.get(producer_id)
         if entry is not None and producer_epoch < entry.epoch:
             raise ApiError(ErrorCode.INVALID_PRODUCER_EPOCH, f"marker epoch {producer_epoch} of producer {producer_id} is older than the last seen epoch "
-                f"{entry.epoch}")
+                           f"{entry.epoch}")
 
     def complete_transaction(self, h: BatchHeader, coordinator_epoch: int = -1) -> int:
         """A marker (control batch at ``h.base_offset``) ends the producer's transaction here; returns
