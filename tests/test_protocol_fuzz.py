@@ -114,3 +114,19 @@ def test_a_stream_ending_inside_a_frame_is_truncated(stream):
     assert framer.feed(stream) == []
     with pytest.raises(TruncatedFrame):
         framer.end_of_stream()
+
+
+@pytest.mark.parametrize("size", [(1 << 20) + 1, 3 * (1 << 20) + 5, 9_000_001])
+@pytest.mark.parametrize("chunk", [4096, 1 << 16, 1 << 22])
+def test_frames_above_a_mebibyte_are_received_in_growing_chunks(size, chunk):
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    stream = struct.pack(">i", size) + payload + struct.pack(">i", 3) + b"abc"
+    framer, frames = Framer(16 << 20), []
+    for start in range(0, len(stream), chunk):
+        frames += framer.feed(stream[start:start + chunk])
+    assert [bytes(f) for f in frames] == [payload, b"abc"]
+    framer.end_of_stream()
+    truncated = Framer(16 << 20)
+    truncated.feed(stream[:size // 2])
+    with pytest.raises(TruncatedFrame):
+        truncated.end_of_stream()

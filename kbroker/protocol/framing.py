@@ -18,6 +18,11 @@ small buffer gets its own buffer at once, and receive_buffer() then lends its un
 produce is received straight from the socket into the frame with no copy at all. The small buffer
 keeps 1,000 idle connections at 16 MB.
 
+Memory follows the bytes received, not the sizes announced: a frame up to 1 MiB (a producer's default
+max.request.size) gets its whole buffer at once, a larger one is received into chunks that double as
+they fill (1, 1, 2, 4 ... MiB) and joined once complete — one copy, for frames that large only. So a
+peer announcing 99 MB and sending 20 bytes costs 1 MiB, not 99 MB.
+
 A size below zero or above socket.request.max.bytes raises FrameTooLarge before anything is
 allocated; a stream that ends inside a frame raises TruncatedFrame. Both are ProtocolErrors: the
 connection is closed.
@@ -31,6 +36,7 @@ from .errors import ErrorCode, ProtocolError
 
 _SIZE = struct.Struct(">i")
 RECEIVE_BUFFER_BYTES = 16 * 1024
+WHOLE_FRAME_BYTES = 1 << 20  # frames up to this size get their buffer at once; larger ones grow
 
 
 class FrameTooLarge(ProtocolError):
@@ -44,8 +50,43 @@ class TruncatedFrame(ProtocolError):
     """The stream ended inside a frame."""
 
 
+class _LargeFrame:
+    """A frame above WHOLE_FRAME_BYTES, received into chunks that double as they fill."""
+
+    __slots__ = ("size", "chunks", "have", "_chunk", "_chunk_have")
+
+    def __init__(self, size: int, first: memoryview):
+        self.size = size
+        self.chunks: list[bytearray] = []
+        self.have = 0
+        self._chunk = bytearray(WHOLE_FRAME_BYTES)
+        self._chunk_have = 0
+        self.add(first)
+
+    def add(self, data: memoryview) -> None:
+        self._chunk[:len(data)] = data
+        self.received(len(data))
+
+    def buffer(self) -> memoryview:
+        return memoryview(self._chunk)[self._chunk_have:]
+
+    def received(self, count: int) -> None:
+        self.have += count
+        self._chunk_have += count
+        if self._chunk_have == len(self._chunk):
+            self.chunks.append(self._chunk)
+            remaining = self.size - self.have
+            self._chunk = bytearray(min(remaining, max(WHOLE_FRAME_BYTES, self.have))) if remaining else None
+            self._chunk_have = 0
+
+    def complete(self) -> memoryview:
+        if self._chunk is not None:  # the last chunk was the exact rest, so it is full
+            self.chunks.append(self._chunk)
+        return memoryview(bytearray().join(self.chunks))
+
+
 class Framer:
-    __slots__ = ("max_frame_bytes", "_buf", "_view", "_start", "_end", "_frame", "_have")
+    __slots__ = ("max_frame_bytes", "_buf", "_view", "_start", "_end", "_frame", "_have", "_large")
 
     def __init__(self, max_frame_bytes: int, buffer_bytes: int = RECEIVE_BUFFER_BYTES):
         self.max_frame_bytes = max_frame_bytes
@@ -54,6 +95,7 @@ class Framer:
         self._start = self._end = 0  # unread bytes of the small buffer
         self._frame: memoryview | None = None  # a frame being filled straight from the stream
         self._have = 0  # how much of it is filled
+        self._large: _LargeFrame | None = None  # or a frame above WHOLE_FRAME_BYTES being filled
 
     def next_frame(self) -> memoryview | None:
         """The next complete frame (without its size prefix), or None when more bytes are needed."""
@@ -63,6 +105,12 @@ class Framer:
                 return None
             self._frame = None
             return frame
+        large = self._large
+        if large is not None:
+            if large.have < large.size:
+                return None
+            self._large = None
+            return large.complete()
         start = self._start
         if self._end - start < 4:
             return None
@@ -71,6 +119,10 @@ class Framer:
             raise FrameTooLarge(f"frame of {size} bytes (socket.request.max.bytes={self.max_frame_bytes})")
         start += 4
         have = min(size, self._end - start)
+        if size > WHOLE_FRAME_BYTES:
+            self._large = _LargeFrame(size, self._view[start:start + have])
+            self._start = start + have
+            return None
         frame = memoryview(bytearray(size))
         frame[:have] = self._view[start:start + have]
         self._start = start + have
@@ -84,6 +136,8 @@ class Framer:
         frame = self._frame
         if frame is not None:
             return frame[self._have:]
+        if self._large is not None:
+            return self._large.buffer()
         if self._start == self._end:
             self._start = self._end = 0
         elif self._end == len(self._buf):  # fewer than 4 bytes left (next_frame took the rest): move them
@@ -96,6 +150,8 @@ class Framer:
         """count bytes were written at the start of the last receive_buffer()."""
         if self._frame is not None:
             self._have += count
+        elif self._large is not None:
+            self._large.received(count)
         else:
             self._end += count
 
@@ -103,6 +159,8 @@ class Framer:
         """The stream ended: fine between frames, TruncatedFrame inside one."""
         if self._frame is not None:
             raise TruncatedFrame(f"connection closed after {self._have} of {len(self._frame)} frame bytes")
+        if self._large is not None:
+            raise TruncatedFrame(f"connection closed after {self._large.have} of {self._large.size} frame bytes")
         if self._end > self._start:
             raise TruncatedFrame("connection closed inside a frame's size prefix")
 
