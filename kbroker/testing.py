@@ -114,13 +114,13 @@ class BrokerProcess:
     """A broker in its own OS process, started the way a user starts it: `kbroker serve`."""
 
     def __init__(self, data_dir: Path, overrides: dict[str, Any] | None = None, *,
-                 open_files: tuple[int, int] | None = None):
+                 open_files: tuple[int, int] | None = None, log_path: Path | None = None):
         self.data_dir = Path(data_dir)
         self.overrides = dict(overrides or {})
         self.open_files = open_files  # RLIMIT_NOFILE (soft, hard) the process starts with, as `ulimit -n`
         self.process: subprocess.Popen | None = None
         self.bootstrap: str | None = None
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.log_path = Path(log_path) if log_path else self.data_dir.parent / f"{self.data_dir.name}.log"
 
     def start(self, timeout: float = 30) -> "BrokerProcess":
         settings = _settings(self.data_dir, self.overrides)
