@@ -6,22 +6,27 @@ knows v0. A producer without a transactional id gets a fresh id with epoch 0 eac
 does, even when v3+ names its previous id). A transactional id goes to the transaction coordinator
 (kbroker.txn): it keeps its producer id and gets the next epoch, fencing the previous instance and
 aborting a transaction it left open (the caller is then told CONCURRENT_TRANSACTIONS and retries);
-v3+ may name the id and epoch the producer had (KIP-360). A transaction timeout outside
+v3+ may name the id and epoch the producer had (KIP-360). When no id can be reserved (a full disk,
+kbroker.txn.producer_ids) the answer is COORDINATOR_LOAD_IN_PROGRESS, which producers retry. A
+transaction timeout outside
 (0, transaction.max.timeout.ms] is INVALID_TRANSACTION_TIMEOUT; before v4, PRODUCER_FENCED is
 answered as INVALID_PRODUCER_EPOCH.
 """
 
 from __future__ import annotations
 
-from ..protocol.errors import ErrorCode
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import InitProducerIdRequest, InitProducerIdResponse
 from .registry import Handler
 
 
 async def handle_init_producer_id(ctx, request: InitProducerIdRequest) -> InitProducerIdResponse:
     if request.transactional_id is None:
-        return InitProducerIdResponse(error_code=ErrorCode.NONE, producer_id=ctx.producer_ids.new_producer_id(),
-                                      producer_epoch=0)
+        try:
+            producer_id = ctx.producer_ids.new_producer_id()
+        except ApiError as exc:  # the block of ids could not be reserved (a full disk): retriable
+            return InitProducerIdResponse(error_code=exc.error_code, producer_id=-1, producer_epoch=-1)
+        return InitProducerIdResponse(error_code=ErrorCode.NONE, producer_id=producer_id, producer_epoch=0)
     expected = None
     if ctx.api_version >= 3:
         given = (request.producer_id, request.producer_epoch)

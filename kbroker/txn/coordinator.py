@@ -180,6 +180,13 @@ class TransactionCoordinator:
                          expected: tuple[int, int] | None) -> tuple[int, int, int]:
         """(error, producer id, epoch) for a transactional producer. ``expected`` is the producer id
         and epoch an InitProducerId v3+ carries when a producer recovers (KIP-360)."""
+        try:
+            return self._init_producer_id(transactional_id, timeout_ms, expected)
+        except ApiError as exc:  # no producer id could be reserved; nothing was changed
+            return exc.error_code, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
+
+    def _init_producer_id(self, transactional_id: str, timeout_ms: int,
+                          expected: tuple[int, int] | None) -> tuple[int, int, int]:
         if transactional_id == "":
             return ErrorCode.INVALID_REQUEST, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
         if not 0 < timeout_ms <= self.max_timeout_ms:

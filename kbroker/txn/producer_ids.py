@@ -4,6 +4,10 @@ Like Kafka's controller, ids are reserved in blocks: the end of the current bloc
 before any id from it is used, so after a crash the broker starts at the next block and may skip
 ids, but never reuses one. Which producer id and epoch a transactional id has is the transaction
 coordinator's state (kbroker.txn.coordinator, persisted in __transaction_state).
+
+When the next block cannot be made durable (a full disk), no id is handed out: the caller is told
+COORDINATOR_LOAD_IN_PROGRESS, which producers retry, as Kafka answers while its controller cannot
+allocate a block; the next call tries again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..durable_files import write_atomically
+from ..protocol.errors import ApiError, ErrorCode
 
 BLOCK_SIZE = 1000
 
@@ -24,13 +29,16 @@ class ProducerIdManager:
         state = json.loads(self.path.read_text()) if self.path.exists() else {}
         self._next_id = self._block_end = int(state.get("reserved_until", 0))
 
-    def _save(self) -> None:
-        write_atomically(self.path, json.dumps({"reserved_until": self._block_end}).encode())
-
     def new_producer_id(self) -> int:
+        """The next id; ApiError(COORDINATOR_LOAD_IN_PROGRESS) if its block cannot be reserved."""
         if self._next_id >= self._block_end:
-            self._block_end = self._next_id + BLOCK_SIZE
-            self._save()
+            block_end = self._next_id + BLOCK_SIZE
+            try:
+                write_atomically(self.path, json.dumps({"reserved_until": block_end}).encode())
+            except OSError as exc:
+                raise ApiError(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+                               f"could not reserve producer ids: {exc.strerror or exc}") from exc
+            self._block_end = block_end
         producer_id = self._next_id
         self._next_id += 1
         return producer_id
