@@ -35,6 +35,7 @@ from .topics import TopicManager
 from .txn import ProducerIdManager, TransactionConfig, TransactionCoordinator
 
 log = logging.getLogger("kbroker")
+OPEN_LOGS_PER_STEP = 20  # ~5 ms of the event loop at a time
 
 
 class Broker:
@@ -47,8 +48,9 @@ class Broker:
                              data_dir)
         self.bound_endpoints: list[tuple[str, int]] = []
         self.metadata = FileMetadataStore(data_dir)
+        # opened as they are used, and by _open_logs in the background (kbroker.log.manager)
         logs = LogManager.open(str(data_dir), configs={t.name: topic_log_config(config, t)
-                                                       for t in self.metadata.topics()})
+                                                       for t in self.metadata.topics()}, lazily=True)
         self.partitions = PartitionService(logs, self.live_config, self.metadata)
         self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
         self.appends = AppendNotifier()
@@ -129,6 +131,7 @@ class Broker:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._maintain_logs)
+                nursery.start_soon(self._open_logs)
                 await nursery.start(self.group_coordinator.run)  # loads groups and offsets first
                 # then transactions: one left half-ended gets its markers, which may commit pending offsets
                 await nursery.start(self.txn_coordinator.run)
@@ -138,6 +141,16 @@ class Broker:
                                                listeners, handler_nursery=nursery))
         finally:
             self.logs.close()
+
+    async def _open_logs(self) -> None:
+        """Open (recover) the logs found at start that no request has opened yet, a few at a time, so
+        the broker serves from the first moment and no request waits behind more than a few."""
+        started, count = trio.current_time(), self.logs.unopened
+        while self.logs.open_some(OPEN_LOGS_PER_STEP):
+            await trio.sleep(0)
+        if count:
+            log.info("opened the %d remaining log(s) in the background in %.0f ms", count,
+                     (trio.current_time() - started) * 1000)
 
     async def _maintain_logs(self) -> None:
         """Kafka's log manager schedules: flush by flush.ms, retention, recovery-point checkpoints."""

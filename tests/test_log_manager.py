@@ -83,3 +83,33 @@ def test_leader_epoch_checkpoint_survives_and_is_kafka_text(tmp_path):
     mgr = LogManager.open(str(tmp_path))
     assert mgr.get("t", 0).end_offset_for_epoch(4) == (4, 3)
     assert mgr.get("t", 0).list_offsets(-1) == (-1, 3, 4)
+
+
+def test_logs_opened_lazily_keep_their_checkpoints_until_used(tmp_path):
+    """A broker with many partitions serves at once: logs are opened at first use (or by open_some in
+    the background); one not opened yet keeps its recovery point and log start offset, and a torn
+    tail left by a crash is recovered when it is opened, before anything reads it."""
+    logdir = str(tmp_path / "kafka-logs")
+    mgr = LogManager.open(logdir)
+    for partition in range(3):
+        log = mgr.get_or_create("orders", partition)
+        for _ in range(partition + 1):
+            log.append(produce(), NOW)
+    mgr.get("orders", 1).delete_records_before(3)
+    mgr.close()
+    with open(os.path.join(logdir, "orders-2", "00000000000000000000.log"), "ab") as segment:
+        segment.write(b"\x00\x00\x00\x00\x00\x00\x00\x09half a batch")  # a torn write after the checkpoint
+
+    lazy = LogManager.open(logdir, lazily=True)
+    assert (lazy.unopened, lazy.logs) == (3, {})
+    lazy.write_checkpoints()  # nothing opened: the checkpoints say what they said
+    with open(os.path.join(logdir, "recovery-point-offset-checkpoint")) as f:
+        assert f.read() == "0\n3\norders 0 3\norders 1 6\norders 2 9\n"
+    with open(os.path.join(logdir, "log-start-offset-checkpoint")) as f:
+        assert f.read() == "0\n3\norders 0 0\norders 1 3\norders 2 0\n"
+
+    torn = lazy.get("orders", 2)  # opened (and its tail recovered) at first use
+    assert (lazy.unopened, torn.log_end_offset) == (2, 9)
+    assert lazy.get("orders", 1).log_start_offset == 3
+    assert lazy.open_some(10) == 0 and lazy.get("orders", 0).log_end_offset == 3
+    lazy.close()

@@ -5,13 +5,25 @@ Creating many partitions at once (a new topic) is ``open_new``: one durability b
 partitions' files and directories are made durable together at its end, in two rounds of concurrent
 fsyncs, instead of a few fsyncs in turn per partition (kbroker.log.durability). It touches nothing
 the manager shares, so the broker runs it in a worker thread while the event loop goes on serving the
-logs already registered, and registers the new logs (``add``) once they are durable."""
+logs already registered, and registers the new logs (``add``) once they are durable.
+
+Opening the logs at start can be lazy (``open(..., lazily=True)``, as the broker does): the
+directories are listed and the checkpoints read, and a partition's log is opened — recovered, if a
+crash left it so — at its first ``get``, or by ``open_some``, which the broker calls in small steps
+from a background task until every log is open. A broker with 5,000 partitions then serves at once
+instead of after seconds of recovery, and no request waits for more than a few partitions' opening.
+Until a log is open, the checkpoints keep its recovery point and log start offset as read, so a
+crash before then changes nothing; retention, flushes and shutdown concern open logs only (an
+unopened log has nothing unflushed and is past nothing since start that the background opening
+will not reach within seconds)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from kbroker.log import checkpoint, durability
@@ -24,10 +36,22 @@ RECOVERY_POINT_FILE = "recovery-point-offset-checkpoint"
 LOG_START_FILE = "log-start-offset-checkpoint"
 
 
+@dataclass(slots=True)
+class _Unopened:
+    """A partition directory found at start whose log is not open yet, with its checkpointed offsets."""
+    path: str
+    recovery_point: int
+    log_start_offset: int
+
+
 class LogManager:
-    def __init__(self, log_dir: str):
+    def __init__(self, log_dir: str, configs: Mapping[str, LogConfig | Mapping[str, Any]] | None = None,
+                 default_config: LogConfig | Mapping[str, Any] | None = None):
         self.log_dir = log_dir
         self.logs: dict[tuple[str, int], PartitionLog] = {}
+        self._unopened: dict[tuple[str, int], _Unopened] = {}
+        self._configs: dict[str, LogConfig | Mapping[str, Any]] = dict(configs or {})
+        self._default_config = default_config
 
     @classmethod
     def open(
@@ -35,26 +59,48 @@ class LogManager:
         log_dir: str,
         configs: Mapping[str, LogConfig | Mapping[str, Any]] | None = None,
         default_config: LogConfig | Mapping[str, Any] | None = None,
+        *,
+        lazily: bool = False,
     ) -> "LogManager":
-        """Open every ``<topic>-<partition>`` directory under ``log_dir``. ``configs`` maps topic
-        name to its effective config; topics not in it get ``default_config``."""
+        """Find every ``<topic>-<partition>`` directory under ``log_dir`` and open (recover) its log,
+        now or, ``lazily``, at first use (module docstring). ``configs`` maps topic name to its
+        effective config; topics not in it get ``default_config``."""
+        started = time.monotonic()
         os.makedirs(log_dir, exist_ok=True)
-        mgr = cls(log_dir)
+        mgr = cls(log_dir, configs, default_config)
         recovery = checkpoint.read_offset_checkpoint(os.path.join(log_dir, RECOVERY_POINT_FILE))
         starts = checkpoint.read_offset_checkpoint(os.path.join(log_dir, LOG_START_FILE))
-        with durability.batch():  # whatever recovery rewrites is made durable together
-            for name in sorted(os.listdir(log_dir)):
-                path = os.path.join(log_dir, name)
-                tp = parse_partition_dir(name)
-                if tp is None or not os.path.isdir(path):
-                    continue
-                if name.endswith("-delete") or ".delete" in name:
-                    continue
-                config = (configs or {}).get(tp[0], default_config)
-                mgr.logs[tp] = PartitionLog.open(
-                    path, config, recovery_point=recovery.get(tp, 0), log_start_offset=starts.get(tp, 0)
-                )
+        for name in sorted(os.listdir(log_dir)):
+            tp = parse_partition_dir(name)
+            if tp is None or name.endswith("-delete") or ".delete" in name:
+                continue
+            path = os.path.join(log_dir, name)
+            if os.path.isdir(path):
+                mgr._unopened[tp] = _Unopened(path, recovery.get(tp, 0), starts.get(tp, 0))
+        if not lazily:
+            mgr.open_some(len(mgr._unopened))
+        logger.info("Found %d partition log(s) in %s in %.1f ms%s", len(mgr._unopened) + len(mgr.logs), log_dir,
+                    (time.monotonic() - started) * 1000, ", opened as they are used" if lazily else "")
         return mgr
+
+    @property
+    def unopened(self) -> int:
+        """How many logs found at start are not open yet."""
+        return len(self._unopened)
+
+    def open_some(self, count: int) -> int:
+        """Open (recover) up to ``count`` of the logs not open yet; how many remain."""
+        with durability.batch():  # whatever recovery rewrites is made durable together
+            for tp in list(itertools.islice(self._unopened, count)):
+                self._open_found(tp)
+        return len(self._unopened)
+
+    def _open_found(self, tp: tuple[str, int]) -> PartitionLog:
+        found = self._unopened.pop(tp)
+        log = PartitionLog.open(found.path, self._configs.get(tp[0], self._default_config),
+                                recovery_point=found.recovery_point, log_start_offset=found.log_start_offset)
+        self.logs[tp] = log
+        return log
 
     def open_new(self, topic: str, partitions: list[int], topic_id, config: LogConfig,
                  leader_epoch: int) -> dict[tuple[str, int], PartitionLog]:
@@ -79,12 +125,16 @@ class LogManager:
         self.logs.update(logs)
 
     def get(self, topic: str, partition: int) -> PartitionLog | None:
-        return self.logs.get((topic, partition))
+        log = self.logs.get((topic, partition))
+        if log is None and (topic, partition) in self._unopened:
+            with durability.batch():
+                log = self._open_found((topic, partition))
+        return log
 
     def get_or_create(
         self, topic: str, partition: int, topic_id=None, config: LogConfig | Mapping[str, Any] | None = None
     ) -> PartitionLog:
-        log = self.logs.get((topic, partition))
+        log = self.get(topic, partition)
         if log is None:
             with durability.batch():
                 log = self._open_partition(topic, partition, topic_id, config)
@@ -100,11 +150,13 @@ class LogManager:
         """Apply a changed topic config (e.g. after AlterConfigs) to the topic's open logs."""
         if not isinstance(config, LogConfig):
             config = LogConfig.from_dict(config)
+        self._configs[topic] = config  # for its logs opened later
         for (t, _), log in self.logs.items():
             if t == topic:
                 log.config = config
 
     def delete_partition(self, topic: str, partition: int) -> None:
+        self.get(topic, partition)  # an unopened one is opened, to be deleted like the others
         log = self.logs.pop((topic, partition), None)
         if log is not None:
             log.delete()
@@ -122,14 +174,13 @@ class LogManager:
 
     def write_checkpoints(self) -> None:
         """Write recovery points and log start offsets of all logs (periodically and at shutdown)."""
+        recovery = {tp: found.recovery_point for tp, found in self._unopened.items()}
+        starts = {tp: found.log_start_offset for tp, found in self._unopened.items()}
+        recovery.update((tp, log.recovery_point) for tp, log in self.logs.items())
+        starts.update((tp, log.log_start_offset) for tp, log in self.logs.items())
         with durability.batch():
-            checkpoint.write_offset_checkpoint(
-                os.path.join(self.log_dir, RECOVERY_POINT_FILE),
-                {tp: log.recovery_point for tp, log in self.logs.items()},
-            )
-            checkpoint.write_offset_checkpoint(
-                os.path.join(self.log_dir, LOG_START_FILE), {tp: log.log_start_offset for tp, log in self.logs.items()}
-            )
+            checkpoint.write_offset_checkpoint(os.path.join(self.log_dir, RECOVERY_POINT_FILE), recovery)
+            checkpoint.write_offset_checkpoint(os.path.join(self.log_dir, LOG_START_FILE), starts)
 
     def close(self) -> None:
         """Clean shutdown: flush and close every log, then checkpoint (recovery point = log end)."""
