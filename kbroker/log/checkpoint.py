@@ -110,6 +110,7 @@ class LeaderEpochCache:
         self.path = os.path.join(directory, self.FILE) if directory is not None else None
         self.epochs: list[int] = []
         self.starts: list[int] = []
+        self._written: list[tuple[int, int]] | None = None  # what the file holds, when known
 
     def load(self) -> bool:
         if self.path is None:
@@ -119,12 +120,19 @@ class LeaderEpochCache:
             return False
         self.epochs = [int(e) for e, _ in rows]
         self.starts = [int(o) for _, o in rows]
+        self._written = self.entries
         return True
 
     def save(self) -> None:
+        """Write the checkpoint, unless it already holds these entries (a clean shutdown of many
+        partitions rewrote every unchanged file)."""
         if self.path is None:
             return
-        write_atomically(self.path, _format_versioned(zip(self.epochs, self.starts)))
+        entries = self.entries
+        if entries == self._written:
+            return
+        write_atomically(self.path, _format_versioned(entries))
+        self._written = entries
 
     @property
     def entries(self) -> list[tuple[int, int]]:

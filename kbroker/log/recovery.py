@@ -182,7 +182,10 @@ def _recover_epochs(log: SegmentedLog, seen: LeaderEpochCache) -> bool:
     epochs = log.epochs
     loaded = epochs.load()
     on_disk = epochs.entries if loaded else None
-    epochs.truncate_from_end(leo)
+    # epochs that start past the log end have no data left; one starting at it is the epoch this
+    # log became leader in without a write since, still true (dropping it only to assign it again
+    # on becoming leader rewrote every idle partition's checkpoint at every start)
+    epochs.truncate_from_end(leo + 1)
     for epoch, start in seen.entries:
         if epochs.latest_epoch is None or epoch > epochs.latest_epoch:
             epochs.assign(epoch, start, save=False)
