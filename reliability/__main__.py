@@ -31,7 +31,7 @@ def run_probe(name: str, size, root: Path) -> list[ProbeResult]:
         results = results if isinstance(results, list) else [results]
     except Exception as exc:
         traceback.print_exc()
-        results = [ProbeResult(name, "-", False, f"{type(exc).__name__}: {exc}"[:300], error=True)]
+        results = [ProbeResult(name, "-", False, f"{type(exc).__name__}: {exc}"[:300].replace("\n", " "), error=True)]
     print(f"# {name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     for result in results:
         print(f"#   {result.probe}: {result.result}: {result.figures}", file=sys.stderr, flush=True)
