@@ -139,9 +139,11 @@ def create_topic(bootstrap: str, topic: str, partitions: int, **config: str) -> 
         future.result(timeout=120)
 
 
-def read_partitions(bootstrap: str, topic: str, partitions: int, timeout: float = 120) -> list[tuple[int, int, bytes]]:
+def read_partitions(bootstrap: str, topic: str, partitions: int, timeout: float = 120,
+                    errors: list[str] | None = None) -> list[tuple[int, int, bytes]]:
     """Every record of the topic, (partition, offset, value), read with confluent-kafka up to each
-    partition's high watermark as it is when reading starts."""
+    partition's high watermark as it is when reading starts. A read error raises, or with `errors`
+    is appended there and ends the reading of that partition."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reliability-reader",
@@ -158,7 +160,12 @@ def read_partitions(bootstrap: str, topic: str, partitions: int, timeout: float 
                 raise TimeoutError(f"read {positions} of {ends} of {topic}")
             for message in consumer.consume(10000, timeout=1):
                 if message.error():
-                    raise RuntimeError(f"reading {topic}: {message.error()}")
+                    if errors is None:
+                        raise RuntimeError(f"reading {topic}: {message.error()}")
+                    errors.append(f"partition {message.partition()}: {message.error().str()}")
+                    if message.partition() is not None:
+                        positions[message.partition()] = ends.get(message.partition(), 0)
+                    continue
                 if message.offset() < ends[message.partition()]:
                     records.append((message.partition(), message.offset(), message.value()))
                 positions[message.partition()] = message.offset() + 1
