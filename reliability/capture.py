@@ -17,6 +17,7 @@ import socket
 import struct
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from kbroker.protocol.codec import encode_request
@@ -132,8 +133,10 @@ def admin_workload(bootstrap: str) -> None:
         lambda: admin.delete_topics(["capture-c"]),
         lambda: admin.delete_consumer_groups(["capture-nonexistent-group"]),
     ]
-    for call in calls:
-        wait(call)
+    with warnings.catch_warnings():  # alter_configs is deprecated in confluent-kafka; its request is still sent
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for call in calls:
+            wait(call)
 
 
 def producer_workload(bootstrap: str) -> None:
@@ -202,8 +205,18 @@ def every_request_type() -> list[bytes]:
     return frames
 
 
+_captured: list[bytes] = []
+
+
 def capture_real_frames(workdir: Path) -> list[bytes]:
-    """Requests of real clients (through a recording proxy) plus every request type's encoding."""
+    """Requests of real clients (through a recording proxy) plus every request type's encoding;
+    captured once per process, as both fuzzers (and a test session running both) want the same seeds."""
+    if not _captured:
+        _captured.extend(capture_with_clients(workdir))
+    return list(_captured)
+
+
+def capture_with_clients(workdir: Path) -> list[bytes]:
     port = free_port()
     proxy = RecordingProxy(port)
     broker = new_broker(workdir / "capture-data", {"listeners": f"PLAINTEXT://127.0.0.1:{port}",

@@ -130,7 +130,7 @@ def live_fuzz(workdir: Path, frames: int) -> dict:
 
 
 def run(size: Size, workdir: Path) -> ProbeResult:
-    frames = {"full": 100_000, "quick": 6_000, "ci": 1_500}[size.name]
+    frames = {"full": 100_000, "quick": 6_000, "ci": 1_000}[size.name]
     f = live_fuzz(workdir, frames)
     errors = f.get("client_errors", [])
     held = not f["died"] and not errors and f.get("lost", 1) == 0
