@@ -101,7 +101,7 @@ def crash_loop(workdir: Path, overrides: dict, rounds: int, rate: int, max_wait:
     broker = new_broker(workdir / "data", overrides).start()
     producers: list[AcknowledgingProducer] = []
     figures = {"rounds": 0, "acknowledged": 0, "lost": 0, "duplicated": 0, "max_restart_s": 0.0, "errors": 0,
-               "fatal": 0, "lost_rounds": [], "dup_rounds": []}
+               "fatal": 0, "lost_rounds": [], "dup_rounds": [], "restarts_s": []}
     try:
         create_topic(broker.bootstrap, TOPIC, PARTITIONS)
         producers = [AcknowledgingProducer(broker.bootstrap, f"p{i}", rate) for i in range(PRODUCERS)]
@@ -112,6 +112,7 @@ def crash_loop(workdir: Path, overrides: dict, rounds: int, rate: int, max_wait:
             acknowledged, lost, duplicated, restart = crash_round(broker, producers, rng, max_wait)
             figures.update(rounds=round_number, acknowledged=acknowledged,
                            max_restart_s=max(figures["max_restart_s"], restart))
+            figures["restarts_s"].append(restart)
             figures["lost"] = max(figures["lost"], lost)
             figures["duplicated"] = max(figures["duplicated"], duplicated)
             if lost:
@@ -152,6 +153,7 @@ def run(size: Size, workdir: Path) -> list[ProbeResult]:
         results.append(ProbeResult(
             f"crash loop, {policy}", f"{f['rounds']} kill -9 rounds, 3 idempotent producers, {PARTITIONS} partitions", ok,
             f"{f['acknowledged']:,} acknowledged, {f['lost']} lost, {f['duplicated']} duplicated; "
-            f"max restart {f['max_restart_s']:.2f} s; {f['errors']} delivery errors, {f['fatal']} fatal producer errors",
+            f"restart {f['restarts_s'][0]:.2f} s first, {f['restarts_s'][-1]:.2f} s last, {f['max_restart_s']:.2f} s max; "
+            f"{f['errors']} delivery errors, {f['fatal']} fatal producer errors",
             defects))
     return results

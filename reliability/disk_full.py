@@ -154,6 +154,10 @@ def fill_and_free(workdir: Path) -> dict:
             "truncated": log_text.count("truncated")}
 
 
+def outcomes(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} ×{n}" for name, n in sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def run(size: Size, workdir: Path) -> ProbeResult:
     f = fill_and_free(workdir)
     storage_error_told = "KAFKA_STORAGE_ERROR" in f["full"]
@@ -167,11 +171,13 @@ def run(size: Size, workdir: Path) -> ProbeResult:
         defects.append(f"disk full: after a restart {f['lost_restart']} of {f['acknowledged']} acknowledged records lost, "
                        f"{f['dup_restart']} duplicated {f['read_error_restart']}")
     if not storage_error_told or closed:
-        defects.append(f"disk full: the client was told {f['full']} (Kafka: KAFKA_STORAGE_ERROR, connection kept)")
+        defects.append(f"disk full: Produce on the full disk was answered {outcomes(f['full'])} (Kafka: "
+                       f"KAFKA_STORAGE_ERROR, connection kept)")
     if any("closed" in v for v in f["others"].values()):
         defects.append(f"disk full: other requests on the full disk: {f['others']}")
-    figures = (f"{f['acknowledged']:,} acknowledged; full disk: {f['full']}; {f['others']}; after freeing space "
-               f"40 requests: {f['freed']}; lost {f['lost']} / after restart {f['lost_restart']}; "
-               f"{f['internal_errors']} internal errors in the log")
+    figures = (f"{f['acknowledged']:,} acknowledged; Produce on the full disk: {outcomes(f['full'])}; "
+               f"InitProducerId: {f['others']['InitProducerId']}, OffsetCommit: {f['others']['OffsetCommit']}; "
+               f"after freeing space 40 Produce: {outcomes(f['freed'])}; acknowledged not readable: {f['lost']}, "
+               f"after a restart: {f['lost_restart']}; {f['internal_errors']} internal errors in the broker log")
     return ProbeResult("disk full (40 MB ext4)", "produce until 25 failures, free 6 MB, 40 more, restart",
                        not defects, figures, defects)
