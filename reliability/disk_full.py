@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Iterator
 
 from kbroker.protocol.errors import ErrorCode
-from kbroker.protocol.messages import InitProducerIdRequest, OffsetCommitRequest, ProduceRequest
+from kbroker.protocol.messages import (CreateTopicsRequest, FindCoordinatorRequest, InitProducerIdRequest,
+                                      OffsetCommitRequest, ProduceRequest)
 from kbroker.protocol.records import Record, build_batch
 
 from .common import ProbeResult, Size, create_topic, duplicates, new_broker, read_partitions, stop_broker
@@ -85,12 +86,18 @@ class WireProducer:
             self.client = None
 
 
-def other_requests_on_full_disk(bootstrap: str) -> dict[str, str]:
-    """InitProducerId and an offset commit on the full disk: their error codes, or a closed connection."""
+def other_requests(bootstrap: str, new_topic: str) -> dict[str, str]:
+    """InitProducerId, FindCoordinator, an offset commit and a CreateTopics: their error codes, or a
+    closed connection."""
     from tests.kafka_wire import WireClient
 
     results = {}
     requests = {
+        "CreateTopics": (CreateTopicsRequest(topics=[CreateTopicsRequest.CreatableTopic(
+            name=new_topic, num_partitions=1, replication_factor=1, configs=[], assignments=[])], timeout_ms=30000), 7,
+                         lambda r: r.topics[0].error_code),
+        "FindCoordinator": (FindCoordinatorRequest(key_type=0, coordinator_keys=["df-group"]), 4,
+                            lambda r: r.coordinators[0].error_code),
         "InitProducerId": (InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000), 4,
                            lambda r: r.error_code),
         "OffsetCommit": (OffsetCommitRequest(group_id="df-group", generation_id_or_member_epoch=-1, member_id="",
@@ -132,13 +139,14 @@ def fill_and_free(workdir: Path) -> dict:
                 failures_in_a_row = 0 if producer.send(sent % PARTITIONS) else failures_in_a_row + 1
                 sent += 1
             full_outcomes = dict(producer.outcomes)
-            others = other_requests_on_full_disk(broker.bootstrap)
+            others = other_requests(broker.bootstrap, "df-created-on-a-full-disk")
             filler.unlink()
             time.sleep(1)
             producer.outcomes.clear()
             for i in range(40):
                 producer.send(i % PARTITIONS)
             freed_outcomes = dict(producer.outcomes)
+            others_freed = other_requests(broker.bootstrap, "df-created-on-a-full-disk")
             producer.close()
             lost, duplicated, read_error = verify(broker.bootstrap, producer.acknowledged)
             broker.stop()
@@ -148,10 +156,15 @@ def fill_and_free(workdir: Path) -> dict:
         finally:
             stop_broker(broker)
     return {"acknowledged": len(producer.acknowledged), "full": full_outcomes, "others": others,
+            "others_freed": others_freed,
             "freed": freed_outcomes, "lost": lost, "duplicated": duplicated, "read_error": read_error,
             "lost_restart": lost_after_restart, "dup_restart": dup_after_restart,
             "read_error_restart": read_error_after_restart, "internal_errors": log_text.count("after an internal error"),
             "truncated": log_text.count("truncated")}
+
+
+def requests_summary(results: dict[str, str]) -> str:
+    return ", ".join(f"{name} {outcome}" for name, outcome in results.items())
 
 
 def outcomes(counts: dict[str, int]) -> str:
@@ -175,9 +188,11 @@ def run(size: Size, workdir: Path) -> ProbeResult:
                        f"KAFKA_STORAGE_ERROR, connection kept)")
     if any("closed" in v for v in f["others"].values()):
         defects.append(f"disk full: other requests on the full disk: {f['others']}")
+    if any(v != "NONE" for v in f["others_freed"].values()):
+        defects.append(f"disk full: after freeing space, without a restart: {f['others_freed']}")
     figures = (f"{f['acknowledged']:,} acknowledged; Produce on the full disk: {outcomes(f['full'])}; "
-               f"InitProducerId: {f['others']['InitProducerId']}, OffsetCommit: {f['others']['OffsetCommit']}; "
-               f"after freeing space 40 Produce: {outcomes(f['freed'])}; acknowledged not readable: {f['lost']}, "
+               f"other requests: {requests_summary(f['others'])}; after freeing space 40 Produce: {outcomes(f['freed'])}, "
+               f"other requests: {requests_summary(f['others_freed'])}; acknowledged not readable: {f['lost']}, "
                f"after a restart: {f['lost_restart']}; {f['internal_errors']} internal errors in the broker log")
     return ProbeResult("disk full (40 MB ext4)", "produce until 25 failures, free 6 MB, 40 more, restart",
                        not defects, figures, defects)
