@@ -100,7 +100,7 @@ def live_fuzz(workdir: Path, frames: int) -> dict:
     try:
         rss_before = rss_mb(broker.pid)
         started = time.monotonic()
-        senders = [FuzzSender(broker.bootstrap, corpus, frames // FUZZ_THREADS, seed) for seed in range(FUZZ_THREADS)]
+        senders = [FuzzSender(broker.bootstrap, corpus, -(-frames // FUZZ_THREADS), seed) for seed in range(FUZZ_THREADS)]
         for sender in senders:
             sender.start()
         peak_rss = rss_before

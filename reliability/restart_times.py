@@ -2,8 +2,10 @@
 the broker stopped.
 
 For each partition count (0, 1,000, 5,000 — in 1,000-partition topics with a few records each) one
-data directory is made; then the broker is stopped with SIGTERM and started, timed, and killed with
-SIGKILL and started, timed. The time runs from starting the process to a new connection's ApiVersions
+data directory is made; then the broker is stopped with SIGTERM and started three times in a row:
+the first restart after the partitions were created (which was measured 2.4 times slower than later
+ones: 2.09 s vs 0.87 s at 2,000 partitions), a clean restart, and a restart after SIGKILL. Also timed:
+the SIGTERM shutdown itself. The time runs from starting the process to a new connection's ApiVersions
 being answered; the broker's idle RSS after the start is also read. The issue's goal: 5,000 partitions
 start in ≤ 1.0 s after a clean shutdown.
 """
@@ -48,21 +50,28 @@ def restart_times(workdir: Path, partitions: int) -> dict:
         broker.start(timeout=60)
         fill(broker.bootstrap, partitions)
         broker.stop(timeout=120)
+        first = time_to_answer(broker)
+        time.sleep(1)  # each started broker settles before it is stopped
+        stopping = time.monotonic()
+        broker.stop(timeout=120)
+        shutdown = time.monotonic() - stopping
         clean = time_to_answer(broker)
         rss = rss_mb(broker.pid)
-        time.sleep(1)  # let the started broker settle before it is killed
+        time.sleep(1)
         broker.kill()
         crashed = time_to_answer(broker)
     finally:
         stop_broker(broker)
-    return {"clean": clean, "crash": crashed, "rss": rss}
+    return {"first": first, "clean": clean, "crash": crashed, "rss": rss, "shutdown": shutdown}
 
 
 def run(size: Size, workdir: Path) -> ProbeResult:
     counts = {"full": [0, 1000, 5000], "quick": [0, 1000], "ci": [0, 200]}[size.name]
     measured = {n: restart_times(workdir, n) for n in counts}
-    slow = {n: m["clean"] for n, m in measured.items() if m["clean"] > CLEAN_START_GOAL_S}
-    figures = "; ".join(f"{n:,} partitions: clean {m['clean']:.2f} s, kill -9 {m['crash']:.2f} s, RSS {m['rss']:.0f} MB"
+    slow = {n: max(m["first"], m["clean"]) for n, m in measured.items()
+            if max(m["first"], m["clean"]) > CLEAN_START_GOAL_S}
+    figures = "; ".join(f"{n:,} partitions: first restart {m['first']:.2f} s, clean {m['clean']:.2f} s, kill -9 "
+                        f"{m['crash']:.2f} s, SIGTERM shutdown {m['shutdown']:.2f} s, RSS {m['rss']:.0f} MB"
                         for n, m in measured.items())
     defects = [f"restart times: a clean restart with {n:,} partitions takes {t:.2f} s to answer (goal ≤ "
                f"{CLEAN_START_GOAL_S} s for 5,000)" for n, t in slow.items()]
