@@ -146,7 +146,7 @@ def fill_and_free(workdir: Path) -> dict:
             for i in range(40):
                 producer.send(i % PARTITIONS)
             freed_outcomes = dict(producer.outcomes)
-            others_freed = other_requests(broker.bootstrap, "df-created-on-a-full-disk")
+            others_freed = other_requests(broker.bootstrap, "df-created-after-space-is-freed")
             producer.close()
             lost, duplicated, read_error = verify(broker.bootstrap, producer.acknowledged)
             broker.stop()
