@@ -208,12 +208,17 @@ def every_request_type() -> list[bytes]:
 _captured: list[bytes] = []
 
 
-def capture_real_frames(workdir: Path) -> list[bytes]:
-    """Requests of real clients (through a recording proxy) plus every request type's encoding;
-    captured once per process, as both fuzzers (and a test session running both) want the same seeds."""
+def real_client_frames(workdir: Path) -> list[bytes]:
+    """Requests of real clients through a recording proxy; captured once per process, as both fuzzers
+    (and a test session running both) want the same seeds."""
     if not _captured:
         _captured.extend(capture_with_clients(workdir))
     return list(_captured)
+
+
+def capture_real_frames(workdir: Path) -> list[bytes]:
+    """Requests of real clients plus every request type's encoding."""
+    return real_client_frames(workdir) + every_request_type()
 
 
 def capture_with_clients(workdir: Path) -> list[bytes]:
@@ -230,7 +235,7 @@ def capture_with_clients(workdir: Path) -> list[bytes]:
     finally:
         stop_broker(broker)
         proxy.close()
-    return proxy.frames + every_request_type()
+    return proxy.frames
 
 
 def api_keys(frames: list[bytes]) -> set[int]:

@@ -41,6 +41,14 @@ def write_corpus(corpus_dir: Path, frames: list[bytes]) -> None:
                 (corpus_dir / f"body-{i}").write_bytes(shape + body)
 
 
+def environment_with_this_repository() -> dict[str, str]:
+    """The environment, with this checkout first on PYTHONPATH (the target imports reliability and kbroker)."""
+    repository = str(Path(__file__).resolve().parent.parent)
+    env = os.environ.copy()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [repository, env.get("PYTHONPATH", "")] if p)
+    return env
+
+
 def fuzz(workdir: Path, runs: int) -> dict:
     corpus_dir, findings = workdir / "corpus", workdir / "findings.jsonl"
     write_corpus(corpus_dir, capture_real_frames(workdir))
@@ -49,7 +57,7 @@ def fuzz(workdir: Path, runs: int) -> dict:
         command = ["nice", "-n", "10", sys.executable, "-m", "reliability.decoder_fuzz_target", str(findings),
                    f"-runs={runs - done}", "-max_len=4096", "-rss_limit_mb=2048", "-timeout=10", "-print_final_stats=1",
                    f"-artifact_prefix={workdir}/", "-seed=14", str(corpus_dir)]
-        run = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+        run = subprocess.run(command, capture_output=True, text=True, env=environment_with_this_repository())
         log = run.stderr
         executed = re.findall(r"stat::number_of_executed_units:\s*(\d+)", log)
         done_now = int(executed[-1]) if executed else max([int(n) for n in re.findall(r"#(\d+)\s", log)] or [0])

@@ -1,9 +1,9 @@
 """Live fuzzer: mutated real frames on extra connections next to a working client.
 
-Seeds are real client requests captured through a recording proxy plus every request type's own
-encoding (`capture.py`). A fresh broker serves a working client (`working_client.py`: an idempotent
-producer and a group consumer on their own topic) while fuzz threads each open a connection, send 1-6
-mutated frames (`mutate.py`, CreateTopics and CreatePartitions included), half-close it, read what
+Seeds are real client requests captured through a recording proxy (three in four frames) and every
+request type's own encoding at every version (`capture.py`). A fresh broker serves a working client (`working_client.py`: an idempotent
+producer and a group consumer on their own topic) while fuzz threads each open a connection, send 1
+(most often) to 6 mutated frames (`mutate.py`, CreateTopics and CreatePartitions included), half-close it, read what
 comes back for at most half a second and reset it. Nothing is excluded.
 
 Held when: the broker process never dies, the working client sees 0 errors and 0 acknowledged
@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from .capture import capture_real_frames
+from .capture import every_request_type, real_client_frames
 from .common import ProbeResult, Size, host_port, log_since, new_broker, rss_mb, stop_broker
 from .mutate import framed, mutate
 from .working_client import WorkingClient
@@ -32,21 +32,23 @@ FUZZ_THREADS = 3
 
 
 class FuzzSender(threading.Thread):
-    def __init__(self, bootstrap: str, corpus: list[bytes], frames: int, seed: int):
+    def __init__(self, bootstrap: str, real: list[bytes], synthetic: list[bytes], frames: int, seed: int):
         super().__init__(daemon=True)
-        self.address, self.corpus, self.frames = host_port(bootstrap), corpus, frames
+        self.address, self.real, self.synthetic, self.frames = host_port(bootstrap), real, synthetic, frames
+        self.corpus = real + synthetic
         self.rng = random.Random(seed)
-        self.sent = self.connections = self.response_bytes = self.refused = 0
+        self.sent = self.connections = self.response_bytes = self.answered = self.refused = 0
         self.keys: collections.Counter = collections.Counter()
 
     def run(self) -> None:
         while self.sent < self.frames:
-            batch = [self._next_frame() for _ in range(min(self.rng.randint(1, 6), self.frames - self.sent))]
+            per_connection = 1 if self.rng.random() < 0.6 else self.rng.randint(2, 6)  # a bad frame ends its connection
+            batch = [self._next_frame() for _ in range(min(per_connection, self.frames - self.sent))]
             self._send(batch)
             self.sent += len(batch)
 
     def _next_frame(self) -> bytes:
-        seed = self.rng.choice(self.corpus)
+        seed = self.rng.choice(self.real if self.rng.random() < 0.75 else self.synthetic)
         self.keys[struct.unpack(">h", seed[:2])[0]] += 1
         body = seed if self.rng.random() < 0.05 else mutate(seed, self.rng, self.corpus)
         return framed(body, self.rng)
@@ -60,16 +62,29 @@ class FuzzSender(threading.Thread):
             return
         self.connections += 1
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, no TIME_WAIT
+        received = bytearray()
         try:
             sock.sendall(b"".join(batch))
             sock.shutdown(socket.SHUT_WR)
             sock.settimeout(0.5)
             while chunk := sock.recv(65536):
-                self.response_bytes += len(chunk)
+                received += chunk
         except OSError:
             pass
         finally:
             sock.close()
+        self.response_bytes += len(received)
+        self.answered += complete_frames(received)
+
+
+def complete_frames(stream: bytes | bytearray) -> int:
+    count, pos = 0, 0
+    while len(stream) - pos >= 4:
+        pos += 4 + struct.unpack_from(">i", stream, pos)[0]
+        if pos > len(stream):
+            break
+        count += 1
+    return count
 
 
 def handler_exceptions(log_text: str) -> collections.Counter:
@@ -93,14 +108,14 @@ def partitions_created(bootstrap: str) -> tuple[int, int]:
 
 
 def live_fuzz(workdir: Path, frames: int) -> dict:
-    corpus = capture_real_frames(workdir)
+    real, synthetic = real_client_frames(workdir), every_request_type()
     broker = new_broker(workdir / "data").start()
-    figures = {"frames": 0, "corpus": len(corpus)}
+    figures = {"frames": 0, "corpus": len(real) + len(synthetic)}
     client = WorkingClient(broker.bootstrap).start()
     try:
         rss_before = rss_mb(broker.pid)
         started = time.monotonic()
-        senders = [FuzzSender(broker.bootstrap, corpus, -(-frames // FUZZ_THREADS), seed) for seed in range(FUZZ_THREADS)]
+        senders = [FuzzSender(broker.bootstrap, real, synthetic, -(-frames // FUZZ_THREADS), seed) for seed in range(FUZZ_THREADS)]
         for sender in senders:
             sender.start()
         peak_rss = rss_before
@@ -112,7 +127,7 @@ def live_fuzz(workdir: Path, frames: int) -> dict:
         figures.update(
             frames=sum(s.sent for s in senders), connections=sum(s.connections for s in senders),
             refused=sum(s.refused for s in senders), seconds=time.monotonic() - started,
-            response_bytes=sum(s.response_bytes for s in senders), died=broker.process.poll() is not None,
+            response_bytes=sum(s.response_bytes for s in senders), answered=sum(s.answered for s in senders), died=broker.process.poll() is not None,
             rss=(rss_before, peak_rss), keys=len(set().union(*(s.keys for s in senders))))
         time.sleep(2)  # the working client goes on a little after the last frame
         client.stop()
@@ -146,7 +161,7 @@ def run(size: Size, workdir: Path) -> ProbeResult:
         defects.append("live fuzz: handler exceptions closed fuzz connections (Kafka answers an error code): "
                        + "; ".join(f"{n}× {sig}" for sig, n in exceptions.most_common(8)))
     figures = (f"{f['frames']:,} frames ({f.get('keys', 0)} API keys, {f['corpus']} seeds) on {f.get('connections', 0):,} "
-               f"connections in {f.get('seconds', 0):.0f} s; broker died: {'yes' if f['died'] else 'no'}; working "
+               f"connections in {f.get('seconds', 0):.0f} s, {f.get('answered', 0):,} of them answered; broker died: {'yes' if f['died'] else 'no'}; working "
                f"client: {f.get('acknowledged', 0):,} acknowledged, {len(errors)} errors, {f.get('lost', '?')} lost; "
                f"RSS {f.get('rss', (0, 0))[0]:.0f} → peak {f.get('rss', (0, 0))[1]:.0f} MB; "
                f"{sum(exceptions.values())} handler exceptions; mutations created {f.get('topics', '?')} topics / "

@@ -1,6 +1,6 @@
 """Byte-level mutations of a request frame, as a fuzzer makes them; deterministic for a given rng.
 
-A mutation applies 1-4 operations: flip a bit, set a byte, overwrite an aligned 2/4-byte field with a
+A mutation applies 1-4 operations anywhere, or one past the request header: flip a bit, set a byte, overwrite an aligned 2/4-byte field with a
 boundary value (0, -1, 0x7fff, 0x7fffffff, 0x80000000, 0xffff), insert random bytes, delete a range,
 duplicate a range, truncate, or splice in the tail of another frame. `framed` puts a size prefix on the
 result: usually its true length, sometimes a length that is too short or too long (the broker then reads
@@ -69,11 +69,26 @@ OPERATIONS = [_flip_bit, _flip_bit, _set_byte, _boundary_field, _boundary_field,
               _truncate, _splice]
 
 
+def header_length(frame: bytes) -> int:
+    """Bytes of the request header (api key, version, correlation id, client id) at the frame's start."""
+    if len(frame) < 10:
+        return len(frame)
+    client_id = struct.unpack_from(">h", frame, 8)[0]
+    return min(len(frame), 10 + max(client_id, 0))
+
+
 def mutate(frame: bytes, rng: random.Random, corpus: list[bytes]) -> bytes:
-    mutated = bytearray(frame)
-    for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4])):
-        rng.choice(OPERATIONS)(mutated, rng, corpus)
-    return bytes(mutated)
+    """Half the time anywhere, with 1-4 operations; otherwise one operation past the header, so that
+    more of the mutated frames reach a handler instead of failing the header's decoding."""
+    if rng.random() < 0.5:
+        mutated = bytearray(frame)
+        for _ in range(rng.choice([1, 1, 1, 2, 2, 3, 4])):
+            rng.choice(OPERATIONS)(mutated, rng, corpus)
+        return bytes(mutated)
+    keep = header_length(frame)
+    body = bytearray(frame[keep:])
+    rng.choice(OPERATIONS)(body, rng, corpus)
+    return frame[:keep] + bytes(body)
 
 
 def framed(body: bytes, rng: random.Random) -> bytes:

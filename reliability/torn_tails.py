@@ -205,14 +205,17 @@ def check_tear(base: Base, tear: Tear, workdir: Path) -> tuple[list[str], int]:
 def run(size: Size, workdir: Path) -> ProbeResult:
     base = build_base(workdir)
     tears = TEARS if size.name != "ci" else TEARS[::2]
-    failed, warning_lines = {}, 0
+    failed, warning_lines, silent = {}, 0, []
     for tear in tears:
         problems, warnings = check_tear(base, tear, workdir)
         warning_lines += warnings
+        if not warnings:
+            silent.append(tear.name)
         if problems:
             failed[tear.name] = problems
     defects = [f"torn tail ({name}): {'; '.join(p)}" for name, p in failed.items()]
     return ProbeResult("torn tails", f"{len(tears)} tears of .log/.index/.timeindex/__consumer_offsets",
                        not failed, f"{len(tears) - len(failed)} of {len(tears)} repaired: intact records readable, "
-                       f"commits intact; {warning_lines} warning lines in all" + (f"; failed: {', '.join(failed)}" if failed else ""),
+                       f"commits intact; {warning_lines} warning lines in all"
+                       + (f" (none, and nothing lost, for: {', '.join(silent)})" if silent else "") + (f"; failed: {', '.join(failed)}" if failed else ""),
                        defects)
