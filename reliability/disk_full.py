@@ -129,8 +129,7 @@ def fill_and_free(workdir: Path) -> dict:
     with small_filesystem(workdir) as mount_point:
         filler = mount_point / "filler"
         filler.write_bytes(b"\x00" * (6 << 20))
-        broker = new_broker(mount_point / "kb", {"log.segment.bytes": 4194304})
-        broker.log_path = workdir / "broker.log"
+        broker = new_broker(mount_point / "kb", {"log.segment.bytes": 4194304}, log_path=workdir / "broker.log")
         try:
             broker.start()
             create_topic(broker.bootstrap, TOPIC, PARTITIONS)

@@ -86,8 +86,6 @@ def test_slowloris_and_non_reading_clients_cost_no_memory_and_others_are_answere
             assert check.ok, check.figures
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 5: memory follows announced sizes; ten 99 MB size prefixes "
-                                       "plus 20 bytes take the broker from ~40 to ~1,030 MB RSS (goal < 50 MB)")
 def test_ten_99_mb_size_prefixes_cost_less_than_50_mb(tmp_path):
     with limits.running_broker(tmp_path / "data") as broker:
         check = limits.under_attack(broker, "99 MB size prefixes", "", limits.huge_prefixes(10, 99 * 1024 * 1024))
@@ -101,11 +99,10 @@ def _can_loop_mount() -> bool:
 
 
 @pytest.mark.skipif(not _can_loop_mount(), reason="needs root and loop devices for a real small filesystem")
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 2, what is left of it: Produce now answers "
-                                       "KAFKA_STORAGE_ERROR and loses nothing, but on the full disk FindCoordinator "
-                                       "and OffsetCommit (ensure_offsets_topic: OSError ENOSPC from topics.py "
-                                       "_storage_errors) and InitProducerId (durable_files.write_temp) still close "
-                                       "the connection")
+@pytest.mark.xfail(strict=True, reason="issue 14 defect 2, what is left of it: Produce answers KAFKA_STORAGE_ERROR "
+                                       "and loses nothing, InitProducerId COORDINATOR_LOAD_IN_PROGRESS, but the first "
+                                       "FindCoordinator on the full disk closes its connection (ensure_offsets_topic: "
+                                       "OSError ENOSPC out of topics.py _storage_errors), as OffsetCommit sometimes does")
 def test_a_full_disk_loses_no_acknowledged_record_and_says_kafka_storage_error(tmp_path):
     assert held(disk_full.run(CI, tmp_path))
 
