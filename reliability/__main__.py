@@ -48,6 +48,13 @@ def table(results: list[ProbeResult]) -> str:
     return "\n".join(lines)
 
 
+def commit() -> str:
+    import subprocess
+    found = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True)
+    return found.stdout.strip() or "an unknown commit"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reliability", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (minutes, not an hour)")
@@ -64,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         out = Path(__file__).parent / "results" / f"{time.strftime('%Y-%m-%d-%H%M')}-{size.name}.md"
         out.parent.mkdir(exist_ok=True)
-        out.write_text(f"# reliability, {size.name} run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{text}\n")
+        out.write_text(f"# reliability, {size.name} run, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+                       f"kbroker at {commit()}\n\n{text}\n")
     if not args.keep:
         import shutil
         shutil.rmtree(root, ignore_errors=True)
