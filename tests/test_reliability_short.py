@@ -115,9 +115,6 @@ def test_descriptor_exhaustion_is_a_clean_error_and_the_broker_keeps_serving(tmp
     assert held(descriptors.run(CI, tmp_path))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 7: the first restart after SIGTERM with 2,000 new partitions "
-                                       "takes ~2.1 s to answer, later clean restarts ~0.9 s (the goal, 5,000 "
-                                       "partitions in <= 1.0 s, implies 2,000)")
 def test_clean_restarts_with_2000_partitions_answer_within_a_second(tmp_path):
     measured = restart_times.restart_times(tmp_path, 2000)
     assert max(measured["first"], measured["clean"]) <= restart_times.CLEAN_START_GOAL_S, measured
