@@ -99,10 +99,6 @@ def _can_loop_mount() -> bool:
 
 
 @pytest.mark.skipif(not _can_loop_mount(), reason="needs root and loop devices for a real small filesystem")
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 2, what is left of it: Produce answers KAFKA_STORAGE_ERROR "
-                                       "and loses nothing, InitProducerId COORDINATOR_LOAD_IN_PROGRESS, but the first "
-                                       "FindCoordinator on the full disk closes its connection (ensure_offsets_topic: "
-                                       "OSError ENOSPC out of topics.py _storage_errors), as OffsetCommit sometimes does")
 def test_a_full_disk_loses_no_acknowledged_record_and_says_kafka_storage_error(tmp_path):
     assert held(disk_full.run(CI, tmp_path))
 

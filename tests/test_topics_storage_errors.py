@@ -60,3 +60,27 @@ def test_partitions_and_deletion_on_a_full_disk_change_nothing(kbroker, monkeypa
     deleted = _error_of(admin.delete_topics(["orders"])["orders"])
     assert (grown.code(), deleted.code()) == (KafkaError.KAFKA_STORAGE_ERROR, KafkaError.KAFKA_STORAGE_ERROR)
     assert len(admin.list_topics(timeout=10).topics["orders"].partitions) == 1
+
+
+def test_consumer_groups_on_a_full_disk_are_told_to_retry_and_work_once_space_is_back(kbroker, full_disk):
+    """__consumer_offsets cannot be created while the disk is full: FindCoordinator, JoinGroup and
+    OffsetCommit answer COORDINATOR_NOT_AVAILABLE (clients retry it) and the connection stays open."""
+    from kbroker.protocol.messages import FindCoordinatorRequest, JoinGroupRequest, OffsetCommitRequest
+    from tests.kafka_wire import WireClient
+
+    coordinator_not_available = 15
+    commit = OffsetCommitRequest(group_id="billing", generation_id_or_member_epoch=-1, member_id="", topics=[
+        OffsetCommitRequest.OffsetCommitRequestTopic(name="orders", partitions=[
+            OffsetCommitRequest.OffsetCommitRequestPartition(partition_index=0, committed_offset=5)])])
+    join = JoinGroupRequest(group_id="billing", session_timeout_ms=10000, rebalance_timeout_ms=10000, member_id="",
+                            protocol_type="consumer", protocols=[
+                                JoinGroupRequest.JoinGroupRequestProtocol(name="range", metadata=b"")])
+    with WireClient(kbroker.bootstrap) as client:
+        found = client.request(FindCoordinatorRequest(key="billing", key_type=0), 3)
+        assert (found.error_code, found.node_id) == (coordinator_not_available, -1)
+        assert client.request(join, 5).error_code == coordinator_not_available
+        committed = client.request(commit, 8)
+        assert [p.error_code for t in committed.topics for p in t.partitions] == [coordinator_not_available]
+        full_disk.free()
+        found = client.request(FindCoordinatorRequest(key="billing", key_type=0), 3)
+        assert (found.error_code, found.node_id) == (0, 1)

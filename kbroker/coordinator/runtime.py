@@ -137,9 +137,15 @@ class CoordinatorRuntime:
     async def ensure_topic(self) -> Topic:
         """The internal topic, created if missing (Kafka creates it on the first FindCoordinator). The
         handlers of requests that write to it call this first too (a client may skip FindCoordinator),
-        so the coordinator's synchronous operations find it there."""
+        so the coordinator's synchronous operations find it there. If it cannot be created (a full
+        disk), ApiError(COORDINATOR_NOT_AVAILABLE): clients retry that, as Kafka answers while its
+        internal topic is not there."""
         spec = self.internal_topic
-        return await self._ensure_topic(spec.name, spec.partitions, dict(spec.configs))
+        try:
+            return await self._ensure_topic(spec.name, spec.partitions, dict(spec.configs))
+        except ApiError as exc:
+            log.warning("could not create %s: %s", spec.name, exc)
+            raise ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, f"{spec.name} could not be created") from exc
 
     def partition_for(self, key: str) -> int:
         topic = self.topic()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import trio
 
 from ..groups.classic import JoinResult, SyncResult, Waiter
-from ..protocol.errors import ErrorCode
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
                                  DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
                                  HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
@@ -51,10 +51,14 @@ async def handle_find_coordinator(ctx, request: FindCoordinatorRequest) -> FindC
             return FindCoordinatorResponse.Coordinator(key=key, node_id=-1, host="", port=-1,
                                                        error_code=ErrorCode.INVALID_REQUEST,
                                                        error_message=INVALID_REQUEST_MESSAGE)
-        if key_type == GROUP_KEY_TYPE:
-            await _coordinator(ctx).ensure_offsets_topic()  # Kafka creates __consumer_offsets on first lookup
-        else:
-            await ctx.txns.ensure_state_topic()  # and __transaction_state likewise
+        try:
+            if key_type == GROUP_KEY_TYPE:
+                await _coordinator(ctx).ensure_offsets_topic()  # Kafka creates __consumer_offsets on first lookup
+            else:
+                await ctx.txns.ensure_state_topic()  # and __transaction_state likewise
+        except ApiError as exc:  # the internal topic cannot be created (a full disk)
+            return FindCoordinatorResponse.Coordinator(key=key, node_id=-1, host="", port=-1,
+                                                       error_code=exc.error_code, error_message=exc.message)
         return FindCoordinatorResponse.Coordinator(key=key, node_id=ctx.node.node_id, host=host, port=port,
                                                    error_code=ErrorCode.NONE, error_message="")
 
@@ -82,8 +86,11 @@ def _join_response(result: JoinResult, version: int) -> JoinGroupResponse:
 
 async def handle_join_group(ctx, request: JoinGroupRequest) -> JoinGroupResponse:
     coordinator = _coordinator(ctx)
-    await coordinator.ensure_offsets_topic()  # a group's first request may come without FindCoordinator
     version = ctx.api_version
+    try:
+        await coordinator.ensure_offsets_topic()  # a group's first request may come without FindCoordinator
+    except ApiError as exc:
+        return _join_response(JoinResult(error=exc.error_code, member_id=request.member_id), version)
     rebalance_timeout = request.rebalance_timeout_ms
     if version == 0 or rebalance_timeout < 0:
         rebalance_timeout = request.session_timeout_ms

@@ -9,6 +9,7 @@ waits for its transaction's marker answers UNSTABLE_OFFSET_COMMIT, and the consu
 
 from __future__ import annotations
 
+from ..protocol.errors import ApiError
 from ..protocol.messages import (OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
                                  OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse)
 from .registry import Handler
@@ -16,7 +17,14 @@ from .registry import Handler
 
 async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommitResponse:
     version = ctx.api_version
-    await ctx.groups.ensure_offsets_topic()  # a client may commit without FindCoordinator
+    try:
+        await ctx.groups.ensure_offsets_topic()  # a client may commit without FindCoordinator
+    except ApiError as exc:  # __consumer_offsets cannot be created (a full disk): every partition is told
+        return OffsetCommitResponse(topics=[
+            OffsetCommitResponse.OffsetCommitResponseTopic(name=t.name, partitions=[
+                OffsetCommitResponse.OffsetCommitResponsePartition(partition_index=p.partition_index,
+                                                                   error_code=exc.error_code)
+                for p in t.partitions]) for t in request.topics])
     topics = [(t.name, [(p.partition_index, p.committed_offset, p.committed_leader_epoch if version >= 6 else -1,
                          p.committed_metadata) for p in t.partitions]) for t in request.topics]
     results = ctx.groups.commit_offsets(

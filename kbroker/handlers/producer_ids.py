@@ -34,7 +34,10 @@ async def handle_init_producer_id(ctx, request: InitProducerIdRequest) -> InitPr
             if -1 in given:
                 return InitProducerIdResponse(error_code=ErrorCode.INVALID_REQUEST, producer_id=-1, producer_epoch=-1)
             expected = given
-    await ctx.txns.ensure_state_topic()  # a client may come without FindCoordinator
+    try:
+        await ctx.txns.ensure_state_topic()  # a client may come without FindCoordinator
+    except ApiError as exc:  # __transaction_state cannot be created (a full disk)
+        return InitProducerIdResponse(error_code=exc.error_code, producer_id=-1, producer_epoch=-1)
     error, producer_id, epoch = ctx.txns.init_producer_id(
         request.transactional_id, request.transaction_timeout_ms, expected)
     if error == ErrorCode.PRODUCER_FENCED and ctx.api_version < 4:

@@ -13,7 +13,7 @@ v2) are told INVALID_PRODUCER_EPOCH where newer ones get PRODUCER_FENCED.
 from __future__ import annotations
 
 from ..groups import OFFSETS_TOPIC
-from ..protocol.errors import ErrorCode
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
                                  AddPartitionsToTxnResponse, DescribeTransactionsRequest,
                                  DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
@@ -74,7 +74,10 @@ async def handle_add_partitions_to_txn(ctx, request: AddPartitionsToTxnRequest) 
 
 async def handle_add_offsets_to_txn(ctx, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
     groups = ctx.groups
-    topic = await groups.ensure_offsets_topic()
+    try:
+        topic = await groups.ensure_offsets_topic()
+    except ApiError as exc:  # __consumer_offsets cannot be created (a full disk)
+        return AddOffsetsToTxnResponse(error_code=exc.error_code)
     partition = groups.partition_for(request.group_id)
     error = ctx.txns.add_partitions(request.transactional_id, request.producer_id,
                                     request.producer_epoch, [(topic.name, partition)])
@@ -114,11 +117,14 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
             known.append((t.name, parts))
     if known:
         groups = ctx.groups
-        await groups.ensure_offsets_topic()
-        offsets_partition = (OFFSETS_TOPIC, groups.partition_for(request.group_id))
-        verified = ctx.txns.verify_partitions(request.transactional_id, request.producer_id,
-                                              request.producer_epoch, [offsets_partition])
-        error = verified[offsets_partition] if request.group_id else ErrorCode.NONE
+        try:
+            await groups.ensure_offsets_topic()
+            offsets_partition = (OFFSETS_TOPIC, groups.partition_for(request.group_id))
+            verified = ctx.txns.verify_partitions(request.transactional_id, request.producer_id,
+                                                  request.producer_epoch, [offsets_partition])
+            error = verified[offsets_partition] if request.group_id else ErrorCode.NONE
+        except ApiError as exc:  # __consumer_offsets cannot be created (a full disk)
+            error = exc.error_code
         if error == ErrorCode.PRODUCER_FENCED:
             error = ErrorCode.INVALID_PRODUCER_EPOCH
         if error:
