@@ -146,8 +146,13 @@ class Broker:
         """Open (recover) the logs found at start that no request has opened yet, a few at a time, so
         the broker serves from the first moment and no request waits behind more than a few."""
         started, count = trio.current_time(), self.logs.unopened
-        while self.logs.open_some(OPEN_LOGS_PER_STEP):
-            await trio.sleep(0)
+        try:
+            while self.logs.open_some(OPEN_LOGS_PER_STEP):
+                await trio.sleep(0)
+        except OSError as exc:  # out of file descriptors, a failing disk: the rest open at first use
+            log.error("stopped opening logs in the background, %d not open (they open at first use): %s",
+                      self.logs.unopened, exc)
+            return
         if count:
             log.info("opened the %d remaining log(s) in the background in %.0f ms", count,
                      (trio.current_time() - started) * 1000)

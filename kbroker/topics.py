@@ -15,7 +15,9 @@ creating twice (ensure_topic). Kept visible-at-once instead, a request could ope
 loop while the worker thread creates the same directory. Steps 2-3 are shielded from cancellation: a
 request cancelled mid-creation (client gone, broker stopping) still completes it, so nothing is left
 pending in memory; a crash mid-creation leaves a recorded topic whose partitions are opened or created
-on use, exactly as before (a failed step 2 is published too, and left to the same path).
+on use, exactly as before. A step 2 the disk refuses (full, or out of file descriptors) is undone: the
+catalogue forgets the change and the new partition directories are removed, and the request gets
+KAFKA_STORAGE_ERROR; nothing of it stays, as Kafka's creations are all or nothing.
 """
 
 from __future__ import annotations
@@ -95,8 +97,12 @@ class TopicManager:
             for partition_log in opened.values():  # the topic's configs may have changed meanwhile
                 partition_log.config = self.partitions.log_config(topic)
             logs.add(opened)
-        finally:
+        except BaseException:
+            self.metadata.abandon(topic)  # the logs could not be made: nothing of the change stays
+            raise
+        else:
             self.metadata.publish(topic)
+        finally:
             del self._changing[topic.name]
             changing.set()
 

@@ -96,3 +96,16 @@ def test_a_change_the_disk_refuses_is_undone_and_can_be_made_later(tmp_path, mon
     offsets = store.create_topic("__consumer_offsets", 50, pending=True)
     store.publish(offsets)
     assert FileMetadataStore(tmp_path).get("__consumer_offsets").partitions == 50
+
+
+def test_an_abandoned_creation_or_increase_leaves_nothing(store):
+    """The logs of a pending change could not be made: the catalogue forgets it (kbroker.topics)."""
+    store.create_topic("orders", 2)
+    grown = store.set_partitions("orders", 5, pending=True)
+    created = store.create_topic("payments", 3, pending=True)
+    store.abandon(grown)
+    store.abandon(created)
+    assert store.names() == {"orders"} and store.get("orders").partitions == 2
+    store.publish(grown)  # a late publish of what was abandoned changes nothing
+    assert store.get("orders").partitions == 2
+    assert store.create_topic("payments", 1).partitions == 1  # the name is free again

@@ -103,10 +103,6 @@ def test_a_full_disk_loses_no_acknowledged_record_and_says_kafka_storage_error(t
     assert held(disk_full.run(CI, tmp_path))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 defect 4: under ulimit -n 512, 160 partitions exhaust the "
-                                       "descriptors; the CreateTopics that fails (KAFKA_STORAGE_ERROR) still leaves its "
-                                       "topic in Metadata with every partition it asked for (2,000 asked, 8 on disk), "
-                                       "and the broker cannot restart under the same limit (EMFILE loading partitions)")
 def test_descriptor_exhaustion_is_a_clean_error_and_the_broker_keeps_serving(tmp_path):
     assert held(descriptors.run(CI, tmp_path))
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -96,9 +97,11 @@ class LogManager:
         return len(self._unopened)
 
     def _open_found(self, tp: tuple[str, int]) -> PartitionLog:
-        found = self._unopened.pop(tp)
+        """Open a log found at start; if that fails (OSError), it stays unopened, for a later try."""
+        found = self._unopened[tp]
         log = PartitionLog.open(found.path, self._configs.get(tp[0], self._default_config),
                                 recovery_point=found.recovery_point, log_start_offset=found.log_start_offset)
+        del self._unopened[tp]
         self.logs[tp] = log
         return log
 
@@ -108,6 +111,7 @@ class LogManager:
         starting at the log end as in Kafka, every file and directory durable when this returns. Safe
         in a worker thread: reads and writes only these partitions' directories; nothing is registered."""
         opened: dict[tuple[str, int], PartitionLog] = {}
+        made = [p for p in partitions if not os.path.exists(self._partition_path(topic, p))]
         try:
             with durability.batch():
                 for partition in partitions:
@@ -115,8 +119,14 @@ class LogManager:
                     opened[(topic, partition)] = log
                     log.assign_leader_epoch(leader_epoch)
         except BaseException:
+            # nothing of a failed creation stays: what this call made is removed (as best it can)
             for log in opened.values():
-                log.close()
+                try:
+                    log.close()
+                except OSError:
+                    pass
+            for partition in made:
+                shutil.rmtree(self._partition_path(topic, partition), ignore_errors=True)
             raise
         return opened
 
@@ -144,7 +154,10 @@ class LogManager:
     def _open_partition(self, topic: str, partition: int, topic_id, config) -> PartitionLog:
         """Open (or create) one partition's log in its ``<topic>-<partition>`` directory; callers hold a
         durability batch, so a new log's files and directory are durable when it ends."""
-        return PartitionLog.open(os.path.join(self.log_dir, f"{topic}-{partition}"), config, topic_id=topic_id)
+        return PartitionLog.open(self._partition_path(topic, partition), config, topic_id=topic_id)
+
+    def _partition_path(self, topic: str, partition: int) -> str:
+        return os.path.join(self.log_dir, f"{topic}-{partition}")
 
     def update_config(self, topic: str, config: LogConfig | Mapping[str, Any]) -> None:
         """Apply a changed topic config (e.g. after AlterConfigs) to the topic's open logs."""

@@ -19,12 +19,15 @@ taken that the disk does not have, and the same change succeeds once the disk ha
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from ..durable_files import write_atomically
+
+log = logging.getLogger("kbroker.metadata")
 from .topic_names import INTERNAL_TOPICS
 
 
@@ -63,6 +66,7 @@ class MetadataStore(Protocol):
     def delete_topic(self, name: str) -> Topic | None: ...
     def set_partitions(self, name: str, partitions: int, *, pending: bool = False) -> Topic: ...
     def publish(self, topic: Topic) -> None: ...
+    def abandon(self, topic: Topic) -> None: ...
     def set_configs(self, name: str, configs: dict[str, str]) -> Topic: ...
 
 
@@ -129,6 +133,21 @@ class MemoryMetadataStore:
             self._add(topic)
         elif self._topics.get(topic.name) is topic and topic.name in self._growing:
             topic.partitions = self._growing.pop(topic.name)
+
+    def abandon(self, topic: Topic) -> None:
+        """Forget the topic's pending creation or partition increase: its logs could not be made.
+        Forgotten in memory even if the disk refuses the snapshot too (it then still records the
+        change, and a restart carries it out as it does after a crash mid-creation)."""
+        if self._pending.get(topic.name) is topic:
+            del self._pending[topic.name]
+        elif self._topics.get(topic.name) is topic and topic.name in self._growing:
+            del self._growing[topic.name]
+        else:
+            return
+        try:
+            self._changed()
+        except OSError as exc:
+            log.warning("could not record that topic %s's change was abandoned: %s", topic.name, exc)
 
     def set_configs(self, name: str, configs: dict[str, str]) -> Topic:
         topic = self._topics[name]
