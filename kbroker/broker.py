@@ -30,6 +30,7 @@ from .metadata import FileMetadataStore
 from .metadata.node_identity import load_or_format
 from .partitions import AppendNotifier, PartitionService, topic_log_config
 from .server.connection import Connection
+from .server.listener import ConnectionQuotas, parse_overrides, serve_listener
 from .server.socket_transport import SocketTransport
 from .topics import TopicManager
 from .txn import ProducerIdManager, TransactionConfig, TransactionCoordinator
@@ -136,9 +137,11 @@ class Broker:
                 # then transactions: one left half-ended gets its markers, which may commit pending offsets
                 await nursery.start(self.txn_coordinator.run)
                 task_status.started(self)
+                quotas = ConnectionQuotas(self._connection_limits)
                 for endpoint, listeners in served:
-                    nursery.start_soon(partial(trio.serve_listeners, partial(self._serve_connection, endpoint),
-                                               listeners, handler_nursery=nursery))
+                    for listener in listeners:
+                        nursery.start_soon(serve_listener, listener, partial(self._serve_connection, endpoint),
+                                           quotas, nursery)
         finally:
             self.logs.close()
 
@@ -177,6 +180,11 @@ class Broker:
                 self.logs.enforce_retention()
             else:
                 self.logs.write_checkpoints()
+
+    def _connection_limits(self) -> tuple[int, int, dict[str, int]]:
+        config = self.config
+        return (config.get("max.connections"), config.get("max.connections.per.ip"),
+                parse_overrides(config.get("max.connections.per.ip.overrides") or ""))
 
     async def _serve_connection(self, endpoint: Endpoint, stream: trio.SocketStream) -> None:
         config = self.config  # the live config as this connection opens

@@ -63,15 +63,11 @@ def test_an_idle_connection_is_closed_after_connections_max_idle_ms(tmp_path):
     assert check.ok, check.figures
 
 
-@pytest.mark.xfail(strict=True, reason="max.connections is accepted but not enforced: 60 of 60 connections are "
-                                       "served at max.connections=50 (Kafka closes the ones over the limit)")
 def test_connections_over_max_connections_are_closed(tmp_path):
     check = limits.connection_limit(tmp_path, "max.connections", 50)
     assert check.ok, check.figures
 
 
-@pytest.mark.xfail(strict=True, reason="max.connections.per.ip is accepted but not enforced: 30 of 30 connections "
-                                       "from 127.0.0.1 are served at max.connections.per.ip=20")
 def test_connections_over_max_connections_per_ip_are_closed(tmp_path):
     check = limits.connection_limit(tmp_path, "max.connections.per.ip", 20)
     assert check.ok, check.figures
