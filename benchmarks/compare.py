@@ -84,12 +84,14 @@ class Cell:
         return f"{self.client} {size} acks={self.acks} p={self.partitions} {self.compression}"
 
 
-# librdkafka: every size x the default durability; acks=all, 8 partitions and compression on 1 KB and 100 B.
+# librdkafka: every size x the default durability; acks=all, 8 partitions and compression on 1 KB and 100 B;
+# 1 KB acks=all over 1,000 partitions.
 CELLS = [
     Cell(100, "1", 1, "none"), Cell(1024, "1", 1, "none"), Cell(10240, "1", 1, "none"),
     Cell(1024, "all", 1, "none"), Cell(1024, "1", 8, "none"), Cell(1024, "all", 8, "none"),
     Cell(1024, "1", 1, "lz4"), Cell(1024, "1", 1, "zstd"),
     Cell(100, "all", 8, "none"), Cell(100, "1", 1, "lz4"), Cell(100, "all", 8, "zstd"),
+    Cell(1024, "all", 1000, "none"),  # produce spread over 1,000 partitions (issue 14)
 ]
 # Kafka's Java producer/consumer perf tools with their default batching (batch.size 16 KB, linger 5 ms).
 JAVA_CELLS = [
