@@ -46,6 +46,7 @@ class Session(Protocol):
     listener_name: str
     security_protocol: str
     principal: str
+    client_id: str | None  # the last request's, as dispatch records it
 
 
 @dataclass(frozen=True, slots=True)
