@@ -3,6 +3,9 @@ segmented ``PartitionLog`` (partition) with its ``LogManager`` (manager), and th
 ``MemoryLog`` (memory), which share their semantics (base)."""
 
 from kbroker.log.api import (
+    EARLIEST_LOCAL_TIMESTAMP,
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
     ORIGIN_CLIENT,
     ORIGIN_COORDINATOR,
     AppendResult,
@@ -18,6 +21,9 @@ from kbroker.log.memory import MemoryLog
 from kbroker.log.partition import PartitionLog
 
 __all__ = [
+    "EARLIEST_LOCAL_TIMESTAMP",
+    "EARLIEST_TIMESTAMP",
+    "LATEST_TIMESTAMP",
     "AppendResult",
     "FileSlice",
     "Log",

@@ -222,11 +222,7 @@ class BaseLog:
         for h in headers:
             if h.has_producer_id:
                 if h.is_control:
-                    try:
-                        kind, coordinator_epoch = rec.read_control_record(mv[h.position:h.position + h.size])
-                    except ApiError:
-                        kind, coordinator_epoch = -1, -1
-                    entry = self._complete_transaction(h, kind, coordinator_epoch)
+                    entry = self._close_transaction(h, mv[h.position:h.position + h.size])
                     if entry is not None:
                         aborted.append(entry)
                 else:
@@ -237,8 +233,13 @@ class BaseLog:
                 epochs_changed |= self.epochs.assign(h.partition_leader_epoch, h.base_offset, save=False)
         return aborted, epochs_changed
 
-    def _complete_transaction(self, h: BatchHeader, kind: int, coordinator_epoch: int = -1) -> AbortedTxn | None:
-        """A marker closes its producer's transaction; the index entry of an aborted one, else None."""
+    def _close_transaction(self, h: BatchHeader, batch) -> AbortedTxn | None:
+        """The control batch ``batch`` (header ``h``), appended or met in recovery: a COMMIT or ABORT
+        marker closes its producer's transaction; the index entry of an aborted one, else None."""
+        try:
+            kind, coordinator_epoch = rec.read_control_record(batch)
+        except ApiError:
+            return None
         if kind not in (rec.CONTROL_COMMIT, rec.CONTROL_ABORT):
             return None
         first = self.producer_state.complete_transaction(h, coordinator_epoch)

@@ -33,8 +33,6 @@ from kbroker.log import checkpoint
 from kbroker.log.checkpoint import LeaderEpochCache
 from kbroker.log.segment import InvalidBatch, LogSegment
 from kbroker.log.txn_index import AbortedTxn
-from kbroker.protocol import records as rec
-from kbroker.protocol.errors import ApiError
 from kbroker.protocol.records import BatchHeader
 
 if TYPE_CHECKING:
@@ -129,7 +127,7 @@ def _replayer(log: SegmentedLog, seg: LogSegment, aborted: list[AbortedTxn],
     def on_batch(h: BatchHeader) -> None:
         if h.has_producer_id:
             if h.is_control:
-                entry = _replay_marker(log, seg, h)
+                entry = log._close_transaction(h, seg.pread(h.position, h.size))
                 if entry is not None:
                     aborted.append(entry)
             else:
@@ -138,16 +136,6 @@ def _replayer(log: SegmentedLog, seg: LogSegment, aborted: list[AbortedTxn],
             epochs_seen.assign(h.partition_leader_epoch, h.base_offset, save=False)
 
     return on_batch
-
-
-def _replay_marker(log: SegmentedLog, seg: LogSegment, h: BatchHeader) -> AbortedTxn | None:
-    """A transaction marker met during recovery: close the producer's transaction; the aborted
-    transaction's index entry, or None for a commit (or another control record)."""
-    try:
-        kind, coordinator_epoch = rec.read_control_record(seg.pread(h.position, h.size))
-    except ApiError:
-        return None
-    return log._complete_transaction(h, kind, coordinator_epoch)
 
 
 def _recover_txn_index(seg: LogSegment, rebuilt: list[AbortedTxn]) -> bool:
@@ -181,7 +169,6 @@ def _recover_epochs(log: SegmentedLog, seen: LeaderEpochCache) -> bool:
     leo = log.log_end_offset
     epochs = log.epochs
     loaded = epochs.load()
-    on_disk = epochs.entries if loaded else None
     # epochs that start past the log end have no data left; one starting at it is the epoch this
     # log became leader in without a write since, still true (dropping it only to assign it again
     # on becoming leader rewrote every idle partition's checkpoint at every start)
@@ -189,9 +176,9 @@ def _recover_epochs(log: SegmentedLog, seen: LeaderEpochCache) -> bool:
     for epoch, start in seen.entries:
         if epochs.latest_epoch is None or epoch > epochs.latest_epoch:
             epochs.assign(epoch, start, save=False)
-    # written only when it differs from the file (a new partition's first epoch comes with becoming
-    # leader, as in Kafka; an unchanged file is not rewritten at every start)
-    if epochs.entries != on_disk and (epochs.entries or loaded or os.path.exists(epochs.path)):
+    # save() writes only entries that differ from the file's; no file is made for a log without
+    # epochs (a new partition's first epoch comes with becoming leader, as in Kafka)
+    if epochs.entries or loaded or os.path.exists(epochs.path):
         epochs.save()
     return not loaded and leo > log.segments[0].base_offset
 

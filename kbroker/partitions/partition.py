@@ -28,14 +28,13 @@ import logging
 
 import trio
 
-from ..log import ORIGIN_CLIENT, AppendResult, Log, ReadResult, StorageError, TimestampOffset
+from ..log import (EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ORIGIN_CLIENT, AppendResult, Log,
+                   ReadResult, StorageError, TimestampOffset)
 from ..protocol.errors import ApiError, ErrorCode
 
 logger = logging.getLogger("kbroker.partitions")
 
 NO_EPOCH = -1
-# ListOffsets timestamps answered by offset, not by a record's time (-3, max timestamp, is a record's)
-LATEST_TIMESTAMP, EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP = -1, -2, -4
 
 
 def storage_error(topic: str, index: int, exc: OSError | StorageError) -> ApiError:
@@ -147,9 +146,7 @@ class Partition:
         high_watermark ours, its log_start_offset as of now) and the last stable offset, which every
         fetch reports. OFFSET_OUT_OF_RANGE unless log start <= offset <= log end."""
         high_watermark = self.high_watermark
-        last_stable = self.log.last_stable_offset
-        if last_stable > high_watermark:
-            last_stable = high_watermark
+        last_stable = self.last_stable_offset
         try:
             result = self.log.read(offset, max_bytes, min_one_batch=min_one_batch,
                                    max_offset=last_stable if read_committed else high_watermark)
