@@ -162,10 +162,10 @@ class CoordinatorRuntime:
         if topic is None:  # handlers ensure it first; only a request racing its deletion gets here
             return coordinator_error(ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), self._unlisted_append_error)
         try:
-            partition_log = self._partitions.partition_log(topic, partition_for(key, topic.partitions))
+            partition = self._partitions.partition(topic, partition_for(key, topic.partitions))
             batch = rec.build_batch([rec.Record(k, v) for k, v in records], producer_id=producer_id,
                                     producer_epoch=producer_epoch, transactional=transactional)
-            partition_log.append(batch, leader_epoch=topic.leader_epoch, origin=ORIGIN_COORDINATOR)
+            partition.append(batch, origin=ORIGIN_COORDINATOR)
         except (ApiError, OSError) as exc:
             log.warning("could not write the records of %r to %s: %s", key, self.internal_topic.name, exc)
             return coordinator_error(exc, self._unlisted_append_error)

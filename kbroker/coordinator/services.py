@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 if TYPE_CHECKING:
     from ..log import PartitionLog
     from ..metadata import Topic
+    from ..partitions import Partition
 
 
 class Catalogue(Protocol):
@@ -22,7 +23,11 @@ class Catalogue(Protocol):
 
 
 class PartitionLogs(Protocol):
-    """The partition layer (kbroker.partitions.PartitionService): a partition's log, opened on first use."""
+    """The partition layer (kbroker.partitions.PartitionService): a partition to append to (the
+    coordinators' records and transaction markers go through it, as clients' do), and its log,
+    opened on first use, to replay."""
+
+    def partition(self, topic: Topic, index: int) -> Partition: ...
 
     def partition_log(self, topic: Topic, partition: int) -> PartitionLog: ...
 

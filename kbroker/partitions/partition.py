@@ -16,8 +16,9 @@ the batches; the log keeps its own notion of the high watermark, but handlers tr
   KAFKA_STORAGE_ERROR for this partition, logged once, as Kafka answers, and the broker serves the others.
 
 One broker: the leader is the whole ISR, so the HW is the LEO at every moment — it advances on
-append as it always has, and appends that still go to the log directly (the coordinators' records and
-transaction markers) count too. Replication plugs in here: the HW becomes a stored offset, the minimum
+append as it always has. Every append comes through here (clients', the coordinators' records,
+transaction markers); the coordinators only read the log directly, to replay it at load.
+Replication plugs in here: the HW becomes a stored offset, the minimum
 of the ISR's fetch positions, advanced (``_high_watermark_advanced``) when a follower's fetch moves it;
 ``wait_for_high_watermark`` then really waits, and ``become_leader`` takes new epochs.
 """

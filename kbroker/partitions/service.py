@@ -8,8 +8,9 @@ A Partition is made at its first lookup (opening or creating its log) and kept i
 lookup costs one dict get, as the log lookup did before.
 
 Also here: each topic's effective log config (its overrides over the live broker defaults),
-recomputed when either changes, and a deleted topic's partitions and logs dropped. The coordinators
-and a few admin handlers still use the logs themselves (``partition_log``, ``logs``).
+recomputed when either changes, and a deleted topic's partitions and logs dropped. The coordinators'
+replay at load and a few admin handlers (DescribeLogDirs, DescribeProducers) read the logs
+themselves (``partition_log``, ``logs``).
 """
 
 from __future__ import annotations

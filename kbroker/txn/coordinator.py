@@ -328,9 +328,8 @@ class TransactionCoordinator:
                          "commit" if commit else "abort", meta.transactional_id, topic_name, partition)
                 continue
             try:
-                self._partitions.partition_log(topic, partition).append_end_txn_marker(
-                    meta.producer_id, meta.producer_epoch, commit, coordinator_epoch=coordinator_epoch,
-                    leader_epoch=topic.leader_epoch)
+                self._partitions.partition(topic, partition).append_end_txn_marker(
+                    meta.producer_id, meta.producer_epoch, commit, coordinator_epoch=coordinator_epoch)
                 wrote = True
             except (ApiError, OSError) as exc:
                 log.warning("could not write the transaction marker of %s to %s-%d: %s", meta.transactional_id,
