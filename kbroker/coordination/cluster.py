@@ -30,7 +30,7 @@ import base64
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import trio
@@ -255,15 +255,12 @@ class ClusterCoordination:
     async def elect_leaders(self, fence: Fence, topic: str, states: Mapping[int, PartitionState]) -> None:
         """The controller's new states (leader, epoch, ISR) for partitions whose state it read: each
         is written only if it is still the version read, and all or none."""
-        await self._fenced(fence, [SetData(_state_path(topic, p), replace_controller_epoch(s, fence).to_json(),
-                                           s.version) for p, s in sorted(states.items())])
+        await self._fenced(fence, [SetData(_state_path(topic, p),
+                                           replace(s, controller_epoch=fence.controller_epoch).to_json(), s.version)
+                                   for p, s in sorted(states.items())])
 
     async def update_isr(self, topic: str, partition: int, state: PartitionState) -> PartitionState:
         """The leader's new ISR, written only if the state is still the version it read (else
         BadVersion: the controller moved leadership, or another change landed; read again)."""
         version = await self.store.set(_state_path(topic, partition), state.to_json(), state.version)
-        return PartitionState(state.leader, state.leader_epoch, state.isr, state.controller_epoch, version)
-
-
-def replace_controller_epoch(state: PartitionState, fence: Fence) -> PartitionState:
-    return PartitionState(state.leader, state.leader_epoch, state.isr, fence.controller_epoch, state.version)
+        return replace(state, version=version)
