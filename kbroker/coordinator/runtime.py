@@ -6,16 +6,18 @@ A coordinator owns one internal topic (`__consumer_offsets`, `__transaction_stat
 The runtime gives the coordinator:
 - the topic, created on first use without blocking the event loop (ensure_topic);
 - append(key, records): the records (key/value; a None value is a tombstone) as one batch on the
-  key's partition, optionally transactional; the error code a client is told, mapped from the log's
-  ApiError or OSError in one place (coordinator_error);
+  key's partition (kbroker.partitions, as clients' batches go), optionally transactional; the error
+  code a client is told, mapped from the ApiError (a storage failure is KAFKA_STORAGE_ERROR there)
+  in one place (coordinator_error);
 - replay(): every batch of every partition, on load, as Kafka's coordinator does when it becomes
   leader: data records, and the COMMIT/ABORT markers of transactions, to the coordinator's callbacks;
 - timers (kbroker.coordinator.timers), served by the nursery of run().
 
 Ordering, and how it is guaranteed. Every coordinator operation — a request handler's call into the
 coordinator, a timer's callback, the replay of the log — is a synchronous function on the trio
-thread: it reads the state, appends its records (PartitionLog.append is synchronous; the records
-are in the log when it returns) and applies the change, with no scheduling point in between. So:
+thread: it reads the state, appends its records (through the partition layer, whose append is
+synchronous: the records are in the log when it returns) and applies the change, with no
+scheduling point in between. So:
 1. operations never interleave: each one runs whole, and the order of the records in a partition is
    the order in which their changes were applied in memory. This is Kafka's per-partition
    serialisation of coordinator operations, and more: one event loop orders every partition of
