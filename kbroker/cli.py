@@ -80,6 +80,9 @@ async def _serve_until_signalled(config) -> None:
             _collect_garbage_again()  # before the first connection is accepted
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
+                if signum == signal.SIGTERM:  # in a cluster: leadership moves away first
+                    with trio.move_on_after(30):
+                        await broker.shut_down_gracefully()
                 nursery.cancel_scope.cancel()
                 break
     log.info("kbroker stopped")

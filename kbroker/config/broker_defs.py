@@ -403,6 +403,13 @@ BROKER_CONFIGS = [
       "Idle time after which an idempotent producer's state is dropped."),
     C('producer.id.expiration.check.interval.ms', INT, 600000, at_least(1), L,
       'Internal: how often expired producer ids are removed.', internal=True),
+    # --- ZooKeeper (kbroker's cluster coordination; Kafka's names from its ZooKeeper mode) ---
+    C('zookeeper.connect', STRING, None, None, H,
+      'ZooKeeper connection string HOST:PORT[,HOST:PORT...][/chroot]; when set the broker joins that cluster.'),
+    C('zookeeper.session.timeout.ms', INT, 18000, at_least(1), H,
+      'ZooKeeper session timeout: a broker silent this long is taken as dead.'),
+    C('zookeeper.connection.timeout.ms', INT, None, None, H,
+      'How long to wait to connect to ZooKeeper; zookeeper.session.timeout.ms when unset.'),
     # --- ServerConfigs ---
     C('broker.id', INT, -1, None, H,
       'Broker id; in KRaft mode it must equal node.id.'),

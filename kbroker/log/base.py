@@ -386,6 +386,11 @@ class BaseLog:
         """OffsetForLeaderEpoch: (leader epoch, end offset); (-1, -1) if unknown."""
         return self.epochs.end_offset_for(leader_epoch, self.log_end_offset)
 
+    @property
+    def latest_epoch(self) -> int | None:
+        """The newest leader epoch the log's batches (or a leadership) carry, None before any."""
+        return self.epochs.latest_epoch
+
     def assign_leader_epoch(self, epoch: int) -> None:
         """On becoming leader with ``epoch``, as Kafka does: the epoch starts at the log end offset."""
         if self.epochs.latest_epoch is None or epoch > self.epochs.latest_epoch:
