@@ -314,6 +314,7 @@ class ProcessCluster:
 
     def __init__(self, base_dir: Path, connect: str, brokers: int = 3, overrides: dict[str, Any] | None = None):
         self.base_dir = Path(base_dir)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
         self.connect = connect
         factor = str(min(3, brokers))
         overrides = {"offsets.topic.replication.factor": factor, "transaction.state.log.replication.factor": factor,

@@ -101,7 +101,15 @@ class TopicManager:
         """The topic, created first if it does not exist; a creation in flight is waited for, not repeated."""
         await self.topic_settled(name)
         topic = self.metadata.get(name)  # no checkpoint between the check and the creation
-        return topic if topic is not None else await self.create_topic(name, partitions, configs)
+        if topic is not None:
+            return topic
+        try:
+            return await self.create_topic(name, partitions, configs)
+        except KeyError:
+            if self.directory is None:
+                raise
+            # another broker of the cluster created it first: it comes here too
+            return await self._until_adopted(name, lambda t: t is not None)
 
     async def topic_settled(self, name: str) -> None:
         """Wait until no creation or partition increase of the topic is in flight."""

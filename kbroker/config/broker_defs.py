@@ -826,6 +826,11 @@ IMPLEMENTED_BROKER_CONFIGS = frozenset({
     "transaction.state.log.num.partitions", "transaction.state.log.segment.bytes",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms", "producer.id.expiration.ms",
+    # replication (kbroker.replication, kbroker.partitions)
+    "zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms",
+    "replica.lag.time.max.ms", "replica.fetch.wait.max.ms", "replica.fetch.min.bytes", "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes", "replica.fetch.backoff.ms", "replica.socket.timeout.ms",
+    "controlled.shutdown.enable", "broker.rack",
 })
 
 # Accepted silently: sizing and clustering knobs with no meaning for one trio

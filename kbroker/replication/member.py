@@ -73,8 +73,9 @@ class ClusterMembership:
                     await store.lost.wait()
                     log.warning("broker %d lost its coordination session; joining again", self.node.node_id)
                     nursery.cancel_scope.cancel()
-            except (CoordinationError, OSError) as exc:
-                log.warning("broker %d: cluster session failed (%s); joining again", self.node.node_id, exc)
+            except* (CoordinationError, OSError) as failed:  # its tasks' calls on a session that ended
+                log.warning("broker %d: cluster session failed (%r); joining again", self.node.node_id,
+                            failed.exceptions[0])
             finally:
                 if self.manager is not None:
                     self.manager.stop_leading()
