@@ -34,7 +34,7 @@ def test_sigterm_moves_leadership_away_before_the_broker_stops(zookeeper_server,
         assert leaving not in leaders and -1 not in leaders
         producer.send("orders", [b"after-%d" % i for i in range(300)])
         assert producer.flush() == 0 and not producer.errors
-        values = [v for records in read_all(cluster, "orders", 3).values() for _, v in records]
+        values = [v for records in read_all(cluster, "orders", 3, at_least=producer.ends()).values() for _, v in records]
         assert len(values) == 600, (len(values), len(producer.acked), len(set(values)))
         assert sorted(values) == sorted(producer.acked)
         assert stopped_in < 30
