@@ -258,3 +258,37 @@ def test_the_admin_client_lists_consumer_and_classic_groups_with_their_type(brok
     finally:
         modern.close()
         classic.close()
+
+
+def test_kafka_consumer_groups_shows_both_kinds_with_their_type_and_assignor(broker):
+    import shutil
+
+    from compat.kafka import oracle
+
+    if shutil.which("java") is None and not oracle.os.environ.get("JAVA_HOME"):
+        pytest.skip("no java for Kafka's kafka-consumer-groups")
+    try:
+        oracle.install()
+    except Exception as exc:  # no Maven, no network, no cached jars
+        pytest.skip(f"Kafka jars not available: {exc}")
+    modern = Member(broker.bootstrap, "modern", ["orders"])
+    classic = Member(broker.bootstrap, "old-school", ["orders"], **{"group.protocol": "classic"})
+    try:
+        wait_for(lambda: modern.partitions() == set(range(6)) and classic.partitions() == set(range(6)), 20,
+                 "both groups' members to own the partitions")
+
+        def tool(*args) -> list[list[str]]:
+            result = oracle.run_tool("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap, *args,
+                                     timeout=120)
+            assert result.returncode == 0, result.stdout + result.stderr
+            return [line.split() for line in result.stdout.splitlines() if line.strip()]
+
+        assert tool("--list", "--type") == [["GROUP", "TYPE"], ["modern", "Consumer"], ["old-school", "Classic"]]
+        states = tool("--describe", "--all-groups", "--state")
+        assert [row[:1] + row[-3:] for row in states if row[0] != "GROUP"] == [
+            ["modern", "uniform", "Stable", "1"], ["old-school", "range", "Stable", "1"]]
+        members = tool("--describe", "--group", "modern", "--members")
+        assert members[1][0] == "modern" and members[1][-1] == "6"
+    finally:
+        modern.close()
+        classic.close()

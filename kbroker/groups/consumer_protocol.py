@@ -27,8 +27,8 @@ classic JoinGroup to an empty consumer group turns it back (kbroker.groups.coord
 group of the other kind is refused: GROUP_ID_NOT_FOUND for a heartbeat, INCONSISTENT_GROUP_PROTOCOL
 for a JoinGroup (Kafka would convert it online into a mixed group; that is not implemented).
 
-Regular expressions are matched with Python's `re` (fullmatch against every non-internal topic
-name). Kafka uses RE2/J: the common syntax is the same; Python also accepts lookarounds and
+Regular expressions are matched with Python's `re` (fullmatch against every topic name, internal
+topics included, as Kafka matches them). Kafka uses RE2/J: the common syntax is the same; Python also accepts lookarounds and
 backreferences, which RE2/J rejects as INVALID_REGULAR_EXPRESSION.
 """
 
@@ -58,7 +58,6 @@ log = logging.getLogger("kbroker.groups")
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
 MEMBER_TYPE_CONSUMER = 1
-_INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
 # Kafka's names of its assignor classes, accepted in group.consumer.assignors too
 _ASSIGNOR_CLASSES = {"org.apache.kafka.coordinator.group.assignor.UniformAssignor": "uniform",
                      "org.apache.kafka.coordinator.group.assignor.RangeAssignor": "range"}
@@ -202,7 +201,7 @@ class ConsumerGroupProtocol:
 
     # =========================================================================== topics
     def _topics(self) -> list[Topic]:
-        return [t for t in self._catalogue.topics() if t.name not in _INTERNAL_TOPICS]
+        return list(self._catalogue.topics())  # internal topics too: Kafka's regexes match them
 
     def _pattern(self, regex: str) -> re.Pattern:
         pattern = self._patterns.get(regex)
