@@ -292,3 +292,28 @@ def test_kafka_consumer_groups_shows_both_kinds_with_their_type_and_assignor(bro
     finally:
         modern.close()
         classic.close()
+
+
+def test_an_empty_classic_group_is_upgraded_by_its_first_consumer_protocol_member(broker):
+    produce(broker.bootstrap, "orders", 60)
+    classic = Member(broker.bootstrap, "upgrade", ["orders"], **{"group.protocol": "classic"})
+    try:
+        wait_for(lambda: len(classic.read) == 60, 20, "the classic member to read everything")
+    finally:
+        classic.close()  # commits what it read and leaves: the classic group is Empty
+    produce(broker.bootstrap, "orders", 60)
+    modern = Member(broker.bootstrap, "upgrade", ["orders"])
+    try:
+        wait_for(lambda: len(modern.read) == 60, 20, "the consumer-protocol member to read the new records")
+        assert min(offset for _, _, offset in modern.read) == 10  # it resumed at the classic group's offsets
+        coordinator = broker.broker.group_coordinator
+        assert "upgrade" in coordinator.consumer.groups and "upgrade" not in coordinator.groups
+        # a classic member cannot join the consumer group while it has members
+        refused = Member(broker.bootstrap, "upgrade", ["orders"], **{"group.protocol": "classic"})
+        try:
+            wait_for(lambda: any("INCONSISTENT_GROUP_PROTOCOL" in e or "Inconsistent group protocol" in e
+                                 for e in refused.errors), 20, "the classic member to be refused")
+        finally:
+            refused.close()
+    finally:
+        modern.close()
