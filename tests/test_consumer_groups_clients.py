@@ -317,3 +317,25 @@ def test_an_empty_classic_group_is_upgraded_by_its_first_consumer_protocol_membe
             refused.close()
     finally:
         modern.close()
+
+
+def test_a_static_member_restarting_within_its_session_keeps_its_partitions(broker):
+    def member(instance):
+        return Member(broker.bootstrap, "static", ["orders"], **{"group.instance.id": instance})
+
+    a, b = member("instance-a"), member("instance-b")
+    b2 = None
+    try:
+        wait_for(lambda: split([a, b]), 20, "two static members to share")
+        group = broker.broker.group_coordinator.consumer.groups["static"]
+        epoch, before, kept = group.group_epoch, b.partitions(), a.partitions()
+        b.close()  # a static member leaves with epoch -2: its partitions wait for its next instance
+        wait_for(lambda: any(m.member_epoch == -2 for m in group.members.values()), 10, "the epoch -2 leave")
+        b2 = member("instance-b")
+        wait_for(lambda: b2.partitions(), 15, "the restarted static member's partitions")
+        assert b2.partitions() == before and a.partitions() == kept
+        assert group.group_epoch == epoch  # no rebalance happened
+    finally:
+        for m in (a, b, b2):
+            if m is not None:
+                m.close()

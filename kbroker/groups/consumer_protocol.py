@@ -225,13 +225,16 @@ class ConsumerGroupProtocol:
                       ) -> tuple[dict[str, set[str]], list[fmt.TopicMetadata]]:
         """Each member's subscribed topic names (regexes resolved) and the metadata of the existing
         topics any member subscribes to, sorted by name."""
-        topics = {t.name: t for t in self._topics()}
-        needs_names = any(m.subscribed_topic_regex for m in members.values())
-        per_member = {member_id: self._member_topic_names(m, topics if needs_names else None)
-                      for member_id, m in members.items()}
+        # every topic's name only when a regex must be matched against them; else a lookup per name
+        all_names = [t.name for t in self._topics()] if any(m.subscribed_topic_regex for m in members.values()) \
+            else None
+        per_member = {member_id: self._member_topic_names(m, all_names) for member_id, m in members.items()}
         subscribed = set().union(*per_member.values()) if per_member else set()
-        metadata = [fmt.TopicMetadata(topics[n].topic_id, n, topics[n].partitions)
-                    for n in sorted(subscribed) if n in topics]
+        metadata = []
+        for name in sorted(subscribed):
+            topic = self._catalogue.get(name)
+            if topic is not None:
+                metadata.append(fmt.TopicMetadata(topic.topic_id, name, topic.partitions))
         return per_member, metadata
 
     def subscribed_topics(self, group: ConsumerGroup) -> set[str]:
@@ -537,8 +540,8 @@ class ConsumerGroupProtocol:
                                api_version: int, transactional: bool = False) -> int:
         """Kafka's ConsumerGroup.validateOffsetCommit: an empty group takes commits from outside
         (epoch < 0, the admin client); a member must be known and at its current epoch."""
-        if member_epoch < 0 and group.is_empty:
-            return ErrorCode.NONE
+        if member_epoch < 0 and (group.is_empty or (transactional and not member_id)):
+            return ErrorCode.NONE  # old TxnOffsetCommit versions carry no member: accepted, as classic
         member = group.members.get(member_id)
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
