@@ -1,7 +1,10 @@
 """Committed offsets of consumer groups: OffsetCommit (8) 2-9, OffsetFetch (9) 1-9, OffsetDelete (47) 0.
 
 Offsets live in the group coordinator's offset store (kbroker.groups.offsets), persisted in
-`__consumer_offsets`; the group decides who may commit (kbroker.groups.classic_protocol).
+`__consumer_offsets`; the group decides who may commit (kbroker.groups.classic_protocol, and for a
+KIP-848 consumer group kbroker.groups.consumer_protocol: OffsetCommit v9+ carries the member epoch
+in GenerationIdOrMemberEpoch, STALE_MEMBER_EPOCH when it is not the member's current one; OffsetFetch
+v9+ names the member and its epoch likewise).
 OffsetFetch v8+ asks for several groups at once; a null topic list means every committed offset of
 the group. require_stable (v7+): a partition whose transactional offset commit (TxnOffsetCommit) still
 waits for its transaction's marker answers UNSTABLE_OFFSET_COMMIT, and the consumer retries.
@@ -46,7 +49,9 @@ async def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchRe
         groups = []
         for g in request.groups:
             wanted = None if g.topics is None else [(t.name, list(t.partition_indexes)) for t in g.topics]
-            error, topics = coordinator.fetch_offsets(g.group_id, wanted, stable)
+            error, topics = coordinator.fetch_offsets(g.group_id, wanted, stable,
+                                                      member_id=g.member_id if version >= 9 else None,
+                                                      member_epoch=g.member_epoch if version >= 9 else -1)
             groups.append(OffsetFetchResponse.OffsetFetchResponseGroup(group_id=g.group_id, error_code=error, topics=[
                 OffsetFetchResponse.OffsetFetchResponseTopics(name=name, partitions=[
                     OffsetFetchResponse.OffsetFetchResponsePartitions(
