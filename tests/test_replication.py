@@ -133,3 +133,28 @@ def test_producer_ids_are_unique_across_the_cluster(cluster_factory):
             assert response.error_code == 0
             ids.add(response.producer_id)
     assert len(ids) == 6
+
+
+def test_preferred_leader_election_moves_leadership_back(cluster_factory):
+    """After a failover the restarted broker leads nothing; ElectLeaders (kafka-leader-election
+    --election-type preferred) gives each partition back to its preferred replica."""
+    from confluent_kafka import ElectionType, TopicPartition
+
+    cluster = cluster_factory(3)
+    create_topic(cluster, "balanced", partitions=3, replication_factor=3)
+    preferred = {p.id: p.replicas[0] for p in admin(cluster).list_topics("balanced", timeout=10)
+                 .topics["balanced"].partitions.values()}
+    moved = cluster.leader_of("balanced", 0)
+    cluster.stop_broker(moved)
+    wait_until(lambda: cluster.leader_of("balanced", 0) not in (-1, moved), what="a failover")
+    cluster.start_broker(moved)
+    wait_until(lambda: moved in partition_metadata(cluster, "balanced", 0).isrs, what="the broker back in sync")
+    assert cluster.leader_of("balanced", 0) != moved  # leadership does not move back by itself at once
+    client = admin(cluster)
+    result = client.elect_leaders(ElectionType.PREFERRED, [TopicPartition("balanced", p) for p in range(3)]).result(30)
+    errors = {tp.partition: err for tp, err in result.items()}
+    assert errors[0] is None  # elected
+    assert all(err is None or err.code() == KafkaError.ELECTION_NOT_NEEDED for err in errors.values())
+    assert {p: cluster.leader_of("balanced", p) for p in range(3)} == preferred
+    again = client.elect_leaders(ElectionType.PREFERRED, [TopicPartition("balanced", 0)]).result(30)
+    assert next(iter(again.values())).code() == KafkaError.ELECTION_NOT_NEEDED

@@ -834,7 +834,8 @@ IMPLEMENTED_BROKER_CONFIGS = frozenset({
     "zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms",
     "replica.lag.time.max.ms", "replica.fetch.wait.max.ms", "replica.fetch.min.bytes", "replica.fetch.max.bytes",
     "replica.fetch.response.max.bytes", "replica.fetch.backoff.ms", "replica.socket.timeout.ms",
-    "controlled.shutdown.enable", "broker.rack",
+    "controlled.shutdown.enable", "broker.rack", "auto.leader.rebalance.enable",
+    "leader.imbalance.check.interval.seconds",
 })
 
 # Accepted silently: sizing and clustering knobs with no meaning for one trio

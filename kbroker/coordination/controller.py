@@ -21,11 +21,21 @@ others in between) -- ``elect_leaders_for``, a pure function of one partition's 
   ISRs it is in (so the new leaders' high watermarks do not wait for it); a partition with no other
   in-sync replica keeps it as leader (Kafka does the same).
 
+Elections asked for (ElectLeaders, kafka-leader-election): a broker writes the partitions into
+``/admin/preferred_replica_election`` (Kafka's node, plus ``"election_type"``: 0 preferred, 1
+unclean); the controller carries them out and deletes the node. Preferred: the first replica leads
+if it is alive and in the ISR (``elect_preferred``). Unclean: a partition with no live in-sync
+replica gets a live replica as leader. With ``auto.leader.rebalance.enable`` the controller also
+moves leadership back to the preferred replicas every ``leader.imbalance.check.interval.seconds``
+(Kafka checks a per-broker imbalance ratio first; here every partition whose preferred replica can
+lead is moved).
+
 Partitions' first states are written when their topic is created (kbroker.coordination.cluster).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from typing import Callable, Iterable
@@ -71,12 +81,35 @@ def elect_leaders_for(state: PartitionState, replicas: Iterable[int], alive: set
     return replace(state, leader=leader, leader_epoch=epoch + 1 if leader != state.leader else epoch, isr=isr)
 
 
+ELECTION_PATH = "/admin/preferred_replica_election"
+PREFERRED, UNCLEAN = 0, 1
+
+
+def elect_preferred(state: PartitionState, replicas: Iterable[int], eligible: set[int]) -> PartitionState | None:
+    """The preferred replica leads, if it can (alive, in the ISR) and does not already."""
+    preferred = next(iter(replicas), NO_LEADER)
+    if preferred == state.leader or preferred not in eligible or preferred not in state.isr:
+        return None
+    return replace(state, leader=preferred, leader_epoch=state.leader_epoch + 1)
+
+
+def elect_unclean(state: PartitionState, replicas: Iterable[int], eligible: set[int]) -> PartitionState | None:
+    """A live replica leads a partition no live in-sync replica can lead."""
+    if state.leader in eligible or any(r in eligible for r in state.isr):
+        return None
+    live = [r for r in replicas if r in eligible]
+    if not live:
+        return None
+    return replace(state, leader=live[0], leader_epoch=state.leader_epoch + 1, isr=(live[0],))
+
+
 class Controller:
     def __init__(self, coordination: ClusterCoordination, view: ClusterView,
-                 unclean_election: Callable[[str], bool]):
+                 unclean_election: Callable[[str], bool], rebalance_interval_s: float | None = None):
         self.coordination = coordination
         self.view = view
         self.unclean_election = unclean_election  # the topic's unclean.leader.election.enable
+        self.rebalance_interval_s = rebalance_interval_s  # None: auto.leader.rebalance.enable off
         self.fence: Fence | None = None
 
     @property
@@ -110,12 +143,57 @@ class Controller:
 
     async def _control(self, fence: Fence) -> None:
         store = self.coordination.store
+        next_rebalance = trio.current_time() + (self.rebalance_interval_s or 0)
         while not store.lost.is_set():
             alive, brokers_changed = await self.coordination.watch_brokers()
             shutting, shutdown_changed = await store.children_watch(SHUTDOWN_PATH)
-            conflicts = await self.elect_leaders(fence, set(alive), set(alive) - {int(s) for s in shutting})
+            eligible = set(alive) - {int(s) for s in shutting}
+            conflicts = await self.elect_leaders(fence, set(alive), eligible)
+            asked, election_changed = await store.get_watch(ELECTION_PATH)
+            if asked is not None:
+                conflicts += await self._asked_elections(fence, asked, eligible)
+            if self.rebalance_interval_s is not None and trio.current_time() >= next_rebalance:
+                next_rebalance = trio.current_time() + self.rebalance_interval_s
+                conflicts += await self._elect(fence, None, lambda s, r: elect_preferred(s, r, eligible))
             with trio.move_on_after(0.05 if conflicts else RECHECK_SECONDS):
-                await _first_of(brokers_changed, shutdown_changed, store.lost)
+                await _first_of(brokers_changed, shutdown_changed, election_changed, store.lost)
+
+    async def _asked_elections(self, fence: Fence, asked, eligible: set[int]) -> int:
+        request = json.loads(asked.data)
+        wanted = {(p["topic"], int(p["partition"])) for p in request.get("partitions", [])}
+        if request.get("election_type", PREFERRED) == UNCLEAN:
+            conflicts = await self._elect(fence, wanted, lambda s, r: elect_unclean(s, r, eligible))
+        else:
+            conflicts = await self._elect(fence, wanted, lambda s, r: elect_preferred(s, r, eligible))
+        if not conflicts:
+            try:
+                await self.coordination.store.delete(ELECTION_PATH, asked.version)
+            except CoordinationError:
+                pass
+        return conflicts
+
+    async def _elect(self, fence: Fence, wanted: set[tuple[str, int]] | None, rule) -> int:
+        """Apply ``rule(state, replicas)`` to the partitions ``wanted`` (None: all); write the changes."""
+        conflicts = 0
+        for name, assignment in list(self.view.topics.items()):
+            new_states = {}
+            for partition, replicas in assignment.replicas.items():
+                state = self.view.state(name, partition)
+                if state is None or (wanted is not None and (name, partition) not in wanted):
+                    continue
+                new = rule(state, replicas)
+                if new is not None:
+                    new_states[partition] = new
+            if new_states:
+                try:
+                    await self.coordination.elect_leaders(fence, name, new_states)
+                except (BadVersion, NoNode):
+                    conflicts += 1
+                    continue
+                for partition, state in sorted(new_states.items()):
+                    log.info("partition %s-%d: elected %d (leader epoch %d)", name, partition, state.leader,
+                             state.leader_epoch)
+        return conflicts
 
     async def elect_leaders(self, fence: Fence, alive: set[int], eligible: set[int]) -> int:
         """Write the next state of every partition that needs one; returns how many topics' writes

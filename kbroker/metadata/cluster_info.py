@@ -32,10 +32,17 @@ class PartitionInfo:
     offline: tuple[int, ...] = ()
 
 
+ELECTION_NOT_NEEDED_MESSAGE = "Leader election not needed for topic partition."
+
+
 class ClusterInfo(Protocol):
     def brokers(self) -> list[BrokerInfo]: ...
     def controller_id(self) -> int: ...
     def partition(self, topic: Topic, index: int) -> PartitionInfo | None: ...
+
+    async def elect_leaders(self, election_type: int, partitions: list[tuple[str, int]]
+                            ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """ElectLeaders (0 preferred, 1 unclean) of existing partitions: (error code, message) each."""
 
 
 class SingleBroker:
@@ -54,3 +61,7 @@ class SingleBroker:
     def partition(self, topic: Topic, index: int) -> PartitionInfo | None:
         node = self._node.node_id
         return PartitionInfo(node, topic.leader_epoch, (node,), (node,))
+
+    async def elect_leaders(self, election_type: int, partitions: list[tuple[str, int]]
+                            ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        return {tp: (84, ELECTION_NOT_NEEDED_MESSAGE) for tp in partitions}  # the only replica leads

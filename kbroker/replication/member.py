@@ -106,7 +106,9 @@ class ClusterMembership:
         manager = ReplicaManager(self.node.node_id, coordination, self._partitions, self._topics,
                                  self._fetcher_config, config.get("replica.lag.time.max.ms"))
         manager.leadership_listeners.extend(self.leadership_listeners)
-        controller = Controller(coordination, manager.view, self._unclean_election)
+        rebalance = (config.get("leader.imbalance.check.interval.seconds")
+                     if config.get("auto.leader.rebalance.enable") else None)
+        controller = Controller(coordination, manager.view, self._unclean_election, rebalance)
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.run)
             self.manager, self.controller = manager, controller
@@ -178,3 +180,8 @@ class _Delegating:
 
     def partition(self, topic, index):
         return self.target.partition(topic, index) if self.target is not None else None
+
+    async def elect_leaders(self, election_type, partitions):
+        if self.target is None:
+            return {tp: (15, "The cluster is not reachable yet") for tp in partitions}  # COORDINATOR_NOT_AVAILABLE
+        return await self.target.elect_leaders(election_type, partitions)
