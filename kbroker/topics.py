@@ -56,6 +56,8 @@ class TopicDirectory(Protocol):
                            configs: dict[str, str], assignment: dict[int, list[int]] | None) -> None: ...
     async def delete_topic(self, name: str) -> None: ...
     async def add_partitions(self, name: str, count: int, assignment: list[list[int]] | None) -> None: ...
+    def record_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Write a topic's new overrides to the cluster (in the background: the change applies here at once)."""
 
 
 CLUSTER_PROPAGATION_SECONDS = 30.0  # how long a change recorded in the cluster may take to come back
@@ -174,6 +176,8 @@ class TopicManager:
         with _storage_errors(f"change the configs of {name}"):
             topic = self.metadata.set_configs(name, configs)
         self.partitions.topic_configs_changed(topic)
+        if self.directory is not None:  # and every other broker of the cluster, through its view
+            self.directory.record_configs(name, dict(configs))
         return topic
 
     # ------------------------------------------------------------------------------ in a cluster

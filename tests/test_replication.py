@@ -158,3 +158,32 @@ def test_preferred_leader_election_moves_leadership_back(cluster_factory):
     assert {p: cluster.leader_of("balanced", p) for p in range(3)} == preferred
     again = client.elect_leaders(ElectionType.PREFERRED, [TopicPartition("balanced", 0)]).result(30)
     assert next(iter(again.values())).code() == KafkaError.ELECTION_NOT_NEEDED
+
+
+def test_a_topic_config_changed_on_one_broker_reaches_every_broker(cluster_factory):
+    """AlterConfigs (kafka-configs) on one broker: min.insync.replicas applies on the leader, wherever it is."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    cluster = cluster_factory(3)
+    create_topic(cluster, "tuned", partitions=1, replication_factor=3)
+    leader = cluster.leader_of("tuned")
+    other = next(n for n in (1, 2, 3) if n != leader)
+    from confluent_kafka.admin import AdminClient
+    client = AdminClient({"bootstrap.servers": cluster.bootstrap_of(other)})
+    resource = ConfigResource("TOPIC", "tuned", incremental_configs=[
+        ConfigEntry("min.insync.replicas", "3", incremental_operation=AlterConfigOpType.SET)])
+    client.incremental_alter_configs([resource])[resource].result(20)
+
+    def described_on_leader() -> str:
+        leader_client = AdminClient({"bootstrap.servers": cluster.bootstrap_of(leader)})
+        found = leader_client.describe_configs([ConfigResource("TOPIC", "tuned")])
+        return next(iter(found.values())).result(20)["min.insync.replicas"].value
+    wait_until(lambda: described_on_leader() == "3", what="the leader to see min.insync.replicas=3")
+    follower = next(n for n in (1, 2, 3) if n not in (leader, other))
+    cluster.stop_broker(follower)
+    wait_until(lambda: len(partition_metadata(cluster, "tuned").isrs) == 2, what="the ISR to shrink to 2")
+    errors = []
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_of(leader), "acks": "all", "retries": 0})
+    producer.produce("tuned", b"x", on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(10)
+    assert errors and errors[0].code() == KafkaError.NOT_ENOUGH_REPLICAS  # 2 in sync < 3 required

@@ -1,7 +1,7 @@
 """ClusterView: one broker's up-to-date copy of the cluster's state, followed through watches.
 
 What it keeps: the live brokers (``/brokers/ids``), the controller's id, every topic's assignment
-and configs, and every partition's state (leader, leader epoch, ISR). Kafka's brokers get the same
+and configs (``/config/topics``, followed too), and every partition's state (leader, leader epoch, ISR). Kafka's brokers get the same
 from the controller's metadata updates; here each broker follows the coordination store itself,
 which needs no broker-to-broker protocol and cannot miss an update: a watch fires once per change
 and the follower reads again (so it always ends on the latest value, possibly skipping
@@ -128,6 +128,7 @@ class ClusterView:
         """The topic's assignment (grown partitions, moved replicas) and its partitions' states."""
         with scope:
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._follow_topic_configs, name)
                 followed: set[int] = set()
                 while True:
                     node, changed = await self.coordination.store.get_watch(f"/brokers/topics/{name}")
@@ -141,6 +142,15 @@ class ClusterView:
                             followed.add(partition)
                             nursery.start_soon(self._follow_partition, name, partition)
                     await changed.wait()
+
+    async def _follow_topic_configs(self, name: str) -> None:
+        """The topic's config overrides (AlterConfigs on any broker writes them)."""
+        while True:
+            _, changed = await self.coordination.store.get_watch(f"/config/topics/{name}")
+            assignment = await self.coordination.topic(name)
+            if assignment is not None and assignment != self.topics.get(name):
+                self._topic_changed(assignment)
+            await changed.wait()
 
     async def _follow_partition(self, topic: str, partition: int) -> None:
         while True:

@@ -113,7 +113,7 @@ class ClusterMembership:
             await nursery.start(manager.run)
             self.manager, self.controller = manager, controller
             self.info.target = ClusterViewInfo(manager.view)
-            self._topics.directory = ClusterTopics(coordination, manager.view, self._config)
+            self._topics.directory = ClusterTopics(coordination, manager.view, self._config, nursery.start_soon)
             if self._producer_ids is not None:
                 self._producer_ids.use_cluster_blocks(coordination.allocate_producer_ids, nursery.start_soon)
             if self._shutting_down:

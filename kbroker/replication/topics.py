@@ -9,6 +9,9 @@ Kafka's AdminUtils places them (kbroker.coordination.placement: rack-aware with 
 at a random start as Kafka's is; the first replica is the preferred leader and leads at epoch 0,
 with every replica in the ISR (a new partition is empty everywhere).
 
+Config overrides changed by AlterConfigs on one broker apply there at once and are written to
+``/config/topics/<topic>`` in the background; every other broker's view picks them up.
+
 Replication factors: the request's, else ``default.replication.factor`` -- and for the internal
 topics ``offsets.topic.replication.factor`` / ``transaction.state.log.replication.factor``; more
 than the live brokers is INVALID_REPLICATION_FACTOR, as Kafka answers.
@@ -16,14 +19,17 @@ than the live brokers is INVALID_REPLICATION_FACTOR, as Kafka answers.
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 
 from ..coordination.cluster import ClusterCoordination, PartitionState, TopicAssignment
 from ..coordination.placement import PlacementError, assign_replicas
-from ..coordination.store import BadVersion, NodeExists, NoNode
+from ..coordination.store import BadVersion, CoordinationError, NodeExists, NoNode
 from ..coordination.view import ClusterView
 from ..protocol.errors import ApiError, ErrorCode
+
+log = logging.getLogger("kbroker.replication")
 
 _INTERNAL_REPLICATION = {"__consumer_offsets": "offsets.topic.replication.factor",
                          "__transaction_state": "transaction.state.log.replication.factor",
@@ -31,10 +37,11 @@ _INTERNAL_REPLICATION = {"__consumer_offsets": "offsets.topic.replication.factor
 
 
 class ClusterTopics:
-    def __init__(self, coordination: ClusterCoordination, view: ClusterView, config):
+    def __init__(self, coordination: ClusterCoordination, view: ClusterView, config, spawn=None):
         self.coordination = coordination
         self.view = view
         self._config = config  # () -> the live broker config
+        self._spawn = spawn  # starts a task in the session's nursery
 
     def _replication_factor(self, name: str, asked: int | None) -> int:
         if asked is not None and asked > 0:
@@ -88,3 +95,13 @@ class ClusterTopics:
             await self.coordination.add_partitions(grown, await self._first_states(added), node.version)
         except (BadVersion, NodeExists):
             raise ApiError(ErrorCode.REASSIGNMENT_IN_PROGRESS, f"topic {name} changed meanwhile; retry") from None
+
+    def record_configs(self, name: str, configs: dict[str, str]) -> None:
+        if self._spawn is not None:
+            self._spawn(self._write_configs, name, configs)
+
+    async def _write_configs(self, name: str, configs: dict[str, str]) -> None:
+        try:
+            await self.coordination.set_topic_configs(name, configs)
+        except CoordinationError as exc:
+            log.warning("could not record the configs of topic %s in the cluster: %s", name, exc)
