@@ -187,3 +187,21 @@ def test_a_topic_config_changed_on_one_broker_reaches_every_broker(cluster_facto
     producer.produce("tuned", b"x", on_delivery=lambda err, msg: errors.append(err))
     producer.flush(10)
     assert errors and errors[0].code() == KafkaError.NOT_ENOUGH_REPLICAS  # 2 in sync < 3 required
+
+
+def test_create_partitions_places_the_new_replicas_over_the_cluster(cluster_factory):
+    from confluent_kafka.admin import NewPartitions
+
+    cluster = cluster_factory(3)
+    create_topic(cluster, "growing", partitions=2, replication_factor=3)
+    client = admin(cluster)
+    client.create_partitions([NewPartitions("growing", 5)])["growing"].result(30)
+    wait_until(lambda: len(admin(cluster).list_topics("growing", timeout=5).topics["growing"].partitions) == 5 and all(
+        p.leader >= 0 and len(p.isrs) == 3
+        for p in admin(cluster).list_topics("growing", timeout=5).topics["growing"].partitions.values()),
+        what="five partitions with leaders and full ISRs")
+    producer = Acks(cluster)
+    for partition in range(5):
+        producer.send("growing", [b"p%d-%d" % (partition, i) for i in range(20)], partition=partition)
+    assert producer.flush() == 0 and not producer.errors
+    assert {p for p, _ in producer.acked.values()} == set(range(5))

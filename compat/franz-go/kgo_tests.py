@@ -6,7 +6,7 @@
 The franz-go source module (same version as compat/franz-go/go.mod pins) comes from the Go module
 cache: `go mod download -json github.com/twmb/franz-go@VERSION` gives its directory, *_test.go files
 included; `go test -json ./pkg/kgo` runs there with KGO_SEEDS=<bootstrap> and replication factor 1
-(KGO_TEST_RF=1). KGO_TEST_RECORDS (default 500000 upstream) is lowered so the suite fits CI.
+(KGO_TEST_RF=1; --rf 3 against a cluster). KGO_TEST_RECORDS (default 500000 upstream) is lowered so the suite fits CI.
 Prints per-test results to --log and, last, one JSON line: passed/failed/skipped counts of top-level
 tests, the failed test names, and whether the run hit its timeout.
 """
@@ -42,10 +42,11 @@ def main(argv=None) -> int:
     ap.add_argument("--run", default="", help="go test -run REGEX")
     ap.add_argument("--records", default="20000", help="KGO_TEST_RECORDS")
     ap.add_argument("--log", default=None)
+    ap.add_argument("--rf", default="1", help="KGO_TEST_RF: the replication factor of the topics it makes")
     args = ap.parse_args(argv)
 
     src = franz_go_dir()
-    env = dict(os.environ, KGO_SEEDS=args.bootstrap, KGO_TEST_RF="1", KGO_TEST_RECORDS=args.records,
+    env = dict(os.environ, KGO_SEEDS=args.bootstrap, KGO_TEST_RF=args.rf, KGO_TEST_RECORDS=args.records,
                KGO_LOG_LEVEL="none", GOFLAGS="-mod=mod")
     cmd = ["go", "test", "-json", "-count=1", f"-timeout={args.timeout}", "./pkg/kgo/"]
     if args.run:
