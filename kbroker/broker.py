@@ -26,6 +26,7 @@ from .groups import OFFSETS_TOPIC, GroupConfig, GroupCoordinator
 from .handlers import Registry, default_registry
 from .handlers.context import NodeInfo, Services
 from .log import LogManager
+from .log.cleaner import CleanerConfig, CleaningAborted
 from .metadata import FileMetadataStore
 from .metadata.node_identity import load_or_format
 from .partitions import AppendNotifier, PartitionService, topic_log_config
@@ -132,6 +133,7 @@ class Broker:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._maintain_logs)
+                nursery.start_soon(self._clean_logs)
                 nursery.start_soon(self._open_logs)
                 await nursery.start(self.group_coordinator.run)  # loads groups and offsets first
                 # then transactions: one left half-ended gets its markers, which may commit pending offsets
@@ -177,9 +179,44 @@ class Broker:
                 for partition_log in self.logs.flush_due_logs():
                     await trio.to_thread.run_sync(partition_log.flush)
             elif name == "retention":
-                self.logs.enforce_retention()
+                self.logs.enforce_retention(reap=False)  # unlinks; closing the files frees blocks:
+                await trio.to_thread.run_sync(self.logs.close_deleted_segments)  # off the event loop
             else:
                 self.logs.write_checkpoints()
+
+    async def _clean_logs(self) -> None:
+        """The log cleaner (kbroker.log.cleaner): log.cleaner.threads tasks, each cleaning the
+        filthiest compacted log at a time in a worker thread; segment swaps happen here, on the
+        event loop, between the appends and reads of the logs they change."""
+        cleaner = self.logs.cleaner
+        cleaner.configure(CleanerConfig.from_broker_config(self.config))
+        if not cleaner.config.enable:
+            return
+        async with trio.open_nursery() as nursery:
+            for _ in range(cleaner.config.threads):
+                nursery.start_soon(self._cleaner_thread, cleaner)
+
+    async def _cleaner_thread(self, cleaner) -> None:
+        while True:
+            job = cleaner.grab()
+            if job is None:
+                await trio.sleep(cleaner.config.backoff_ms / 1000)
+                continue
+            try:
+                await trio.to_thread.run_sync(job.build_map, abandon_on_cancel=True)
+                for group in job.groups():
+                    cleaned = await trio.to_thread.run_sync(job.clean_group, group, abandon_on_cancel=True)
+                    job.swap(group, cleaned)
+                job.finish()
+            except trio.Cancelled:
+                job.abort()
+                raise
+            except CleaningAborted as exc:
+                log.info("cleaning of %s-%d aborted: %s", *job.tp, exc)
+                job.abort()
+            except Exception:  # a bug or a failing disk: this log is not cleaned again until restart
+                log.exception("cleaning of %s-%d failed; the log is marked uncleanable", *job.tp)
+                job.abort(failed=True)
 
     def _connection_limits(self) -> tuple[int, int, dict[str, int]]:
         config = self.config

@@ -159,6 +159,8 @@ class BaseLog:
         mv, headers = appending.append_headers(records, cfg, client)
         if client:
             appending.check_timestamps(mv, headers, now, cfg)
+            if cfg.compact:
+                appending.check_keys(mv, headers, f"{self.topic}-{self.partition}")
             duplicate = self._check_producers(headers)
             if duplicate is not None:
                 return duplicate
