@@ -112,6 +112,7 @@ class _Source:
     index_entries: int
     txn_entries: list
     mtime: float
+    max_timestamp: int
 
 
 @dataclass
@@ -267,7 +268,7 @@ class CleaningJob:
     def _source(seg: LogSegment) -> _Source:
         fd = os.open(seg.log_path, os.O_RDONLY)
         return _Source(seg, fd, seg.size, seg.base_offset, seg.next_offset, len(seg.index.offsets),
-                       list(seg.txn_index.entries), os.fstat(fd).st_mtime)
+                       list(seg.txn_index.entries), os.fstat(fd).st_mtime, seg.max_timestamp)
 
     # ------------------------------------------------------------------ reading
 
@@ -365,7 +366,10 @@ class CleaningJob:
                         writer.append(out, h if out is batch else rec.parse_header(out))
                         self.cleaner.throttler.throttle(len(out))
             entries = sorted(set(ctx.transactions.cleaned_index + kept_entries), key=lambda e: e.last_offset)
-            cleaned = writer.finish(entries, group[-1].mtime)
+            # the cleaned file's mtime is its sources' newest record time (their mtime if they had none),
+            # so time retention sees a segment left empty by cleaning as old as what it replaced
+            newest = max(s.max_timestamp for s in group)
+            cleaned = writer.finish(entries, newest / 1000 if newest >= 0 else group[-1].mtime)
         except BaseException:
             writer.discard()
             raise
