@@ -72,7 +72,9 @@ def cleaner_throughput(mb: int, codec: int) -> str:
         mapped = time.perf_counter()
         for group in job.groups():
             job.swap(group, job.clean_group(group))
+            job.make_durable()
         job.finish()
+        mgr.cleaner.write_checkpoint()
         took = time.perf_counter() - started
         after = log.size_in_bytes
         mgr.close()

@@ -206,8 +206,12 @@ class Broker:
                 await trio.to_thread.run_sync(job.build_map, abandon_on_cancel=True)
                 for group in job.groups():
                     cleaned = await trio.to_thread.run_sync(job.clean_group, group, abandon_on_cancel=True)
-                    job.swap(group, cleaned)
+                    try:
+                        job.swap(group, cleaned)
+                    finally:
+                        await trio.to_thread.run_sync(job.make_durable, abandon_on_cancel=True)
                 job.finish()
+                await trio.to_thread.run_sync(cleaner.write_checkpoint, abandon_on_cancel=True)
             except trio.Cancelled:
                 job.abort()
                 raise

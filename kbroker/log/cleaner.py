@@ -20,10 +20,12 @@ pull a file from under it.
 3. ``clean_group`` (worker): every batch goes through kbroker.log.compaction's filter into a
    ``.cleaned`` segment (kbroker.log.segment_swap), fsynced; I/O throttled to
    ``log.cleaner.io.max.bytes.per.second`` shared by all cleaner threads.
-4. ``swap`` (serving thread): the cleaned segment replaces the group atomically, unless the log
-   changed meanwhile (its segments deleted, truncated, the log closed): then the job is aborted and
-   its files removed; the next pass starts over.
-5. ``finish``: the checkpoint moves to the end of the cleaned range; one INFO line per cleaning.
+4. ``swap`` (serving thread): the cleaned segment replaces the group atomically (a few unlinks and
+   renames; the fsyncs are the worker's), unless the log changed meanwhile (its segments deleted,
+   truncated, the log closed): then the job is aborted and its files removed; the next pass starts
+   over.
+5. ``finish``: the checkpoint moves to the end of the cleaned range (the file is written by
+   ``LogCleaner.write_checkpoint``, in a worker thread); one INFO line per cleaning.
 
 The memory log (kbroker.log.memory) is not cleaned: it is for tests of the layers above, and its
 compacted topics simply keep every record.
@@ -219,7 +221,6 @@ class LogCleaner:
         else:
             self.horizons.pop(job.tp, None)
         self.cleanings += 1
-        self.write_checkpoint()
 
     def _aborted(self, job: CleaningJob, failed: bool) -> None:
         self.in_progress.discard(job.tp)
@@ -227,8 +228,9 @@ class LogCleaner:
             self.uncleanable.add(job.tp)
 
     def write_checkpoint(self) -> None:
-        live = {tp: off for tp, off in self.checkpoints.items() if tp in self.logs}
-        checkpoint.write_offset_checkpoint(self.checkpoint_path, live)
+        """Write ``cleaner-offset-checkpoint`` (two fsyncs: a worker thread's job, or shutdown's)."""
+        offsets, logs = dict(self.checkpoints), set(self.logs)  # snapshots: the serving thread goes on
+        checkpoint.write_offset_checkpoint(self.checkpoint_path, {tp: o for tp, o in offsets.items() if tp in logs})
 
     def forget(self, tp: tuple[str, int]) -> None:
         """A deleted partition: its checkpoint entry goes."""
@@ -374,26 +376,33 @@ class CleaningJob:
             writer.discard()
             raise
         segment_swap.crash_point("cleaned")
+        segment_swap.commit_cleaned(self.log.directory, cleaned.base_offset)
         return cleaned
 
     # ------------------------------------------------------------------ 4. swap (serving thread)
 
     def swap(self, group: list[_Source], cleaned: CleanedSegment, now_ms: int | None = None) -> None:
+        """Put the committed cleaned segment in place of ``group`` (a few unlinks and renames), or
+        abort if the log changed; either way ``make_durable`` should follow, in a worker thread."""
         log = self.log
-        old = [s.segment for s in group]
         if not self._unchanged(group):
-            segment_swap.discard_cleaned(log.directory, cleaned.base_offset)
+            segment_swap.discard_swap(log.directory, cleaned.base_offset)
             raise CleaningAborted(f"{log.topic}-{log.partition} changed during cleaning")
         try:
-            segment_swap.swap_in(log, old, cleaned, int(time.time() * 1000) if now_ms is None else now_ms)
+            segment_swap.swap_in(log, [s.segment for s in group], cleaned,
+                                 int(time.time() * 1000) if now_ms is None else now_ms)
         except OSError as exc:
-            if any(s.segment in log.segments for s in group):
-                raise CleaningAborted(f"could not swap in the cleaned segment: {exc}") from exc
-            log.offline = f"{log.topic}-{log.partition} is offline after a failed segment swap: {exc}"
+            log.offline = f"{log.topic}-{log.partition} is offline after a failed segment swap (a restart " \
+                          f"completes it): {exc}"
             raise
         self._swapped_bytes_before += sum(s.size for s in group)
         self.segments_cleaned += len(group)
         self.bytes_after += cleaned.size
+
+    def make_durable(self) -> None:
+        """fsync the log's directory after swaps (worker thread)."""
+        if os.path.isdir(self.log.directory):
+            segment_swap.fsync_directory(self.log.directory)
 
     def _unchanged(self, group: list[_Source]) -> bool:
         log = self.log
@@ -442,7 +451,10 @@ class CleaningJob:
         try:
             self.build_map()
             for group in self.groups():
-                self.swap(group, self.clean_group(group), now_ms)
+                try:
+                    self.swap(group, self.clean_group(group), now_ms)
+                finally:
+                    self.make_durable()
         except CleaningAborted:
             self.abort()
             raise
@@ -450,6 +462,7 @@ class CleaningJob:
             self.abort(failed=True)
             raise
         self.finish()
+        self.cleaner.write_checkpoint()
 
 
 def _records(batch: bytes, h: BatchHeader):

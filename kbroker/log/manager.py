@@ -206,7 +206,6 @@ class LogManager:
         with durability.batch():
             checkpoint.write_offset_checkpoint(os.path.join(self.log_dir, RECOVERY_POINT_FILE), recovery)
             checkpoint.write_offset_checkpoint(os.path.join(self.log_dir, LOG_START_FILE), starts)
-            self.cleaner.write_checkpoint()
 
     def close(self) -> None:
         """Clean shutdown: flush and close every log, then checkpoint (recovery point = log end)."""
@@ -215,4 +214,5 @@ class LogManager:
             for log in self.logs.values():
                 log.close()
         self.write_checkpoints()
+        self.cleaner.write_checkpoint()
         logger.info("Closed %d log(s) in %s in %.1f ms", len(self.logs), self.log_dir, (time.monotonic() - started) * 1000)

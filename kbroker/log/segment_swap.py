@@ -2,15 +2,17 @@
 
 The cleaner writes the new segment as ``<base>.log.cleaned`` (+ ``.index.cleaned``,
 ``.timeindex.cleaned``, ``.txnindex.cleaned``), ``<base>`` being the first replaced segment's base
-offset, and fsyncs it (``CleanedSegmentWriter``, in a worker thread). ``swap_in`` (on the thread
-that serves the log) then:
+offset, and fsyncs it (``CleanedSegmentWriter``, in a worker thread). Then:
 
-1. renames every ``.cleaned`` file to ``.swap``, the ``.log`` last, and fsyncs the directory: the
-   ``<base>.log.swap`` file is the commit point;
-2. unlinks the replaced segments' files; their descriptors stay open in the log's graveyard, so a
-   Fetch answer being sent from them with sendfile completes (unlink-after-open);
-3. renames the ``.swap`` files to their final names, the ``.log`` last, fsyncs the directory, and
-   puts the new segment in the log's list in place of the replaced ones.
+1. ``commit_cleaned`` (still the worker thread) renames every ``.cleaned`` file to ``.swap``, the
+   ``.log`` last, and fsyncs the directory: the ``<base>.log.swap`` file is the commit point;
+2. ``swap_in`` (on the thread that serves the log: a few unlinks and renames, no fsync, so requests
+   do not wait behind a journal commit) unlinks the replaced segments' files -- their descriptors
+   stay open in the log's graveyard, so a Fetch answer being sent from them with sendfile completes
+   (unlink-after-open) --
+3. renames the ``.swap`` files to their final names, the ``.log`` last, and puts the new segment in
+   the log's list in place of the replaced ones; the directory is fsynced afterwards, in a worker
+   thread again.
 
 ``complete_swaps`` (run by recovery before anything else) finishes step 2 and 3 for every
 ``<base>.log.swap`` it finds: the old segments whose base offsets fall in the swap's offsets
@@ -21,6 +23,7 @@ never both and never neither.
 
 ``KBROKER_CLEANER_CRASH_AT`` (tests only) kills the process with SIGKILL at a named step:
 ``cleaned`` (files written, before step 1), ``swap`` (after 1), ``deleted`` (after 2).
+If the log changed before step 2 (the cleaner checks), ``discard_swap`` undoes step 1.
 """
 
 from __future__ import annotations
@@ -179,11 +182,9 @@ def discard_cleaned(directory: str, base_offset: int) -> None:
 # ---------------------------------------------------------------------------- swapping (the log's thread)
 
 
-def swap_in(log: SegmentedLog, old: list[LogSegment], cleaned: CleanedSegment, now_ms: int) -> LogSegment:
-    """Replace ``old`` (consecutive segments of ``log``, the first at ``cleaned.base_offset``) with the
-    cleaned segment; returns its LogSegment. OSError before the commit point leaves the log as it
-    was (the swap files removed); after it, the log goes offline (recovery finishes the swap)."""
-    directory, base = log.directory, cleaned.base_offset
+def commit_cleaned(directory: str, base: int) -> None:
+    """Step 1 (worker thread): ``.cleaned`` -> ``.swap``, the ``.log`` last, and the directory fsynced;
+    from here a crash completes the swap. On OSError the swap files are removed."""
     try:
         for suffix in _ALL_SUFFIXES:
             src = _path(directory, base, suffix) + CLEANED
@@ -191,11 +192,25 @@ def swap_in(log: SegmentedLog, old: list[LogSegment], cleaned: CleanedSegment, n
                 os.rename(src, _path(directory, base, suffix) + SWAP)
         fsync_directory(directory)
     except OSError:
-        for suffix in _ALL_SUFFIXES:
-            _unlink(_path(directory, base, suffix) + SWAP)
+        discard_swap(directory, base)
         discard_cleaned(directory, base)
         raise
     crash_point("swap")
+
+
+def discard_swap(directory: str, base: int) -> None:
+    """Undo step 1 (the log changed before the swap); the caller fsyncs the directory afterwards."""
+    for suffix in reversed(_ALL_SUFFIXES):  # the .log first: without it, nothing is to be completed
+        _unlink(_path(directory, base, suffix) + SWAP)
+
+
+def swap_in(log: SegmentedLog, old: list[LogSegment], cleaned: CleanedSegment, now_ms: int) -> LogSegment:
+    """Steps 2 and 3 (the log's thread; no fsync here, the caller fsyncs the directory afterwards in
+    a worker thread: until then a crash leaves either name, and recovery completes either): replace
+    ``old`` (consecutive segments of ``log``, the first at ``cleaned.base_offset``) with the committed
+    cleaned segment; returns its LogSegment. An OSError here leaves the log to be completed by
+    recovery: the caller takes the log offline."""
+    directory, base = log.directory, cleaned.base_offset
     for seg in old:
         seg.unlink()  # its fd stays open for reads in flight, until the graveyard closes it
     crash_point("deleted")
@@ -203,7 +218,6 @@ def swap_in(log: SegmentedLog, old: list[LogSegment], cleaned: CleanedSegment, n
         src = _path(directory, base, suffix) + SWAP
         if os.path.exists(src):
             os.replace(src, _path(directory, base, suffix))
-    fsync_directory(directory)
     seg = _open_cleaned(log, cleaned, now_ms)
     i = next(i for i, s in enumerate(log.segments) if s is old[0])
     log.segments[i:i + len(old)] = [seg]
