@@ -406,3 +406,19 @@ def test_killed_during_a_swap_the_log_is_whole_after_recovery(tmp_path, step):
         assert clean(mgr)  # and the next cleaning finishes the work
     assert records(log) == latest_per_key(history)
     mgr.close()
+
+
+def test_io_max_bytes_per_second_throttles_the_cleaning(tmp_path):
+    import time
+
+    from kbroker.log.cleaner import CleanerConfig
+
+    mgr, log = open_log(tmp_path, **{"segment.bytes": str(1 << 20)})
+    fill(log, 3000, keys=10)  # ~210 KB, read once for the map and once to rewrite
+    roll(log)
+    size = log.size_in_bytes
+    mgr.cleaner.configure(CleanerConfig(io_max_bytes_per_second=size))  # ~2 s of I/O at this rate
+    started = time.monotonic()
+    assert clean(mgr)
+    assert time.monotonic() - started > 1.5
+    mgr.close()
