@@ -241,3 +241,37 @@ def test_consumer_offsets_shrink_after_thousands_of_commits_and_deleted_groups_s
     broker.restart()  # the coordinator replays the cleaned log
     assert committed_offset(broker.bootstrap, "auditors") == commits
     assert committed_offset(broker.bootstrap, "leavers") < 0  # no offset: the group stays deleted
+
+
+def test_retention_deletes_old_segments_and_a_consumer_behind_resets_as_its_client_does(kbroker_process):
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    broker = kbroker_process(**FAST_CLEANER)
+    create_topic(broker.bootstrap, "clicks", **{"cleanup.policy": "delete", "retention.ms": "1000"})
+    produce(broker.bootstrap, "clicks", [(b"c", b"old-%d" % i) for i in range(50)])
+    roll_with(broker.bootstrap, "clicks", key=b"c")
+
+    def low_watermark():
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "probe"})
+        try:
+            return consumer.get_watermark_offsets(TopicPartition("clicks", 0), timeout=10, cached=False)[0]
+        finally:
+            consumer.close()
+
+    assert wait_for(lambda: low_watermark() >= 50, timeout=20), low_watermark()
+    start = low_watermark()
+    produce(broker.bootstrap, "clicks", [(b"c", b"new")])
+
+    def first_message(reset):
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"late-{reset}",
+                             "auto.offset.reset": reset, "enable.auto.commit": False})
+        consumer.assign([TopicPartition("clicks", 0, 5)])  # an offset retention deleted
+        try:
+            return wait_for(lambda: consumer.poll(0.5), timeout=15)
+        finally:
+            consumer.close()
+
+    resumed = first_message("earliest")  # from the log start (which retention may move on meanwhile)
+    assert resumed.error() is None and resumed.offset() >= start
+    refused = first_message("error")
+    assert refused.error() is not None and refused.error().code() == KafkaError._AUTO_OFFSET_RESET

@@ -3,7 +3,7 @@
 Each story appends to a PartitionLog of a LogManager, runs one cleaning the way the broker does
 (``grab`` then the job's steps, here on the test's thread) and reads the log back from offset 0, as
 a consumer would. The memory log is not cleaned (kbroker.log.cleaner's docstring), so these are
-disk-only. Killing the process at each step of a segment swap runs the cleaning in a child process.
+disk-only, but for the produce-time refusal of keyless records, which both logs share. Killing the process at each step of a segment swap runs the cleaning in a child process.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from kbroker.log.segment_swap import CRASH_ENV
 from kbroker.protocol import compression
 from kbroker.protocol import records as rec
 from kbroker.protocol.errors import ApiError, ErrorCode
+from tests.log_kinds import new_log  # noqa: F401 (a fixture)
 
 NOW = 1_700_000_000_000
 DAY = 24 * 3600 * 1000
@@ -197,8 +198,8 @@ def test_max_compaction_lag_forces_a_cleaning_below_the_dirty_ratio(tmp_path):
     mgr.close()
 
 
-def test_keyless_records_are_refused_on_a_compacted_topic(tmp_path):
-    mgr, log = open_log(tmp_path)
+def test_keyless_records_are_refused_on_a_compacted_topic(new_log):
+    log = new_log(cleanup_policy="compact")  # both logs: the check is the append's (kbroker.log.base)
     batch = rec.build_batch([rec.Record(b"k", b"v"), rec.Record(None, b"no key"), rec.Record(None, b"x")], now_ms=NOW)
     with pytest.raises(ApiError) as refused:
         log.append(batch, now_ms=NOW)
@@ -209,7 +210,12 @@ def test_keyless_records_are_refused_on_a_compacted_topic(tmp_path):
     with pytest.raises(ApiError):
         log.append(compressed, now_ms=NOW)
     assert log.log_end_offset == 0
-    mgr.close()
+    assert log.append(rec.build_batch([rec.Record(b"k", None)], now_ms=NOW), now_ms=NOW).base_offset == 0
+
+
+def test_keyless_records_are_fine_on_a_topic_that_is_not_compacted(new_log):
+    log = new_log(cleanup_policy="delete")
+    assert log.append(rec.build_batch([rec.Record(None, b"v")], now_ms=NOW), now_ms=NOW).base_offset == 0
 
 
 def test_compressed_batches_are_rewritten_with_their_codec(tmp_path):
