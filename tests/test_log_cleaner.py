@@ -159,6 +159,11 @@ def test_tombstones_stay_for_delete_retention_ms_after_their_cleaning_then_go(tm
     live = latest_per_key(history)
     assert records(log) == live  # the tombstones (value None) are still there
     assert any(value is None for _, _, value in live)
+    later = put(log, "other", "x", NOW + 1000)  # a cleaning in between keeps the tombstones
+    roll(log)
+    assert clean(mgr, NOW + 1000)
+    live.append((later.base_offset, "other", "x"))
+    assert records(log) == live
     assert clean(mgr, NOW + DAY - 1) is False  # not due before delete.retention.ms
     assert clean(mgr, NOW + DAY + 1)  # due: cleaned even though nothing new is dirty
     assert records(log) == [r for r in live if r[2] is not None]

@@ -145,9 +145,10 @@ class LogCleaner:
         self.checkpoints = checkpoint.read_offset_checkpoint(self.checkpoint_path)
         self.in_progress: set[tuple[str, int]] = set()
         self.uncleanable: set[tuple[str, int]] = set()
-        self.horizons: dict[tuple[str, int], int] = {}  # earliest delete horizon a cleaning wrote
+        # per log, the earliest delete horizon ahead in what its last cleaning kept: the log is cleaned
+        # again then, new data or not (in memory: after a restart, the next dirty cleaning does it)
+        self.horizons: dict[tuple[str, int], int] = {}
         self.cleanings = 0
-        self._lock = threading.Lock()
 
     def configure(self, config: CleanerConfig) -> None:
         self.config = config
@@ -215,7 +216,7 @@ class LogCleaner:
     def _finished(self, job: CleaningJob) -> None:
         self.in_progress.discard(job.tp)
         self.checkpoints[job.tp] = job.end_offset
-        horizon = job.ctx.horizons_set if job.ctx is not None else -1
+        horizon = job.ctx.earliest_horizon if job.ctx is not None else -1
         if horizon >= 0:
             self.horizons[job.tp] = horizon
         else:

@@ -180,7 +180,11 @@ class FilterContext:
     delete_retention_ms: int
     records_read: int = 0
     records_kept: int = 0
-    horizons_set: int = -1  # the earliest delete horizon this cleaning wrote (-1: none)
+    earliest_horizon: int = -1  # the earliest delete horizon still ahead in what was kept (-1: none)
+
+    def note_horizon(self, horizon: int) -> None:
+        if self.earliest_horizon < 0 or horizon < self.earliest_horizon:
+            self.earliest_horizon = horizon
 
 
 class OffsetLookup:
@@ -225,11 +229,13 @@ def filter_batch(batch: bytes, h: BatchHeader, ctx: FilterContext) -> bytes | No
     ctx.records_kept += len(kept)
     set_horizon = (tombstones or marker_for_empty_txn) and not h.has_delete_horizon
     if kept:
+        if h.has_delete_horizon and base_ts > ctx.now_ms:
+            ctx.note_horizon(base_ts)  # what it keeps for now goes at a cleaning after this time
         if all_kept and not set_horizon:
             return batch
         horizon = ctx.now_ms + ctx.delete_retention_ms if set_horizon else None
-        if horizon is not None and (ctx.horizons_set < 0 or horizon < ctx.horizons_set):
-            ctx.horizons_set = horizon
+        if horizon is not None:
+            ctx.note_horizon(horizon)
         return _rebuild(h, payload, kept, horizon)
     if retain_empty:
         return empty_batch(h)
