@@ -179,7 +179,7 @@ def test_transactions_on_a_compacted_topic_aborted_gone_committed_kept(kbroker_p
 @pytest.mark.parametrize("step", ["cleaned", "swap", "deleted"])
 def test_kill_9_during_a_segment_swap_loses_no_latest_value(kbroker_process, monkeypatch, step):
     broker = kbroker_process(**FAST_CLEANER, **{"log.cleaner.enable": "false"})
-    create_topic(broker.bootstrap, "inventory")
+    create_topic(broker.bootstrap, "inventory", **{"delete.retention.ms": "600000"})  # the tombstone stays
     pairs = updates(rounds=30, keys=20, tombstones=(5,))
     offsets = produce(broker.bootstrap, "inventory", pairs)
     roll = roll_with(broker.bootstrap, "inventory")
