@@ -27,7 +27,7 @@ import heapq
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Protocol
 
 from kbroker.log.txn_index import AbortedTxn
 from kbroker.protocol import compression
@@ -170,9 +170,16 @@ class LastOfProducer(NamedTuple):
     epoch: int
 
 
+class OffsetLookup(Protocol):
+    """What filter_batch needs of the offset map (kbroker.log.offset_map)."""
+    latest_offset: int
+
+    def get(self, key: bytes) -> int | None: ...
+
+
 @dataclass(slots=True)
 class FilterContext:
-    offsets: "OffsetLookup"
+    offsets: OffsetLookup
     transactions: CleanedTransactions
     producers: dict[int, LastOfProducer]
     round_end: int  # the cleaning round's end offset: its last batch is kept, even empty
@@ -185,13 +192,6 @@ class FilterContext:
     def note_horizon(self, horizon: int) -> None:
         if self.earliest_horizon < 0 or horizon < self.earliest_horizon:
             self.earliest_horizon = horizon
-
-
-class OffsetLookup:
-    """What filter_batch needs of the offset map (kbroker.log.offset_map)."""
-    latest_offset: int
-
-    def get(self, key: bytes) -> int | None: ...
 
 
 def filter_batch(batch: bytes, h: BatchHeader, ctx: FilterContext) -> bytes | None:

@@ -38,6 +38,7 @@ from kbroker.log.index import OffsetIndex, TimeIndex
 from kbroker.log.segment import LogSegment, segment_name
 from kbroker.log.txn_index import AbortedTxn, TransactionIndex
 from kbroker.protocol import records as rec
+from kbroker.protocol.records import BatchHeader
 
 if TYPE_CHECKING:
     from kbroker.log.segmented import SegmentedLog
@@ -110,7 +111,7 @@ class CleanedSegmentWriter:
         self.since_entry = 0
         self._buffer = bytearray()
 
-    def append(self, batch: bytes, h: BatchHeaderLike) -> None:
+    def append(self, batch: bytes, h: BatchHeader) -> None:
         """One whole batch (``h`` its header, positions ignored)."""
         position = self.size
         if h.max_timestamp > self.max_timestamp:
@@ -166,12 +167,6 @@ class CleanedSegmentWriter:
         self.index.close()
         self.time_index.close()
         discard_cleaned(self.directory, self.base_offset)
-
-
-class BatchHeaderLike:  # the fields of a BatchHeader the writer reads
-    max_timestamp: int
-    last_offset: int
-    next_offset: int
 
 
 def discard_cleaned(directory: str, base_offset: int) -> None:
