@@ -13,8 +13,9 @@ transaction coordinators (kbroker.groups, kbroker.txn), and the handlers' Servic
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import socket
-import sys
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from .groups import OFFSETS_TOPIC, GroupConfig, GroupCoordinator
 from .handlers import Registry, default_registry
 from .handlers.context import NodeInfo, Services
 from .log import LogManager
-from .log.cleaner import CleanerConfig, CleaningAborted
+from .log.cleaner import CleanerConfig, CleaningAborted, run_cleaning, worker_process_started
 from .metadata import FileMetadataStore
 from .metadata.node_identity import load_or_format
 from .partitions import AppendNotifier, PartitionService, topic_log_config
@@ -39,7 +40,6 @@ from .txn import ProducerIdManager, TransactionConfig, TransactionCoordinator
 
 log = logging.getLogger("kbroker")
 OPEN_LOGS_PER_STEP = 20  # ~5 ms of the event loop at a time
-CLEANER_SWITCH_INTERVAL = 0.0005
 
 
 class Broker:
@@ -188,31 +188,36 @@ class Broker:
 
     async def _clean_logs(self) -> None:
         """The log cleaner (kbroker.log.cleaner): log.cleaner.threads tasks, each cleaning the
-        filthiest compacted log at a time in a worker thread; segment swaps happen here, on the
-        event loop, between the appends and reads of the logs they change."""
+        filthiest compacted log at a time. The reading and writing run in a pool of as many worker
+        processes (in threads they held the GIL the event loop needs at each system call: requests
+        waited behind them); the commit renames and fsyncs in worker threads; the segment swaps
+        here, on the event loop, between the appends and reads of the logs they change."""
         cleaner = self.logs.cleaner
         cleaner.configure(CleanerConfig.from_broker_config(self.config))
-        if not cleaner.config.enable:
+        if not cleaner.config.enable or cleaner.config.threads < 1:
             return
-        # the cleaner's threads hold the GIL between their pauses; the event loop, which releases it
-        # at every system call, gets it back after at most this long instead of 5 ms
-        sys.setswitchinterval(min(sys.getswitchinterval(), CLEANER_SWITCH_INTERVAL))
-        async with trio.open_nursery() as nursery:
-            for _ in range(cleaner.config.threads):
-                nursery.start_soon(self._cleaner_thread, cleaner)
+        pool = ProcessPoolExecutor(cleaner.config.threads, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker_process_started)
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(cleaner.config.threads):
+                    nursery.start_soon(self._cleaner_task, cleaner, pool)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _cleaner_thread(self, cleaner) -> None:
+    async def _cleaner_task(self, cleaner, pool: ProcessPoolExecutor) -> None:
         while True:
             job = cleaner.grab()
             if job is None:
                 await trio.sleep(cleaner.config.backoff_ms / 1000)
                 continue
             try:
-                await trio.to_thread.run_sync(job.build_map, abandon_on_cancel=True)
-                for group in job.groups():
-                    cleaned = await trio.to_thread.run_sync(job.clean_group, group, abandon_on_cancel=True)
+                future = pool.submit(run_cleaning, job.work)
+                result = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+                for old, cleaned in job.accept(result):
+                    await trio.to_thread.run_sync(job.commit, cleaned, abandon_on_cancel=True)
                     try:
-                        job.swap(group, cleaned)
+                        job.swap(old, cleaned)
                     finally:
                         await trio.to_thread.run_sync(job.make_durable, abandon_on_cancel=True)
                 job.finish()

@@ -9,23 +9,27 @@ uncleanable offset) above ``min.cleanable.dirty.ratio`` is cleaned; a log whose 
 waited longer than ``max.compaction.lag.ms``, or whose tombstones' delete horizon has passed, is
 cleaned whatever its ratio.
 
-Cleaning (a ``CleaningJob``; the broker runs the heavy steps in worker threads). The job reads the
-segments through its own descriptors, so retention or DeleteRecords on the serving thread never
-pull a file from under it.
-1. ``build_map`` (worker): key -> offset of its last record over the dirty section, skipping data of
-   aborted transactions and control batches, bounded by the dedupe buffer (kbroker.log.offset_map);
-   where the map is full, this cleaning's range ends and the next one starts.
+Cleaning. ``grab`` snapshots the chosen log into a ``CleaningJob`` (serving side) and its
+``Cleaning`` (the worker's side: plain, picklable data -- segment paths and sizes, the aborted
+transactions, the producers' last batches). The broker runs ``Cleaning.run`` in a pool of
+``log.cleaner.threads`` worker *processes* (``run_cleaning``): in threads, its per-record Python work
+held the GIL the event loop needs back after every system call, and requests waited behind it.
+1. ``build_map``: key -> offset of its last record over the dirty section, skipping data of aborted
+   transactions and control batches, bounded by the dedupe buffer (kbroker.log.offset_map); where
+   the map is full, this cleaning's range ends and the next one starts.
 2. ``groups``: the segments from the log's start up to the end of the mapped range, in runs whose
    sizes add up to at most ``segment.bytes`` (small segments merge into one).
-3. ``clean_group`` (worker): every batch goes through kbroker.log.compaction's filter into a
-   ``.cleaned`` segment (kbroker.log.segment_swap), fsynced; I/O throttled to
-   ``log.cleaner.io.max.bytes.per.second`` shared by all cleaner threads.
-4. ``swap`` (serving thread): the cleaned segment replaces the group atomically (a few unlinks and
-   renames; the fsyncs are the worker's), unless the log changed meanwhile (its segments deleted,
-   truncated, the log closed): then the job is aborted and its files removed; the next pass starts
-   over.
+3. ``clean_group``: every batch goes through kbroker.log.compaction's filter into a ``.cleaned``
+   segment (kbroker.log.segment_swap), fsynced; reads and writes throttled to
+   ``log.cleaner.io.max.bytes.per.second`` (split between the workers). A segment deleted meanwhile
+   (retention) aborts the cleaning.
+4. Per group, ``commit`` (a worker thread: the rename to ``.swap`` and a directory fsync), then
+   ``swap`` (serving thread, a few unlinks and renames): the cleaned segment replaces the group
+   atomically, unless the log changed meanwhile (segments deleted or truncated, the log closed):
+   then the job is aborted and its files removed; the next pass starts over.
 5. ``finish``: the checkpoint moves to the end of the cleaned range (the file is written by
    ``LogCleaner.write_checkpoint``, in a worker thread); one INFO line per cleaning.
+``CleaningJob.run_here`` does it all on the calling thread (tests, benchmarks).
 
 The memory log (kbroker.log.memory) is not cleaned: it is for tests of the layers above, and its
 compacted topics simply keep every record.
@@ -40,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
-from kbroker.log import checkpoint, segment_swap
+from kbroker.log import checkpoint, compaction, segment_swap
 from kbroker.log.compaction import CleanedTransactions, FilterContext, LastOfProducer, filter_batch, iter_records
 from kbroker.log.config import LONG_MAX
 from kbroker.log.offset_map import OffsetMap
@@ -104,10 +108,9 @@ class Throttler:
 
 
 @dataclass(slots=True)
-class _Source:
-    """A segment as the job found it: the object (to check at swap time) and its own descriptor."""
-    segment: LogSegment
-    fd: int
+class SourceSegment:
+    """A segment as the job found it (read by path, within the size it had; what the worker needs)."""
+    path: str
     size: int
     base_offset: int
     next_offset: int
@@ -115,6 +118,18 @@ class _Source:
     txn_entries: list
     mtime: float
     max_timestamp: int
+
+
+@dataclass
+class CleaningResult:
+    """What a cleaning's worker hands back: the end of the cleaned range and the cleaned segments
+    (each with the indexes of the sources it replaces), all written and fsynced, not yet committed."""
+    end_offset: int
+    groups: list[tuple[list[int], CleanedSegment]]
+    records_read: int
+    records_kept: int
+    earliest_horizon: int
+    bytes_read: int
 
 
 @dataclass
@@ -207,16 +222,15 @@ class LogCleaner:
             return None
         chosen = max(candidates, key=lambda c: (c.forced, c.ratio))
         budget = self.config.dedupe_buffer_size // max(1, self.config.threads)
-        job = CleaningJob(self, chosen, now_ms, OffsetMap(budget))
+        job = CleaningJob(self, chosen, now_ms, budget)
         self.in_progress.add(chosen.tp)
         return job
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _finished(self, job: CleaningJob) -> None:
+    def _finished(self, job: CleaningJob, end_offset: int, horizon: int) -> None:
         self.in_progress.discard(job.tp)
-        self.checkpoints[job.tp] = job.end_offset
-        horizon = job.ctx.earliest_horizon if job.ctx is not None else -1
+        self.checkpoints[job.tp] = end_offset
         if horizon >= 0:
             self.horizons[job.tp] = horizon
         else:
@@ -240,55 +254,77 @@ class LogCleaner:
         self.uncleanable.discard(tp)
 
 
-class CleaningJob:
-    """One cleaning of one log (module docstring, steps 1-5)."""
+class Cleaning:
+    """The worker's side of one cleaning (module docstring, steps 1-3): plain data in, files and a
+    CleaningResult out, nothing shared with the serving thread, so it runs in a worker process (the
+    broker's) or on any thread (tests)."""
 
-    def __init__(self, cleaner: LogCleaner, chosen: LogToClean, now_ms: int, offset_map: OffsetMap):
-        self.cleaner = cleaner
-        self.tp = chosen.tp
-        self.log = chosen.log
-        self.chosen = chosen
+    def __init__(self, directory: str, config, now_ms: int, budget: int, first_dirty: int, upper: int,
+                 sources: list[SourceSegment], aborted: list, producers: dict, io_rate: float):
+        self.directory = directory
+        self.config = config
         self.now_ms = now_ms
-        self.started = time.monotonic()
-        self.map = offset_map
-        self.stopped = False
-        log = self.log
-        self.config = log.config
-        self.log_start = log.log_start_offset
-        self.end_offset = chosen.first_uncleanable
-        self.sources = [self._source(s) for s in log.segments[:-1] if s.base_offset < chosen.first_uncleanable]
-        self.aborted = log.aborted_transactions(log.log_start_offset, chosen.first_uncleanable)
-        self.producers = {pid: LastOfProducer(e.batches[-1].last_offset if e.batches else None, e.epoch)
-                          for pid, e in log.producer_state.producers.items()}
-        self.ctx: FilterContext | None = None
-        self.bytes_before = sum(s.size for s in self.sources)
-        self.bytes_read = 0
-        self.bytes_after = 0
-        self._swapped_bytes_before = 0
-        self.segments_cleaned = 0
+        self.budget = budget
+        self.first_dirty = first_dirty
+        self.upper = upper
+        self.sources = sources
+        self.aborted = aborted
+        self.producers = producers
+        self.io_rate = io_rate
+        self.end_offset = upper
 
-    @staticmethod
-    def _source(seg: LogSegment) -> _Source:
-        fd = os.open(seg.log_path, os.O_RDONLY)
-        return _Source(seg, fd, seg.size, seg.base_offset, seg.next_offset, len(seg.index.offsets),
-                       list(seg.txn_index.entries), os.fstat(fd).st_mtime, seg.max_timestamp)
+    def run(self, throttler: Throttler | None = None) -> CleaningResult:
+        self.throttler = throttler or Throttler(self.io_rate)
+        self.map = OffsetMap(self.budget)
+        self.bytes_read = 0
+        self._fds: dict[int, int] = {}
+        written: list[CleanedSegment] = []
+        try:
+            self.build_map()
+            self.ctx = FilterContext(self.map, CleanedTransactions(self.aborted), self.producers, self.end_offset,
+                                     self.now_ms, self.config.delete_retention_ms)
+            groups = []
+            for group in self.groups():
+                cleaned = self.clean_group(group)
+                written.append(cleaned)
+                groups.append((group, cleaned))
+        except BaseException:
+            for cleaned in written:
+                segment_swap.discard_cleaned(self.directory, cleaned.base_offset)
+            raise
+        finally:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds = {}
+        ctx = self.ctx
+        return CleaningResult(self.end_offset, groups, ctx.records_read, ctx.records_kept, ctx.earliest_horizon,
+                              self.bytes_read)
 
     # ------------------------------------------------------------------ reading
 
-    def _batches(self, src: _Source):
-        """(header, batch bytes) of every whole batch of a source segment, read in chunks."""
+    def _fd(self, i: int) -> int:
+        if i not in self._fds:
+            try:
+                self._fds[i] = os.open(self.sources[i].path, os.O_RDONLY)
+            except FileNotFoundError as exc:  # deleted meanwhile (retention): the swap would not happen
+                raise CleaningAborted(f"{self.sources[i].path} was deleted during cleaning") from exc
+        return self._fds[i]
+
+    def _batches(self, i: int):
+        """(header, batch bytes) of every whole batch of source ``i``, read in chunks."""
+        src, fd = self.sources[i], self._fd(i)
         pos = 0
         while pos < src.size:
-            if self.stopped:
-                raise CleaningAborted("stopped")
-            chunk = os.pread(src.fd, min(_READ_CHUNK, src.size - pos), pos)
-            self.cleaner.throttler.throttle(len(chunk))
+            chunk = os.pread(fd, min(_READ_CHUNK, src.size - pos), pos)
+            if not chunk:
+                raise CleaningAborted(f"{src.path} is shorter than {src.size} bytes")
+            self.throttler.throttle(len(chunk))
             self.bytes_read += len(chunk)
             rel = 0
             while rel + rec.HEADER_SIZE <= len(chunk):
                 h = BatchHeader(*rec._HEADER.unpack_from(chunk, rel), 0)
                 if h.size < rec.HEADER_SIZE:
-                    raise CleaningAborted(f"invalid batch at {pos + rel} of {src.segment.log_path}")
+                    raise CleaningAborted(f"invalid batch at {pos + rel} of {src.path}")
                 if rel + h.size > len(chunk):
                     break
                 yield h, chunk[rel:rel + h.size]
@@ -296,21 +332,21 @@ class CleaningJob:
             if rel == 0:  # one batch larger than the chunk
                 h = BatchHeader(*rec._HEADER.unpack_from(chunk, 0), 0)
                 if pos + h.size > src.size:
-                    raise CleaningAborted(f"partial batch at {pos} of {src.segment.log_path}")
-                yield h, os.pread(src.fd, h.size, pos)
+                    raise CleaningAborted(f"partial batch at {pos} of {src.path}")
+                yield h, os.pread(fd, h.size, pos)
                 rel = h.size
             pos += rel
 
-    # ------------------------------------------------------------------ 1. the offset map (worker)
+    # ------------------------------------------------------------------ 1. the offset map
 
     def build_map(self) -> None:
-        first_dirty, upper = self.chosen.first_dirty, self.chosen.first_uncleanable
+        first_dirty, upper = self.first_dirty, self.upper
         txns = CleanedTransactions(self.aborted)
         self.end_offset = upper
-        for src in self.sources:
+        for i, src in enumerate(self.sources):
             if src.next_offset <= first_dirty:
                 continue
-            for h, batch in self._batches(src):
+            for h, batch in self._batches(i):
                 if h.last_offset < first_dirty:
                     continue
                 if h.base_offset >= upper:
@@ -331,73 +367,121 @@ class CleaningJob:
 
     # ------------------------------------------------------------------ 2. groups
 
-    def groups(self) -> list[list[_Source]]:
-        """Runs of adjacent segments below the end of the mapped range, each within segment.bytes,
-        segment.index.bytes and an int32 offset range (Kafka's groupSegmentsBySize)."""
+    def groups(self) -> list[list[int]]:
+        """Runs of adjacent segments (their indexes) below the end of the mapped range, each within
+        segment.bytes, segment.index.bytes and an int32 offset range (Kafka's groupSegmentsBySize)."""
         cfg = self.config
-        todo = [s for s in self.sources if s.base_offset < self.end_offset]
         max_entries = cfg.segment_index_bytes // 8
-        out: list[list[_Source]] = []
-        for src in todo:
-            group = out[-1] if out else None
+        out: list[list[int]] = []
+        for i, src in enumerate(self.sources):
+            if src.base_offset >= self.end_offset:
+                break
+            group = [self.sources[j] for j in out[-1]] if out else None
             if (group is not None and sum(s.size for s in group) + src.size <= cfg.segment_bytes
                     and sum(s.index_entries for s in group) + src.index_entries < max_entries
                     and src.next_offset - 1 - group[0].base_offset <= rec.INT32_MAX):
-                group.append(src)
+                out[-1].append(i)
             else:
-                out.append([src])
+                out.append([i])
         return out
 
-    # ------------------------------------------------------------------ 3. cleaning a group (worker)
+    # ------------------------------------------------------------------ 3. cleaning a group
 
-    def clean_group(self, group: list[_Source]) -> CleanedSegment:
-        cfg = self.config
-        if self.ctx is None:
-            self.ctx = FilterContext(self.map, CleanedTransactions(self.aborted), self.producers, self.end_offset,
-                                     self.now_ms, cfg.delete_retention_ms)
-        ctx = self.ctx
+    def clean_group(self, group: list[int]) -> CleanedSegment:
+        cfg, ctx = self.config, self.ctx
+        sources = [self.sources[i] for i in group]
         ctx.transactions.cleaned_index = []
-        writer = CleanedSegmentWriter(self.log.directory, group[0].base_offset, index_bytes=cfg.segment_index_bytes,
+        writer = CleanedSegmentWriter(self.directory, sources[0].base_offset, index_bytes=cfg.segment_index_bytes,
                                       index_interval=cfg.index_interval_bytes)
         try:
             kept_entries = []
-            for src in group:
+            for i, src in zip(group, sources):
                 kept_entries += [e for e in src.txn_entries if e.last_offset >= self.end_offset]
-                for h, batch in self._batches(src):
+                for h, batch in self._batches(i):
                     out = batch if h.base_offset >= self.end_offset else filter_batch(batch, h, ctx)
                     if out is not None:
                         writer.append(out, h if out is batch else rec.parse_header(out))
-                        self.cleaner.throttler.throttle(len(out))
+                        self.throttler.throttle(len(out))
             entries = sorted(set(ctx.transactions.cleaned_index + kept_entries), key=lambda e: e.last_offset)
             # the cleaned file's mtime is its sources' newest record time (their mtime if they had none),
             # so time retention sees a segment left empty by cleaning as old as what it replaced
-            newest = max(s.max_timestamp for s in group)
-            cleaned = writer.finish(entries, newest / 1000 if newest >= 0 else group[-1].mtime)
+            newest = max(s.max_timestamp for s in sources)
+            return writer.finish(entries, newest / 1000 if newest >= 0 else sources[-1].mtime)
         except BaseException:
             writer.discard()
             raise
+
+
+def worker_process_started() -> None:
+    """A worker process's initializer: it exits when the broker does, even after a kill -9 (it would
+    otherwise wait on its task queue forever)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="kbroker-cleaner-watchdog", daemon=True).start()
+
+
+def run_cleaning(cleaning: Cleaning) -> CleaningResult:
+    """A worker process's entry point (picklable by name). Alone in its process, the record walk
+    need not hand the GIL over (kbroker.log.compaction)."""
+    compaction.YIELD_EVERY = 1 << 62
+    return cleaning.run()
+
+
+class CleaningJob:
+    """One cleaning of one log, on the serving side (module docstring, steps 4-5): it snapshots the
+    log for the worker's ``Cleaning`` and swaps in what the worker wrote."""
+
+    def __init__(self, cleaner: LogCleaner, chosen: LogToClean, now_ms: int, budget: int):
+        self.cleaner = cleaner
+        self.tp = chosen.tp
+        self.log = log = chosen.log
+        self.started = time.monotonic()
+        self.log_start = log.log_start_offset
+        self.segments = [s for s in log.segments[:-1] if s.base_offset < chosen.first_uncleanable]
+        sources = [SourceSegment(s.log_path, s.size, s.base_offset, s.next_offset, len(s.index.offsets),
+                                 list(s.txn_index.entries), _mtime(s.log_path), s.max_timestamp) for s in self.segments]
+        producers = {pid: LastOfProducer(e.batches[-1].last_offset if e.batches else None, e.epoch)
+                     for pid, e in log.producer_state.producers.items()}
+        self.work = Cleaning(log.directory, log.config, now_ms, budget, chosen.first_dirty, chosen.first_uncleanable,
+                             sources, log.aborted_transactions(log.log_start_offset, chosen.first_uncleanable),
+                             producers, cleaner.config.io_max_bytes_per_second / max(1, cleaner.config.threads))
+        self._pending: list[CleanedSegment] = []  # written, not swapped in yet
+        self.bytes_before = 0
+        self.bytes_after = 0
+        self.segments_cleaned = 0
+
+    def accept(self, result: CleaningResult) -> list[tuple[list[LogSegment], CleanedSegment]]:
+        """The worker's result as (segments to replace, cleaned segment) pairs, in offset order."""
+        self.result = result
+        self._pending = [cleaned for _, cleaned in result.groups]
+        return [([self.segments[i] for i in group], cleaned) for group, cleaned in result.groups]
+
+    def commit(self, cleaned: CleanedSegment) -> None:
+        """Step 4's commit point (a worker thread: renames and a directory fsync)."""
         segment_swap.crash_point("cleaned")
         segment_swap.commit_cleaned(self.log.directory, cleaned.base_offset)
-        return cleaned
 
-    # ------------------------------------------------------------------ 4. swap (serving thread)
-
-    def swap(self, group: list[_Source], cleaned: CleanedSegment, now_ms: int | None = None) -> None:
-        """Put the committed cleaned segment in place of ``group`` (a few unlinks and renames), or
-        abort if the log changed; either way ``make_durable`` should follow, in a worker thread."""
+    def swap(self, old: list[LogSegment], cleaned: CleanedSegment, now_ms: int | None = None) -> None:
+        """Put the committed cleaned segment in place of ``old`` (a few unlinks and renames), or abort
+        if the log changed; either way ``make_durable`` should follow, in a worker thread."""
         log = self.log
-        if not self._unchanged(group):
+        self._pending = [c for c in self._pending if c is not cleaned]
+        if not self._unchanged(old):
             segment_swap.discard_swap(log.directory, cleaned.base_offset)
             raise CleaningAborted(f"{log.topic}-{log.partition} changed during cleaning")
         try:
-            segment_swap.swap_in(log, [s.segment for s in group], cleaned,
-                                 int(time.time() * 1000) if now_ms is None else now_ms)
+            segment_swap.swap_in(log, old, cleaned, int(time.time() * 1000) if now_ms is None else now_ms)
         except OSError as exc:
             log.offline = f"{log.topic}-{log.partition} is offline after a failed segment swap (a restart " \
                           f"completes it): {exc}"
             raise
-        self._swapped_bytes_before += sum(s.size for s in group)
-        self.segments_cleaned += len(group)
+        self.bytes_before += sum(self.work.sources[self.segments.index(s)].size for s in old)
+        self.segments_cleaned += len(old)
         self.bytes_after += cleaned.size
 
     def make_durable(self) -> None:
@@ -405,55 +489,47 @@ class CleaningJob:
         if os.path.isdir(self.log.directory):
             segment_swap.fsync_directory(self.log.directory)
 
-    def _unchanged(self, group: list[_Source]) -> bool:
+    def _unchanged(self, old: list[LogSegment]) -> bool:
         log = self.log
         if log.offline is not None or self.cleaner.logs.get(self.tp) is not log:
             return False
         try:
-            i = next(i for i, s in enumerate(log.segments) if s is group[0].segment)
+            i = next(i for i, s in enumerate(log.segments) if s is old[0])
         except StopIteration:
             return False
-        here = log.segments[i:i + len(group)]
-        return (len(here) == len(group) and i + len(group) < len(log.segments)
-                and all(a is b.segment and a.size == b.size for a, b in zip(here, group)))
+        sizes = {id(s): src.size for s, src in zip(self.segments, self.work.sources)}
+        here = log.segments[i:i + len(old)]
+        return (len(here) == len(old) and i + len(old) < len(log.segments)
+                and all(a is b and a.size == sizes[id(b)] for a, b in zip(here, old)))
 
     # ------------------------------------------------------------------ 5. end
 
     def finish(self) -> None:
-        self._close_sources()
-        self.cleaner._finished(self)
-        ctx = self.ctx
+        result = self.result
+        self.cleaner._finished(self, result.end_offset, result.earliest_horizon)
         took = time.monotonic() - self.started
         logger.info(
             "Cleaned log %s-%d offsets [%d, %d): %d bytes -> %d bytes (%.1f%% smaller) in %d segment(s), "
-            "%d of %d records kept, %.1f MB/s, in %.3f s", self.tp[0], self.tp[1], self.log_start, self.end_offset,
-            self._swapped_bytes_before, self.bytes_after,
-            100 * (1 - self.bytes_after / self._swapped_bytes_before) if self._swapped_bytes_before else 0.0,
-            self.segments_cleaned, ctx.records_kept if ctx else 0, ctx.records_read if ctx else 0,
-            self.bytes_read / took / 1e6 if took > 0 else 0.0, took)
+            "%d of %d records kept, %.1f MB/s, in %.3f s", self.tp[0], self.tp[1], self.log_start, result.end_offset,
+            self.bytes_before, self.bytes_after,
+            100 * (1 - self.bytes_after / self.bytes_before) if self.bytes_before else 0.0,
+            self.segments_cleaned, result.records_kept, result.records_read,
+            result.bytes_read / took / 1e6 if took > 0 else 0.0, took)
 
     def abort(self, failed: bool = False) -> None:
-        self.stopped = True
-        self._close_sources()
+        for cleaned in self._pending:  # written by the worker, never swapped in
+            segment_swap.discard_swap(self.log.directory, cleaned.base_offset)
+            segment_swap.discard_cleaned(self.log.directory, cleaned.base_offset)
+        self._pending = []
         self.cleaner._aborted(self, failed)
 
-    def stop(self) -> None:
-        """Ask the worker thread to give up at its next batch (broker shutdown)."""
-        self.stopped = True
-
-    def _close_sources(self) -> None:
-        for src in self.sources:
-            if src.fd >= 0:
-                os.close(src.fd)
-                src.fd = -1
-
     def run_here(self, now_ms: int | None = None) -> None:
-        """Every step on this thread (tests, and the single-threaded callers)."""
+        """Every step on this thread (tests, benchmarks)."""
         try:
-            self.build_map()
-            for group in self.groups():
+            for old, cleaned in self.accept(self.work.run(self.cleaner.throttler)):
+                self.commit(cleaned)
                 try:
-                    self.swap(group, self.clean_group(group), now_ms)
+                    self.swap(old, cleaned, now_ms)
                 finally:
                     self.make_durable()
         except CleaningAborted:
@@ -464,6 +540,13 @@ class CleaningJob:
             raise
         self.finish()
         self.cleaner.write_checkpoint()
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return time.time()
 
 
 def _records(batch: bytes, h: BatchHeader):

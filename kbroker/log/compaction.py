@@ -15,11 +15,11 @@ MemoryRecords.filterTo), as pure functions over batch bytes.
   A batch that keeps a tombstone (or a marker that may go) gets its delete horizon (KIP-534:
   now + delete.retention.ms, in the base timestamp); once past it, those go at the next cleaning.
 
-Per-record work happens here, in the cleaner's worker thread, never on the produce/fetch path (the
-produce-time key check walks only the bytes up to each key, about 1.5 us a record). The cleaner's
-walk sleeps GIL_PAUSE every YIELD_EVERY records: the event loop, which gives the GIL up at every
-system call, would otherwise wait up to the 5 ms switch interval to get it back after each one
-while the cleaner runs.
+Per-record work happens here, in the cleaner's worker process, never on the produce/fetch path (the
+produce-time key check walks only the bytes up to each key, about 1.5 us a record). Run in a
+thread of the broker instead (``CleaningJob.run_here``), the walk sleeps GIL_PAUSE every
+YIELD_EVERY records: the event loop, which gives the GIL up at every system call, would otherwise
+wait up to the 5 ms switch interval to get it back after each one.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 The cleaner writes the new segment as ``<base>.log.cleaned`` (+ ``.index.cleaned``,
 ``.timeindex.cleaned``, ``.txnindex.cleaned``), ``<base>`` being the first replaced segment's base
-offset, and fsyncs it (``CleanedSegmentWriter``, in a worker thread). Then:
+offset, and fsyncs it (``CleanedSegmentWriter``, in the cleaner's worker process). Then:
 
-1. ``commit_cleaned`` (still the worker thread) renames every ``.cleaned`` file to ``.swap``, the
+1. ``commit_cleaned`` (a worker thread of the broker) renames every ``.cleaned`` file to ``.swap``, the
    ``.log`` last, and fsyncs the directory: the ``<base>.log.swap`` file is the commit point;
 2. ``swap_in`` (on the thread that serves the log: a few unlinks and renames, no fsync, so requests
    do not wait behind a journal commit) unlinks the replaced segments' files -- their descriptors
