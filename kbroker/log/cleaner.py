@@ -61,6 +61,7 @@ logger = logging.getLogger("kbroker.log.cleaner")
 
 CHECKPOINT_FILE = "cleaner-offset-checkpoint"
 _READ_CHUNK = 1 << 20
+WORKER_NICENESS = 10
 
 
 class CleaningAborted(Exception):
@@ -413,8 +414,10 @@ class Cleaning:
 
 
 def worker_process_started() -> None:
-    """A worker process's initializer: it exits when the broker does, even after a kill -9 (it would
-    otherwise wait on its task queue forever)."""
+    """A worker process's initializer: background priority (the CPU goes to the broker's requests
+    first), and it exits when the broker does, even after a kill -9 (it would otherwise wait on its
+    task queue forever)."""
+    os.nice(WORKER_NICENESS)
     parent = os.getppid()
 
     def watch() -> None:
