@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import socket
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from pathlib import Path
 
@@ -196,21 +197,26 @@ class Broker:
         cleaner.configure(CleanerConfig.from_broker_config(self.config))
         if not cleaner.config.enable or cleaner.config.threads < 1:
             return
-        pool = ProcessPoolExecutor(cleaner.config.threads, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=worker_process_started)
+        pools = [self._cleaner_pool(cleaner.config.threads)]  # replaced if a worker process dies
         try:
             async with trio.open_nursery() as nursery:
                 for _ in range(cleaner.config.threads):
-                    nursery.start_soon(self._cleaner_task, cleaner, pool)
+                    nursery.start_soon(self._cleaner_task, cleaner, pools)
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pools[0].shutdown(wait=False, cancel_futures=True)
 
-    async def _cleaner_task(self, cleaner, pool: ProcessPoolExecutor) -> None:
+    @staticmethod
+    def _cleaner_pool(workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker_process_started)
+
+    async def _cleaner_task(self, cleaner, pools: list[ProcessPoolExecutor]) -> None:
         while True:
             job = cleaner.grab()
             if job is None:
                 await trio.sleep(cleaner.config.backoff_ms / 1000)
                 continue
+            pool = pools[0]
             try:
                 future = pool.submit(run_cleaning, job.work)
                 result = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
@@ -228,6 +234,13 @@ class Broker:
             except CleaningAborted as exc:
                 log.info("cleaning of %s-%d aborted: %s", *job.tp, exc)
                 job.abort()
+            except BrokenProcessPool as exc:  # a worker died (killed, out of memory): a new pool, a later try
+                log.error("the cleaner's worker process died cleaning %s-%d: %s", *job.tp, exc)
+                job.abort(worker_died=True)
+                if pools[0] is pool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pools[0] = self._cleaner_pool(cleaner.config.threads)
+                await trio.sleep(cleaner.config.backoff_ms / 1000)
             except Exception:  # a bug or a failing disk: this log is not cleaned again until restart
                 log.exception("cleaning of %s-%d failed; the log is marked uncleanable", *job.tp)
                 job.abort(failed=True)

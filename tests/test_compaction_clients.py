@@ -275,3 +275,23 @@ def test_retention_deletes_old_segments_and_a_consumer_behind_resets_as_its_clie
     assert resumed.error() is None and resumed.offset() >= start
     refused = first_message("error")
     assert refused.error() is not None and refused.error().code() == KafkaError._AUTO_OFFSET_RESET
+
+
+def test_a_dying_cleaner_worker_costs_no_request_and_the_next_start_cleans(kbroker_process, monkeypatch):
+    monkeypatch.setenv(CRASH_ENV, "worker")  # every cleaner worker process dies as it starts a segment
+    broker = kbroker_process(**FAST_CLEANER)
+    create_topic(broker.bootstrap, "sessions")
+    pairs = updates(rounds=10, keys=10)
+    offsets = produce(broker.bootstrap, "sessions", pairs)
+    roll = roll_with(broker.bootstrap, "sessions")
+    assert wait_for(lambda: "worker process died" in broker.log_path.read_text(), timeout=30)
+    more = produce(broker.bootstrap, "sessions", [(b"user-1", b"still served")])  # the broker goes on
+    everything = [(o, k, v) for (k, v), o in zip(pairs, offsets)] + [(roll, b"~roll", b"roll"),
+                                                                      (more[0], b"user-1", b"still served")]
+    assert read_all(broker.bootstrap, "sessions") == everything  # nothing cleaned, nothing lost
+    monkeypatch.delenv(CRASH_ENV)
+    broker.restart()
+    expected = latest_per_key(pairs + [(b"user-1", b"still served")], offsets + more)
+    roll_with(broker.bootstrap, "sessions", key=b"~roll2")
+    assert wait_for(lambda: [r for r in read_all(broker.bootstrap, "sessions") if not r[1].startswith(b"~")]
+                    == expected)

@@ -392,6 +392,7 @@ class Cleaning:
         cfg, ctx = self.config, self.ctx
         sources = [self.sources[i] for i in group]
         ctx.transactions.cleaned_index = []
+        segment_swap.crash_point("worker")  # tests: the worker process dies mid-cleaning
         writer = CleanedSegmentWriter(self.directory, sources[0].base_offset, index_bytes=cfg.segment_index_bytes,
                                       index_interval=cfg.index_interval_bytes)
         try:
@@ -519,10 +520,15 @@ class CleaningJob:
             self.segments_cleaned, result.records_kept, result.records_read,
             result.bytes_read / took / 1e6 if took > 0 else 0.0, took)
 
-    def abort(self, failed: bool = False) -> None:
+    def abort(self, failed: bool = False, worker_died: bool = False) -> None:
+        """Give the job up; its files that were not swapped in go (``worker_died``: whatever the
+        worker may have left half-written too)."""
         for cleaned in self._pending:  # written by the worker, never swapped in
             segment_swap.discard_swap(self.log.directory, cleaned.base_offset)
             segment_swap.discard_cleaned(self.log.directory, cleaned.base_offset)
+        if worker_died:
+            for src in self.work.sources:
+                segment_swap.discard_cleaned(self.log.directory, src.base_offset)
         self._pending = []
         self.cleaner._aborted(self, failed)
 

@@ -22,7 +22,8 @@ log after a kill -9 holds, for every offset, the cleaned or the uncleaned versio
 never both and never neither.
 
 ``KBROKER_CLEANER_CRASH_AT`` (tests only) kills the process with SIGKILL at a named step:
-``cleaned`` (files written, before step 1), ``swap`` (after 1), ``deleted`` (after 2).
+``cleaned`` (files written, before step 1), ``swap`` (after 1), ``deleted`` (after 2); and
+``worker`` kills the cleaner's worker process instead, as it starts a segment.
 If the log changed before step 2 (the cleaner checks), ``discard_swap`` undoes step 1.
 """
 
