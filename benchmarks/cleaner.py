@@ -4,8 +4,9 @@
 
 1. **Throughput** (in process, no broker): a compacted log of ``--mb`` MB of 1 KB updates over
    10,000 keys in producer-like batches of 16 records (uncompressed, then lz4), rolled, then one
-   cleaning as the broker runs it (offset map, rewrite, swap) on this thread: MB of log cleaned per
-   second, and the bytes before/after.
+   cleaning's steps on this thread (the worker's offset map and rewrite -- with the GIL pauses a
+   thread takes, which the broker's worker process skips -- then commit and swap): MB of log
+   cleaned per second, and the bytes before/after. The broker's own line (phase 2) gives its rate.
 2. **Latency while cleaning vs idle** (a `kbroker serve` process): a compacted topic ``churn`` gets
    ``--mb`` MB of updates while its min.cleanable.dirty.ratio is 1 (never cleaned); a probe producer
    (librdkafka, acks=all, linger.ms=0, 1 KB every 2 ms) and a probe consumer on another topic
