@@ -41,7 +41,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
 from kbroker.log import checkpoint, compaction, segment_swap
