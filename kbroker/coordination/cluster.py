@@ -12,6 +12,8 @@ layout (so a ZooKeeper browser shows what Kafka's would):
     /brokers/topics/<topic>/partitions/<p>/state  {"controller_epoch":E,"leader":L,"version":1,
                                                   "leader_epoch":LE,"isr":[...]}
     /config/topics/<topic>                        {"version":1,"config":{...}}
+    /latest_producer_id_block                     {"version":1,"broker":N,"block_start":"S","block_end":"E"}
+    /admin/controlled_shutdown/<id>               ephemeral: broker <id> is shutting down (kbroker's own)
 
 - A broker registers itself with an ephemeral node: it is alive while its session is; a second
   broker with the same id gets BrokerIdTaken.
@@ -206,8 +208,11 @@ class ClusterCoordination:
             raise
 
     # -- topics ---------------------------------------------------------------------------------
-    async def create_topic(self, fence: Fence, topic: TopicAssignment, states: Mapping[int, PartitionState]) -> None:
-        """Record a new topic with its assignment, configs and every partition's first state, at once."""
+    async def create_topic(self, fence: Fence | None, topic: TopicAssignment,
+                           states: Mapping[int, PartitionState]) -> None:
+        """Record a new topic with its assignment, configs and every partition's first state, at once
+        (NodeExists if the name is taken). Any broker may: creating cannot overwrite another's
+        change, so it needs no fence (``None``); the controller takes it from there."""
         value = {"version": 3, "topic_id": _topic_id_to_str(topic.topic_id),
                  "partitions": {str(p): list(r) for p, r in sorted(topic.replicas.items())},
                  "adding_replicas": {}, "removing_replicas": {}}
@@ -218,7 +223,10 @@ class ClusterCoordination:
         for partition, state in sorted(states.items()):
             operations += [Create(f"{path}/partitions/{partition}"),
                            Create(_state_path(topic.name, partition), state.to_json())]
-        await self._fenced(fence, operations)
+        if fence is None:
+            await self.store.transaction(operations)
+        else:
+            await self._fenced(fence, operations)
 
     async def watch_topics(self) -> tuple[list[str], trio.Event]:
         return await self.store.children_watch("/brokers/topics")
@@ -233,7 +241,7 @@ class ClusterCoordination:
         replicas = {int(p): tuple(r) for p, r in value["partitions"].items()}
         return TopicAssignment(name, _topic_id_from_str(value["topic_id"]), replicas, configs)
 
-    async def delete_topic(self, fence: Fence, name: str) -> None:
+    async def delete_topic(self, fence: Fence | None, name: str) -> None:
         topic = await self.topic(name)
         if topic is None:
             raise NoNode(_topic_path(name))
@@ -242,7 +250,46 @@ class ClusterCoordination:
         for partition in sorted(topic.replicas):
             operations += [Delete(_state_path(name, partition)), Delete(f"{path}/partitions/{partition}")]
         operations += [Delete(f"{path}/partitions"), Delete(path), Delete(f"/config/topics/{name}")]
-        await self._fenced(fence, operations)
+        if fence is None:
+            await self.store.transaction(operations)
+        else:
+            await self._fenced(fence, operations)
+
+    async def add_partitions(self, topic: TopicAssignment, states: Mapping[int, PartitionState],
+                             version: int) -> None:
+        """Grow a topic: its new assignment (written only over the assignment ``version`` read)
+        and the new partitions' first states, at once."""
+        value = {"version": 3, "topic_id": _topic_id_to_str(topic.topic_id),
+                 "partitions": {str(p): list(r) for p, r in sorted(topic.replicas.items())},
+                 "adding_replicas": {}, "removing_replicas": {}}
+        path = _topic_path(topic.name)
+        operations: list[Operation] = [SetData(path, json.dumps(value).encode(), version)]
+        for partition, state in sorted(states.items()):
+            operations += [Create(f"{path}/partitions/{partition}"),
+                           Create(_state_path(topic.name, partition), state.to_json())]
+        await self.store.transaction(operations)
+
+    async def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        await self.store.set(f"/config/topics/{name}", json.dumps({"version": 1, "config": dict(configs)}).encode())
+
+    # -- producer ids ---------------------------------------------------------------------------
+    async def allocate_producer_ids(self, size: int) -> tuple[int, int]:
+        """A block of ``size`` producer ids no other broker ever gets: (first, last), as Kafka's
+        ZooKeeper-mode brokers allocate them (a conditional update of the latest block)."""
+        path = "/latest_producer_id_block"
+        while True:
+            node = await self.store.get(path)
+            first = 0 if node is None else int(json.loads(node.data)["block_end"]) + 1
+            data = json.dumps({"version": 1, "broker": self.node_id, "block_start": str(first),
+                               "block_end": str(first + size - 1)}).encode()
+            try:
+                if node is None:
+                    await self.store.create(path, data)
+                else:
+                    await self.store.set(path, data, node.version)
+                return first, first + size - 1
+            except (NodeExists, BadVersion):
+                continue  # another broker took that block: the next one
 
     # -- partition state -------------------------------------------------------------------------
     async def partition_state(self, topic: str, partition: int) -> PartitionState | None:
