@@ -348,6 +348,27 @@ def test_a_read_in_flight_keeps_the_replaced_segment(tmp_path):
     mgr.close()
 
 
+def test_a_truncation_during_a_cleaning_voids_it(tmp_path):
+    from kbroker.log.cleaner import CleaningAborted
+
+    mgr, log = open_log(tmp_path)
+    fill(log, 100, keys=5)
+    roll(log)
+    put(log, "k0", "newest, then cut")  # the map sees it; the follower's truncation removes it
+    roll(log)
+    job = mgr.cleaner.grab(NOW)
+    pairs = job.accept(job.work.run())
+    log.truncate_to(100)  # a divergent tail: offset 100 goes
+    job.commit(pairs[0][1])
+    with pytest.raises(CleaningAborted):
+        job.swap(*pairs[0])
+    job.abort()
+    assert ("prices", 0) not in mgr.cleaner.in_progress
+    assert records(log)[-1] == (99, "k4", "v99") and len(records(log)) == 100  # nothing cleaned away
+    assert not [n for n in os.listdir(tmp_path / "prices-0") if n.endswith((".cleaned", ".swap"))]
+    mgr.close()
+
+
 def test_the_checkpoint_and_sizes_survive_a_restart(tmp_path):
     mgr, log = open_log(tmp_path)
     history = fill(log, 200, keys=5)

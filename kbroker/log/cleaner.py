@@ -446,6 +446,8 @@ class CleaningJob:
         self.log = log = chosen.log
         self.started = time.monotonic()
         self.log_start = log.log_start_offset
+        self.truncations = log.truncations  # a truncation (a follower's divergent tail) voids the job:
+        # its offset map may hold keys from what was cut, which would remove their older records
         self.segments = [s for s in log.segments[:-1] if s.base_offset < chosen.first_uncleanable]
         sources = [SourceSegment(s.log_path, s.size, s.base_offset, s.next_offset, len(s.index.offsets),
                                  list(s.txn_index.entries), _mtime(s.log_path), s.max_timestamp) for s in self.segments]
@@ -495,7 +497,8 @@ class CleaningJob:
 
     def _unchanged(self, old: list[LogSegment]) -> bool:
         log = self.log
-        if log.offline is not None or self.cleaner.logs.get(self.tp) is not log:
+        if (log.offline is not None or self.cleaner.logs.get(self.tp) is not log
+                or log.truncations != self.truncations):
             return False
         try:
             i = next(i for i, s in enumerate(log.segments) if s is old[0])
