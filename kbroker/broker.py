@@ -13,7 +13,10 @@ transaction coordinators (kbroker.groups, kbroker.txn), and the handlers' Servic
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import socket
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -28,6 +31,7 @@ from .groups import OFFSETS_TOPIC, GroupConfig, GroupCoordinator
 from .handlers import Registry, default_registry
 from .handlers.context import NodeInfo, Services
 from .log import LogManager
+from .log.cleaner import CleanerConfig, CleaningAborted, run_cleaning, worker_process_started
 from .metadata import FileMetadataStore
 from .metadata.cluster_info import SingleBroker
 from .metadata.node_identity import load_or_format
@@ -177,6 +181,7 @@ class Broker:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._maintain_logs)
+                nursery.start_soon(self._clean_logs)
                 nursery.start_soon(self._open_logs)
                 if self.membership is not None:  # joined, and the cluster's state applied, first
                     await nursery.start(self.membership.run)
@@ -229,9 +234,68 @@ class Broker:
                 for partition_log in self.logs.flush_due_logs():
                     await trio.to_thread.run_sync(partition_log.flush)
             elif name == "retention":
-                self.logs.enforce_retention()
+                self.logs.enforce_retention(reap=False)  # unlinks; closing the files frees blocks:
+                await trio.to_thread.run_sync(self.logs.close_deleted_segments)  # off the event loop
             else:
                 self.logs.write_checkpoints()
+
+    async def _clean_logs(self) -> None:
+        """The log cleaner (kbroker.log.cleaner): log.cleaner.threads tasks, each cleaning the
+        filthiest compacted log at a time. The reading and writing run in a pool of as many worker
+        processes (in threads they held the GIL the event loop needs at each system call: requests
+        waited behind them); the commit renames and fsyncs in worker threads; the segment swaps
+        here, on the event loop, between the appends and reads of the logs they change."""
+        cleaner = self.logs.cleaner
+        cleaner.configure(CleanerConfig.from_broker_config(self.config))
+        if not cleaner.config.enable or cleaner.config.threads < 1:
+            return
+        pools = [self._cleaner_pool(cleaner.config.threads)]  # replaced if a worker process dies
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(cleaner.config.threads):
+                    nursery.start_soon(self._cleaner_task, cleaner, pools)
+        finally:
+            pools[0].shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _cleaner_pool(workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=worker_process_started)
+
+    async def _cleaner_task(self, cleaner, pools: list[ProcessPoolExecutor]) -> None:
+        while True:
+            job = cleaner.grab()
+            if job is None:
+                await trio.sleep(cleaner.config.backoff_ms / 1000)
+                continue
+            pool = pools[0]
+            try:
+                future = pool.submit(run_cleaning, job.work)
+                result = await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+                for old, cleaned in job.accept(result):
+                    await trio.to_thread.run_sync(job.commit, cleaned, abandon_on_cancel=True)
+                    try:
+                        job.swap(old, cleaned)
+                    finally:
+                        await trio.to_thread.run_sync(job.make_durable, abandon_on_cancel=True)
+                job.finish()
+                await trio.to_thread.run_sync(cleaner.write_checkpoint, abandon_on_cancel=True)
+            except trio.Cancelled:
+                job.abort()
+                raise
+            except CleaningAborted as exc:
+                log.info("cleaning of %s-%d aborted: %s", *job.tp, exc)
+                job.abort()
+            except BrokenProcessPool as exc:  # a worker died (killed, out of memory): a new pool, a later try
+                log.error("the cleaner's worker process died cleaning %s-%d: %s", *job.tp, exc)
+                job.abort(worker_died=True)
+                if pools[0] is pool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pools[0] = self._cleaner_pool(cleaner.config.threads)
+                await trio.sleep(cleaner.config.backoff_ms / 1000)
+            except Exception:  # a bug or a failing disk: this log is not cleaned again until restart
+                log.exception("cleaning of %s-%d failed; the log is marked uncleanable", *job.tp)
+                job.abort(failed=True)
 
     def _connection_limits(self) -> tuple[int, int, dict[str, int]]:
         config = self.config

@@ -28,7 +28,7 @@ def _error_code(future) -> int:
 def _produce(bootstrap: str, topic: str, count: int, partition: int = 0) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
     for i in range(count):
-        producer.produce(topic, value=b"v%d" % i, partition=partition)
+        producer.produce(topic, key=b"k%d" % i, value=b"v%d" % i, partition=partition)  # keyed: some topics are compacted
     assert producer.flush(20) == 0
 
 

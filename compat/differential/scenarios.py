@@ -326,6 +326,19 @@ def future_timestamp(b):
     return {"produce": pr, "end_offset": lo}
 
 
+@scenario("keyless-records-on-a-compacted-topic")
+def keyless_on_compacted(b):
+    t = b.topic()
+    with b.wire() as w:
+        ct = create_topics(w, [(t, 1, 1, {"cleanup.policy": "compact"})])
+        ensure_topic(w, t)
+        refused = produce(w, t, batch([rec.Record(b"k", b"v"), rec.Record(None, b"no key"), rec.Record(None, b"x")]))
+        kept = produce(w, t, batch([rec.Record(b"k", b"v")]))
+        lo = list_offsets(w, t, -1)
+    b.expect(p0(refused)["error_code"] == 87, f"INVALID_RECORD expected: {p0(refused)}")
+    return {"create": ct, "refused": refused, "kept": kept, "end_offset": lo}
+
+
 @scenario("log-append-time")
 def log_append_time(b):
     t = b.topic()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import trio
 
+from ..log.errors import RecordsRejected
 from ..protocol import compression
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import ProduceRequest, ProduceResponse
@@ -63,6 +64,9 @@ def _append_error(index: int, exc: ApiError, partition) -> PartitionResponse:
         response.error_message = INVALID_TIMESTAMP_MESSAGE
         response.record_errors = [BatchError(batch_index=exc.record_index or 0,
                                              batch_index_error_message=str(exc))]
+    elif isinstance(exc, RecordsRejected):  # e.g. keyless records on a compacted topic
+        response.error_message = exc.message
+        response.record_errors = [BatchError(batch_index=i, batch_index_error_message=m) for i, m in exc.record_errors]
     return response
 
 

@@ -5,15 +5,20 @@ the batch bytes (a writable memoryview) and their headers; kbroker.log.base runs
    client's batch is validated as Kafka validates a Produce (records.py: framing, CRC, counts, no
    control batches), the broker's own batches are only framed. Too large for a segment is
    RECORD_LIST_TOO_LARGE.
-2. ``check_timestamps``: CreateTime within message.timestamp.{before,after}.max.ms of now.
+2. ``check_timestamps``: CreateTime within message.timestamp.{before,after}.max.ms of now;
+   ``check_keys``: on a compacted topic every record has a key (only those topics pay: it walks the
+   varints up to each key on the memoryview, kbroker.log.compaction).
 3. ``assign_offsets``: offsets, the leader epoch and LogAppendTime patched into the headers in place.
 
-Per batch work only: records are decoded solely to name the record a failed timestamp check found.
+Per batch work only, but for compacted topics' key check: records are decoded solely to name the
+record a failed timestamp check found.
 """
 
 from __future__ import annotations
 
+from kbroker.log.compaction import keyless_records
 from kbroker.log.config import LogConfig
+from kbroker.log.errors import RecordsRejected
 from kbroker.protocol import records as rec
 from kbroker.protocol.errors import ApiError, ErrorCode
 from kbroker.protocol.records import BatchHeader
@@ -61,6 +66,20 @@ def check_timestamps(mv: memoryview, headers: list[BatchHeader], now_ms: int, co
         offset, ts = (offending.offset, offending.timestamp) if offending else (0, h.max_timestamp)
         raise ApiError(ErrorCode.INVALID_TIMESTAMP, f"Timestamp {ts} of message with offset {offset} is out of range. "
                        f"The timestamp should be within [{lo}, {hi}]", record_index=offset - h.base_offset)
+
+
+def check_keys(mv: memoryview, headers: list[BatchHeader], topic_partition: str) -> None:
+    """A compacted topic refuses records without a key, as Kafka's LogValidator does: INVALID_RECORD
+    with a record error for each such record."""
+    for h in headers:
+        keyless = keyless_records(mv, h)
+        if keyless:
+            why = f"Compacted topic cannot accept message without key in topic partition {topic_partition}"
+            shown = ", ".join(f"RecordError(batchIndex={i}, message='{why}')" for i in keyless[:3])
+            raise RecordsRejected(ErrorCode.INVALID_RECORD,
+                                  f"One or more records have been rejected due to {len(keyless)} record errors in "
+                                  f"total, and only showing the first three errors at most: [{shown}]",
+                                  [(i, why) for i in keyless])
 
 
 def assign_offsets(mv: memoryview, headers: list[BatchHeader], next_offset: int, *, leader_epoch: int,

@@ -79,6 +79,7 @@ class BaseLog:
         self.producer_state = ProducerStateManager()
         self.log_start_offset = 0
         self.offline: str | None = None  # why appends are refused after a storage failure
+        self.truncations = 0  # how many times truncate_to cut the log (a cleaning across one is void)
 
     # ================================================================ what an implementation provides
 
@@ -159,6 +160,8 @@ class BaseLog:
         mv, headers = appending.append_headers(records, cfg, client)
         if client:
             appending.check_timestamps(mv, headers, now, cfg)
+            if cfg.compact:
+                appending.check_keys(mv, headers, f"{self.topic}-{self.partition}")
             duplicate = self._check_producers(headers)
             if duplicate is not None:
                 return duplicate
@@ -300,6 +303,7 @@ class BaseLog:
         that found a divergence). Returns the new log end offset."""
         if offset >= self.log_end_offset:
             return self.log_end_offset
+        self.truncations += 1
         try:
             self._truncate_batches_from(max(offset, self.log_start_offset))
             leo = self.log_end_offset

@@ -26,6 +26,11 @@ class LogConfig:
     cleanup_policy: str = "delete"
     file_delete_delay_ms: int = 60_000
     min_insync_replicas: int = 1  # read by the partition layer for acks=-1
+    # compaction (kbroker.log.cleaner)
+    delete_retention_ms: int = 24 * 60 * 60 * 1000
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
+    min_cleanable_dirty_ratio: float = 0.5
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None = None) -> "LogConfig":
@@ -38,7 +43,7 @@ class LogConfig:
             name = f.name.replace("_", ".")
             if name in values and values[name] is not None:
                 v = values[name]
-                kwargs[f.name] = v if f.type == "str" else int(v)
+                kwargs[f.name] = v if f.type == "str" else float(v) if f.type == "float" else int(v)
         return cls(**kwargs)
 
     @property

@@ -26,3 +26,12 @@ class StorageError(ApiError):
 
 class TornWrite(OSError):
     """A failed write left partial bytes at the end of a file that could not be truncated back."""
+
+
+class RecordsRejected(ApiError):
+    """Records of a batch were refused one by one (Kafka's RecordValidationException): the error
+    code, Kafka's summary message, and (batch index, message) for each refused record."""
+
+    def __init__(self, error_code: ErrorCode, message: str, record_errors: list[tuple[int, str]]):
+        super().__init__(error_code, message, record_index=record_errors[0][0] if record_errors else None)
+        self.record_errors = record_errors

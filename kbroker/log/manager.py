@@ -1,5 +1,6 @@
 """LogManager: every partition log in one log directory, plus the log-dir level checkpoint files
-Kafka keeps there (``recovery-point-offset-checkpoint``, ``log-start-offset-checkpoint``).
+Kafka keeps there (``recovery-point-offset-checkpoint``, ``log-start-offset-checkpoint``, and the
+cleaner's ``cleaner-offset-checkpoint``, kbroker.log.cleaner).
 
 Creating many partitions at once (a new topic) is ``open_new``: one durability batch, so the
 partitions' files and directories are made durable together at its end, in two rounds of concurrent
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from kbroker.log import checkpoint, durability
+from kbroker.log.cleaner import LogCleaner
 from kbroker.log.config import LogConfig
 from kbroker.log.partition import PartitionLog, parse_partition_dir
 
@@ -53,6 +55,7 @@ class LogManager:
         self._unopened: dict[tuple[str, int], _Unopened] = {}
         self._configs: dict[str, LogConfig | Mapping[str, Any]] = dict(configs or {})
         self._default_config = default_config
+        self.cleaner = LogCleaner(log_dir, self.logs)  # compaction (kbroker.log.cleaner); the broker runs it
 
     @classmethod
     def open(
@@ -173,12 +176,21 @@ class LogManager:
         log = self.logs.pop((topic, partition), None)
         if log is not None:
             log.delete()
+        self.cleaner.forget((topic, partition))
         self.write_checkpoints()
 
-    def enforce_retention(self, now_ms: int | None = None) -> int:
-        """Run retention on every log (the server calls this every log.retention.check.interval.ms;
-        compaction's log cleaner will run from here too, see kbroker.log.retention)."""
-        return sum(log.enforce_retention(now_ms) for log in self.logs.values())
+    def enforce_retention(self, now_ms: int | None = None, reap: bool = True) -> int:
+        """Run retention on every log (the server calls this every log.retention.check.interval.ms):
+        a few unlinks per expired segment. Closing their files, which frees their blocks, is
+        ``close_deleted_segments`` with ``reap=False``, which the server runs in a worker thread. Compaction is the
+        cleaner's (``self.cleaner``, kbroker.log.cleaner), run by the server's cleaner tasks."""
+        return sum(log.enforce_retention(now_ms, reap) for log in list(self.logs.values()))
+
+    def close_deleted_segments(self, now_ms: int | None = None) -> None:
+        """Close the files of deleted segments past file.delete.delay.ms (safe in a worker thread)."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        for log in list(self.logs.values()):
+            log.graveyard.reap(now_ms)
 
     def flush_due_logs(self, now_ms: int | None = None) -> list[PartitionLog]:
         """Logs whose flush policy (or a roll) asks for an fsync now; the server flushes them, e.g.
@@ -202,4 +214,5 @@ class LogManager:
             for log in self.logs.values():
                 log.close()
         self.write_checkpoints()
+        self.cleaner.write_checkpoint()
         logger.info("Closed %d log(s) in %s in %.1f ms", len(self.logs), self.log_dir, (time.monotonic() - started) * 1000)

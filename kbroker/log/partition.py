@@ -11,8 +11,8 @@ A read finds the batch holding the offset via the segment's sparse index and a s
 and returns a FileSlice of whole batches of that one segment, for os.sendfile.
 
 Elsewhere: opening and repairing the directory is kbroker.log.recovery; retention, DeleteRecords'
-segment deletion and the graveyard of deleted segments are kbroker.log.retention (and compaction's
-log cleaner will sit beside it). Durability: ``flush`` fsyncs what was written and moves the
+segment deletion and the graveyard of deleted segments are kbroker.log.retention; compaction is
+kbroker.log.cleaner, which swaps cleaned segments in (kbroker.log.segment_swap). Durability: ``flush`` fsyncs what was written and moves the
 recovery point; by default only the flusher's schedule or a clean close does so.
 """
 
@@ -254,10 +254,10 @@ class PartitionLog(BaseLog):
     def _delete_below_log_start(self, now_ms: int | None) -> int:
         return retention.delete_segments_below_start(self, wall_clock_ms() if now_ms is None else now_ms)
 
-    def enforce_retention(self, now_ms: int | None = None) -> int:
+    def enforce_retention(self, now_ms: int | None = None, reap: bool = True) -> int:
         """Delete whole segments past ``retention.ms`` / ``retention.bytes`` (cleanup.policy delete)
         and below the log start offset. Returns the number of segments deleted."""
-        return retention.enforce_retention(self, wall_clock_ms() if now_ms is None else now_ms)
+        return retention.enforce_retention(self, wall_clock_ms() if now_ms is None else now_ms, reap)
 
     # ================================================================ durability
 

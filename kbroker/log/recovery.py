@@ -2,9 +2,10 @@
 
 ``recover`` brings a new, empty PartitionLog to the state its directory describes:
 
-1. Leftovers of interrupted writes and deletions (``.tmp``, ``.deleted``, ``.cleaned``, ``.swap``)
-   and indexes whose ``.log`` is gone are removed; the topic id is read from (or written to)
-   ``partition.metadata``.
+1. A cleaner's segment swap that reached its commit point is completed
+   (kbroker.log.segment_swap); leftovers of interrupted writes, deletions and cleanings (``.tmp``,
+   ``.deleted``, ``.cleaned``, ``.swap``) and indexes whose ``.log`` is gone are removed; the topic
+   id is read from (or written to) ``partition.metadata``.
 2. Every segment is loaded in offset order (``load_segment``): every batch header is walked once --
    that is how producer state, open and aborted transactions and leader epochs are rebuilt, there
    are no snapshots -- and batches at or after the recovery point (the offset below which
@@ -29,7 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from kbroker.log import checkpoint
+from kbroker.log import checkpoint, segment_swap
 from kbroker.log.checkpoint import LeaderEpochCache
 from kbroker.log.segment import InvalidBatch, LogSegment
 from kbroker.log.txn_index import AbortedTxn
@@ -49,8 +50,8 @@ def recover(log: SegmentedLog, *, recovery_point: int, log_start_offset: int, to
     started = time.monotonic()
     directory = log.directory
     _recover_topic_id(log, topic_id)
+    notes: list[str] = segment_swap.complete_swaps(directory)  # a cleaning's swap a crash interrupted
     bases = _segment_bases(directory)
-    notes: list[str] = []
     validated = truncated = rebuilt = 0
     epochs_seen = LeaderEpochCache(directory)
 

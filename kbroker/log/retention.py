@@ -10,19 +10,20 @@ was deleted.
 On disk (``enforce_retention``, ``delete_segments_below_start``, run by PartitionLog): a segment
 wholly below the log start offset (after DeleteRecords or retention) is unlinked at once but its
 files stay open in the ``Graveyard`` for ``file.delete.delay.ms``, so a Fetch answer being sent with
-sendfile from it completes; the graveyard is reaped at the next retention run. The active segment is
+sendfile from it completes; the graveyard is reaped (the files closed, which is when a big
+file's blocks are freed: slow) at the next retention run, in a worker thread when the broker runs
+it (LogManager.close_deleted_segments). The active segment is
 rolled first when everything is to go, so the log always has an active segment at its end.
 
-Compaction (cleanup.policy ``compact``, a later issue) will be the log cleaner, its own module
-(``kbroker/log/cleaner.py``): it rewrites inactive segments keeping the last record per key, swaps
-them in through ``.cleaned``/``.swap`` files (recovery already removes leftovers of those), and is
-run from the same periodic pass (LogManager.enforce_retention) for logs whose policy says compact,
-next to ``enforce_retention`` here, which does nothing for a compact-only log.
+Compaction (cleanup.policy ``compact``) is the log cleaner (kbroker.log.cleaner); the cleaned
+segments it swaps in replace old ones the same way (their files go to the graveyard).
+``enforce_retention`` here does nothing for a compact-only log.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Iterable
 
 from kbroker.log.config import LogConfig
@@ -52,29 +53,32 @@ class Graveyard:
 
     def __init__(self) -> None:
         self._segments: list[tuple[int, LogSegment]] = []  # (close after ms, segment)
+        self._lock = threading.Lock()  # reap runs in a worker thread while the log's thread buries
 
     def bury(self, seg: LogSegment, close_after_ms: int) -> None:
-        self._segments.append((close_after_ms, seg))
+        with self._lock:
+            self._segments.append((close_after_ms, seg))
 
     def reap(self, now_ms: int) -> None:
-        keep = []
-        for when, seg in self._segments:
-            if when <= now_ms:
-                seg.close()
-            else:
-                keep.append((when, seg))
-        self._segments = keep
+        with self._lock:
+            due = [seg for when, seg in self._segments if when <= now_ms]
+            self._segments = [(when, seg) for when, seg in self._segments if when > now_ms]
+        for seg in due:
+            seg.close()
 
     def close_all(self) -> None:
-        for _, seg in self._segments:
+        with self._lock:
+            due, self._segments = self._segments, []
+        for _, seg in due:
             seg.close()
-        self._segments = []
 
 
-def enforce_retention(log: SegmentedLog, now_ms: int) -> int:
+def enforce_retention(log: SegmentedLog, now_ms: int, reap: bool = True) -> int:
     """Delete whole segments past ``retention.ms`` / ``retention.bytes`` (cleanup.policy delete)
-    and below the log start offset. Returns the number of segments deleted."""
-    log.graveyard.reap(now_ms)
+    and below the log start offset (and, with ``reap``, close the graveyard's due files). Returns
+    the number of segments deleted."""
+    if reap:
+        log.graveyard.reap(now_ms)
     deleted = delete_segments_below_start(log, now_ms)
     if not log.config.delete:
         return deleted
