@@ -205,3 +205,25 @@ def test_create_partitions_places_the_new_replicas_over_the_cluster(cluster_fact
         producer.send("growing", [b"p%d-%d" % (partition, i) for i in range(20)], partition=partition)
     assert producer.flush() == 0 and not producer.errors
     assert {p for p, _ in producer.acked.values()} == set(range(5))
+
+
+def test_a_produce_to_a_follower_names_the_current_leader(cluster_factory):
+    """KIP-951: NOT_LEADER_OR_FOLLOWER carries the current leader and its endpoint."""
+    from kbroker.protocol import records as R
+    from kbroker.protocol.messages import ProduceRequest
+    from tests.kafka_wire import WireClient
+
+    cluster = cluster_factory(3)
+    create_topic(cluster, "hinted", partitions=1, replication_factor=3)
+    leader = cluster.leader_of("hinted")
+    follower = next(n for n in (1, 2, 3) if n != leader)
+    batch = R.build_batch([R.Record(b"k", b"v")])
+    request = ProduceRequest(acks=1, timeout_ms=5000, topic_data=[ProduceRequest.TopicProduceData(
+        name="hinted", partition_data=[ProduceRequest.PartitionProduceData(index=0, records=batch)])])
+    with WireClient(cluster.bootstrap_of(follower)) as client:
+        response = client.request(request, 11)
+    answer = response.responses[0].partition_responses[0]
+    assert answer.error_code == KafkaError.NOT_LEADER_FOR_PARTITION
+    assert answer.current_leader.leader_id == leader and answer.current_leader.leader_epoch == 0
+    assert [(e.node_id, e.port) for e in response.node_endpoints] == [
+        (leader, int(cluster.bootstrap_of(leader).rsplit(":", 1)[1]))]

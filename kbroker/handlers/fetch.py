@@ -33,11 +33,13 @@ from ..partitions import Partition
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import FetchRequest, FetchResponse
 from ..protocol.file_region import FileRegion
+from . import leader_hints
 from .registry import Handler
 
 PartitionData = FetchResponse.PartitionData
 READ_COMMITTED = 1
 _TOPIC_IDS_FROM = 13
+_LEADER_HINTS_FROM, _NODE_ENDPOINTS_FROM = 12, 16
 
 
 @dataclass(slots=True)
@@ -178,7 +180,29 @@ async def handle_fetch(ctx, request: FetchRequest) -> FetchResponse:
         if errored or total >= request.min_bytes or trio.current_time() >= deadline:
             break
         await ctx.appends.wait_until(deadline)
-    return FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=topics)
+    response = FetchResponse(error_code=ErrorCode.NONE, session_id=0, responses=topics)
+    if ctx.api_version >= _LEADER_HINTS_FROM:
+        _leader_hints(ctx, topics, response)
+    return response
+
+
+def _leader_hints(ctx, topics, response: FetchResponse) -> None:
+    """KIP-951: where a partition's leadership moved, its current leader, and from v16 its endpoint."""
+    leaders = set()
+    for topic in topics:
+        name = topic.topic
+        if not name and topic.topic_id is not None:  # v13+: named by id
+            found = ctx.metadata.get_by_id(topic.topic_id)
+            name = found.name if found is not None else None
+        for partition in topic.partitions:
+            if name and partition.error_code in leader_hints.MOVED:
+                hint = leader_hints.current_leader(ctx, name, partition.partition_index)
+                if hint is not None:
+                    partition.current_leader = FetchResponse.LeaderIdAndEpoch(*hint)
+                    leaders.add(hint[0])
+    if leaders and ctx.api_version >= _NODE_ENDPOINTS_FROM:
+        response.node_endpoints = [FetchResponse.NodeEndpoint(b.node_id, b.host, b.port, b.rack)
+                                   for b in leader_hints.endpoints(ctx, leaders)]
 
 
 HANDLERS = [Handler(FetchRequest, 4, 17, handle_fetch)]

@@ -36,6 +36,7 @@ from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import ProduceRequest, ProduceResponse
 from ..protocol.records import (ATTRIBUTES_OFFSET, HEADER_SIZE, TRANSACTIONAL_MASK, InvalidProduceFraming,
                                 parse_header)
+from . import leader_hints
 from .registry import CloseConnection, Handler
 
 BatchError = ProduceResponse.BatchIndexAndErrorMessage
@@ -175,12 +176,34 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
         ctx.appends.notify()
     if acks_waits:
         await _wait_for_high_watermarks(acks_waits, request.timeout_ms)
+    if request.acks != 0 and ctx.api_version >= 10:
+        _leader_hints(ctx, responses)
     if request.acks == 0:
         # no response; but an error closes the connection, which is how Kafka tells an acks=0 producer
         if any(p.error_code for t in responses for p in t.partition_responses):
             raise CloseConnection("acks=0 produce request failed")
         return None
-    return ProduceResponse(responses=responses)
+    response = ProduceResponse(responses=responses)
+    if ctx.api_version >= 10:
+        response.node_endpoints = _hinted_endpoints(ctx, responses)
+    return response
+
+
+def _leader_hints(ctx, responses) -> None:
+    """KIP-951: where a partition's leadership moved, its current leader (kbroker.handlers.leader_hints)."""
+    for topic in responses:
+        for partition in topic.partition_responses:
+            if partition.error_code in leader_hints.MOVED:
+                hint = leader_hints.current_leader(ctx, topic.name, partition.index)
+                if hint is not None:
+                    partition.current_leader = ProduceResponse.LeaderIdAndEpoch(*hint)
+
+
+def _hinted_endpoints(ctx, responses) -> list:
+    leaders = {p.current_leader.leader_id for t in responses for p in t.partition_responses
+               if p.current_leader.leader_id >= 0}
+    return [ProduceResponse.NodeEndpoint(b.node_id, b.host, b.port, b.rack)
+            for b in leader_hints.endpoints(ctx, leaders)] if leaders else []
 
 
 HANDLERS = [Handler(ProduceRequest, 3, 11, handle_produce, advertised_min_version=0)]
