@@ -14,9 +14,9 @@ __all__ = ['ConsumerGroupDescribeRequest', 'ConsumerGroupDescribeResponse']
 class ConsumerGroupDescribeRequest(Message):
     KIND = 'request'
     API_KEY = 69
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('group_ids', 'include_authorized_operations')
 
     def __init__(self, group_ids: list[str] = NEW, include_authorized_operations: bool = False) -> None:
@@ -57,7 +57,7 @@ class ConsumerGroupDescribeRequest(Message):
 class ConsumerGroupDescribeResponse(Message):
     KIND = 'response'
     API_KEY = 69
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
     __slots__ = ('throttle_time_ms', 'groups')
 
@@ -240,6 +240,7 @@ class ConsumerGroupDescribeResponse(Message):
             'subscribed_topic_regex',
             'assignment',
             'target_assignment',
+            'member_type',
         )
 
         def __init__(
@@ -254,6 +255,7 @@ class ConsumerGroupDescribeResponse(Message):
             subscribed_topic_regex: str | None = None,
             assignment: ConsumerGroupDescribeResponse.Assignment = NEW,
             target_assignment: ConsumerGroupDescribeResponse.Assignment = NEW,
+            member_type: int = -1,
         ) -> None:
             self.member_id = member_id
             self.instance_id = instance_id
@@ -265,6 +267,7 @@ class ConsumerGroupDescribeResponse(Message):
             self.subscribed_topic_regex = subscribed_topic_regex
             self.assignment = ConsumerGroupDescribeResponse.Assignment() if assignment is NEW else assignment
             self.target_assignment = ConsumerGroupDescribeResponse.Assignment() if target_assignment is NEW else target_assignment
+            self.member_type = member_type
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -304,6 +307,8 @@ class ConsumerGroupDescribeResponse(Message):
                 w.nullable_string(self.subscribed_topic_regex)
             self.assignment.encode(w, version)
             self.target_assignment.encode(w, version)
+            if version >= 1:
+                w.int8(self.member_type)
             if flex:
                 w.uvarint(0)
 
@@ -325,6 +330,8 @@ class ConsumerGroupDescribeResponse(Message):
             self.subscribed_topic_regex = (r.compact_nullable_string() if flex else r.nullable_string())
             self.assignment = ConsumerGroupDescribeResponse.Assignment.decode(r, version)
             self.target_assignment = ConsumerGroupDescribeResponse.Assignment.decode(r, version)
+            if version >= 1:
+                self.member_type = r.int8()
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)

@@ -16,8 +16,7 @@ class ConsumerGroupHeartbeatRequest(Message):
     API_KEY = 68
     VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
-    LATEST_VERSION_UNSTABLE = True
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = (
         'group_id',
         'member_id',
