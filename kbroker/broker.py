@@ -22,6 +22,7 @@ import trio
 from .config.listeners import Endpoint
 from .config.live import LiveConfig
 from .config.persisted import with_persisted_dynamic_configs
+from .features import FeatureStore
 from .groups import OFFSETS_TOPIC, GroupConfig, GroupCoordinator
 from .handlers import Registry, default_registry
 from .handlers.context import NodeInfo, Services
@@ -68,7 +69,8 @@ class Broker:
         self.services = Services(node=self.node, live_config=self.live_config, metadata=self.metadata,
                                  topics=self.topics, partitions=self.partitions, appends=self.appends,
                                  groups=self.group_coordinator, txns=self.txn_coordinator,
-                                 producer_ids=self.producer_ids, registry=registry or default_registry())
+                                 producer_ids=self.producer_ids, registry=registry or default_registry(),
+                                 features=FeatureStore(data_dir))
 
     @property
     def config(self):

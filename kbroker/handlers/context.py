@@ -4,7 +4,7 @@ A handler never sees the Broker. It reads and changes state only through the sma
 here, each owned by one component: the node's identity and endpoints, the live broker config, the
 topic catalogue (read) and topic administration (create, grow, delete), the partition layer
 (appends, reads, offsets), the group and transaction coordinators, the producer id allocator, and the
-handler registry (for ApiVersions). The Broker builds one Services at start; the server builds one
+handler registry (for ApiVersions), and the finalized feature levels (kbroker.features). The Broker builds one Services at start; the server builds one
 RequestContext per request from it, the decoded header and the connection's Session.
 """
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from ..config.broker import BrokerConfig
     from ..config.live import LiveConfig
+    from ..features import FeatureStore
     from ..groups import GroupCoordinator
     from ..metadata import MetadataStore
     from ..partitions import AppendNotifier, PartitionService
@@ -61,6 +62,7 @@ class Services:
     txns: TransactionCoordinator
     producer_ids: ProducerIdManager
     registry: Registry
+    features: FeatureStore
 
 
 @dataclass(slots=True)
@@ -125,3 +127,7 @@ class RequestContext:
     @property
     def registry(self) -> Registry:
         return self.services.registry
+
+    @property
+    def features(self) -> FeatureStore:
+        return self.services.features

@@ -1,5 +1,5 @@
-"""DescribeCluster (key 60) v0-1: the cluster as Kafka 4 answers it: this broker, which is also the
-controller; endpoint type 1 (BROKER). Asking for controller endpoints (type 2) is
+"""DescribeCluster (key 60) v0-2: the cluster as Kafka 4 answers it: this broker, which is also the
+controller; endpoint type 1 (BROKER); never fenced (v2 IncludeFencedBrokers lists no other). Asking for controller endpoints (type 2) is
 MISMATCHED_ENDPOINT_TYPE, as a broker listener answers."""
 
 from __future__ import annotations
@@ -28,5 +28,5 @@ async def handle_describe_cluster(ctx, request: DescribeClusterRequest) -> Descr
 
 
 HANDLERS = [
-    Handler(DescribeClusterRequest, 0, 1, handle_describe_cluster),
+    Handler(DescribeClusterRequest, 0, 2, handle_describe_cluster),
 ]

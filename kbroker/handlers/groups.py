@@ -1,6 +1,6 @@
 """Classic consumer groups: FindCoordinator (10) 0-6, JoinGroup (11) 0-9, SyncGroup (14) 0-5,
-Heartbeat (12) 0-4, LeaveGroup (13) 0-5, ListGroups (16) 0-5, DescribeGroups (15) 0-5 and
-DeleteGroups (42) 0-2. The state machine is kbroker.groups; this module translates the wire.
+Heartbeat (12) 0-4, LeaveGroup (13) 0-5, ListGroups (16) 0-5, DescribeGroups (15) 0-6 and
+DeleteGroups (42) 0-3 (v6 and v3 add error messages, KIP-1043, which classic groups leave null). The state machine is kbroker.groups; this module translates the wire.
 
 A JoinGroup or SyncGroup that must wait for the rebalance parks on a Waiter the coordinator completes;
 the handler bounds the wait with a deadline past anything the coordinator's own timers allow, so a
@@ -205,7 +205,7 @@ HANDLERS = [
     Handler(HeartbeatRequest, 0, 4, handle_heartbeat),
     Handler(LeaveGroupRequest, 0, 5, handle_leave_group),
     Handler(SyncGroupRequest, 0, 5, handle_sync_group),
-    Handler(DescribeGroupsRequest, 0, 5, handle_describe_groups),
+    Handler(DescribeGroupsRequest, 0, 6, handle_describe_groups),
     Handler(ListGroupsRequest, 0, 5, handle_list_groups),
-    Handler(DeleteGroupsRequest, 0, 2, handle_delete_groups),
+    Handler(DeleteGroupsRequest, 0, 3, handle_delete_groups),
 ]

@@ -1,4 +1,4 @@
-"""Metadata (key 3), versions 0-12: brokers, controller, cluster id, and topics with their partitions.
+"""Metadata (key 3), versions 0-13 (v13 adds a top-level error code, KIP-1102, always NONE here): brokers, controller, cluster id, and topics with their partitions.
 
 Kafka semantics kept here:
 - a null topic list (v1+), or an empty one in v0, means "all topics"; an empty list in v1+ means none;
@@ -84,4 +84,4 @@ async def handle_metadata(ctx, request: MetadataRequest) -> MetadataResponse:
     )
 
 
-HANDLERS = [Handler(MetadataRequest, 0, 12, handle_metadata)]
+HANDLERS = [Handler(MetadataRequest, 0, 13, handle_metadata)]

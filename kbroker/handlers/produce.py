@@ -1,4 +1,5 @@
-"""Produce (key 0): records in. Serves versions 3-11; advertises from 0 as Kafka 4 does, because
+"""Produce (key 0): records in. Serves versions 3-13 (v13 names topics by id: an id the broker does
+not know is UNKNOWN_TOPIC_ID per partition, KIP-516); advertises from 0 as Kafka 4 does, because
 librdkafka decides whether it may compress from the advertised Produce range (KAFKA-18659). A request
 at v0-2 is not served, so the connection is closed, as Kafka 4 does.
 
@@ -37,6 +38,7 @@ from .registry import CloseConnection, Handler
 BatchError = ProduceResponse.BatchIndexAndErrorMessage
 PartitionResponse = ProduceResponse.PartitionProduceResponse
 _ZSTD_MIN_VERSION = 7
+_TOPIC_IDS_FROM = 13
 
 
 # Kafka answers these without looking at the log, so with no log start offset; other append errors
@@ -140,13 +142,15 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
                                                 for d in t.partition_data):
         if request.acks == 0:
             raise CloseConnection("acks=0 transactional produce request without a transactional id")
-        return ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(name=t.name, partition_responses=[
+        return ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(
+            name=t.name, topic_id=t.topic_id, partition_responses=[
             _error(d.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for d in t.partition_data])
             for t in request.topic_data])
+    by_id = ctx.api_version >= _TOPIC_IDS_FROM
     for topic_data in request.topic_data:
         partitions = []
         try:
-            topic = ctx.partitions.find_topic(topic_data.name)
+            topic = ctx.partitions.find_topic(None if by_id else topic_data.name, topic_data.topic_id)
         except ApiError as exc:
             topic, topic_error = None, exc.error_code
         for data in topic_data.partition_data:
@@ -158,7 +162,8 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
                 response = _append_partition(ctx, topic, data, request.transactional_id, acks_waits)
                 appended |= response.error_code == ErrorCode.NONE
                 partitions.append(response)
-        responses.append(ProduceResponse.TopicProduceResponse(name=topic_data.name, partition_responses=partitions))
+        responses.append(ProduceResponse.TopicProduceResponse(name=topic_data.name, topic_id=topic_data.topic_id,
+                                                              partition_responses=partitions))
     if appended:
         ctx.appends.notify()
     if acks_waits:
@@ -171,4 +176,4 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
     return ProduceResponse(responses=responses)
 
 
-HANDLERS = [Handler(ProduceRequest, 3, 11, handle_produce, advertised_min_version=0)]
+HANDLERS = [Handler(ProduceRequest, 3, 13, handle_produce, advertised_min_version=0)]

@@ -1,5 +1,6 @@
 """Transactions: AddPartitionsToTxn (24) 0-5, AddOffsetsToTxn (25) 0-4, EndTxn (26) 0-5,
-TxnOffsetCommit (28) 0-4, DescribeTransactions (65) 0, ListTransactions (66) 0-1. InitProducerId
+TxnOffsetCommit (28) 0-6 (v6 names topics by id, kbroker.handlers.topic_ids), DescribeTransactions
+(65) 0, ListTransactions (66) 0-2 (v2 filters transactional ids by a regular expression). InitProducerId
 with a transactional id is in producer_ids.py. The state machine is kbroker.txn; this module
 translates the wire.
 
@@ -12,6 +13,8 @@ v2) are told INVALID_PRODUCER_EPOCH where newer ones get PRODUCER_FENCED.
 
 from __future__ import annotations
 
+import re
+
 from ..groups import OFFSETS_TOPIC
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
@@ -19,8 +22,11 @@ from ..protocol.messages import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
                                  DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
                                  ListTransactionsRequest, ListTransactionsResponse, TxnOffsetCommitRequest,
                                  TxnOffsetCommitResponse)
+from ..protocol.primitives import ZERO_UUID
 from .registry import Handler
+from .topic_ids import id_of, name_of
 
+_TXN_OFFSET_TOPIC_IDS_FROM = 6
 _Result = AddPartitionsToTxnResponse.AddPartitionsToTxnResult
 _TopicResult = AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult
 _PartitionResult = AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult
@@ -100,11 +106,13 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
     version = ctx.api_version
     results: dict[str, list[tuple[int, int]]] = {}
     known = []
+    by_id = version >= _TXN_OFFSET_TOPIC_IDS_FROM
     for t in request.topics:
-        topic = ctx.metadata.get(t.name)
+        name = name_of(ctx, t.name, t.topic_id, by_id)
+        topic = None if name is None else ctx.metadata.get(name)
         if topic is None:
-            results.setdefault(t.name, []).extend((p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-                                                  for p in t.partitions)
+            unknown = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            results.setdefault(name or t.topic_id, []).extend((p.partition_index, unknown) for p in t.partitions)
             continue
         parts = []
         for p in t.partitions:
@@ -112,9 +120,9 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
                 parts.append((p.partition_index, p.committed_offset,
                               p.committed_leader_epoch if version >= 2 else -1, p.committed_metadata))
             else:
-                results.setdefault(t.name, []).append((p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                results.setdefault(name, []).append((p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
         if parts:
-            known.append((t.name, parts))
+            known.append((name, parts))
     if known:
         groups = ctx.groups
         try:
@@ -132,13 +140,15 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
         else:
             committed = groups.commit_transactional_offsets(
                 group_id=request.group_id, producer_id=request.producer_id, producer_epoch=request.producer_epoch,
-                generation_id=request.generation_id if version >= 3 else -1,
+                generation_id=request.generation_id_or_member_epoch if version >= 3 else -1,
                 member_id=request.member_id if version >= 3 else "",
                 group_instance_id=request.group_instance_id if version >= 3 else None, topics=known)
         for name, parts in committed:
             results.setdefault(name, []).extend(parts)
     return TxnOffsetCommitResponse(topics=[
-        TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(name=name, partitions=[
+        TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(
+            name=name if isinstance(name, str) else "",
+            topic_id=(id_of(ctx, name) if isinstance(name, str) else name) if by_id else ZERO_UUID, partitions=[
             TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition(partition_index=p, error_code=e)
             for p, e in parts])
         for name, parts in results.items()])
@@ -170,6 +180,13 @@ async def handle_list_transactions(ctx, request: ListTransactionsRequest) -> Lis
     duration = request.duration_filter if ctx.api_version >= 1 else -1
     unknown, found = ctx.txns.list(list(request.state_filters),
                                    list(request.producer_id_filters), duration)
+    pattern = request.transactional_id_pattern if ctx.api_version >= 2 else None
+    if pattern:  # Kafka compiles it with RE2 and matches whole ids; Python's re reads RE2's syntax
+        try:
+            wanted = re.compile(pattern)
+        except re.error:
+            return ListTransactionsResponse(error_code=ErrorCode.INVALID_REGULAR_EXPRESSION)
+        found = [m for m in found if wanted.fullmatch(m.transactional_id)]
     return ListTransactionsResponse(error_code=ErrorCode.NONE, unknown_state_filters=unknown, transaction_states=[
         ListTransactionsResponse.TransactionState(transactional_id=m.transactional_id, producer_id=m.producer_id,
                                                   transaction_state=m.state_name)
@@ -180,7 +197,7 @@ HANDLERS = [
     Handler(AddPartitionsToTxnRequest, 0, 5, handle_add_partitions_to_txn),
     Handler(AddOffsetsToTxnRequest, 0, 4, handle_add_offsets_to_txn),
     Handler(EndTxnRequest, 0, 5, handle_end_txn),
-    Handler(TxnOffsetCommitRequest, 0, 4, handle_txn_offset_commit),
+    Handler(TxnOffsetCommitRequest, 0, 6, handle_txn_offset_commit),
     Handler(DescribeTransactionsRequest, 0, 0, handle_describe_transactions),
-    Handler(ListTransactionsRequest, 0, 1, handle_list_transactions),
+    Handler(ListTransactionsRequest, 0, 2, handle_list_transactions),
 ]
