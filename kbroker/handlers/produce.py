@@ -18,10 +18,12 @@ Topics are not auto-created here: producers ask Metadata first, which creates th
 
 Transactions: a request carrying transactional batches without a transactional id is refused whole
 (TRANSACTIONAL_ID_AUTHORIZATION_FAILED). A producer's first transactional batch to a partition in a
-transaction is verified with the transaction coordinator (KIP-890 part 1,
-transaction.partition.verification.enable): a partition not added to the ongoing transaction is
-INVALID_TXN_STATE "Partition was not added to the transaction", a fenced epoch INVALID_PRODUCER_EPOCH,
-an unknown producer id INVALID_PRODUCER_ID_MAPPING, a transaction being ended NOT_ENOUGH_REPLICAS.
+transaction is checked with the transaction coordinator. From v12 (transactions v2, KIP-890 part 2)
+the partition is added to the transaction there, as AddPartitionsToTxn did. Below v12 it is verified
+(KIP-890 part 1, transaction.partition.verification.enable): a partition not added to the ongoing
+transaction is TRANSACTION_ABORTABLE from v11, INVALID_TXN_STATE "Partition was not added to the
+transaction" below. Either way a fenced epoch is INVALID_PRODUCER_EPOCH, an unknown producer id
+INVALID_PRODUCER_ID_MAPPING, a transaction being ended NOT_ENOUGH_REPLICAS.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ BatchError = ProduceResponse.BatchIndexAndErrorMessage
 PartitionResponse = ProduceResponse.PartitionProduceResponse
 _ZSTD_MIN_VERSION = 7
 _TOPIC_IDS_FROM = 13
+_TRANSACTION_ABORTABLE_FROM = 11
+_ADDS_PARTITIONS_FROM = 12  # transactions v2
 
 
 # Kafka answers these without looking at the log, so with no log start offset; other append errors
@@ -71,13 +75,20 @@ def _is_transactional(records) -> bool:
 
 
 def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition, records) -> PartitionResponse | None:
-    """KIP-890 verification of a transactional batch; None when it may be appended."""
+    """KIP-890: the partition of a transactional batch added to (v12+) or verified in the producer's
+    transaction; None when the batch may be appended."""
     header = parse_header(records)
     if header.producer_id < 0 or partition.has_ongoing_transaction(header.producer_id, header.producer_epoch):
         return None
     tp = (topic.name, index)
-    error = ctx.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
-                                       [tp])[tp]
+    if ctx.api_version >= _ADDS_PARTITIONS_FROM:
+        error = ctx.txns.add_partitions(transactional_id, header.producer_id, header.producer_epoch, [tp],
+                                        client_version=2)
+    else:
+        error = ctx.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
+                                           [tp])[tp]
+        if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version >= _TRANSACTION_ABORTABLE_FROM:
+            error = ErrorCode.TRANSACTION_ABORTABLE
     if error == ErrorCode.NONE:
         return None
     response = _error(index, error)
@@ -104,8 +115,8 @@ def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData, tra
     except ApiError as exc:
         return _error(data.index, exc.error_code)
     records = data.records if data.records is not None else b""
-    if transactional_id is not None and _is_transactional(records) and ctx.config.get(
-            "transaction.partition.verification.enable"):
+    if transactional_id is not None and _is_transactional(records) and (
+            ctx.api_version >= _ADDS_PARTITIONS_FROM or ctx.config.get("transaction.partition.verification.enable")):
         refused = _verify_transaction(ctx, transactional_id, topic, data.index, partition, records)
         if refused is not None:
             return refused

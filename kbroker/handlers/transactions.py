@@ -4,11 +4,15 @@ TxnOffsetCommit (28) 0-6 (v6 names topics by id, kbroker.handlers.topic_ids), De
 with a transactional id is in producer_ids.py. The state machine is kbroker.txn; this module
 translates the wire.
 
-The broker advertises no transaction.version feature, so clients use the version 1 protocol: they
-add partitions (AddPartitionsToTxn v0-3) and the group's offsets partition (AddOffsetsToTxn) before
-writing there. AddPartitionsToTxn v4+ batches transactions and may only verify (verify_only), as
-brokers use it. Clients older than KIP-588 (AddPartitionsToTxn, AddOffsetsToTxn and EndTxn below
-v2) are told INVALID_PRODUCER_EPOCH where newer ones get PRODUCER_FENCED.
+Transaction version 1 clients add partitions (AddPartitionsToTxn v0-3) and the group's offsets
+partition (AddOffsetsToTxn) before writing there, and end with EndTxn below v5. Version 2 clients
+(transaction.version 2 finalized, kbroker.handlers.features) do neither: the first batch to a
+partition (Produce v12+, handlers/produce.py) and TxnOffsetCommit v5+ add the partition themselves,
+and EndTxn v5 bumps the epoch and answers with the producer id and epoch to use next.
+AddPartitionsToTxn v4+ batches transactions and may only verify (verify_only), as brokers use it.
+A TxnOffsetCommit v4 whose offsets partition is not in the transaction is TRANSACTION_ABORTABLE
+(below v4: INVALID_TXN_STATE). Clients older than KIP-588 (AddPartitionsToTxn, AddOffsetsToTxn and
+EndTxn below v2) are told INVALID_PRODUCER_EPOCH where newer ones get PRODUCER_FENCED.
 """
 
 from __future__ import annotations
@@ -93,13 +97,27 @@ async def handle_add_offsets_to_txn(ctx, request: AddOffsetsToTxnRequest) -> Add
 async def handle_end_txn(ctx, request: EndTxnRequest) -> EndTxnResponse:
     coordinator = ctx.txns
     error = coordinator.end_transaction(request.transactional_id, request.producer_id, request.producer_epoch,
-                                        request.committed)
+                                        request.committed, client_version=2 if ctx.api_version >= 5 else 1)
     response = EndTxnResponse(error_code=_fenced_for_old_clients(error, ctx.api_version))
     if not error:
         meta = coordinator.describe(request.transactional_id)
         if meta is not None:
             response.producer_id, response.producer_epoch = meta.producer_id, meta.producer_epoch
     return response
+
+
+def _offsets_partition_in_transaction(ctx, request: TxnOffsetCommitRequest, offsets_partition) -> int:
+    """v5+ (transactions v2) adds the group's offsets partition to the transaction, as AddOffsetsToTxn
+    did; below, it must have been added (TRANSACTION_ABORTABLE from v4 when it was not)."""
+    if not request.group_id:
+        return ErrorCode.NONE
+    ids = (request.transactional_id, request.producer_id, request.producer_epoch)
+    if ctx.api_version >= 5:
+        return ctx.txns.add_partitions(*ids, [offsets_partition], client_version=2)
+    error = ctx.txns.verify_partitions(*ids, [offsets_partition])[offsets_partition]
+    if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version >= 4:
+        return ErrorCode.TRANSACTION_ABORTABLE
+    return error
 
 
 async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
@@ -128,9 +146,7 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
         try:
             await groups.ensure_offsets_topic()
             offsets_partition = (OFFSETS_TOPIC, groups.partition_for(request.group_id))
-            verified = ctx.txns.verify_partitions(request.transactional_id, request.producer_id,
-                                                  request.producer_epoch, [offsets_partition])
-            error = verified[offsets_partition] if request.group_id else ErrorCode.NONE
+            error = _offsets_partition_in_transaction(ctx, request, offsets_partition)
         except ApiError as exc:  # __consumer_offsets cannot be created (a full disk)
             error = exc.error_code
         if error == ErrorCode.PRODUCER_FENCED:
