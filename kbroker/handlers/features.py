@@ -95,7 +95,8 @@ async def handle_update_features(ctx, request: UpdateFeaturesRequest) -> UpdateF
     response = UpdateFeaturesResponse(error_code=ErrorCode.NONE, error_message=None)
     if version <= 1:
         response.results = [UpdateFeaturesResponse.UpdatableFeatureResult(
-            feature=u.feature, error_code=ErrorCode.NONE, error_message=None) for u in request.feature_updates]
+            feature=u.feature, error_code=ErrorCode.NONE, error_message="NONE")  # Kafka's words: Errors.NONE.message()
+            for u in request.feature_updates]
     return response
 
 

@@ -6,7 +6,8 @@ OffsetFetch v8+ asks for several groups at once; a null topic list means every c
 the group. require_stable (v7+): a partition whose transactional offset commit (TxnOffsetCommit) still
 waits for its transaction's marker answers UNSTABLE_OFFSET_COMMIT, and the consumer retries.
 OffsetCommit v10 and OffsetFetch v10 name topics by id (kbroker.handlers.topic_ids): an unknown id is
-UNKNOWN_TOPIC_ID per partition; every committed offset (a null list) lists only topics that exist.
+UNKNOWN_TOPIC_ID per partition (OffsetCommit answers those topics first, as Kafka does); every
+committed offset (a null list) lists only topics that exist.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommi
         member_id=request.member_id, group_instance_id=request.group_instance_id if version >= 7 else None,
         retention_time_ms=request.retention_time_ms if 2 <= version <= 4 else -1, topics=topics,
         api_version=version) if topics else []
-    response = _commit_response(unknown, ErrorCode.UNKNOWN_TOPIC_ID)
-    response.topics[:0] = [
+    response = _commit_response(unknown, ErrorCode.UNKNOWN_TOPIC_ID)  # listed first, as Kafka does
+    response.topics += [
         OffsetCommitResponse.OffsetCommitResponseTopic(
             name=name, topic_id=id_of(ctx, name) if by_id else ZERO_UUID, partitions=[
                 OffsetCommitResponse.OffsetCommitResponsePartition(partition_index=p, error_code=e)
