@@ -113,3 +113,13 @@ def _columns(describe_output: str, feature: str) -> list[str]:
     words = line.split()
     return [words[words.index(key) + 1] for key in ("SupportedMinVersion:", "SupportedMaxVersion:",
                                                       "FinalizedVersionLevel:")]
+
+
+def test_group_version_is_offered_only_where_consumer_group_heartbeat_is_served():
+    from kbroker.handlers.features import supported_features
+    from kbroker.handlers.registry import Registry, Served
+
+    classic_only = Registry(served=[Served(11, "groups", 0, 9)])
+    with_kip848 = Registry(served=[Served(11, "groups", 0, 9), Served(68, "consumer_groups", 0, 1)])
+    assert supported_features(classic_only)["group.version"] == (0, 0)
+    assert supported_features(with_kip848)["group.version"] == (0, 1)
