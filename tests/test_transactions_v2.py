@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from kbroker.protocol.errors import ErrorCode
 from kbroker.protocol.messages import (EndTxnRequest, FindCoordinatorRequest, MetadataRequest, ProduceRequest,
                                        TxnOffsetCommitRequest, UpdateFeaturesRequest)
+from kbroker.protocol.primitives import ZERO_UUID
 from kbroker.protocol.records import iter_batches
 from tests.kafka_wire import WireClient
 from tests.test_transactions_wire import describe, fetch, init, txn_batch
@@ -46,14 +48,20 @@ def end_v5(client, transactional_id, pid, epoch, commit):
     return r.error_code, None if r.producer_id == -1 else r.producer_id - pid, r.producer_epoch
 
 
-def txn_offset_commit(client, transactional_id, group, pid, epoch, topic, version):
+def txn_offset_commit(client, transactional_id, group, pid, epoch, topic, version, topic_id=None):
+    """The error of partition 0; v6+ names the topic by ``topic_id``."""
     client.request(FindCoordinatorRequest(key=group, key_type=0), 3)  # creates __consumer_offsets on Kafka
     r = client.request(TxnOffsetCommitRequest(
         transactional_id=transactional_id, group_id=group, producer_id=pid, producer_epoch=epoch, topics=[
-            TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(name=topic, partitions=[
+            TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic(name=topic, topic_id=topic_id or ZERO_UUID, partitions=[
                 TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition(partition_index=0, committed_offset=3)])]),
         version)
     return r.topics[0].partitions[0].error_code
+
+
+def topic_id_of(client, topic: str):
+    return client.request(MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic)]), 12
+                          ).topics[0].topic_id
 
 
 def create_topic(client, topic: str) -> None:
@@ -83,6 +91,10 @@ def wire_story(bootstrap: str, prefix: str) -> dict:
         seen["late batch of the old epoch"] = produce(c, topic, txn_batch(pid, e, 1, b"late"), tid, 12)
         seen["next transaction"] = produce(c, topic, txn_batch(pid, e + 1, 0, b"aborted"), tid, 12)
         seen["offsets added by TxnOffsetCommit v5"] = txn_offset_commit(c, tid, f"{prefix}-g", pid, e + 1, topic, 5)
+        seen["TxnOffsetCommit v6 by topic id"] = txn_offset_commit(c, tid, f"{prefix}-g", pid, e + 1, "", 6,
+                                                                  topic_id_of(c, topic))
+        seen["TxnOffsetCommit v6 by an unknown id"] = txn_offset_commit(c, tid, f"{prefix}-g", pid, e + 1, "", 6,
+                                                                       uuid.UUID(int=0xABCD))
         seen["abort"] = end_v5(c, tid, pid, e + 1, False)
         seen["abort of an empty transaction"] = end_v5(c, tid, pid, e + 2, False)
         seen["commit of an empty transaction"] = end_v5(c, tid, pid, e + 3, True)
@@ -110,6 +122,8 @@ EXPECTED = {
     "late batch of the old epoch": (ErrorCode.INVALID_PRODUCER_EPOCH, None),
     "next transaction": (0, None),
     "offsets added by TxnOffsetCommit v5": 0,
+    "TxnOffsetCommit v6 by topic id": 0,
+    "TxnOffsetCommit v6 by an unknown id": ErrorCode.UNKNOWN_TOPIC_ID,
     "abort": (0, 0, 2),
     "abort of an empty transaction": (0, 0, 3),
     "commit of an empty transaction": (ErrorCode.INVALID_TXN_STATE, None, -1),

@@ -44,7 +44,7 @@ async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommi
         group_id=request.group_id, generation_id=request.generation_id_or_member_epoch,
         member_id=request.member_id, group_instance_id=request.group_instance_id if version >= 7 else None,
         retention_time_ms=request.retention_time_ms if 2 <= version <= 4 else -1, topics=topics,
-        api_version=version) if topics else []
+        api_version=version) if topics or not unknown else []
     response = _commit_response(unknown, ErrorCode.UNKNOWN_TOPIC_ID)  # listed first, as Kafka does
     response.topics += [
         OffsetCommitResponse.OffsetCommitResponseTopic(

@@ -18,6 +18,7 @@ EndTxn below v2) are told INVALID_PRODUCER_EPOCH where newer ones get PRODUCER_F
 from __future__ import annotations
 
 import re
+import uuid
 
 from ..groups import OFFSETS_TOPIC
 from ..protocol.errors import ApiError, ErrorCode
@@ -122,7 +123,8 @@ def _offsets_partition_in_transaction(ctx, request: TxnOffsetCommitRequest, offs
 
 async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
     version = ctx.api_version
-    results: dict[str, list[tuple[int, int]]] = {}
+    # (name, id) -> [(partition, error)]; v6+ answers by id, a topic id no topic has by id alone
+    results: dict[tuple[str, uuid.UUID], list[tuple[int, int]]] = {}
     known = []
     by_id = version >= _TXN_OFFSET_TOPIC_IDS_FROM
     for t in request.topics:
@@ -130,7 +132,7 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
         topic = None if name is None else ctx.metadata.get(name)
         if topic is None:
             unknown = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            results.setdefault(name or t.topic_id, []).extend((p.partition_index, unknown) for p in t.partitions)
+            results.setdefault((name or "", t.topic_id), []).extend((p.partition_index, unknown) for p in t.partitions)
             continue
         parts = []
         for p in t.partitions:
@@ -138,7 +140,8 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
                 parts.append((p.partition_index, p.committed_offset,
                               p.committed_leader_epoch if version >= 2 else -1, p.committed_metadata))
             else:
-                results.setdefault(name, []).append((p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                results.setdefault((name, topic.topic_id if by_id else ZERO_UUID), []).append(
+                    (p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
         if parts:
             known.append((name, parts))
     if known:
@@ -160,14 +163,12 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
                 member_id=request.member_id if version >= 3 else "",
                 group_instance_id=request.group_instance_id if version >= 3 else None, topics=known)
         for name, parts in committed:
-            results.setdefault(name, []).extend(parts)
+            results.setdefault((name, id_of(ctx, name) if by_id else ZERO_UUID), []).extend(parts)
     return TxnOffsetCommitResponse(topics=[
-        TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(
-            name=name if isinstance(name, str) else "",
-            topic_id=(id_of(ctx, name) if isinstance(name, str) else name) if by_id else ZERO_UUID, partitions=[
+        TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(name=name, topic_id=topic_id, partitions=[
             TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition(partition_index=p, error_code=e)
             for p, e in parts])
-        for name, parts in results.items()])
+        for (name, topic_id), parts in results.items()])
 
 
 async def handle_describe_transactions(ctx, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse:
