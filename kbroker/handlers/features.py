@@ -16,7 +16,8 @@ served as the supported maximum. Level 0 means off and is not listed among the f
 UpdateFeatures follows Kafka's controller: one failing update fails the whole request
 (INVALID_UPDATE_VERSION, "The update failed for all features since ..."); a lower level needs a
 safe or unsafe downgrade type (v0: allow_downgrade), a higher one the upgrade type; validate_only
-(v1+) changes nothing; v0-1 answer per feature, v2 only at the top.
+(v1+) changes nothing; v0-1 answer per feature, v2 only at the top. Levels that cannot be stored
+(a full disk) are KAFKA_STORAGE_ERROR, and nothing changes.
 """
 
 from __future__ import annotations
@@ -91,7 +92,11 @@ async def handle_update_features(ctx, request: UpdateFeaturesRequest) -> UpdateF
                               f"{refusal}")
         changes[update.feature] = update.max_version_level
     if changes and not (version >= 1 and request.validate_only):
-        ctx.features.set_levels(changes)
+        try:
+            ctx.features.set_levels(changes)
+        except OSError as exc:  # features.json could not be written (a full disk): nothing changed
+            return UpdateFeaturesResponse(error_code=ErrorCode.KAFKA_STORAGE_ERROR,
+                                          error_message=f"The feature levels could not be stored: {exc}")
     response = UpdateFeaturesResponse(error_code=ErrorCode.NONE, error_message=None)
     if version <= 1:
         response.results = [UpdateFeaturesResponse.UpdatableFeatureResult(
