@@ -16,20 +16,24 @@ import logging
 import socket
 from functools import partial
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import trio
 
 from .config.listeners import Endpoint
 from .config.live import LiveConfig
 from .config.persisted import with_persisted_dynamic_configs
+from .coordination import Store
 from .features import FeatureStore
 from .groups import OFFSETS_TOPIC, GroupConfig, GroupCoordinator
 from .handlers import Registry, default_registry
 from .handlers.context import NodeInfo, Services
 from .log import LogManager
 from .metadata import FileMetadataStore
+from .metadata.cluster_info import SingleBroker
 from .metadata.node_identity import load_or_format
 from .partitions import AppendNotifier, PartitionService, topic_log_config
+from .replication import ClusterMembership, FetcherConfig
 from .server.connection import Connection
 from .server.listener import ConnectionQuotas, parse_overrides, serve_listener
 from .server.socket_transport import SocketTransport
@@ -40,8 +44,22 @@ log = logging.getLogger("kbroker")
 OPEN_LOGS_PER_STEP = 20  # ~5 ms of the event loop at a time
 
 
+def _zookeeper_sessions(config) -> Callable[[], Awaitable[Store]]:
+    """Sessions on the ZooKeeper ensemble of ``zookeeper.connect`` (kazoo)."""
+    from .coordination.zookeeper import ZooKeeperStore
+
+    session_timeout = config.get("zookeeper.session.timeout.ms") / 1000
+    connect_timeout = (config.get("zookeeper.connection.timeout.ms") or config.get("zookeeper.session.timeout.ms")) / 1000
+    return partial(ZooKeeperStore.connect, config.get("zookeeper.connect"), timeout=connect_timeout,
+                   session_timeout=session_timeout)
+
+
 class Broker:
-    def __init__(self, config, registry: Registry | None = None):
+    def __init__(self, config, registry: Registry | None = None,
+                 coordination: Callable[[], Awaitable[Store]] | None = None):
+        """``coordination`` opens sessions on a cluster's coordination store (an in-process
+        cluster's tree); with ``zookeeper.connect`` set they are ZooKeeper sessions; with neither the
+        broker runs alone."""
         data_dir = Path(config.log_dirs[0])
         # dynamic broker configs (AlterConfigs on the BROKER resource) persisted in the data dir
         config = with_persisted_dynamic_configs(config, data_dir)
@@ -53,9 +71,19 @@ class Broker:
         # opened as they are used, and by _open_logs in the background (kbroker.log.manager)
         logs = LogManager.open(str(data_dir), configs={t.name: topic_log_config(config, t)
                                                        for t in self.metadata.topics()}, lazily=True)
-        self.partitions = PartitionService(logs, self.live_config, self.metadata)
-        self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
         self.appends = AppendNotifier()
+        self.partitions = PartitionService(logs, self.live_config, self.metadata, local_id=config.node_id,
+                                           notifier=self.appends)
+        self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
+        if coordination is None and config.get("zookeeper.connect"):
+            coordination = _zookeeper_sessions(config)
+        self.membership: ClusterMembership | None = None
+        if coordination is not None:
+            self.partitions.hosted_only = True  # only the replicas the cluster assigns here
+            self.membership = ClusterMembership(
+                node=self.node, connect=coordination, partitions=self.partitions, topics=self.topics,
+                config=lambda: self.live_config.current, fetcher_config=FetcherConfig.from_broker_config(config),
+                endpoints=self._registered_endpoints)
         self.producer_ids = ProducerIdManager(data_dir)
         self.group_coordinator = GroupCoordinator(
             GroupConfig.from_broker_config(config), catalogue=self.metadata, ensure_topic=self.topics.ensure_topic,
@@ -70,7 +98,8 @@ class Broker:
                                  topics=self.topics, partitions=self.partitions, appends=self.appends,
                                  groups=self.group_coordinator, txns=self.txn_coordinator,
                                  producer_ids=self.producer_ids, registry=registry or default_registry(),
-                                 features=FeatureStore(data_dir))
+                                 features=FeatureStore(data_dir),
+                                 cluster=self.membership.info if self.membership else SingleBroker(self.node))
 
     @property
     def config(self):
@@ -127,6 +156,12 @@ class Broker:
             endpoints.append((listener.host or socket.getfqdn(), port))
         return endpoints
 
+    def _registered_endpoints(self) -> list[tuple[str, str, int]]:
+        """(listener, host, port) of each advertised listener, as the cluster registration records."""
+        advertised = self.config.advertised_listeners or self.config.listeners
+        return [(listener.listener, host, port)
+                for listener, (host, port) in zip(advertised, self.node.advertised_endpoints)]
+
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         served = await self._open_listeners()
         log.info("kbroker node %d of cluster %s serving on %s (data in %s)", self.node_id, self.cluster_id,
@@ -135,6 +170,8 @@ class Broker:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._maintain_logs)
                 nursery.start_soon(self._open_logs)
+                if self.membership is not None:  # joined, and the cluster's state applied, first
+                    await nursery.start(self.membership.run)
                 await nursery.start(self.group_coordinator.run)  # loads groups and offsets first
                 # then transactions: one left half-ended gets its markers, which may commit pending offsets
                 await nursery.start(self.txn_coordinator.run)
@@ -146,6 +183,11 @@ class Broker:
                                            quotas, nursery)
         finally:
             self.logs.close()
+
+    async def shut_down_gracefully(self, timeout: float = 30.0) -> None:
+        """Before stopping (SIGTERM): in a cluster, move leadership away first (controlled shutdown)."""
+        if self.membership is not None and self.config.get("controlled.shutdown.enable"):
+            await self.membership.shut_down_gracefully(timeout)
 
     async def _open_logs(self) -> None:
         """Open (recover) the logs found at start that no request has opened yet, a few at a time, so

@@ -1,4 +1,8 @@
 """`kbroker serve [server.properties] [--override key=value ...]` — start a broker, as kafka-server-start does.
+`kbroker cluster --brokers 3` — start a cluster of brokers in this one process for local development
+(nodes 1..N on localhost:9092, 9093, ...; data in $XDG_DATA_HOME/kbroker/cluster/broker-N), coordinated
+by an in-memory tree with ZooKeeper's semantics: nothing else to install or run. Replication factors
+default to min(3, N), as a real cluster of that size would be set up.
 
 Configuration uses Kafka's names and a server.properties-style file. Unless told otherwise kbroker
 listens on localhost:9092 and keeps its data in $XDG_DATA_HOME/kbroker (~/.local/share/kbroker), so a
@@ -44,6 +48,11 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     serve.add_argument("properties", nargs="?", type=Path, help="a server.properties file")
     serve.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                        help="set a config, overriding the properties file (repeatable)")
+    cluster = commands.add_parser("cluster", help="run a cluster of brokers in this process (local development)")
+    cluster.add_argument("--brokers", type=int, default=3, help="how many brokers (default 3)")
+    cluster.add_argument("--port", type=int, default=9092, help="the first broker's port (default 9092)")
+    cluster.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                         help="set a config on every broker (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -80,9 +89,52 @@ async def _serve_until_signalled(config) -> None:
             _collect_garbage_again()  # before the first connection is accepted
             async for signum in signals:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
+                if signum == signal.SIGTERM:  # in a cluster: leadership moves away first
+                    with trio.move_on_after(30):
+                        await broker.shut_down_gracefully()
                 nursery.cancel_scope.cancel()
                 break
     log.info("kbroker stopped")
+
+
+async def _serve_cluster_until_signalled(configs) -> None:
+    import trio
+
+    from .broker import Broker
+    from .coordination import MemoryTree
+
+    tree = MemoryTree()
+
+    async def session():
+        return tree.session()
+
+    brokers = [Broker(config, coordination=session) for config in configs]
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            for broker in brokers:
+                await nursery.start(broker.serve)
+            log.info("cluster of %d brokers serving on %s", len(brokers), ",".join(b.bootstrap for b in brokers))
+            _collect_garbage_again()
+            async for signum in signals:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+    log.info("kbroker cluster stopped")
+
+
+def _cluster_configs(args):
+    from .config import load_broker_config
+
+    factor = str(min(3, args.brokers))
+    configs = []
+    for node_id in range(1, args.brokers + 1):
+        builtin = {**STANDALONE_DEFAULTS, "node.id": str(node_id),
+                   "listeners": f"PLAINTEXT://localhost:{args.port + node_id - 1}",
+                   "log.dir": str(default_data_dir() / "cluster" / f"broker-{node_id}"),
+                   "offsets.topic.replication.factor": factor, "transaction.state.log.replication.factor": factor,
+                   "default.replication.factor": factor}
+        configs.append(load_broker_config(None, args.override, builtin_settings=builtin))
+    return configs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +156,15 @@ def _configure_and_serve(args: argparse.Namespace, started: float) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s (%(name)s)")
     from .config import ConfigError, load_broker_config
 
+    if args.command == "cluster":
+        try:
+            configs = _cluster_configs(args)
+        except (ConfigError, OSError) as exc:
+            print(f"kbroker: {exc}", file=sys.stderr)
+            return 2
+        raise_open_files_limit()
+        trio.run(_serve_cluster_until_signalled, configs)
+        return 0
     try:
         config = load_broker_config(args.properties, args.override,
                                     builtin_settings={**STANDALONE_DEFAULTS, "log.dir": str(default_data_dir())})

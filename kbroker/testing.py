@@ -6,6 +6,9 @@ Fixtures:
   kbroker_factory    start(**overrides) more brokers, e.g. with other configs; all are stopped at the end.
   kbroker_process    a broker in a separate OS process (`python -m kbroker serve`), for stories that
                      restart it, or kill -9 it mid-write.
+  kbroker_cluster    start(brokers=3, **overrides): several brokers in this process, coordinated by an
+                     in-memory tree (ZooKeeper's semantics); `.bootstrap` lists them all; brokers can
+                     be stopped and started again (stop_broker(n) / start_broker(n)).
 
 Config overrides use Kafka's names: kbroker_factory(**{"num.partitions": 3}). Test-friendly defaults
 are applied (group.initial.rebalance.delay.ms=0, one partition), as a test Kafka would be set up.
@@ -107,6 +110,135 @@ class InProcessBroker:
         self.stop()
 
 
+class InProcessCluster:
+    """Several brokers served by one trio loop in a background thread of this process, coordinated by
+    an in-memory tree with ZooKeeper's semantics (kbroker.coordination.store): a cluster in a blink,
+    nothing else to run. Brokers are numbered 1..N; ``stop_broker(n)`` stops one as a crash would
+    look to the others (its session ends, its ephemeral registration goes), ``start_broker(n)``
+    brings it back on the same port and data directory."""
+
+    def __init__(self, base_dir: Path, brokers: int = 3, overrides: dict[str, Any] | None = None):
+        self.base_dir = Path(base_dir)
+        self.count = brokers
+        factor = str(min(3, brokers))
+        self.overrides = {"offsets.topic.replication.factor": factor,
+                          "transaction.state.log.replication.factor": factor,
+                          "default.replication.factor": factor, **(overrides or {})}
+        self.brokers: dict[int, Any] = {}  # node id -> Broker, while it runs
+        self.ports: dict[int, int] = {}
+        self._scopes: dict[int, trio.CancelScope] = {}
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery | None = None
+        self._stopped: trio.Event | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{self.ports[n]}" for n in sorted(self.brokers))
+
+    def bootstrap_of(self, node_id: int) -> str:
+        return f"127.0.0.1:{self.ports[node_id]}"
+
+    def start(self, timeout: float = 30) -> "InProcessCluster":
+        from .coordination import MemoryTree
+
+        self.tree = MemoryTree()
+        ready = threading.Event()
+
+        async def main() -> None:
+            self._token = trio.lowlevel.current_trio_token()
+            self._stopped = trio.Event()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                ready.set()
+                await self._stopped.wait()
+                nursery.cancel_scope.cancel()
+
+        def run() -> None:
+            try:
+                trio.run(main)
+            except BaseException as exc:
+                self._failure = exc
+            finally:
+                ready.set()
+
+        self._thread = threading.Thread(target=run, name="kbroker-cluster", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout) or self._failure is not None:
+            raise RuntimeError(f"the cluster's loop did not start: {self._failure!r}")
+        for node_id in range(1, self.count + 1):
+            self.start_broker(node_id)
+        return self
+
+    def call(self, async_fn, *args):
+        """Run ``async_fn(*args)`` on the cluster's loop and return its result."""
+        return trio.from_thread.run(async_fn, *args, trio_token=self._token)
+
+    def start_broker(self, node_id: int) -> None:
+        self.call(self._nursery.start, self._run_broker, node_id)
+
+    def stop_broker(self, node_id: int) -> None:
+        scope = self._scopes.pop(node_id, None)
+        if scope is not None:
+            async def stop() -> None:
+                scope.cancel()
+                while node_id in self.brokers:
+                    await trio.sleep(0.01)
+            self.call(stop)
+
+    async def _run_broker(self, node_id: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        from .broker import Broker
+        from .cli import STANDALONE_DEFAULTS
+        from .config import load_broker_config
+
+        port = self.ports.get(node_id, 0)
+        settings = _settings(self.base_dir / f"broker-{node_id}",
+                             {**self.overrides, "node.id": node_id, "listeners": f"PLAINTEXT://127.0.0.1:{port}"})
+        config = load_broker_config(None, [f"{k}={v}" for k, v in settings.items()],
+                                    builtin_settings=STANDALONE_DEFAULTS)
+
+        async def session():
+            return self.tree.session()
+
+        try:
+            with trio.CancelScope() as scope:
+                self._scopes[node_id] = scope
+                async with trio.open_nursery() as nursery:
+                    broker = await nursery.start(Broker(config, coordination=session).serve)
+                    self.brokers[node_id] = broker
+                    self.ports[node_id] = broker.bound_endpoints[0][1]
+                    task_status.started(broker)
+        finally:
+            self.brokers.pop(node_id, None)
+
+    def leader_of(self, topic: str, partition: int = 0) -> int:
+        """The partition's leader as the cluster's state has it (-1: none)."""
+        import json
+
+        async def read() -> int:
+            entry = self.tree._nodes.get(f"/brokers/topics/{topic}/partitions/{partition}/state")
+            return -1 if entry is None else json.loads(entry.data)["leader"]
+        return self.call(read)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self._thread is None:
+            return
+        if self._thread.is_alive() and self._token is not None:
+            try:
+                trio.from_thread.run_sync(self._stopped.set, trio_token=self._token)
+            except trio.RunFinishedError:
+                pass
+        self._thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> "InProcessCluster":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
 _SERVING = re.compile(r"serving on (\S+?):(\d+)")
 
 
@@ -175,6 +307,75 @@ class BrokerProcess:
         return self.process.pid
 
 
+class ProcessCluster:
+    """Brokers as separate OS processes (`kbroker serve`) joined through ZooKeeper at ``connect``
+    (a chroot of its own), numbered 1..N: the cluster a nemesis can kill -9, SIGSTOP and restart.
+    ``stop_broker(n)`` is kill -9; ``start_broker(n)`` restarts it on the same port and data dir."""
+
+    def __init__(self, base_dir: Path, connect: str, brokers: int = 3, overrides: dict[str, Any] | None = None):
+        self.base_dir = Path(base_dir)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.connect = connect
+        factor = str(min(3, brokers))
+        overrides = {"offsets.topic.replication.factor": factor, "transaction.state.log.replication.factor": factor,
+                     "default.replication.factor": factor, "zookeeper.connect": connect,
+                     "zookeeper.session.timeout.ms": "6000", **(overrides or {})}
+        self.processes = {n: BrokerProcess(self.base_dir / f"broker-{n}", {**overrides, "node.id": n})
+                          for n in range(1, brokers + 1)}
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(p.bootstrap for p in self.processes.values() if p.bootstrap)
+
+    def bootstrap_of(self, node_id: int) -> str:
+        return self.processes[node_id].bootstrap
+
+    def start(self) -> "ProcessCluster":
+        for node_id in self.processes:
+            self.start_broker(node_id)
+        return self
+
+    def start_broker(self, node_id: int) -> None:
+        self.processes[node_id].start()
+
+    def stop_broker(self, node_id: int) -> None:
+        self.processes[node_id].kill()
+
+    def pause_broker(self, node_id: int) -> None:
+        self.processes[node_id].process.send_signal(signal.SIGSTOP)
+
+    def resume_broker(self, node_id: int) -> None:
+        self.processes[node_id].process.send_signal(signal.SIGCONT)
+
+    def leader_of(self, topic: str, partition: int = 0) -> int:
+        import json
+
+        from kazoo.client import KazooClient
+
+        client = KazooClient(hosts=self.connect)
+        client.start(timeout=10)
+        try:
+            data, _ = client.get(f"/brokers/topics/{topic}/partitions/{partition}/state")
+            return json.loads(data)["leader"]
+        except Exception:
+            return -1
+        finally:
+            client.stop()
+            client.close()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.process is not None and process.process.poll() is None:
+                process.process.send_signal(signal.SIGCONT)
+            process.kill()
+
+    def __enter__(self) -> "ProcessCluster":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
 @pytest.fixture
 def kbroker_factory(tmp_path_factory) -> Iterator[Any]:
     brokers: list[InProcessBroker] = []
@@ -187,6 +388,22 @@ def kbroker_factory(tmp_path_factory) -> Iterator[Any]:
     yield start
     for broker in brokers:
         broker.stop()
+
+
+@pytest.fixture
+def kbroker_cluster(tmp_path_factory) -> Iterator[Any]:
+    """``kbroker_cluster(brokers=3, **overrides)``: an in-process cluster (InProcessCluster), stopped
+    at the end."""
+    clusters: list[InProcessCluster] = []
+
+    def start(brokers: int = 3, **overrides: Any) -> InProcessCluster:
+        cluster = InProcessCluster(tmp_path_factory.mktemp("kbroker-cluster"), brokers, overrides).start()
+        clusters.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in clusters:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Callable, Iterator
+import uuid
+from typing import Callable, Iterator, Protocol
 
 import trio
 
@@ -47,6 +48,19 @@ def _storage_errors(what: str) -> Iterator[None]:
         raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"Could not {what}: {exc.strerror or exc}") from exc
 
 
+class TopicDirectory(Protocol):
+    """Where a cluster records its topics (kbroker.replication.topics): a change is recorded there and
+    comes back to every broker's catalogue through ``TopicManager.adopt`` / ``forget``."""
+
+    async def create_topic(self, name: str, partitions: int, replication_factor: int | None,
+                           configs: dict[str, str], assignment: dict[int, list[int]] | None) -> None: ...
+    async def delete_topic(self, name: str) -> None: ...
+    async def add_partitions(self, name: str, count: int, assignment: list[list[int]] | None) -> None: ...
+
+
+CLUSTER_PROPAGATION_SECONDS = 30.0  # how long a change recorded in the cluster may take to come back
+
+
 class TopicManager:
     def __init__(self, metadata: MetadataStore, partitions: PartitionService, live_config: LiveConfig):
         self.metadata = metadata
@@ -55,16 +69,26 @@ class TopicManager:
         # called with the Topic after a topic is deleted (e.g. the group coordinator drops its offsets)
         self.deletion_listeners: list[Callable[[Topic], None]] = []
         self._changing: dict[str, trio.Event] = {}  # names being created or grown, set when done
+        # in a cluster, topics are recorded there and adopted back (None: this broker alone)
+        self.directory: TopicDirectory | None = None
+        self._adopted = trio.Event()
 
     @property
     def auto_create_topics(self) -> bool:
         return self._live_config.current.auto_create_topics_enable
 
-    async def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None) -> Topic:
+    async def create_topic(self, name: str, partitions: int, configs: dict[str, str] | None = None, *,
+                           replication_factor: int | None = None,
+                           assignment: dict[int, list[int]] | None = None) -> Topic:
         """Record the topic and create its partitions' logs, as Kafka does at creation time; returns
         once all is durable and visible. KeyError if the name is taken, by a topic being created too;
         ApiError(KAFKA_STORAGE_ERROR) if the disk refuses (nothing is recorded then, unless the catalogue
-        was written and only the logs failed: the topic exists and its logs are created on use)."""
+        was written and only the logs failed: the topic exists and its logs are created on use).
+        In a cluster: recorded there (with ``replication_factor`` replicas each, or ``assignment``),
+        returned once this broker's catalogue has it back."""
+        if self.directory is not None:
+            await self.directory.create_topic(name, partitions, replication_factor, dict(configs or {}), assignment)
+            return await self._until_adopted(name, lambda t: t is not None)
         started = trio.current_time()
         with _storage_errors(f"create topic {name}"):
             topic = self.metadata.create_topic(name, partitions, 1, configs, pending=True)
@@ -77,7 +101,15 @@ class TopicManager:
         """The topic, created first if it does not exist; a creation in flight is waited for, not repeated."""
         await self.topic_settled(name)
         topic = self.metadata.get(name)  # no checkpoint between the check and the creation
-        return topic if topic is not None else await self.create_topic(name, partitions, configs)
+        if topic is not None:
+            return topic
+        try:
+            return await self.create_topic(name, partitions, configs)
+        except KeyError:
+            if self.directory is None:
+                raise
+            # another broker of the cluster created it first: it comes here too
+            return await self._until_adopted(name, lambda t: t is not None)
 
     async def topic_settled(self, name: str) -> None:
         """Wait until no creation or partition increase of the topic is in flight."""
@@ -109,6 +141,11 @@ class TopicManager:
     async def delete_topic(self, name: str) -> Topic | None:
         """Remove the topic from the catalogue and delete its partitions' logs (DeleteTopics), after
         any partition increase in flight (whose new logs would otherwise outlive the topic)."""
+        if self.directory is not None:
+            topic = self.metadata.get(name)
+            await self.directory.delete_topic(name)
+            await self._until_adopted(name, lambda t: t is None or (topic is not None and t.topic_id != topic.topic_id))
+            return topic
         await self.topic_settled(name)
         with _storage_errors(f"delete topic {name}"):
             topic = self.metadata.delete_topic(name)
@@ -123,6 +160,9 @@ class TopicManager:
     async def add_partitions(self, name: str, count: int) -> Topic:
         """Grow the topic to `count` partitions and create the new partitions' logs (CreatePartitions);
         returns once they are durable and visible. Callers wait for topic_settled(name) first."""
+        if self.directory is not None:
+            await self.directory.add_partitions(name, count, None)
+            return await self._until_adopted(name, lambda t: t is None or t.partitions >= count)
         assert name not in self._changing, "one change of a topic at a time"
         with _storage_errors(f"add partitions to {name}"):
             topic = self.metadata.set_partitions(name, count, pending=True)
@@ -135,3 +175,49 @@ class TopicManager:
             topic = self.metadata.set_configs(name, configs)
         self.partitions.topic_configs_changed(topic)
         return topic
+
+    # ------------------------------------------------------------------------------ in a cluster
+
+    def adopt(self, name: str, topic_id: uuid.UUID, partitions: int, replication_factor: int,
+              configs: dict[str, str]) -> Topic:
+        """The cluster has this topic (kbroker.replication): make the catalogue agree. A topic of the
+        same name with another id was deleted and created again while we were away: it goes first."""
+        topic = self.metadata.get(name)
+        if topic is not None and topic.topic_id != topic_id:
+            self.forget(name)
+            topic = None
+        with _storage_errors(f"record topic {name}"):
+            if topic is None:
+                topic = self.metadata.create_topic(name, partitions, replication_factor, configs, topic_id=topic_id)
+                log.info("topic %s (%s) with %d partitions", name, topic_id, partitions)
+            else:
+                if partitions > topic.partitions:
+                    self.metadata.set_partitions(name, partitions)
+                if configs != topic.configs:
+                    topic = self.metadata.set_configs(name, configs)
+                    self.partitions.topic_configs_changed(topic)
+        self._note_adopted()
+        return topic
+
+    def forget(self, name: str) -> None:
+        """The cluster no longer has this topic: drop it and this broker's replicas of it."""
+        with _storage_errors(f"delete topic {name}"):
+            topic = self.metadata.delete_topic(name)
+        if topic is not None:
+            self.partitions.topic_deleted(topic)
+            for listener in list(self.deletion_listeners):
+                listener(topic)
+            log.info("deleted topic %s (%s)", name, topic.topic_id)
+        self._note_adopted()
+
+    def _note_adopted(self) -> None:
+        self._adopted.set()
+        self._adopted = trio.Event()
+
+    async def _until_adopted(self, name: str, done: Callable[[Topic | None], bool]) -> Topic:
+        """Wait for the catalogue to show a change recorded in the cluster."""
+        with trio.move_on_after(CLUSTER_PROPAGATION_SECONDS):
+            while not done(topic := self.metadata.get(name)):
+                await self._adopted.wait()
+            return topic
+        raise ApiError(ErrorCode.REQUEST_TIMED_OUT, f"the change of topic {name} was not seen in time")

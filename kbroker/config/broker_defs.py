@@ -403,6 +403,13 @@ BROKER_CONFIGS = [
       "Idle time after which an idempotent producer's state is dropped."),
     C('producer.id.expiration.check.interval.ms', INT, 600000, at_least(1), L,
       'Internal: how often expired producer ids are removed.', internal=True),
+    # --- ZooKeeper (kbroker's cluster coordination; Kafka's names from its ZooKeeper mode) ---
+    C('zookeeper.connect', STRING, None, None, H,
+      'ZooKeeper connection string HOST:PORT[,HOST:PORT...][/chroot]; when set the broker joins that cluster.'),
+    C('zookeeper.session.timeout.ms', INT, 18000, at_least(1), H,
+      'ZooKeeper session timeout: a broker silent this long is taken as dead.'),
+    C('zookeeper.connection.timeout.ms', INT, None, None, H,
+      'How long to wait to connect to ZooKeeper; zookeeper.session.timeout.ms when unset.'),
     # --- ServerConfigs ---
     C('broker.id', INT, -1, None, H,
       'Broker id; in KRaft mode it must equal node.id.'),
@@ -819,6 +826,11 @@ IMPLEMENTED_BROKER_CONFIGS = frozenset({
     "transaction.state.log.num.partitions", "transaction.state.log.segment.bytes",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms", "producer.id.expiration.ms",
+    # replication (kbroker.replication, kbroker.partitions)
+    "zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms",
+    "replica.lag.time.max.ms", "replica.fetch.wait.max.ms", "replica.fetch.min.bytes", "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes", "replica.fetch.backoff.ms", "replica.socket.timeout.ms",
+    "controlled.shutdown.enable", "broker.rack",
 })
 
 # Accepted silently: sizing and clustering knobs with no meaning for one trio

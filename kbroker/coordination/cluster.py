@@ -206,8 +206,11 @@ class ClusterCoordination:
             raise
 
     # -- topics ---------------------------------------------------------------------------------
-    async def create_topic(self, fence: Fence, topic: TopicAssignment, states: Mapping[int, PartitionState]) -> None:
-        """Record a new topic with its assignment, configs and every partition's first state, at once."""
+    async def create_topic(self, fence: Fence | None, topic: TopicAssignment,
+                           states: Mapping[int, PartitionState]) -> None:
+        """Record a new topic with its assignment, configs and every partition's first state, at once
+        (NodeExists if the name is taken). Any broker may: creating cannot overwrite another's
+        change, so it needs no fence (``None``); the controller takes it from there."""
         value = {"version": 3, "topic_id": _topic_id_to_str(topic.topic_id),
                  "partitions": {str(p): list(r) for p, r in sorted(topic.replicas.items())},
                  "adding_replicas": {}, "removing_replicas": {}}
@@ -218,7 +221,10 @@ class ClusterCoordination:
         for partition, state in sorted(states.items()):
             operations += [Create(f"{path}/partitions/{partition}"),
                            Create(_state_path(topic.name, partition), state.to_json())]
-        await self._fenced(fence, operations)
+        if fence is None:
+            await self.store.transaction(operations)
+        else:
+            await self._fenced(fence, operations)
 
     async def watch_topics(self) -> tuple[list[str], trio.Event]:
         return await self.store.children_watch("/brokers/topics")
@@ -233,7 +239,7 @@ class ClusterCoordination:
         replicas = {int(p): tuple(r) for p, r in value["partitions"].items()}
         return TopicAssignment(name, _topic_id_from_str(value["topic_id"]), replicas, configs)
 
-    async def delete_topic(self, fence: Fence, name: str) -> None:
+    async def delete_topic(self, fence: Fence | None, name: str) -> None:
         topic = await self.topic(name)
         if topic is None:
             raise NoNode(_topic_path(name))
@@ -242,7 +248,27 @@ class ClusterCoordination:
         for partition in sorted(topic.replicas):
             operations += [Delete(_state_path(name, partition)), Delete(f"{path}/partitions/{partition}")]
         operations += [Delete(f"{path}/partitions"), Delete(path), Delete(f"/config/topics/{name}")]
-        await self._fenced(fence, operations)
+        if fence is None:
+            await self.store.transaction(operations)
+        else:
+            await self._fenced(fence, operations)
+
+    async def add_partitions(self, topic: TopicAssignment, states: Mapping[int, PartitionState],
+                             version: int) -> None:
+        """Grow a topic: its new assignment (written only over the assignment ``version`` read)
+        and the new partitions' first states, at once."""
+        value = {"version": 3, "topic_id": _topic_id_to_str(topic.topic_id),
+                 "partitions": {str(p): list(r) for p, r in sorted(topic.replicas.items())},
+                 "adding_replicas": {}, "removing_replicas": {}}
+        path = _topic_path(topic.name)
+        operations: list[Operation] = [SetData(path, json.dumps(value).encode(), version)]
+        for partition, state in sorted(states.items()):
+            operations += [Create(f"{path}/partitions/{partition}"),
+                           Create(_state_path(topic.name, partition), state.to_json())]
+        await self.store.transaction(operations)
+
+    async def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        await self.store.set(f"/config/topics/{name}", json.dumps({"version": 1, "config": dict(configs)}).encode())
 
     # -- partition state -------------------------------------------------------------------------
     async def partition_state(self, topic: str, partition: int) -> PartitionState | None:

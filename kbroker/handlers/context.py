@@ -2,10 +2,11 @@
 
 A handler never sees the Broker. It reads and changes state only through the small interfaces named
 here, each owned by one component: the node's identity and endpoints, the live broker config, the
-topic catalogue (read) and topic administration (create, grow, delete), the partition layer
-(appends, reads, offsets), the group and transaction coordinators, the producer id allocator, and the
-handler registry (for ApiVersions), and the finalized feature levels (kbroker.features). The Broker builds one Services at start; the server builds one
-RequestContext per request from it, the decoded header and the connection's Session.
+topic catalogue (read) and topic administration (create, grow, delete), the cluster's brokers and
+partition leaders (``cluster``), the partition layer (appends, reads, offsets), the group and
+transaction coordinators, the producer id allocator, the handler registry (for ApiVersions), and the
+finalized feature levels (kbroker.features). The Broker builds one Services at start; the server
+builds one RequestContext per request from it, the decoded header and the connection's Session.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ..features import FeatureStore
     from ..groups import GroupCoordinator
     from ..metadata import MetadataStore
+    from ..metadata.cluster_info import ClusterInfo
     from ..partitions import AppendNotifier, PartitionService
     from ..topics import TopicManager
     from ..txn import ProducerIdManager, TransactionCoordinator
@@ -63,6 +65,7 @@ class Services:
     producer_ids: ProducerIdManager
     registry: Registry
     features: FeatureStore
+    cluster: ClusterInfo  # brokers, controller, partition leaders (alone: this broker)
 
 
 @dataclass(slots=True)
@@ -123,6 +126,10 @@ class RequestContext:
     @property
     def producer_ids(self) -> ProducerIdManager:
         return self.services.producer_ids
+
+    @property
+    def cluster(self) -> ClusterInfo:
+        return self.services.cluster
 
     @property
     def registry(self) -> Registry:

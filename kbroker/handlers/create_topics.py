@@ -164,12 +164,21 @@ async def handle_create_topics(ctx, request: CreateTopicsRequest) -> CreateTopic
         if request.validate_only:
             topic_id = uuid.uuid4()
         else:
-            # no checkpoint since _plan_topic: the name is still free; answered once durable
+            # alone: no checkpoint since _plan_topic, so the name is still free; answered once durable.
+            # In a cluster another broker may have taken the name meanwhile: TOPIC_ALREADY_EXISTS.
+            assignment = {a.partition_index: list(a.broker_ids) for a in topic.assignments} or None
             try:
-                topic_id = (await ctx.topics.create_topic(topic.name, partitions, configs)).topic_id
+                topic_id = (await ctx.topics.create_topic(topic.name, partitions, configs,
+                                                          replication_factor=replication_factor,
+                                                          assignment=assignment)).topic_id
             except ApiError as exc:  # the disk refused
                 results.append(CreateTopicsResponse.CreatableTopicResult(
                     name=topic.name, error_code=exc.error_code, error_message=exc.message))
+                continue
+            except KeyError:
+                results.append(CreateTopicsResponse.CreatableTopicResult(
+                    name=topic.name, error_code=ErrorCode.TOPIC_ALREADY_EXISTS,
+                    error_message=f"Topic '{topic.name}' already exists."))
                 continue
         results.append(_created(ctx, topic.name, topic_id, partitions, replication_factor, configs))
     for name, count in counts.items():

@@ -1,5 +1,6 @@
-"""DescribeCluster (key 60) v0-2: the cluster as Kafka 4 answers it: this broker, which is also the
-controller; endpoint type 1 (BROKER); never fenced (v2 IncludeFencedBrokers lists no other). Asking for controller endpoints (type 2) is
+"""DescribeCluster (key 60) v0-2: the cluster as Kafka 4 answers it: every live broker and the
+controller (a broker alone is both); endpoint type 1 (BROKER); none fenced (v2 IncludeFencedBrokers
+lists no other, IsFenced false). Asking for controller endpoints (type 2) is
 MISMATCHED_ENDPOINT_TYPE, as a broker listener answers."""
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ async def handle_describe_cluster(ctx, request: DescribeClusterRequest) -> Descr
             endpoint_type=BROKER_ENDPOINT, cluster_id="", controller_id=-1, brokers=[])
     return DescribeClusterResponse(
         error_code=ErrorCode.NONE, error_message=None, endpoint_type=BROKER_ENDPOINT,
-        cluster_id=ctx.node.cluster_id, controller_id=ctx.node.node_id,
-        brokers=[DescribeClusterResponse.DescribeClusterBroker(ctx.node.node_id, host, port, ctx.node.rack)
-                 for host, port in ctx.node.advertised_endpoints[:1]],
+        cluster_id=ctx.node.cluster_id, controller_id=ctx.cluster.controller_id(),
+        brokers=[DescribeClusterResponse.DescribeClusterBroker(b.node_id, b.host, b.port, b.rack)
+                 for b in ctx.cluster.brokers()],
         cluster_authorized_operations=(CLUSTER_AUTHORIZED_OPERATIONS if request.include_cluster_authorized_operations
                                        else OPERATIONS_NOT_REQUESTED))
 

@@ -32,7 +32,6 @@ async def handle_describe_topic_partitions(ctx, request: DescribeTopicPartitions
         raise ApiError(ErrorCode.INVALID_REQUEST)
     remaining = max(min(MAX_REQUEST_PARTITION_SIZE_LIMIT, request.response_partition_limit), 1)
     response = DescribeTopicPartitionsResponse(topics=[], next_cursor=None)
-    node = ctx.node.node_id
     for name in sorted(names):
         if remaining == 0:
             response.next_cursor = Cursor(topic_name=name, partition_index=0)
@@ -47,10 +46,7 @@ async def handle_describe_topic_partitions(ctx, request: DescribeTopicPartitions
             continue
         start = cursor.partition_index if cursor is not None and name == cursor_topic else 0
         upper = min(topic.partitions, start + remaining)
-        partitions = [Partition(error_code=ErrorCode.NONE, partition_index=i, leader_id=node,
-                                leader_epoch=topic.leader_epoch, replica_nodes=[node], isr_nodes=[node],
-                                eligible_leader_replicas=[], last_known_elr=[], offline_replicas=[])
-                      for i in range(start, upper)]
+        partitions = [_partition(ctx, topic, i) for i in range(start, upper)]
         response.topics.append(Topic(error_code=ErrorCode.NONE, name=name, topic_id=topic.topic_id,
                                      is_internal=topic.is_internal, partitions=partitions,
                                      topic_authorized_operations=TOPIC_AUTHORIZED_OPERATIONS))
@@ -59,6 +55,18 @@ async def handle_describe_topic_partitions(ctx, request: DescribeTopicPartitions
             break
         remaining -= len(partitions)
     return response
+
+
+def _partition(ctx, topic, index: int):
+    Partition = DescribeTopicPartitionsResponse.DescribeTopicPartitionsResponsePartition
+    info = ctx.cluster.partition(topic, index)
+    if info is None:
+        return Partition(error_code=ErrorCode.LEADER_NOT_AVAILABLE, partition_index=index, leader_id=-1,
+                         leader_epoch=-1, replica_nodes=[], isr_nodes=[], eligible_leader_replicas=[],
+                         last_known_elr=[], offline_replicas=[])
+    return Partition(error_code=ErrorCode.NONE, partition_index=index, leader_id=info.leader,
+                     leader_epoch=info.leader_epoch, replica_nodes=list(info.replicas), isr_nodes=list(info.isr),
+                     eligible_leader_replicas=[], last_known_elr=[], offline_replicas=list(info.offline))
 
 
 async def _describe_topic_partitions(ctx, request):

@@ -9,6 +9,11 @@ If fewer than min_bytes are available the request waits up to max_wait_ms, woken
 event, not a sleep loop). Errors per partition: OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION /
 UNKNOWN_TOPIC_ID, FENCED/UNKNOWN_LEADER_EPOCH, KAFKA_STORAGE_ERROR; an error answers at once.
 
+A follower's fetch (replica id >= 0: the field before v15, ReplicaState from v15) reads up to the
+leader's log end instead, and first tells the partition layer the follower's position (its fetch
+offset), which moves the high watermark and the ISR (kbroker.partitions). A fetch from a consumer
+to a follower is NOT_LEADER_OR_FOLLOWER.
+
 Fetch sessions (KIP-227): the broker creates none. A request that opens a session (id 0) gets a
 full, sessionless answer with session id 0, which every client accepts and keeps sending full
 requests; a request naming a session id we never issued gets FETCH_SESSION_ID_NOT_FOUND.
@@ -112,14 +117,65 @@ def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tu
     return total, errored
 
 
+def _replica_id(ctx, request: FetchRequest) -> int:
+    """The fetching follower's broker id (v15+ in ReplicaState), -1 for a consumer."""
+    if ctx.api_version >= 15:
+        return request.replica_state.replica_id if request.replica_state is not None else -1
+    return request.replica_id
+
+
+def _read_for_follower(wanted: list[_Wanted], max_bytes: int) -> tuple[int, bool]:
+    """A follower's fetch: up to each leader's log end, not its high watermark."""
+    total, errored = 0, False
+    for item in wanted:
+        response, partition = item.partition_response, item.partition
+        if partition is None:
+            errored = True
+            continue
+        limit = min(item.request.partition_max_bytes, max(max_bytes - total, 0))
+        try:
+            result = partition.read_for_follower(item.request.fetch_offset, limit)
+        except ApiError as exc:
+            response.error_code = exc.error_code
+            errored = True
+            continue
+        response.high_watermark = result.high_watermark
+        response.last_stable_offset = partition.last_stable_offset
+        response.log_start_offset = result.log_start_offset
+        response.records = b""
+        if result.slices:
+            part = result.slices[0]
+            response.records = FileRegion(*part) if type(part) is FileSlice else part
+            total += part.length if type(part) is FileSlice else len(part)
+    return total, errored
+
+
+def _note_follower_positions(wanted: list[_Wanted], replica_id: int) -> None:
+    """The follower has every record before its fetch offset: the leader's HW and ISR follow."""
+    for item in wanted:
+        if item.partition is None:
+            continue
+        try:
+            item.partition.follower_fetch(replica_id, item.request.fetch_offset)
+        except ApiError as exc:
+            item.partition_response.error_code = exc.error_code
+            item.partition = None
+
+
 async def handle_fetch(ctx, request: FetchRequest) -> FetchResponse:
     if request.session_id != 0:
         return FetchResponse(error_code=ErrorCode.FETCH_SESSION_ID_NOT_FOUND, session_id=0)
     topics, wanted = _plan(ctx, request)
+    replica_id = _replica_id(ctx, request)
+    if replica_id >= 0:
+        _note_follower_positions(wanted, replica_id)
     deadline = trio.current_time() + max(request.max_wait_ms, 0) / 1000
     max_bytes = request.max_bytes if ctx.api_version >= 3 else 0x7FFFFFFF
     while True:
-        total, errored = _read_all(wanted, max_bytes, request.isolation_level == READ_COMMITTED)
+        if replica_id >= 0:
+            total, errored = _read_for_follower(wanted, max_bytes)
+        else:
+            total, errored = _read_all(wanted, max_bytes, request.isolation_level == READ_COMMITTED)
         if errored or total >= request.min_bytes or trio.current_time() >= deadline:
             break
         await ctx.appends.wait_until(deadline)

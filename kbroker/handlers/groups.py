@@ -43,7 +43,6 @@ def _client_host(ctx) -> str:
 # ------------------------------------------------------------------------------ FindCoordinator
 async def handle_find_coordinator(ctx, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
     version = ctx.api_version
-    host, port = ctx.node.advertised_endpoints[0]
     key_type = request.key_type if version >= 1 else GROUP_KEY_TYPE
     keys = request.coordinator_keys if version >= 4 else [request.key]
 
@@ -54,13 +53,23 @@ async def handle_find_coordinator(ctx, request: FindCoordinatorRequest) -> FindC
                                                        error_message=INVALID_REQUEST_MESSAGE)
         try:
             if key_type == GROUP_KEY_TYPE:
-                await _coordinator(ctx).ensure_offsets_topic()  # Kafka creates __consumer_offsets on first lookup
+                # Kafka creates __consumer_offsets on first lookup
+                topic = await _coordinator(ctx).ensure_offsets_topic()
+                partition = _coordinator(ctx).partition_for(key)
             else:
-                await ctx.txns.ensure_state_topic()  # and __transaction_state likewise
+                topic = await ctx.txns.ensure_state_topic()  # and __transaction_state likewise
+                partition = ctx.txns.partition_for(key)
         except ApiError as exc:  # the internal topic cannot be created (a full disk)
             return FindCoordinatorResponse.Coordinator(key=key, node_id=-1, host="", port=-1,
                                                        error_code=exc.error_code, error_message=exc.message)
-        return FindCoordinatorResponse.Coordinator(key=key, node_id=ctx.node.node_id, host=host, port=port,
+        # the coordinator is the leader of the key's partition of the internal topic
+        info = ctx.cluster.partition(topic, partition)
+        leader = next((b for b in ctx.cluster.brokers() if info is not None and b.node_id == info.leader), None)
+        if leader is None:
+            return FindCoordinatorResponse.Coordinator(key=key, node_id=-1, host="", port=-1,
+                                                       error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                                                       error_message="The coordinator is not available.")
+        return FindCoordinatorResponse.Coordinator(key=key, node_id=leader.node_id, host=leader.host, port=leader.port,
                                                    error_code=ErrorCode.NONE, error_message="")
 
     answers = [await answer(key) for key in keys]

@@ -4,7 +4,8 @@ ListOffsets answers, per partition, for a timestamp: -1 latest (the high waterma
 stable offset for read_committed), -2 earliest (log start), -3 the record with the largest timestamp
 (v7+), -4 earliest local (v8+), -5 latest tiered (v9+), -6 earliest pending upload (v11+, KIP-1023; none here: no tiered storage), or else the first offset whose
 timestamp is >= the one asked (found through the time index); nothing found is offset -1.
-OffsetForLeaderEpoch tells a consumer validating its position where a leader epoch ended.
+OffsetForLeaderEpoch tells a consumer validating its position, or a follower finding where its log
+diverges from the leader's (KIP-101), where a leader epoch ended; only the leader answers.
 Both read through the partition layer (kbroker.partitions), which checks the current leader epoch.
 """
 
@@ -51,6 +52,7 @@ def _epoch_end(ctx, topic_name: str, wanted: OffsetForLeaderEpochRequest.OffsetF
     try:
         topic = ctx.partitions.find_topic(topic_name)
         partition = ctx.partitions.partition(topic, wanted.partition, wanted.current_leader_epoch)
+        partition.check_leader()  # followers ask the leader where their epoch ended (KIP-101)
     except ApiError as exc:
         result.error_code = exc.error_code
         return result

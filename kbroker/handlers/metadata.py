@@ -1,5 +1,8 @@
 """Metadata (key 3), versions 0-13 (v13 adds a top-level error code, KIP-1102, always NONE here): brokers, controller, cluster id, and topics with their partitions.
 
+Brokers, the controller and each partition's leader, epoch, replicas, ISR and offline replicas come
+from ``ctx.cluster`` (this broker alone, or the cluster's state as this broker follows it).
+
 Kafka semantics kept here:
 - a null topic list (v1+), or an empty one in v0, means "all topics"; an empty list in v1+ means none;
 - an unknown topic is created when the request allows it (always before v4, the flag from v4) and
@@ -27,13 +30,21 @@ CLUSTER_AUTHORIZED_OPERATIONS = sum(1 << op for op in _CLUSTER_OPERATIONS)
 OPERATIONS_NOT_REQUESTED = -2147483648
 
 
+def describe_partition(ctx, topic: Topic, index: int) -> MetadataResponse.MetadataResponsePartition:
+    """One partition as the cluster has it; no leader now is LEADER_NOT_AVAILABLE, as Kafka lists it."""
+    info = ctx.cluster.partition(topic, index)
+    if info is None:
+        return MetadataResponse.MetadataResponsePartition(
+            error_code=ErrorCode.LEADER_NOT_AVAILABLE, partition_index=index, leader_id=-1, leader_epoch=-1,
+            replica_nodes=[], isr_nodes=[], offline_replicas=[])
+    return MetadataResponse.MetadataResponsePartition(
+        error_code=ErrorCode.NONE if info.leader >= 0 else ErrorCode.LEADER_NOT_AVAILABLE, partition_index=index,
+        leader_id=info.leader, leader_epoch=info.leader_epoch, replica_nodes=list(info.replicas),
+        isr_nodes=list(info.isr), offline_replicas=list(info.offline))
+
+
 def describe_topic(ctx, topic: Topic, request: MetadataRequest) -> MetadataResponse.MetadataResponseTopic:
-    node = ctx.node.node_id
-    partitions = [
-        MetadataResponse.MetadataResponsePartition(
-            error_code=ErrorCode.NONE, partition_index=index, leader_id=node, leader_epoch=topic.leader_epoch,
-            replica_nodes=[node], isr_nodes=[node], offline_replicas=[])
-        for index in range(topic.partitions)]
+    partitions = [describe_partition(ctx, topic, index) for index in range(topic.partitions)]
     return MetadataResponse.MetadataResponseTopic(
         error_code=ErrorCode.NONE, name=topic.name, topic_id=topic.topic_id, is_internal=topic.is_internal,
         partitions=partitions,
@@ -74,10 +85,10 @@ async def handle_metadata(ctx, request: MetadataRequest) -> MetadataResponse:
     else:
         topics = [await _lookup(ctx, wanted, request) for wanted in request.topics]
     return MetadataResponse(
-        brokers=[MetadataResponse.MetadataResponseBroker(ctx.node.node_id, host, port, ctx.node.rack)
-                 for host, port in ctx.node.advertised_endpoints[:1]],
+        brokers=[MetadataResponse.MetadataResponseBroker(b.node_id, b.host, b.port, b.rack)
+                 for b in ctx.cluster.brokers()],
         cluster_id=ctx.node.cluster_id,
-        controller_id=ctx.node.node_id,
+        controller_id=ctx.cluster.controller_id(),
         topics=topics,
         cluster_authorized_operations=(CLUSTER_AUTHORIZED_OPERATIONS if request.include_cluster_authorized_operations
                                        else OPERATIONS_NOT_REQUESTED),

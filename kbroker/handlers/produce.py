@@ -11,8 +11,11 @@ assigned base offset. zstd needs v7+ (UNSUPPORTED_COMPRESSION_TYPE). acks must b
 connection, the only signal such a producer gets. Appends go through the partition layer
 (kbroker.partitions), which answers KAFKA_STORAGE_ERROR for a partition whose log fails to write (disk
 full), while the request's other partitions are appended as usual. acks=-1 answers once each
-partition's high watermark covers its batch, or REQUEST_TIMED_OUT for those it does not reach within
-the request's timeout_ms; on one broker the append itself advances the high watermark, so acks=-1
+partition's high watermark covers its batch (every in-sync replica has it), or REQUEST_TIMED_OUT for
+those it does not reach within the request's timeout_ms; NOT_ENOUGH_REPLICAS before the append when the
+ISR is smaller than min.insync.replicas, NOT_ENOUGH_REPLICAS_AFTER_APPEND when it shrank below it
+meanwhile, NOT_LEADER_OR_FOLLOWER when leadership moved meanwhile (or was never here). While the
+leader is its whole ISR (one broker) the append itself advances the high watermark, so acks=-1
 and acks=1 answer alike, the write in the log before the answer, fsynced per flush.messages/flush.ms.
 Topics are not auto-created here: producers ask Metadata first, which creates them (as in Kafka).
 
@@ -124,7 +127,7 @@ def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData, tra
         if ctx.api_version < _ZSTD_MIN_VERSION and len(records) >= HEADER_SIZE \
                 and parse_header(records).compression == compression.ZSTD:
             raise ApiError(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, "zstd needs Produce v7 or later")
-        result = partition.append(records)
+        result = partition.append(records, acks=-1 if acks_waits is not None else 1)
     except ApiError as exc:
         return _append_error(data.index, exc, partition)
     # a retried duplicate is answered as first time, with the batch's timestamp as its append time
@@ -141,8 +144,13 @@ async def _wait_for_high_watermarks(acks_waits: list, timeout_ms: int) -> None:
     it does not reach within the request's timeout, as Kafka's delayed produce answers."""
     deadline = trio.current_time() + max(timeout_ms, 0) / 1000
     for partition, end_offset, response in acks_waits:
-        if not await partition.wait_for_high_watermark(end_offset, deadline):
-            response.error_code = ErrorCode.REQUEST_TIMED_OUT
+        try:
+            if not await partition.wait_for_high_watermark(end_offset, deadline):
+                response.error_code = ErrorCode.REQUEST_TIMED_OUT
+        except ApiError as exc:  # leadership lost meanwhile, or the ISR fell below min.insync.replicas
+            response.error_code = exc.error_code
+        if response.error_code:
+            response.base_offset = -1
 
 
 async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None:

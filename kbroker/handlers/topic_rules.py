@@ -28,8 +28,8 @@ def colliding_topic(ctx, name: str) -> str | None:
 
 
 def registered_brokers(ctx) -> set[int]:
-    """The brokers a replica may be assigned to: this one (a cluster will list its live brokers)."""
-    return {ctx.node.node_id}
+    """The brokers a replica may be assigned to: the live ones (this one, alone)."""
+    return {b.node_id for b in ctx.cluster.brokers()} or {ctx.node.node_id}
 
 
 def check_manual_assignment(ctx, replicas: list[int], replication_factor: int | None) -> None:

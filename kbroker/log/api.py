@@ -127,5 +127,14 @@ class Log(Protocol):
 
     def assign_leader_epoch(self, epoch: int) -> None: ...
 
+    @property
+    def latest_epoch(self) -> int | None: ...
+
+    def append_replicated(self, records, now_ms: int | None = None) -> int:
+        """A follower's append of the leader's batches, offsets and epochs kept; the new log end."""
+
+    def truncate_to(self, offset: int) -> int:
+        """Cut the batch holding ``offset`` and all after it (a follower's divergent tail)."""
+
     def delete_records_before(self, offset: int, now_ms: int | None = None) -> int:
         """DeleteRecords: move the log start offset; returns the new one (the low watermark)."""

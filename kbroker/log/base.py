@@ -249,6 +249,84 @@ class BaseLog:
         unstable = self.producer_state.first_unstable_offset()
         return AbortedTxn(h.producer_id, first, h.base_offset, h.next_offset if unstable is None else unstable)
 
+    # ================================================================ replication (a follower's log)
+
+    def append_replicated(self, records, now_ms: int | None = None) -> int:
+        """A follower's append of batches fetched from its leader (Kafka's appendAsFollower): kept
+        exactly as the leader wrote them -- offsets, leader epochs, producer fields -- and accounted
+        like any stored batch (producer state, transactions, epochs). Each batch's CRC is checked (a
+        batch corrupted on the way is not stored: CORRUPT_MESSAGE); batches the log already has (a
+        refetch) are skipped. Returns the log end offset after it."""
+        if self.offline is not None:
+            raise StorageError(self.offline)
+        mv = records if isinstance(records, memoryview) else memoryview(records)
+        leo = self.log_end_offset
+        skip = 0
+        for h in rec.iter_batches(mv, check=False):
+            if h.next_offset > leo:
+                break
+            skip = h.position + h.size
+        mv = mv[skip:]
+        headers = list(rec.iter_batches(mv))  # CRC-checked
+        if not headers:
+            return leo
+        if headers[0].base_offset < leo:
+            raise ApiError(ErrorCode.CORRUPT_MESSAGE,
+                           f"replicated batch at {headers[0].base_offset} overlaps the log end {leo}")
+        mv = mv[:headers[-1].position + headers[-1].size]
+        now = wall_clock_ms() if now_ms is None else now_ms
+        max_ts = max(h.max_timestamp for h in headers)
+        try:
+            self._store(mv, headers, headers[-1].last_offset, max_ts, now)
+        except OSError as exc:
+            if isinstance(exc, TornWrite):
+                self.offline = f"{self._name} is offline after a failed write: {exc}"
+            raise StorageError(f"could not append to {self._name}: {exc}") from exc
+        aborted, epochs_changed = self._account(mv, headers)
+        try:
+            if aborted:
+                self._index_aborted(aborted)
+            if epochs_changed:
+                self.epochs.save()
+            self._after_append(sum(h.record_count for h in headers), now)
+        except OSError as exc:
+            self.offline = f"{self._name} is offline after a failed write: {exc}"
+            raise StorageError(f"appended to {self._name} but {exc}; the log is offline until reopened") from exc
+        return self.log_end_offset
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove the batch holding ``offset`` and everything after it: a follower's divergent tail,
+        found with OffsetForLeaderEpoch (KIP-101). The epochs starting there are forgotten and the
+        producer state is rebuilt from the batches that stay (truncation is rare: a leader change
+        that found a divergence). Returns the new log end offset."""
+        if offset >= self.log_end_offset:
+            return self.log_end_offset
+        try:
+            self._truncate_batches_from(max(offset, self.log_start_offset))
+            leo = self.log_end_offset
+            self.epochs.truncate_from_end(leo)
+        except OSError as exc:
+            self.offline = f"{self._name} is offline after a failed truncation: {exc}"
+            raise StorageError(f"could not truncate {self._name}: {exc}") from exc
+        self.producer_state = ProducerStateManager()
+        for h, batch in self._stored_batches():
+            if not h.has_producer_id:
+                continue
+            if h.is_control:
+                self._close_transaction(h, batch())
+            else:
+                self.producer_state.update(h)
+        self.producer_state.forget_before(self.log_start_offset)
+        return leo
+
+    def _truncate_batches_from(self, offset: int) -> None:
+        """Drop the batch holding ``offset`` and all later ones (and their aborted-transaction entries)."""
+        raise NotImplementedError
+
+    def _stored_batches(self):
+        """(header, a function returning the batch's bytes) of every stored batch, in offset order."""
+        raise NotImplementedError
+
     # ================================================================ read
 
     def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True,
@@ -308,6 +386,11 @@ class BaseLog:
     def end_offset_for_epoch(self, leader_epoch: int) -> tuple[int, int]:
         """OffsetForLeaderEpoch: (leader epoch, end offset); (-1, -1) if unknown."""
         return self.epochs.end_offset_for(leader_epoch, self.log_end_offset)
+
+    @property
+    def latest_epoch(self) -> int | None:
+        """The newest leader epoch the log's batches (or a leadership) carry, None before any."""
+        return self.epochs.latest_epoch
 
     def assign_leader_epoch(self, epoch: int) -> None:
         """On becoming leader with ``epoch``, as Kafka does: the epoch starts at the log end offset."""

@@ -25,6 +25,7 @@ class LogConfig:
     flush_ms: int = LONG_MAX
     cleanup_policy: str = "delete"
     file_delete_delay_ms: int = 60_000
+    min_insync_replicas: int = 1  # read by the partition layer for acks=-1
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None = None) -> "LogConfig":

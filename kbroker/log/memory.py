@@ -156,6 +156,22 @@ class MemoryLog(BaseLog):
         first = self._bases[0] if self._bases else self._end
         self._aborted = [e for e in self._aborted if e.last_offset >= first]
 
+    # ================================================================ truncation (BaseLog.truncate_to)
+
+    def _truncate_batches_from(self, offset: int) -> None:
+        n = max(0, bisect.bisect_right(self._bases, offset) - 1)
+        if n < len(self._batches) and self._batches[n].header.next_offset <= offset:
+            n += 1
+        self._size -= sum(len(b.data) for b in self._batches[n:])
+        del self._batches[n:]
+        del self._bases[n:]
+        self._end = self._batches[-1].header.next_offset if self._batches else max(offset, self.log_start_offset)
+        self._aborted = [e for e in self._aborted if e.last_offset < self._end]
+
+    def _stored_batches(self):
+        for stored in self._batches:
+            yield stored.header, (lambda data=stored.data: data)
+
     # ================================================================ lifecycle
 
     def close(self) -> None:

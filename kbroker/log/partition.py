@@ -196,6 +196,31 @@ class PartitionLog(BaseLog):
                 out.extend(seg.txn_index.collect(fetch_offset, upper_bound))
         return out
 
+    # ================================================================ truncation (BaseLog.truncate_to)
+
+    def _truncate_batches_from(self, offset: int) -> None:
+        """Later segments are unlinked (their files stay open in the graveyard for readers
+        mid-sendfile); the segment holding ``offset`` is cut at that batch and re-walked as recovery
+        walks a segment, which brings its indexes and maxima back in line with the file."""
+        now = wall_clock_ms()
+        while len(self.segments) > 1 and self.segments[-1].base_offset >= offset:
+            seg = self.segments.pop()
+            self._bases.pop()
+            seg.unlink()
+            self.graveyard.bury(seg, now + self.config.file_delete_delay_ms)
+        seg = self.segments[-1]
+        h = seg.find_batch(offset)
+        if h is not None:
+            seg.truncate(h.position)
+            seg.txn_index.rewrite(e for e in seg.txn_index.entries if e.last_offset < h.base_offset)
+        recovery.load_segment(seg, LONG_MAX, lambda _h: None)
+        self.recovery_point = min(self.recovery_point, self.log_end_offset)
+
+    def _stored_batches(self):
+        for seg in self.segments:
+            for h in seg.iter_headers():
+                yield h, (lambda seg=seg, h=h: seg.pread(h.position, h.size))
+
     # ================================================================ offsets lookups
 
     def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:

@@ -62,7 +62,8 @@ class MetadataStore(Protocol):
     def get_by_id(self, topic_id: uuid.UUID) -> Topic | None: ...
     def names(self) -> set[str]: ...
     def create_topic(self, name: str, partitions: int, replication_factor: int = 1,
-                     configs: dict[str, str] | None = None, *, pending: bool = False) -> Topic: ...
+                     configs: dict[str, str] | None = None, *, pending: bool = False,
+                     topic_id: uuid.UUID | None = None) -> Topic: ...
     def delete_topic(self, name: str) -> Topic | None: ...
     def set_partitions(self, name: str, partitions: int, *, pending: bool = False) -> Topic: ...
     def publish(self, topic: Topic) -> None: ...
@@ -91,10 +92,11 @@ class MemoryMetadataStore:
         return self._topics.keys() | self._pending.keys()
 
     def create_topic(self, name: str, partitions: int, replication_factor: int = 1,
-                     configs: dict[str, str] | None = None, *, pending: bool = False) -> Topic:
+                     configs: dict[str, str] | None = None, *, pending: bool = False,
+                     topic_id: uuid.UUID | None = None) -> Topic:
         if name in self._topics or name in self._pending:
             raise KeyError(f"topic {name!r} already exists")
-        topic = Topic(name, uuid.uuid4(), partitions, replication_factor, dict(configs or {}))
+        topic = Topic(name, topic_id or uuid.uuid4(), partitions, replication_factor, dict(configs or {}))
         if pending:
             self._pending[name] = topic
             self._record(lambda: self._pending.pop(name))

@@ -31,12 +31,18 @@ def topic_log_config(broker_config, topic: Topic) -> LogConfig:
 
 
 class PartitionService:
-    def __init__(self, logs: LogManager, live_config: LiveConfig, metadata: MetadataStore):
+    def __init__(self, logs: LogManager, live_config: LiveConfig, metadata: MetadataStore, *,
+                 local_id: int = -1, notifier=None):
         self.logs = logs
         self._live_config = live_config
         self._metadata = metadata
         self._log_configs: dict[str, LogConfig] = {}
         self._partitions: dict[tuple[str, int], Partition] = {}
+        self.local_id = local_id
+        self.notifier = notifier  # woken when a high watermark moves (long-polling fetches)
+        # in a cluster only the replicas the cluster assigns here exist (``replica``); alone, every
+        # partition of the catalogue is this broker's and is made at its first lookup
+        self.hosted_only = False
         live_config.subscribe(self._broker_config_changed)
 
     # ------------------------------------------------------------------------------ lookups
@@ -65,13 +71,32 @@ class PartitionService:
     def _first_lookup(self, topic: Topic, index: int) -> Partition:
         if not 0 <= index < topic.partitions:
             raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        if self.hosted_only:
+            raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                           f"broker {self.local_id} holds no replica of {topic.name}-{index}")
+        return self.replica(topic, index)
+
+    def replica(self, topic: Topic, index: int) -> Partition:
+        """The partition's replica here, its log opened or created (the cluster assigned it here)."""
+        partition = self._partitions.get((topic.name, index))
+        if partition is not None:
+            return partition
         try:
             partition_log = self.partition_log(topic, index)
         except OSError as exc:
             raise storage_error(topic.name, index, exc) from exc
-        partition = self._partitions[(topic.name, index)] = Partition(topic.name, index, partition_log,
-                                                                      topic.leader_epoch)
+        partition = self._partitions[(topic.name, index)] = Partition(
+            topic.name, index, partition_log, topic.leader_epoch, local_id=self.local_id, notifier=self.notifier)
         return partition
+
+    def hosted(self) -> list[Partition]:
+        """The replicas this broker holds (opened so far)."""
+        return list(self._partitions.values())
+
+    def drop_replica(self, topic: str, index: int) -> None:
+        """The cluster moved the replica away: forget it and delete its log."""
+        if self._partitions.pop((topic, index), None) is not None:
+            self.logs.delete_partition(topic, index)
 
     def partition_log(self, topic: Topic, index: int) -> PartitionLog:
         """The partition's log, opened or created (a new one's leader epoch starts at its end)."""

@@ -357,7 +357,11 @@ public final class Main {
         return b.append('"').toString();
     }
 
-    public static void main(String[] args) {
+    public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("acking-producer")) {
+            AckingProducer.main(Arrays.copyOfRange(args, 1, args.length));
+            return;
+        }
         String bootstrap = null, prefix = "compat-java", only = "";
         boolean list = false;
         for (int i = 0; i < args.length; i++) {

@@ -1,0 +1,149 @@
+"""The controller: one broker of the cluster, elected through the coordination store, that keeps every
+partition led by a live broker (Kafka's controller, in its ZooKeeper form).
+
+Election: every broker campaigns (``run``); the one whose ephemeral ``/controller`` node is created
+is controller and bumps ``/controller_epoch``. Its writes are fenced by that epoch (a controller
+that lost its session cannot write once another was elected: kbroker.coordination.cluster), and a
+broker whose session is lost stops acting as controller at once.
+
+What it does, on every change of the broker set (and every few seconds, for states written by
+others in between) -- ``elect_leaders_for``, a pure function of one partition's state:
+
+- a partition whose leader is gone (or shutting down, see below) gets a new leader: the first
+  replica, in assignment order, that is in the ISR and alive; the ISR keeps its live members;
+  the leader epoch goes up by one. None alive in the ISR: with ``unclean.leader.election.enable``
+  the first live replica leads with an ISR of itself (records only the old ISR had are lost, as
+  Kafka warns); without it the partition is offline (leader -1, ISR unchanged, so the last in-sync
+  replica leads again when it returns).
+- a dead follower leaves the ISR (the leader epoch stays: KRaft's rule; only a leader change bumps it).
+- a broker shutting down (controlled shutdown: it created ``/admin/controlled_shutdown/<id>``,
+  ephemeral) is treated as gone for leadership while it is alive, so its partitions move first; a
+  partition with no other in-sync replica keeps it as leader (Kafka does the same).
+
+Partitions' first states are written when their topic is created (kbroker.coordination.cluster).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Callable, Iterable
+
+import trio
+
+from .cluster import ClusterCoordination, Fence, NotController, PartitionState
+from .store import BadVersion, CoordinationError, NoNode
+from .view import ClusterView
+
+log = logging.getLogger("kbroker.controller")
+
+NO_LEADER = -1
+SHUTDOWN_PATH = "/admin/controlled_shutdown"
+RECHECK_SECONDS = 2.0
+
+
+def elect_leaders_for(state: PartitionState, replicas: Iterable[int], alive: set[int], eligible: set[int],
+                      unclean: bool) -> PartitionState | None:
+    """The partition's next state given the live brokers (``eligible``: live and not shutting
+    down), or None when it stays as it is."""
+    replicas = tuple(replicas)
+    isr = tuple(r for r in state.isr if r in alive)
+    if state.leader in eligible:
+        return replace(state, isr=isr) if isr != state.isr else None
+    candidates = [r for r in replicas if r in state.isr and r in eligible]
+    if candidates:
+        leader = candidates[0]
+    elif state.leader in alive:  # shutting down, and nobody else in sync: it keeps leading
+        return replace(state, isr=isr) if isr != state.isr else None
+    elif unclean and (live := [r for r in replicas if r in eligible]):
+        leader, isr = live[0], (live[0],)
+        log.warning("unclean election: %d leads with an ISR of itself", leader)
+    else:
+        if state.leader == NO_LEADER:
+            return None
+        leader, isr = NO_LEADER, state.isr  # offline: the last in-sync replica returns as leader
+    if leader != NO_LEADER and leader not in isr:
+        isr = (*isr, leader)
+    return replace(state, leader=leader, leader_epoch=state.leader_epoch + 1, isr=isr)
+
+
+class Controller:
+    def __init__(self, coordination: ClusterCoordination, view: ClusterView,
+                 unclean_election: Callable[[str], bool]):
+        self.coordination = coordination
+        self.view = view
+        self.unclean_election = unclean_election  # the topic's unclean.leader.election.enable
+        self.fence: Fence | None = None
+
+    @property
+    def is_controller(self) -> bool:
+        return self.fence is not None
+
+    async def run(self) -> None:
+        """Campaign, and control while elected; until cancelled or the session is lost."""
+        store = self.coordination.store
+        await self.coordination.ensure_layout()
+        try:
+            await store.create(SHUTDOWN_PATH, make_parents=True)
+        except CoordinationError:
+            pass
+        while not store.lost.is_set():
+            fence = await self.coordination.elect()
+            if fence is None:
+                controller, changed = await self.coordination.watch_controller()
+                if controller is not None:
+                    await _first_of(changed, store.lost)
+                continue
+            log.info("broker %d is the controller (controller epoch %d)", self.coordination.node_id,
+                     fence.controller_epoch)
+            self.fence = fence
+            try:
+                await self._control(fence)
+            except NotController as exc:
+                log.warning("broker %d is no longer the controller: %s", self.coordination.node_id, exc)
+            finally:
+                self.fence = None
+
+    async def _control(self, fence: Fence) -> None:
+        store = self.coordination.store
+        while not store.lost.is_set():
+            alive, brokers_changed = await self.coordination.watch_brokers()
+            shutting, shutdown_changed = await store.children_watch(SHUTDOWN_PATH)
+            conflicts = await self.elect_leaders(fence, set(alive), set(alive) - {int(s) for s in shutting})
+            with trio.move_on_after(0.05 if conflicts else RECHECK_SECONDS):
+                await _first_of(brokers_changed, shutdown_changed, store.lost)
+
+    async def elect_leaders(self, fence: Fence, alive: set[int], eligible: set[int]) -> int:
+        """Write the next state of every partition that needs one; returns how many topics' writes
+        met a state changed since read (to be retried soon, once this broker's view has it)."""
+        conflicts = 0
+        for name, assignment in list(self.view.topics.items()):
+            new_states = {}
+            for partition, replicas in assignment.replicas.items():
+                state = self.view.state(name, partition)
+                if state is None:
+                    continue
+                new = elect_leaders_for(state, replicas, alive, eligible, self.unclean_election(name))
+                if new is not None:
+                    new_states[partition] = new
+            if not new_states:
+                continue
+            try:
+                await self.coordination.elect_leaders(fence, name, new_states)
+            except (BadVersion, NoNode):
+                conflicts += 1  # a state changed (an ISR update, a deletion) since read: next round
+                continue
+            for partition, state in sorted(new_states.items()):
+                log.info("partition %s-%d: leader %d, leader epoch %d, isr %s", name, partition, state.leader,
+                         state.leader_epoch, list(state.isr))
+        return conflicts
+
+
+async def _first_of(*events: trio.Event) -> None:
+    """Return when any of the events is set."""
+    async with trio.open_nursery() as nursery:
+        for event in events:
+            async def wait(event=event):
+                await event.wait()
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(wait)

@@ -1,0 +1,170 @@
+"""What the replication stories share: a cluster fixture that runs each story on the in-process
+cluster (in-memory coordination) and on a cluster of broker processes on a real ZooKeeper, and the
+client-side steps (create a replicated topic, produce with acks=all, read everything back) done
+with confluent-kafka, plus the check that every replica holds the same records at the same offsets."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from kbroker.log import PartitionLog
+from kbroker.protocol import records as R
+from kbroker.testing import InProcessCluster, ProcessCluster
+
+FAST_CLUSTER = {"replica.lag.time.max.ms": "3000", "replica.fetch.backoff.ms": "200"}
+
+
+@pytest.fixture(params=["in-process", "zookeeper"])
+def cluster_factory(request, tmp_path_factory):
+    """``start(brokers=3, **overrides)``: a cluster of this run's kind, stopped at the end."""
+    started = []
+
+    def start(brokers: int = 3, **overrides):
+        settings = {**FAST_CLUSTER, **overrides}
+        if request.param == "in-process":
+            cluster = InProcessCluster(tmp_path_factory.mktemp("cluster"), brokers, settings)
+        else:
+            server = request.getfixturevalue("zookeeper_server")
+            cluster = ProcessCluster(tmp_path_factory.mktemp("cluster"),
+                                     f"{server.connect}/kbroker-{uuid.uuid4().hex[:8]}", brokers, settings)
+        started.append(cluster.start())
+        wait_for_brokers(cluster, brokers)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()
+
+
+def admin(cluster) -> AdminClient:
+    return AdminClient({"bootstrap.servers": cluster.bootstrap})
+
+
+def wait_for_brokers(cluster, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(admin(cluster).list_topics(timeout=5).brokers) >= count:
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{count} brokers did not register in {timeout} s")
+
+
+def create_topic(cluster, name: str, partitions: int = 1, replication_factor: int = 3, **configs) -> None:
+    client = admin(cluster)  # kept alive until the answer: a collected client cancels its requests
+    futures = client.create_topics([NewTopic(name, partitions, replication_factor,
+                                             config={k: str(v) for k, v in configs.items()})])
+    futures[name].result(30)
+    wait_until(lambda: all(p.leader >= 0 and len(p.isrs) == replication_factor
+                           for p in admin(cluster).list_topics(name, timeout=5).topics[name].partitions.values()),
+               what=f"{name} to have leaders and full ISRs")
+
+
+def partition_metadata(cluster, topic: str, partition: int = 0):
+    return admin(cluster).list_topics(topic, timeout=10).topics[topic].partitions[partition]
+
+
+def wait_until(condition, timeout: float = 30, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Acks:
+    """An idempotent acks=all producer that records every acknowledged value and every error."""
+
+    def __init__(self, cluster, **config):
+        self.producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True,
+                                  "linger.ms": 5, "message.timeout.ms": 60000, **config})
+        self.acked: dict[bytes, tuple[int, int]] = {}
+        self.errors: list = []
+
+    def _delivered(self, err, msg) -> None:
+        if err is None:
+            self.acked[msg.value()] = (msg.partition(), msg.offset())
+        else:
+            self.errors.append(err)
+
+    def send(self, topic: str, values, partition: int | None = None) -> None:
+        for value in values:
+            kwargs = {} if partition is None else {"partition": partition}
+            self.producer.produce(topic, value, on_delivery=self._delivered, **kwargs)
+            self.producer.poll(0)
+
+    def flush(self, timeout: float = 60) -> int:
+        return self.producer.flush(timeout)
+
+
+def read_all(cluster, topic: str, partitions: int = 1, timeout: float = 60) -> dict[int, list[tuple[int, bytes]]]:
+    """Every record of every partition, from offset 0 to the high watermark: partition -> [(offset, value)]."""
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        ends = {}
+        for p in range(partitions):
+            ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1]
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        out: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(partitions)}
+        done: set[int] = {p for p, end in ends.items() if end == 0}
+        deadline = time.monotonic() + timeout
+        while len(done) < partitions and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF and msg.offset() >= ends[msg.partition()]:
+                    done.add(msg.partition())
+                continue
+            out[msg.partition()].append((msg.offset(), msg.value()))
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                done.add(msg.partition())
+        assert len(done) == partitions, f"did not reach the end of {sorted(set(range(partitions)) - done)}"
+        return out
+    finally:
+        consumer.close()
+
+
+def replica_batches(base_dir: Path, node_id: int, topic: str, partition: int) -> list[bytes]:
+    """The batches of one broker's replica, read from its directory (the broker must be stopped)."""
+    directory = Path(base_dir) / f"broker-{node_id}" / f"{topic}-{partition}"
+    if not directory.exists():
+        return []
+    log = PartitionLog.open(str(directory), {})
+    try:
+        batches, offset = [], log.log_start_offset
+        while offset < log.log_end_offset:
+            data = log.read_bytes(offset, 1 << 30)
+            for h in R.iter_batches(data):
+                batches.append(bytes(data[h.position:h.position + h.size]))
+                offset = h.next_offset
+        return batches
+    finally:
+        log.close()
+
+
+def assert_replicas_agree(base_dir: Path, brokers, topic: str, partition: int) -> list[list[bytes]]:
+    """Every replica's log is a prefix of the longest one: the same batch (offsets, leader epoch,
+    records, CRC) at every offset, whichever broker holds it."""
+    logs = [replica_batches(base_dir, n, topic, partition) for n in brokers]
+    longest = max(logs, key=len)
+    for node_id, batches in zip(brokers, logs):
+        assert batches == longest[:len(batches)], f"broker {node_id}'s replica of {topic}-{partition} diverges"
+    return logs
+
+
+__all__ = ["Acks", "FAST_CLUSTER", "admin", "assert_replicas_agree", "cluster_factory", "create_topic",
+           "partition_metadata", "read_all", "replica_batches", "wait_for_brokers", "wait_until"]
