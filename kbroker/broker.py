@@ -94,6 +94,11 @@ class Broker:
             appends=self.appends,
             # a marker on __consumer_offsets commits or drops the transaction's pending offsets there
             marker_listeners={OFFSETS_TOPIC: self.group_coordinator.complete_transaction})
+        if self.membership is not None:
+            # coordinators live on the leaders of their internal partitions and move with them
+            for coordinator in (self.group_coordinator, self.txn_coordinator):
+                coordinator.runtime.follow_leadership(coordinator.load_partition, coordinator.unload_partition)
+            self.membership.leadership_listeners.append(self._internal_partition_leadership)
         self.services = Services(node=self.node, live_config=self.live_config, metadata=self.metadata,
                                  topics=self.topics, partitions=self.partitions, appends=self.appends,
                                  groups=self.group_coordinator, txns=self.txn_coordinator,
@@ -155,6 +160,11 @@ class Broker:
             port = listener.port or self.bound_endpoints[min(i, len(self.bound_endpoints) - 1)][1]
             endpoints.append((listener.host or socket.getfqdn(), port))
         return endpoints
+
+    def _internal_partition_leadership(self, topic: str, index: int, leader: bool) -> None:
+        for coordinator in (self.group_coordinator, self.txn_coordinator):
+            if coordinator.runtime.name == topic:
+                coordinator.runtime.partition_led(index, leader)
 
     def _registered_endpoints(self) -> list[tuple[str, str, int]]:
         """(listener, host, port) of each advertised listener, as the cluster registration records."""

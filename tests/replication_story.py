@@ -108,14 +108,27 @@ class Acks:
     def flush(self, timeout: float = 60) -> int:
         return self.producer.flush(timeout)
 
+    def ends(self) -> dict[int, int]:
+        """partition -> the end offset of what was acknowledged there."""
+        out: dict[int, int] = {}
+        for partition, offset in self.acked.values():
+            out[partition] = max(out.get(partition, 0), offset + 1)
+        return out
 
-def read_all(cluster, topic: str, partitions: int = 1, timeout: float = 60) -> dict[int, list[tuple[int, bytes]]]:
-    """Every record of every partition, from offset 0 to the high watermark: partition -> [(offset, value)]."""
+
+def read_all(cluster, topic: str, partitions: int = 1, timeout: float = 60,
+             at_least: dict[int, int] | None = None) -> dict[int, list[tuple[int, bytes]]]:
+    """Every record of every partition, from offset 0 to the high watermark: partition -> [(offset, value)].
+    ``at_least``: partition -> an end offset to wait for first (a new leader's high watermark moves
+    once its followers have fetched from it, a fetch round after a leader change)."""
     consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False, "enable.partition.eof": True})
     try:
         ends = {}
         for p in range(partitions):
+            wanted = (at_least or {}).get(p, 0)
+            wait_until(lambda: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1] >= wanted,
+                       what=f"the high watermark of {topic}-{p} to reach {wanted}")
             ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1]
         consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         out: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(partitions)}

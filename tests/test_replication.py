@@ -41,7 +41,7 @@ def test_leader_loss_loses_no_acknowledged_record(cluster_factory):
     wait_until(lambda: cluster.leader_of("payments") not in (-1, first_leader), what="a new leader")
     producer.send("payments", [b"after-%d" % i for i in range(500)])
     assert producer.flush() == 0 and not producer.errors
-    records = read_all(cluster, "payments")[0]
+    records = read_all(cluster, "payments", at_least=producer.ends())[0]
     values = [v for _, v in records]
     assert len(values) == len(set(values)) == 1000  # nothing lost, nothing twice
     assert set(values) == set(producer.acked)

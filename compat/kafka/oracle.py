@@ -394,6 +394,109 @@ def start_kafka(workdir: Path | str | None = None, overrides: dict | None = None
     return broker
 
 
+class KafkaCluster:
+    """Several KafkaBroker nodes forming one KRaft cluster (each a combined broker and controller)."""
+
+    def __init__(self, nodes: dict[int, KafkaBroker], workdir: Path, owns_workdir: bool):
+        self.nodes = nodes
+        self.workdir = workdir
+        self._owns_workdir = owns_workdir
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes.values())
+
+    def restart_node(self, node_id: int, timeout: float = 90.0) -> None:
+        """Start a stopped (or killed) node again with its data and ports."""
+        old = self.nodes[node_id]
+        cmd = java_command("kafka.Kafka", str(old.workdir / "server.properties"), heap="512m", server=True,
+                           logs_dir=old.workdir / "logs", version=old.version)
+        with open(old.workdir / "logs" / "stdout.log", "ab") as out:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    cwd=old.workdir, start_new_session=True)
+        node = KafkaBroker(proc, old.workdir, old.port, old.controller_port, old.cluster_id, False, old.version)
+        self.nodes[node_id] = node
+        _wait_answering(node, timeout)
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop(timeout=15)
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "KafkaCluster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _wait_answering(node: KafkaBroker, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if node.proc.poll() is not None:
+            raise KafkaError(f"Kafka node exited with {node.proc.returncode}\n{node.log_tail()}")
+        if time.monotonic() > deadline:
+            raise KafkaError(f"Kafka node {node.bootstrap} did not answer within {timeout}s\n{node.log_tail()}")
+        try:
+            api_versions("127.0.0.1", node.port, timeout=5.0)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+def start_kafka_cluster(nodes: int = 3, overrides: dict | None = None, *, workdir: Path | str | None = None,
+                        timeout: float = 120.0, heap: str = "512m", version: str | None = None) -> KafkaCluster:
+    """A KRaft cluster of ``nodes`` combined broker+controller nodes on loopback (static quorum of
+    every node), formatted with one cluster id; returns once every node answers ApiVersions."""
+    version = version or KAFKA_VERSION
+    install(version)
+    owns = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="kafka-cluster-")) if owns else Path(workdir).resolve()
+    ports = _free_ports(2 * nodes)
+    broker_ports, controller_ports = ports[:nodes], ports[nodes:]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{controller_ports[i]}" for i in range(nodes))
+    cluster_id = random_cluster_id()
+    replication = str(min(3, nodes))
+    started: dict[int, KafkaBroker] = {}
+    for i in range(nodes):
+        node_id = i + 1
+        wd = root / f"node-{node_id}"
+        (wd / "data").mkdir(parents=True, exist_ok=True)
+        (wd / "logs").mkdir(exist_ok=True)
+        props = dict(ORACLE_SETTINGS)
+        props.update({
+            "node.id": str(node_id),
+            "listeners": f"PLAINTEXT://127.0.0.1:{broker_ports[i]},CONTROLLER://127.0.0.1:{controller_ports[i]}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker_ports[i]}",
+            "controller.quorum.voters": voters,
+            "log.dirs": str(wd / "data"),
+            "default.replication.factor": replication, "offsets.topic.replication.factor": replication,
+            "transaction.state.log.replication.factor": replication, "transaction.state.log.min.isr": "2",
+        })
+        props.update({k: str(v) for k, v in (overrides or {}).items()})
+        (wd / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        res = subprocess.run(java_command(TOOLS["kafka-storage"], "format", "--cluster-id", cluster_id,
+                                          "--config", str(wd / "server.properties"), version=version),
+                             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if res.returncode != 0:
+            raise KafkaError(f"kafka-storage format failed ({res.returncode})\n{res.stdout}{res.stderr}")
+        cmd = java_command("kafka.Kafka", str(wd / "server.properties"), heap=heap, server=True,
+                           logs_dir=wd / "logs", version=version)
+        with open(wd / "logs" / "stdout.log", "ab") as out:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=wd,
+                                    start_new_session=True)
+        started[node_id] = KafkaBroker(proc, wd, broker_ports[i], controller_ports[i], cluster_id, False, version)
+    cluster = KafkaCluster(started, root, owns)
+    try:
+        for node in started.values():
+            _wait_answering(node, timeout)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
 @atexit.register
 def _stop_all() -> None:
     for b in list(_LIVE):

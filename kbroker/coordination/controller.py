@@ -17,8 +17,9 @@ others in between) -- ``elect_leaders_for``, a pure function of one partition's 
   replica leads again when it returns).
 - a dead follower leaves the ISR (the leader epoch stays: KRaft's rule; only a leader change bumps it).
 - a broker shutting down (controlled shutdown: it created ``/admin/controlled_shutdown/<id>``,
-  ephemeral) is treated as gone for leadership while it is alive, so its partitions move first; a
-  partition with no other in-sync replica keeps it as leader (Kafka does the same).
+  ephemeral) is treated as gone while it is alive: its leaderships move first and it leaves the
+  ISRs it is in (so the new leaders' high watermarks do not wait for it); a partition with no other
+  in-sync replica keeps it as leader (Kafka does the same).
 
 Partitions' first states are written when their topic is created (kbroker.coordination.cluster).
 """
@@ -45,26 +46,29 @@ RECHECK_SECONDS = 2.0
 def elect_leaders_for(state: PartitionState, replicas: Iterable[int], alive: set[int], eligible: set[int],
                       unclean: bool) -> PartitionState | None:
     """The partition's next state given the live brokers (``eligible``: live and not shutting
-    down), or None when it stays as it is."""
+    down), or None when it stays as it is. Brokers gone or shutting down leave the ISR, unless one
+    must stay the leader."""
     replicas = tuple(replicas)
-    isr = tuple(r for r in state.isr if r in alive)
-    if state.leader in eligible:
-        return replace(state, isr=isr) if isr != state.isr else None
-    candidates = [r for r in replicas if r in state.isr and r in eligible]
-    if candidates:
-        leader = candidates[0]
-    elif state.leader in alive:  # shutting down, and nobody else in sync: it keeps leading
-        return replace(state, isr=isr) if isr != state.isr else None
-    elif unclean and (live := [r for r in replicas if r in eligible]):
-        leader, isr = live[0], (live[0],)
-        log.warning("unclean election: %d leads with an ISR of itself", leader)
-    else:
-        if state.leader == NO_LEADER:
+    leader, epoch = state.leader, state.leader_epoch
+    if leader not in eligible:
+        candidates = [r for r in replicas if r in state.isr and r in eligible]
+        if candidates:
+            leader = candidates[0]
+        elif leader in alive:
+            pass  # shutting down, and nobody else in sync: it keeps leading
+        elif unclean and (live := [r for r in replicas if r in eligible]):
+            log.warning("unclean election: %d leads with an ISR of itself", live[0])
+            return replace(state, leader=live[0], leader_epoch=epoch + 1, isr=(live[0],))
+        elif leader == NO_LEADER:
             return None
-        leader, isr = NO_LEADER, state.isr  # offline: the last in-sync replica returns as leader
-    if leader != NO_LEADER and leader not in isr:
+        else:  # offline: the ISR is kept, so its last member leads again when it returns
+            return replace(state, leader=NO_LEADER, leader_epoch=epoch + 1)
+    isr = tuple(r for r in state.isr if r in eligible or r == leader)
+    if leader not in isr:
         isr = (*isr, leader)
-    return replace(state, leader=leader, leader_epoch=state.leader_epoch + 1, isr=isr)
+    if leader == state.leader and isr == state.isr:
+        return None
+    return replace(state, leader=leader, leader_epoch=epoch + 1 if leader != state.leader else epoch, isr=isr)
 
 
 class Controller:

@@ -11,7 +11,13 @@ The runtime gives the coordinator:
   in one place (coordinator_error);
 - replay(): every batch of every partition, on load, as Kafka's coordinator does when it becomes
   leader: data records, and the COMMIT/ABORT markers of transactions, to the coordinator's callbacks;
-- timers (kbroker.coordinator.timers), served by the nursery of run().
+- timers (kbroker.coordinator.timers), served by the nursery of run();
+- ownership, in a cluster: the coordinator of a key is the leader of the key's partition. A broker
+  alone owns every partition and replays them all at start; in a cluster (``owned`` a set) the
+  coordinator loads a partition when this broker becomes its leader (``partition_led``: replay that
+  partition, then the coordinator's own after-load step) and forgets its keys' state when another
+  broker does; a request for a key not owned here is NOT_COORDINATOR (``owns``), so clients look the
+  coordinator up again and find the new leader.
 
 Ordering, and how it is guaranteed. Every coordinator operation — a request handler's call into the
 coordinator, a timer's callback, the replay of the log — is a synchronous function on the trio
@@ -126,6 +132,32 @@ class CoordinatorRuntime:
         self._partitions = partitions
         self.timers = timers if timers is not None else Timers()
         self._unlisted_append_error = unlisted_append_error
+        # the internal topic's partitions led here (a cluster), None: all of them (a broker alone)
+        self.owned: set[int] | None = None
+        self._load_partition: Callable[[int], None] | None = None
+        self._unload_partition: Callable[[int], None] | None = None
+
+    # --------------------------------------------------------------------------- ownership
+    def follow_leadership(self, load_partition: Callable[[int], None], unload_partition: Callable[[int], None]) -> None:
+        """In a cluster: own only the partitions led here, loading and unloading them as leadership moves."""
+        self.owned = set()
+        self._load_partition, self._unload_partition = load_partition, unload_partition
+
+    def owns(self, key: str) -> bool:
+        return self.owned is None or self.partition_for(key) in self.owned
+
+    def partition_led(self, partition: int, leader: bool) -> None:
+        """This broker became (or stopped being) the leader of ``partition`` of the internal topic."""
+        if self.owned is None:
+            return
+        if leader and partition not in self.owned:
+            self.owned.add(partition)
+            self._load_partition(partition)
+            log.info("%s-%d: loaded, this broker coordinates its keys", self.internal_topic.name, partition)
+        elif not leader and partition in self.owned:
+            self.owned.discard(partition)
+            self._unload_partition(partition)
+            log.info("%s-%d: unloaded, another broker coordinates its keys", self.internal_topic.name, partition)
 
     @property
     def name(self) -> str:
@@ -179,12 +211,17 @@ class CoordinatorRuntime:
         ``on_record`` (with the producer id of a transactional batch, else None), each COMMIT/ABORT
         marker to ``on_marker``. The number of data records; 0 while the topic does not exist."""
         topic = self.topic()
-        if topic is None:
+        if topic is None or self.owned is not None:  # in a cluster partitions load as they are led
             return 0
         count = 0
         for partition in range(topic.partitions):
             count += self._replay_partition(topic, partition, on_record, on_marker)
         return count
+
+    def replay_partition(self, partition: int, on_record: RecordCallback, on_marker: MarkerCallback | None = None) -> int:
+        """``replay`` for one partition (loading it on becoming its leader)."""
+        topic = self.topic()
+        return 0 if topic is None else self._replay_partition(topic, partition, on_record, on_marker)
 
     def _replay_partition(self, topic: Topic, partition: int, on_record: RecordCallback,
                           on_marker: MarkerCallback | None) -> int:

@@ -77,9 +77,9 @@ class ClassicGroupProtocol:
             group = self.groups[group_id] = ClassicGroup(group_id)
         return group
 
-    def resume_heartbeats(self) -> None:
+    def resume_heartbeats(self, groups=None) -> None:
         """After loading: the members of a stable group must go on heartbeating, or expire."""
-        for group in self.groups.values():
+        for group in (self.groups.values() if groups is None else groups):
             if group.state == STABLE:
                 for member in group.members.values():
                     self._reschedule_heartbeat(group, member)
@@ -655,6 +655,17 @@ class ClassicGroupProtocol:
         if not group.is_empty:
             return ErrorCode.NON_EMPTY_GROUP
         return ErrorCode.NONE
+
+    def unload_group(self, group_id: str) -> None:
+        """Another broker coordinates the group now: forget it here, with its timers (its members'
+        next requests here are NOT_COORDINATOR; parked joins and syncs end at their deadlines)."""
+        group = self.groups.pop(group_id, None)
+        if group is None:
+            return
+        for key in (_join_key(group_id), _sync_key(group_id)):
+            self.timers.cancel(key)
+        for member_id in list(group.members):
+            self.timers.cancel(_heartbeat_key(group_id, member_id))
 
     def remove_group(self, group: ClassicGroup) -> None:
         """The group's tombstone was appended: it is gone, and so are its join and sync deadlines."""

@@ -22,7 +22,7 @@ import trio
 from ..coordinator import CoordinatorRuntime, InternalTopic, Timers
 from ..protocol.errors import ErrorCode, ProtocolError
 from . import records as fmt
-from .classic import EMPTY, ClassicGroup, Waiter, now_ms
+from .classic import EMPTY, ClassicGroup, JoinResult, SyncResult, Waiter, now_ms
 from .classic_protocol import ClassicGroupProtocol
 from .offsets import OffsetAndMetadata, OffsetStore, OffsetsToCommit, PartitionErrors, everywhere
 
@@ -122,6 +122,25 @@ class GroupCoordinator:
         self._schedule_expiration()
         self.loaded = True
 
+    def load_partition(self, partition: int) -> None:
+        """In a cluster, on becoming leader of a partition of __consumer_offsets: its groups and offsets."""
+        count = self.runtime.replay_partition(partition, self._replay_record, self.complete_transaction)
+        loaded = [g for g in self.groups.values() if self.partition_for(g.group_id) == partition]
+        self.classic.resume_heartbeats(loaded)
+        log.info("loaded %d groups from %d records of %s-%d", len(loaded), count, OFFSETS_TOPIC, partition)
+
+    def unload_partition(self, partition: int) -> None:
+        """Another broker leads the partition now: forget its groups and offsets here."""
+        for group_id in [g for g in self.groups if self.partition_for(g) == partition]:
+            self.classic.unload_group(group_id)
+        for group_id in [g for g in self.offsets if self.partition_for(g) == partition]:
+            self.offset_store.forget(group_id)
+        self.offset_store.forget_pending(lambda group_id: self.partition_for(group_id) == partition)
+
+    def owns(self, group_id: str) -> bool:
+        """Whether this broker coordinates the group (in a cluster: leads its partition)."""
+        return self.runtime.owns(group_id)
+
     def _replay_record(self, partition: int, key: bytes | None, value: bytes | None, producer_id: int | None) -> None:
         if key is None:
             return
@@ -139,34 +158,48 @@ class GroupCoordinator:
     # The handlers' calls, one hop on (ClassicGroupProtocol has the signatures). KIP-848 consumer
     # groups will be told apart here, by the group's type, before the call goes on.
     def join_group(self, **request) -> None:
+        if not self.owns(request["group_id"]):
+            request["waiter"].complete(JoinResult(ErrorCode.NOT_COORDINATOR, request["member_id"]))
+            return
         self.classic.join_group(**request)
 
     def abandon_join(self, group_id: str, waiter: Waiter) -> None:
         self.classic.abandon_join(group_id, waiter)
 
     def sync_group(self, **request) -> None:
+        if not self.owns(request["group_id"]):
+            request["waiter"].complete(SyncResult(ErrorCode.NOT_COORDINATOR))
+            return
         self.classic.sync_group(**request)
 
     def abandon_sync(self, group_id: str, waiter: Waiter) -> None:
         self.classic.abandon_sync(group_id, waiter)
 
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> int:
+        if not self.owns(group_id):
+            return ErrorCode.NOT_COORDINATOR
         return self.classic.heartbeat(group_id, generation_id, member_id, group_instance_id)
 
     def leave_group(self, group_id: str, members: list[tuple[str, str | None]]
                     ) -> tuple[int, list[tuple[str, str | None, int]]]:
+        if not self.owns(group_id):
+            return ErrorCode.NOT_COORDINATOR, []
         return self.classic.leave_group(group_id, members)
 
     def list_groups(self, states: Iterable[str] = (), types: Iterable[str] = ()) -> list[tuple[str, str, str, str]]:
         return self.classic.list_groups(states, types)
 
     def describe_group(self, group_id: str):
+        if not self.owns(group_id):
+            return ErrorCode.NOT_COORDINATOR, "", "", "", []
         return self.classic.describe_group(group_id)
 
     # =========================================================================== offsets
     def commit_offsets(self, *, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
                        retention_time_ms: int, topics: OffsetsToCommit, api_version: int) -> PartitionErrors:
         """topics: [(name, [(partition, offset, leader epoch, metadata)])] -> [(name, [(partition, error)])]."""
+        if not self.owns(group_id):
+            return everywhere(topics, ErrorCode.NOT_COORDINATOR)
         error = self.classic.validate_offset_commit(group_id, generation_id, member_id, group_instance_id,
                                                     api_version)
         if error:
@@ -178,6 +211,8 @@ class GroupCoordinator:
                                      topics: OffsetsToCommit) -> PartitionErrors:
         """TxnOffsetCommit: the offsets are written to __consumer_offsets in a transactional batch of
         the producer and stay pending until the transaction's marker commits (or drops) them."""
+        if not self.owns(group_id):
+            return everywhere(topics, ErrorCode.NOT_COORDINATOR)
         error = self.classic.validate_transactional_offset_commit(group_id, generation_id, member_id,
                                                                   group_instance_id)
         if error:
@@ -196,10 +231,14 @@ class GroupCoordinator:
                       ) -> tuple[int, list[tuple[str, list[tuple[int, int, int, str, int]]]]]:
         """(group error, [(topic, [(partition, offset, leader epoch, metadata, error)])]); topics None = all.
         With ``require_stable``, a partition with a transactional commit pending is UNSTABLE_OFFSET_COMMIT."""
+        if not self.owns(group_id):
+            return ErrorCode.NOT_COORDINATOR, []
         return ErrorCode.NONE, self.offset_store.fetch(group_id, topics, require_stable,
                                                        group_alive=self.classic.is_alive(group_id))
 
     def delete_offsets(self, group_id: str, topics: list[tuple[str, list[int]]]) -> tuple[int, PartitionErrors]:
+        if not self.owns(group_id):
+            return ErrorCode.NOT_COORDINATOR, []
         error, subscribed = self.classic.offset_delete_check(group_id)
         if error:
             return error, []
@@ -209,6 +248,9 @@ class GroupCoordinator:
     def delete_groups(self, group_ids: list[str]) -> list[tuple[str, int]]:
         out = []
         for group_id in group_ids:
+            if not self.owns(group_id):
+                out.append((group_id, ErrorCode.NOT_COORDINATOR))
+                continue
             error = self.classic.delete_check(group_id)
             if not error:
                 error = self._delete_group(self.groups[group_id])

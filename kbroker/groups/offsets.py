@@ -240,6 +240,15 @@ class OffsetStore:
         """The group's tombstones were appended: its offsets are gone."""
         self.offsets.pop(group_id, None)
 
+    def forget_pending(self, of_group) -> None:
+        """Drop pending transactional offsets of the groups ``of_group`` picks (their partition moved away)."""
+        for producer_id in list(self.pending_txn_offsets):
+            by_group = self.pending_txn_offsets[producer_id]
+            for group_id in [g for g in by_group if of_group(g)]:
+                del by_group[group_id]
+            if not by_group:
+                del self.pending_txn_offsets[producer_id]
+
     def has_offsets(self, group_id: str) -> bool:
         return bool(self.offsets.get(group_id))
 

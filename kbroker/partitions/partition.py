@@ -39,6 +39,7 @@ import trio
 from ..log import (EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, ORIGIN_CLIENT, AppendResult, Log,
                    ReadResult, StorageError, TimestampOffset)
 from ..protocol.errors import ApiError, ErrorCode
+from . import coordinator_writes
 from .replicas import FollowerState, high_watermark, lagging
 
 logger = logging.getLogger("kbroker.partitions")
@@ -265,6 +266,8 @@ class Partition:
         except (OSError, StorageError) as exc:
             raise storage_error(self.topic, self.index, exc) from exc
         self._advance_high_watermark()
+        if origin != ORIGIN_CLIENT and not self._alone:  # a coordinator's write: its request waits for it
+            coordinator_writes.note(self, result.last_offset + 1)
         return result
 
     def append_end_txn_marker(self, producer_id: int, producer_epoch: int, commit: bool, *,
@@ -278,6 +281,8 @@ class Partition:
         except (OSError, StorageError) as exc:
             raise storage_error(self.topic, self.index, exc) from exc
         self._advance_high_watermark()
+        if not self._alone:
+            coordinator_writes.note(self, result.last_offset + 1)
         return result
 
     def has_ongoing_transaction(self, producer_id: int, producer_epoch: int) -> bool:

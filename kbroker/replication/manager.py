@@ -13,7 +13,9 @@ It listens to the ClusterView (kbroker.coordination.view):
   conditional on the state version it leads by, and adopted by the partition only once written;
   a refused write (the controller moved leadership, or changed the ISR) is dropped: the state's
   watch brings what happened instead.
-- every ``replica.lag.time.max.ms / 2`` the led partitions look for lagging followers.
+- every ``replica.lag.time.max.ms / 2`` the led partitions look for lagging followers;
+- ``leadership_listeners`` hear when a replica here starts or stops leading (the coordinators load
+  and unload their internal partitions on that).
 
 Everything runs on the trio thread; the writes and the fetchers are tasks of ``run``'s nursery.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Callable
 
 import trio
 
@@ -48,6 +51,8 @@ class ReplicaManager:
         self.lag_time_max_ms = lag_time_max_ms
         self.listener_name = listener_name  # the inter-broker listener; None: each broker's first
         self.fetchers: dict[int, LeaderFetcher] = {}
+        # called with (topic, partition, leads here) when a replica here starts or stops leading
+        self.leadership_listeners: list[Callable[[str, int, bool], None]] = []
         self._nursery: trio.Nursery | None = None
         self._pending: list = []  # changes seen before run() has a nursery
 
@@ -66,6 +71,7 @@ class ReplicaManager:
         for partition in self.partitions.hosted():
             if partition.is_leader:
                 partition.become_follower(-1, partition.leader_epoch, partition.replicas, partition.isr)
+                self._leadership(partition.topic, partition.index, False)
 
     def address_of(self, node_id: int) -> tuple[str, int] | None:
         registration = self.view.brokers.get(node_id)
@@ -108,11 +114,15 @@ class ReplicaManager:
         if state.leader == self.local_id:
             self._unfollow(partition)
             partition.become_leader(state.leader_epoch, replicas, state.isr)
+            self._leadership(topic, index, True)
         else:
+            was_leader = partition.is_leader
             partition.become_follower(state.leader, state.leader_epoch, replicas, state.isr)
             self._unfollow(partition)
             if state.leader >= 0:
                 self._fetcher(state.leader).follow(partition)
+            if was_leader:
+                self._leadership(topic, index, False)
 
     def _forget_topics_gone(self) -> None:
         """Topics the catalogue has from before that the cluster no longer has (deleted meanwhile)."""
@@ -121,7 +131,12 @@ class ReplicaManager:
                 log.info("topic %s was deleted from the cluster while this broker was away", topic.name)
                 self.topics.forget(topic.name)
 
+    def _leadership(self, topic: str, index: int, leader: bool) -> None:
+        for listener in self.leadership_listeners:
+            listener(topic, index, leader)
+
     def _drop(self, topic: str, index: int) -> None:
+        self._leadership(topic, index, False)
         for fetcher in self.fetchers.values():
             fetcher.unfollow(topic, index)
         self.partitions.drop_replica(topic, index)

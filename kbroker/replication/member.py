@@ -52,6 +52,7 @@ class ClusterMembership:
         self.manager: ReplicaManager | None = None
         self.controller: Controller | None = None
         self.info = _Delegating()
+        self.leadership_listeners: list = []  # (topic, partition, leads here), for every session's manager
         self.joined = trio.Event()  # set once the first session is registered and its view loaded
         self._shutting_down = False
 
@@ -103,6 +104,7 @@ class ClusterMembership:
         config = self._config()
         manager = ReplicaManager(self.node.node_id, coordination, self._partitions, self._topics,
                                  self._fetcher_config, config.get("replica.lag.time.max.ms"))
+        manager.leadership_listeners.extend(self.leadership_listeners)
         controller = Controller(coordination, manager.view, self._unclean_election)
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.run)

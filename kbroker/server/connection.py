@@ -49,8 +49,8 @@ class Connection:
             log.warning("closing connection from %s: %s", self.session, exc)
         except IdleConnection as exc:
             log.info("closing idle connection from %s: %s", self.session, exc)
-        except OSError:
-            pass  # the peer went away
+        except OSError as exc:  # the peer went away
+            log.debug("connection from %s ended: %r", self.session, exc)
         finally:
             await self.transport.aclose()
 

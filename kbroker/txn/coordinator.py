@@ -146,13 +146,34 @@ class TransactionCoordinator:
         if count:
             log.info("loaded %d transactional ids from %d records of %s", len(self.txns), count,
                      TRANSACTION_STATE_TOPIC)
-        for meta in list(self.txns.values()):
+        self._resume(list(self.txns.values()))
+        self.loaded = True
+
+    def load_partition(self, partition: int) -> None:
+        """In a cluster, on becoming leader of a partition of __transaction_state: its transactional ids,
+        and what their previous coordinator left half done."""
+        count = self.runtime.replay_partition(partition, self._replay_record)
+        loaded = [m for m in self.txns.values() if self.partition_for(m.transactional_id) == partition]
+        log.info("loaded %d transactional ids from %d records of %s-%d", len(loaded), count,
+                 TRANSACTION_STATE_TOPIC, partition)
+        self._resume(loaded)
+
+    def unload_partition(self, partition: int) -> None:
+        """Another broker leads the partition now: forget its transactional ids here."""
+        for transactional_id in [t for t in self.txns if self.partition_for(t) == partition]:
+            del self.txns[transactional_id]
+            self.timers.cancel(transactional_id)
+
+    def owns(self, transactional_id: str) -> bool:
+        return self.runtime.owns(transactional_id)
+
+    def _resume(self, loaded) -> None:
+        for meta in loaded:
             if meta.state in (PREPARE_COMMIT, PREPARE_ABORT):
                 log.info("completing transaction of %s left in %s", meta.transactional_id, meta.state_name)
                 self._write_markers_and_complete(meta, meta.state == PREPARE_COMMIT)
             elif meta.state == ONGOING:
                 self._arm_timeout(meta)
-        self.loaded = True
 
     def _replay_record(self, partition: int, key: bytes | None, value: bytes | None, producer_id: int | None) -> None:
         if key is None:
@@ -193,6 +214,8 @@ class TransactionCoordinator:
                          expected: tuple[int, int] | None) -> tuple[int, int, int]:
         """(error, producer id, epoch) for a transactional producer. ``expected`` is the producer id
         and epoch an InitProducerId v3+ carries when a producer recovers (KIP-360)."""
+        if not self.owns(transactional_id):
+            return ErrorCode.NOT_COORDINATOR, NO_PRODUCER_ID, NO_PRODUCER_EPOCH
         try:
             return self._init_producer_id(transactional_id, timeout_ms, expected)
         except ApiError as exc:  # no producer id could be reserved; nothing was changed
@@ -257,6 +280,8 @@ class TransactionCoordinator:
     def _check_producer(self, transactional_id: str, producer_id: int, epoch: int) -> tuple[int, TransactionMetadata | None]:
         if not transactional_id:
             return ErrorCode.INVALID_REQUEST, None
+        if not self.owns(transactional_id):
+            return ErrorCode.NOT_COORDINATOR, None
         meta = self.txns.get(transactional_id)
         if meta is None or meta.state == DEAD or meta.producer_id != producer_id:
             return ErrorCode.INVALID_PRODUCER_ID_MAPPING, None
@@ -303,6 +328,8 @@ class TransactionCoordinator:
                         from_client: bool = True, client_version: int = 1) -> int:
         if not transactional_id:
             return ErrorCode.INVALID_REQUEST
+        if not self.owns(transactional_id):
+            return ErrorCode.NOT_COORDINATOR
         if from_client and client_version >= 2:
             return self._end_transaction_v2(transactional_id, producer_id, epoch, commit)
         meta = self.txns.get(transactional_id)
