@@ -7,6 +7,7 @@ are). Registered into scenarios.SCENARIOS when imported (compat/differential/__m
 """
 from __future__ import annotations
 
+import time
 import uuid
 
 from kbroker.handlers.served import SERVED
@@ -32,6 +33,17 @@ UNKNOWN_ID = uuid.UUID("00000000-0000-0000-0000-00000000abcd")
 
 def topic_id(w, topic: str) -> uuid.UUID:
     return uuid.UUID(str(ensure_topic(w, topic)["topic_id"]))
+
+
+def first_write(w, request, version: int):
+    """A topic's first Produce, retried while Kafka's partition is not ready yet
+    (NOT_LEADER_OR_FOLLOWER right after creation, which clients retry too)."""
+    deadline = time.monotonic() + 15
+    while True:
+        response = w.request(request, version)
+        if response.responses[0].partition_responses[0].error_code != 6 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.1)
 
 
 @scenario("api-versions-newest")
@@ -70,7 +82,7 @@ def produce_v13(b):
         tid = topic_id(w, t)
         out = {}
         for name, wanted in (("known id", tid), ("unknown id", UNKNOWN_ID), ("zero id", uuid.UUID(int=0))):
-            r = w.request(ProduceRequest(acks=-1, timeout_ms=10000, topic_data=[ProduceRequest.TopicProduceData(
+            r = first_write(w, ProduceRequest(acks=-1, timeout_ms=10000, topic_data=[ProduceRequest.TopicProduceData(
                 topic_id=wanted, partition_data=[ProduceRequest.PartitionProduceData(
                     index=0, records=batch(RECORDS[:2]))])]), 13)
             out[name] = plain(r)
@@ -85,7 +97,7 @@ def fetch_v18(b):
     t = b.topic()
     with b.wire() as w:
         tid = topic_id(w, t)
-        w.request(ProduceRequest(acks=-1, timeout_ms=10000, topic_data=[ProduceRequest.TopicProduceData(
+        first_write(w, ProduceRequest(acks=-1, timeout_ms=10000, topic_data=[ProduceRequest.TopicProduceData(
             name=t, partition_data=[ProduceRequest.PartitionProduceData(index=0, records=batch(RECORDS))])]), 11)
         out = {}
         for name, wanted in (("known id", tid), ("unknown id", UNKNOWN_ID)):
@@ -106,7 +118,7 @@ def list_offsets_v11(b):
     t = b.topic()
     with b.wire() as w:
         ensure_topic(w, t)
-        w.request(ProduceRequest(acks=-1, timeout_ms=10000, topic_data=[ProduceRequest.TopicProduceData(
+        first_write(w, ProduceRequest(acks=-1, timeout_ms=10000, topic_data=[ProduceRequest.TopicProduceData(
             name=t, partition_data=[ProduceRequest.PartitionProduceData(index=0, records=batch(RECORDS))])]), 11)
         out = {f"v11 {ts}": list_offsets(w, t, ts, version=11) for ts in (-1, -2, -3, -4, -5, -6)}
         out["v10 -6"] = list_offsets(w, t, -6, version=10)

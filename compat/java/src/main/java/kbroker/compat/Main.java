@@ -218,6 +218,7 @@ public final class Main {
                 p.abortTransaction();  // an empty transaction
                 p.beginTransaction();
                 p.send(new ProducerRecord<>(t, "aborted".getBytes(), "x".getBytes()));
+                p.flush();  // written, so the abort has a partition to mark
                 p.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(5)), new ConsumerGroupMetadata(g));
                 p.abortTransaction();
                 p.beginTransaction();
