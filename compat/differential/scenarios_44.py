@@ -125,6 +125,18 @@ def list_offsets_v11(b):
     return out
 
 
+def group_coordinator_ready(w, group: str) -> None:
+    """Until the group's coordinator answers (a fresh Kafka loads __consumer_offsets first: 14/15/16)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if w.request(FindCoordinatorRequest(key=group, key_type=0), 3).error_code == 0:
+            fetched = w.request(OffsetFetchRequest(groups=[OffsetFetchRequest.OffsetFetchRequestGroup(
+                group_id=group, topics=None)]), 8)
+            if fetched.groups[0].error_code not in (14, 15, 16):
+                return
+        time.sleep(0.1)
+
+
 def _commit(w, group, topics, version):
     return plain(w.request(OffsetCommitRequest(group_id=group, generation_id_or_member_epoch=-1, member_id="",
                                                topics=topics), version))
@@ -136,7 +148,7 @@ def offsets_v10(b):
     Topic, Partition = OffsetCommitRequest.OffsetCommitRequestTopic, OffsetCommitRequest.OffsetCommitRequestPartition
     with b.wire() as w:
         tid = topic_id(w, t)
-        w.request(FindCoordinatorRequest(key=group, key_type=0), 3)
+        group_coordinator_ready(w, group)
         out = {"commit v10": _commit(w, group, [
             Topic(topic_id=tid, partitions=[Partition(partition_index=0, committed_offset=3, committed_metadata="m")]),
             Topic(topic_id=UNKNOWN_ID, partitions=[Partition(partition_index=0, committed_offset=1)])], 10),
@@ -163,6 +175,7 @@ def admin_versions(b):
                 allow_replication_factor_change=allow, topics=[Reassign.ReassignableTopic(name=t, partitions=[
                     Reassign.ReassignablePartition(partition_index=0, replicas=None)])]), 1))
         missing = b.topic("no-such-group")
+        group_coordinator_ready(w, missing)
         out["describe groups v6"] = plain(w.request(DescribeGroupsRequest(groups=[missing]), 6))
         out["delete groups v3"] = plain(w.request(DeleteGroupsRequest(groups_names=[missing]), 3))
         out["list transactions v2"] = {pattern: plain(w.request(ListTransactionsRequest(
