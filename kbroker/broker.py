@@ -72,6 +72,7 @@ class Broker:
         logs = LogManager.open(str(data_dir), configs={t.name: topic_log_config(config, t)
                                                        for t in self.metadata.topics()}, lazily=True)
         self.appends = AppendNotifier()
+        self.producer_ids = ProducerIdManager(data_dir)
         self.partitions = PartitionService(logs, self.live_config, self.metadata, local_id=config.node_id,
                                            notifier=self.appends)
         self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
@@ -83,8 +84,7 @@ class Broker:
             self.membership = ClusterMembership(
                 node=self.node, connect=coordination, partitions=self.partitions, topics=self.topics,
                 config=lambda: self.live_config.current, fetcher_config=FetcherConfig.from_broker_config(config),
-                endpoints=self._registered_endpoints)
-        self.producer_ids = ProducerIdManager(data_dir)
+                endpoints=self._registered_endpoints, producer_ids=self.producer_ids)
         self.group_coordinator = GroupCoordinator(
             GroupConfig.from_broker_config(config), catalogue=self.metadata, ensure_topic=self.topics.ensure_topic,
             partitions=self.partitions, topic_deletion_listeners=self.topics.deletion_listeners)

@@ -31,10 +31,10 @@ def update(bootstrap: str, feature: str, level: int, upgrade_type: int = 1, vers
 
 def test_a_new_broker_finalizes_transactions_v2_and_advertises_only_what_it_serves(kbroker):
     supported, finalized, _ = features(kbroker.bootstrap)
-    assert supported == {"group.version": (0, 0), "kraft.version": (0, 0), "metadata.version": (7, 25),
+    assert supported == {"group.version": (0, 1), "kraft.version": (0, 0), "metadata.version": (7, 25),
                          "transaction.version": (0, 2)}
-    # group.version stays 0 (not listed) while ConsumerGroupHeartbeat is not served
-    assert finalized == {"metadata.version": 25, "transaction.version": 2}
+    # group.version 1: the consumer group protocol (KIP-848) is served; no share, streams or ELR features
+    assert finalized == {"group.version": 1, "metadata.version": 25, "transaction.version": 2}
     # ApiVersions v3 leaves out supported features whose minimum is 0, as Kafka does (KAFKA-17011)
     assert features(kbroker.bootstrap, version=3)[0] == {"metadata.version": (7, 25)}
 
@@ -61,7 +61,8 @@ def test_unknown_features_and_out_of_range_levels_fail_the_whole_request(kbroker
         ErrorCode.INVALID_UPDATE_VERSION, "The update failed for all features since the following feature had an "
         "error: Invalid update version 1 for feature nope.version. Local controller 1 does not support this feature.")
     assert "only supports versions 0-2" in update(kbroker.bootstrap, "transaction.version", 3).error_message
-    assert "group.version. Local controller 1 does not support" in update(kbroker.bootstrap, "group.version", 1).error_message
+    assert "only supports versions 0-1" in update(kbroker.bootstrap, "group.version", 2).error_message
+    assert "share.version. Local controller 1 does not support" in update(kbroker.bootstrap, "share.version", 1).error_message
 
 
 def test_api_versions_v5_checks_which_cluster_the_client_means(kbroker):

@@ -370,4 +370,4 @@ def test_versions_advertised(broker):
     assert {k: served[k] for k in (10, 11, 12, 13, 14, 15, 16, 42, 8, 9, 47)} == {
         10: (0, 6), 11: (0, 9), 12: (0, 4), 13: (0, 5), 14: (0, 5), 15: (0, 6), 16: (0, 5), 42: (0, 3),
         8: (2, 10), 9: (1, 10), 47: (0, 0)}
-    assert 68 not in served  # ConsumerGroupHeartbeat: clients fall back to the classic protocol
+    assert (served[68], served[69]) == ((0, 1), (0, 1))  # ConsumerGroupHeartbeat, ConsumerGroupDescribe (KIP-848)

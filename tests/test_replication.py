@@ -111,3 +111,25 @@ def test_a_divergent_tail_is_truncated_to_the_new_leaders_log(cluster_factory):
     cluster.stop()
     logs = assert_replicas_agree(cluster.base_dir, (1, 2, 3), "events", 0)
     assert all(len(batches) == len(logs[0]) for batches in logs)
+
+
+def test_producer_ids_are_unique_across_the_cluster(cluster_factory):
+    """Idempotent producers talking to different brokers never share a producer id (blocks are
+    allocated in the cluster, as Kafka's are), so their sequences never collide."""
+    from tests.kafka_wire import WireClient
+    from kbroker.protocol.messages import InitProducerIdRequest
+
+    cluster = cluster_factory(3)
+    ids = set()
+    for node_id in (1, 2, 3, 1, 2, 3):
+        with WireClient(cluster.bootstrap_of(node_id)) as client:
+            for _ in range(50):  # the first answer may be COORDINATOR_LOAD_IN_PROGRESS, retried as clients do
+                response = client.request(InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000),
+                                          2)
+                if response.error_code == 0:
+                    break
+                assert response.error_code == 14  # COORDINATOR_LOAD_IN_PROGRESS
+                time.sleep(0.05)
+            assert response.error_code == 0
+            ids.add(response.producer_id)
+    assert len(ids) == 6

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -181,6 +183,140 @@ func admin(c *ctxT) (*kadm.Client, func(), error) {
 	return kadm.NewClient(cl), cl.Close, nil
 }
 
+// member848 is a KIP-848 consumer (kgo.ServerSideBalancer) polled by its own goroutine.
+type member848 struct {
+	cl   *kgo.Client
+	mu   sync.Mutex
+	own  map[int32]bool
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func (m *member848) owned() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []int32
+	for p := range m.own {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func (m *member848) close() {
+	m.stop()
+	<-m.done
+	m.cl.Close() // commits what was polled, then leaves the group (epoch -1)
+}
+
+// readSet records every (partition, offset) consumed, and the ones consumed twice.
+type readSet struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	dups []string
+}
+
+func (r *readSet) add(p int32, o int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := fmt.Sprintf("%d/%d", p, o)
+	if r.seen[k] {
+		r.dups = append(r.dups, k)
+	}
+	r.seen[k] = true
+}
+
+func (r *readSet) size() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen)
+}
+
+func newMember848(c *ctxT, g, t string, read *readSet) (*member848, error) {
+	m := &member848{own: map[int32]bool{}, done: make(chan struct{})}
+	update := func(ps map[string][]int32, add bool) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for _, p := range ps[t] {
+			if add {
+				m.own[p] = true
+			} else {
+				delete(m.own, p)
+			}
+		}
+	}
+	cl, err := client(c, kgo.ConsumerGroup(g), kgo.ConsumeTopics(t), kgo.ServerSideBalancer(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { update(ps, true) }),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, ps map[string][]int32) {
+			cl.CommitUncommittedOffsets(ctx) // the next owner starts after what was read here
+			update(ps, false)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { update(ps, false) }))
+	if err != nil {
+		return nil, err
+	}
+	m.cl = cl
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	go func() {
+		defer close(m.done)
+		for ctx.Err() == nil {
+			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { read.add(r.Partition, r.Offset) })
+		}
+	}()
+	return m, nil
+}
+
+func split848(ms []*member848, partitions int) bool {
+	var all []int32
+	lo, hi := partitions, 0
+	for _, m := range ms {
+		o := m.owned()
+		all = append(all, o...)
+		if len(o) < lo {
+			lo = len(o)
+		}
+		if len(o) > hi {
+			hi = len(o)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	if len(all) != partitions || hi-lo > 1 {
+		return false
+	}
+	for i, p := range all {
+		if int(p) != i {
+			return false
+		}
+	}
+	return true
+}
+
+func await848(what string, cond func() bool) error {
+	deadline := time.Now().Add(40 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+func produceSpread(ctx context.Context, c *ctxT, t string, n, partitions int) error {
+	cl, err := client(c, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var rs []*kgo.Record
+	for i := 0; i < n; i++ {
+		rs = append(rs, &kgo.Record{Topic: t, Partition: int32(i % partitions), Value: []byte(fmt.Sprint(i))})
+	}
+	return cl.ProduceSync(ctx, rs...).FirstErr()
+}
+
 func init() {
 	add("metadata", func(ctx context.Context, c *ctxT) error {
 		adm, done, err := admin(c)
@@ -306,6 +442,72 @@ func init() {
 		a, _ := after.Lookup(t, 0)
 		return eq([]int64{s.Offset, e.Offset, a.Offset, a.Timestamp}, []int64{0, 5, 3, base.Add(3 * time.Second).UnixMilli()},
 			"start, end, offset after time, its timestamp")
+	})
+	add("consumer-protocol-group", func(ctx context.Context, c *ctxT) error {
+		// KIP-848: two, then three kgo.ServerSideBalancer members share 6 partitions and read every
+		// record once; one leaves and the others take its partitions
+		t, g := c.topic(""), c.topic("group")
+		adm, done, err := admin(c)
+		if err != nil {
+			return err
+		}
+		defer done()
+		if _, err := adm.CreateTopic(ctx, 6, 1, nil, t); err != nil {
+			return err
+		}
+		if err := awaitTopic(ctx, adm, t); err != nil {
+			return err
+		}
+		if err := produceSpread(ctx, c, t, 60, 6); err != nil {
+			return err
+		}
+		read := &readSet{seen: map[string]bool{}}
+		var ms []*member848
+		defer func() {
+			for _, m := range ms {
+				m.close()
+			}
+		}()
+		for i := 0; i < 2; i++ {
+			m, err := newMember848(c, g, t, read)
+			if err != nil {
+				return err
+			}
+			ms = append(ms, m)
+		}
+		if err := await848("two members to share 6 partitions and read 60 records", func() bool {
+			return split848(ms, 6) && read.size() == 60
+		}); err != nil {
+			return err
+		}
+		m, err := newMember848(c, g, t, read)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, m)
+		if err := await848("three members to own two partitions each", func() bool { return split848(ms, 6) }); err != nil {
+			return err
+		}
+		if err := produceSpread(ctx, c, t, 60, 6); err != nil {
+			return err
+		}
+		if err := await848("all 120 records", func() bool { return read.size() == 120 }); err != nil {
+			return err
+		}
+		if len(read.dups) > 0 {
+			return fmt.Errorf("records read twice: %v", read.dups)
+		}
+		groups, err := adm.ListGroups(ctx)
+		if err != nil {
+			return err
+		}
+		if lg, ok := groups[g]; !ok || lg.ProtocolType != "consumer" {
+			return fmt.Errorf("group %s not listed as a consumer group: %v", g, groups)
+		}
+		last := ms[2]
+		ms = ms[:2]
+		last.close()
+		return await848("the two left to take the leaver's partitions", func() bool { return split848(ms, 6) })
 	})
 	add("group-commit", func(ctx context.Context, c *ctxT) error {
 		t, g := c.topic(""), c.topic("group")

@@ -12,6 +12,8 @@ layout (so a ZooKeeper browser shows what Kafka's would):
     /brokers/topics/<topic>/partitions/<p>/state  {"controller_epoch":E,"leader":L,"version":1,
                                                   "leader_epoch":LE,"isr":[...]}
     /config/topics/<topic>                        {"version":1,"config":{...}}
+    /latest_producer_id_block                     {"version":1,"broker":N,"block_start":"S","block_end":"E"}
+    /admin/controlled_shutdown/<id>               ephemeral: broker <id> is shutting down (kbroker's own)
 
 - A broker registers itself with an ephemeral node: it is alive while its session is; a second
   broker with the same id gets BrokerIdTaken.
@@ -269,6 +271,25 @@ class ClusterCoordination:
 
     async def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
         await self.store.set(f"/config/topics/{name}", json.dumps({"version": 1, "config": dict(configs)}).encode())
+
+    # -- producer ids ---------------------------------------------------------------------------
+    async def allocate_producer_ids(self, size: int) -> tuple[int, int]:
+        """A block of ``size`` producer ids no other broker ever gets: (first, last), as Kafka's
+        ZooKeeper-mode brokers allocate them (a conditional update of the latest block)."""
+        path = "/latest_producer_id_block"
+        while True:
+            node = await self.store.get(path)
+            first = 0 if node is None else int(json.loads(node.data)["block_end"]) + 1
+            data = json.dumps({"version": 1, "broker": self.node_id, "block_start": str(first),
+                               "block_end": str(first + size - 1)}).encode()
+            try:
+                if node is None:
+                    await self.store.create(path, data)
+                else:
+                    await self.store.set(path, data, node.version)
+                return first, first + size - 1
+            except (NodeExists, BadVersion):
+                continue  # another broker took that block: the next one
 
     # -- partition state -------------------------------------------------------------------------
     async def partition_state(self, topic: str, partition: int) -> PartitionState | None:

@@ -8,7 +8,7 @@ directory.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:
     from ..log import PartitionLog
@@ -20,6 +20,8 @@ class Catalogue(Protocol):
     """The topic catalogue, read only (kbroker.metadata.MetadataStore)."""
 
     def get(self, name: str) -> Topic | None: ...
+
+    def topics(self) -> Iterable[Topic]: ...
 
 
 class PartitionLogs(Protocol):

@@ -1,12 +1,16 @@
 """The group coordinator of a single broker: what the handlers call, over the coordinator runtime.
 
-It owns `__consumer_offsets` through a CoordinatorRuntime (kbroker.coordinator) and composes two
+It owns `__consumer_offsets` through a CoordinatorRuntime (kbroker.coordinator) and composes three
 parts that share it: the classic group protocol (kbroker.groups.classic_protocol: join, sync,
-heartbeat, leave, describe, list) and the offset store (kbroker.groups.offsets: committed and
-transactional offsets, OffsetDelete, expiry, deleted topics). What needs both is here: an offset
-commit is checked by the group and stored by the store; deleting a group tombstones its offsets and
-its metadata in one batch; expiry drops offsets by the group's rule and then the empty groups left
-with none; at start the log is replayed, each record to the part it belongs to. The coordinator is
+heartbeat, leave, describe, list), the KIP-848 consumer group protocol (kbroker.groups.
+consumer_protocol: ConsumerGroupHeartbeat, ConsumerGroupDescribe) and the offset store
+(kbroker.groups.offsets: committed and transactional offsets, OffsetDelete, expiry, deleted
+topics). A group id is one kind of group at a time; the requests are routed here by the kind of the
+group they name, and what needs two parts is here too: an offset commit is checked by the group's
+protocol and stored by the store; deleting a group tombstones its offsets and its records in one
+batch; expiry drops offsets by the group's rule and then the empty groups left with none; an empty
+group of one kind is retired when the other kind's first member arrives (Kafka's upgrade and
+downgrade of empty groups); at start the log is replayed, each record to the part it belongs to. The coordinator is
 built from what it uses (the catalogue, ensure_topic, the partition layer, the topic deletion
 listeners, its config values), never the Broker.
 """
@@ -20,10 +24,13 @@ from typing import TYPE_CHECKING, Iterable
 import trio
 
 from ..coordinator import CoordinatorRuntime, InternalTopic, Timers
-from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.errors import ApiError, ErrorCode, ProtocolError
+from . import consumer_records
 from . import records as fmt
 from .classic import EMPTY, ClassicGroup, JoinResult, SyncResult, Waiter, now_ms
 from .classic_protocol import ClassicGroupProtocol
+from .consumer_group import ConsumerGroup
+from .consumer_protocol import ConsumerGroupProtocol, ConsumerGroupSettings, Heartbeat, HeartbeatResult
 from .offsets import OffsetAndMetadata, OffsetStore, OffsetsToCommit, PartitionErrors, everywhere
 
 if TYPE_CHECKING:
@@ -49,6 +56,7 @@ class GroupConfig:
     offset_metadata_max_bytes: int
     retention_ms: int
     retention_check_ms: int
+    consumer: ConsumerGroupSettings = ConsumerGroupSettings()
 
     @classmethod
     def from_broker_config(cls, config: BrokerConfig) -> GroupConfig:
@@ -60,7 +68,8 @@ class GroupConfig:
                    offsets_segment_bytes=config.get("offsets.topic.segment.bytes"),
                    offset_metadata_max_bytes=config.get("offset.metadata.max.bytes"),
                    retention_ms=config.get("offsets.retention.minutes") * 60_000,
-                   retention_check_ms=config.get("offsets.retention.check.interval.ms"))
+                   retention_check_ms=config.get("offsets.retention.check.interval.ms"),
+                   consumer=ConsumerGroupSettings.from_broker_config(config.get))
 
 
 class GroupCoordinator:
@@ -79,6 +88,9 @@ class GroupCoordinator:
             self.runtime, initial_rebalance_delay_ms=config.initial_rebalance_delay_ms,
             min_session_timeout_ms=config.min_session_timeout_ms,
             max_session_timeout_ms=config.max_session_timeout_ms, max_group_size=config.max_group_size)
+        self.consumer = ConsumerGroupProtocol(self.runtime, catalogue, config.consumer,
+                                              retire_classic=self._retire_empty_classic_group,
+                                              replay_other=lambda key, value: self._replay_record(0, key, value, None))
         self.offset_store = OffsetStore(self.runtime, catalogue, metadata_max_bytes=config.offset_metadata_max_bytes,
                                         retention_ms=config.retention_ms)
         self.loaded = False
@@ -116,9 +128,10 @@ class GroupCoordinator:
         """Replay __consumer_offsets, as Kafka's coordinator does when it becomes leader."""
         if self.runtime.topic() is not None:
             count = self.runtime.replay(self._replay_record, self.complete_transaction)
-            log.info("loaded %d groups and offsets of %d groups from %d records of %s", len(self.groups),
-                     len(self.offsets), count, OFFSETS_TOPIC)
+            log.info("loaded %d classic and %d consumer groups and offsets of %d groups from %d records of %s",
+                     len(self.groups), len(self.consumer.groups), len(self.offsets), count, OFFSETS_TOPIC)
         self.classic.resume_heartbeats()
+        self.consumer.resume_timers()
         self._schedule_expiration()
         self.loaded = True
 
@@ -127,12 +140,17 @@ class GroupCoordinator:
         count = self.runtime.replay_partition(partition, self._replay_record, self.complete_transaction)
         loaded = [g for g in self.groups.values() if self.partition_for(g.group_id) == partition]
         self.classic.resume_heartbeats(loaded)
-        log.info("loaded %d groups from %d records of %s-%d", len(loaded), count, OFFSETS_TOPIC, partition)
+        consumer_groups = [g for g in self.consumer.groups.values() if self.partition_for(g.group_id) == partition]
+        self.consumer.resume_timers(consumer_groups)
+        log.info("loaded %d classic and %d consumer groups from %d records of %s-%d", len(loaded),
+                 len(consumer_groups), count, OFFSETS_TOPIC, partition)
 
     def unload_partition(self, partition: int) -> None:
         """Another broker leads the partition now: forget its groups and offsets here."""
         for group_id in [g for g in self.groups if self.partition_for(g) == partition]:
             self.classic.unload_group(group_id)
+        for group_id in [g for g in self.consumer.groups if self.partition_for(g) == partition]:
+            self.consumer.unload_group(group_id)
         for group_id in [g for g in self.offsets if self.partition_for(g) == partition]:
             self.offset_store.forget(group_id)
         self.offset_store.forget_pending(lambda group_id: self.partition_for(group_id) == partition)
@@ -148,20 +166,65 @@ class GroupCoordinator:
             parsed = fmt.decode_key(key)
             if isinstance(parsed, fmt.OffsetCommitKey):
                 if self.offset_store.replay(parsed, value, producer_id):
-                    self.classic.ensure_group(parsed.group)
+                    self._ensure_group(parsed.group)
             elif isinstance(parsed, fmt.GroupMetadataKey):
                 self.classic.replay(parsed.group, value)
-        except (ProtocolError, fmt.RecordFormatError, UnicodeDecodeError) as exc:
+            else:
+                consumer_key = consumer_records.decode_key(key)
+                if consumer_key is not None:
+                    self._replay_consumer_record(consumer_key, value)
+        except (ProtocolError, fmt.RecordFormatError, consumer_records.RecordFormatError, UnicodeDecodeError) as exc:
             log.warning("skipping an unreadable %s record: %s", OFFSETS_TOPIC, exc)
 
+    def _replay_consumer_record(self, key: consumer_records.Key, value: bytes | None) -> None:
+        classic = self.groups.get(key.group_id)
+        if value is not None and classic is not None and classic.is_empty and not classic.members:
+            self.groups.pop(key.group_id)  # a group with only offsets, upgraded: now a consumer group
+        self.consumer.replay(key, value)
+
+    def _ensure_group(self, group_id: str) -> None:
+        """A group with committed offsets exists: an empty classic ("simple") group unless the id
+        is a consumer group's."""
+        if group_id not in self.consumer.groups:
+            self.classic.ensure_group(group_id)
+
+    # =========================================================================== upgrade, downgrade
+    def _retire_empty_classic_group(self, group_id: str) -> list:
+        """A consumer group's first member arrives at a classic group's id: an empty classic group
+        gives way (its metadata tombstone goes in the heartbeat's batch); any other is refused."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return []
+        if group.state != EMPTY:
+            log.info("consumer group member refused: group %s is a non-empty classic group", group_id)
+            raise ApiError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+        log.info("upgrading the empty classic group %s to a consumer group", group_id)
+        return [self.classic.tombstone(group_id)]
+
     # =========================================================================== the classic protocol
-    # The handlers' calls, one hop on (ClassicGroupProtocol has the signatures). KIP-848 consumer
-    # groups will be told apart here, by the group's type, before the call goes on.
+    # The handlers' calls, one hop on (ClassicGroupProtocol has the signatures), after the routing
+    # by the group's kind.
     def join_group(self, **request) -> None:
         if not self.owns(request["group_id"]):
             request["waiter"].complete(JoinResult(ErrorCode.NOT_COORDINATOR, request["member_id"]))
             return
+        group = self.consumer.groups.get(request["group_id"])
+        if group is not None:
+            error = self._downgrade_empty_consumer_group(group)
+            if error:
+                request["waiter"].complete(JoinResult(error, request["member_id"]))
+                return
         self.classic.join_group(**request)
+
+    def _downgrade_empty_consumer_group(self, group: ConsumerGroup) -> int:
+        """A classic member joins a consumer group's id: an empty consumer group gives way (its
+        records are tombstoned, its offsets stay); a non-empty one is refused, as Kafka refuses
+        a classic member a group it cannot take in."""
+        if not group.is_empty:
+            log.info("classic JoinGroup refused: %s is a non-empty consumer group", group.group_id)
+            return ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+        log.info("downgrading the empty consumer group %s to a classic group", group.group_id)
+        return self.consumer.delete(group, [])
 
     def abandon_join(self, group_id: str, waiter: Waiter) -> None:
         self.classic.abandon_join(group_id, waiter)
@@ -187,7 +250,24 @@ class GroupCoordinator:
         return self.classic.leave_group(group_id, members)
 
     def list_groups(self, states: Iterable[str] = (), types: Iterable[str] = ()) -> list[tuple[str, str, str, str]]:
-        return self.classic.list_groups(states, types)
+        """(group id, protocol type, state, group type) of both kinds, filtered by state and type."""
+        states = {s.strip().lower() for s in states}
+        types = {t.strip().lower() for t in types}
+        return self.classic.list_groups(states, types) + self.consumer.list_groups(states, types)
+
+    # =========================================================================== the consumer protocol
+    def consumer_group_heartbeat(self, request: Heartbeat) -> HeartbeatResult:
+        if not self.owns(request.group_id):
+            return HeartbeatResult(ErrorCode.NOT_COORDINATOR)
+        return self.consumer.heartbeat(request)
+
+    def consumer_group(self, group_id: str) -> ConsumerGroup:
+        """The consumer group (ConsumerGroupDescribe), or ApiError(GROUP_ID_NOT_FOUND)."""
+        if not self.owns(group_id):
+            raise ApiError(ErrorCode.NOT_COORDINATOR)
+        if group_id in self.groups and group_id not in self.consumer.groups:
+            raise ApiError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
+        return self.consumer.describe(group_id)
 
     def describe_group(self, group_id: str):
         if not self.owns(group_id):
@@ -197,11 +277,16 @@ class GroupCoordinator:
     # =========================================================================== offsets
     def commit_offsets(self, *, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None,
                        retention_time_ms: int, topics: OffsetsToCommit, api_version: int) -> PartitionErrors:
-        """topics: [(name, [(partition, offset, leader epoch, metadata)])] -> [(name, [(partition, error)])]."""
+        """topics: [(name, [(partition, offset, leader epoch, metadata)])] -> [(name, [(partition, error)])].
+        For a consumer group, ``generation_id`` is the member epoch."""
         if not self.owns(group_id):
             return everywhere(topics, ErrorCode.NOT_COORDINATOR)
-        error = self.classic.validate_offset_commit(group_id, generation_id, member_id, group_instance_id,
-                                                    api_version)
+        consumer_group = self.consumer.groups.get(group_id)
+        if consumer_group is not None:
+            error = self.consumer.validate_offset_commit(consumer_group, member_id, generation_id, api_version)
+        else:
+            error = self.classic.validate_offset_commit(group_id, generation_id, member_id, group_instance_id,
+                                                        api_version)
         if error:
             return everywhere(topics, error)
         return self.offset_store.commit(group_id, topics, retention_time_ms, now_ms())
@@ -213,8 +298,13 @@ class GroupCoordinator:
         the producer and stay pending until the transaction's marker commits (or drops) them."""
         if not self.owns(group_id):
             return everywhere(topics, ErrorCode.NOT_COORDINATOR)
-        error = self.classic.validate_transactional_offset_commit(group_id, generation_id, member_id,
-                                                                  group_instance_id)
+        consumer_group = self.consumer.groups.get(group_id)
+        if consumer_group is not None:
+            error = self.consumer.validate_offset_commit(consumer_group, member_id, generation_id, 0,
+                                                         transactional=True)
+        else:
+            error = self.classic.validate_transactional_offset_commit(group_id, generation_id, member_id,
+                                                                      group_instance_id)
         if error:
             return everywhere(topics, error)
         return self.offset_store.commit_transactional(group_id, producer_id, producer_epoch, topics, now_ms())
@@ -222,23 +312,34 @@ class GroupCoordinator:
     def complete_transaction(self, offsets_partition: int, producer_id: int, commit: bool) -> None:
         """A transaction marker was written to (or replayed from) a partition of __consumer_offsets."""
         for group_id in self.offset_store.complete_transaction(offsets_partition, producer_id, commit):
-            self.classic.ensure_group(group_id)
+            self._ensure_group(group_id)
 
     def has_pending_offset(self, group_id: str, tp: tuple[str, int]) -> bool:
         return self.offset_store.has_pending_offset(group_id, tp)
 
-    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None, require_stable: bool = False
+    def fetch_offsets(self, group_id: str, topics: list[tuple[str, list[int]]] | None, require_stable: bool = False,
+                      member_id: str | None = None, member_epoch: int = -1
                       ) -> tuple[int, list[tuple[str, list[tuple[int, int, int, str, int]]]]]:
         """(group error, [(topic, [(partition, offset, leader epoch, metadata, error)])]); topics None = all.
-        With ``require_stable``, a partition with a transactional commit pending is UNSTABLE_OFFSET_COMMIT."""
+        With ``require_stable``, a partition with a transactional commit pending is UNSTABLE_OFFSET_COMMIT.
+        A consumer group's member (OffsetFetch v9+) must be at its current epoch."""
         if not self.owns(group_id):
             return ErrorCode.NOT_COORDINATOR, []
+        consumer_group = self.consumer.groups.get(group_id)
+        if consumer_group is not None:
+            error = self.consumer.validate_offset_fetch(consumer_group, member_id, member_epoch)
+            if error:
+                return error, []
+            return ErrorCode.NONE, self.offset_store.fetch(group_id, topics, require_stable)
         return ErrorCode.NONE, self.offset_store.fetch(group_id, topics, require_stable,
                                                        group_alive=self.classic.is_alive(group_id))
 
     def delete_offsets(self, group_id: str, topics: list[tuple[str, list[int]]]) -> tuple[int, PartitionErrors]:
         if not self.owns(group_id):
             return ErrorCode.NOT_COORDINATOR, []
+        consumer_group = self.consumer.groups.get(group_id)
+        if consumer_group is not None:
+            return self.offset_store.delete(group_id, topics, self.consumer.subscribed_topics(consumer_group))
         error, subscribed = self.classic.offset_delete_check(group_id)
         if error:
             return error, []
@@ -250,6 +351,12 @@ class GroupCoordinator:
         for group_id in group_ids:
             if not self.owns(group_id):
                 out.append((group_id, ErrorCode.NOT_COORDINATOR))
+                continue
+            consumer_group = self.consumer.groups.get(group_id)
+            if consumer_group is not None:
+                error = ErrorCode.NON_EMPTY_GROUP if not consumer_group.is_empty else self._delete_consumer_group(
+                    consumer_group)
+                out.append((group_id, error))
                 continue
             error = self.classic.delete_check(group_id)
             if not error:
@@ -266,6 +373,12 @@ class GroupCoordinator:
         self.offset_store.forget(group_id)
         self.classic.remove_group(group)
         return ErrorCode.NONE
+
+    def _delete_consumer_group(self, group: ConsumerGroup) -> int:
+        error = self.consumer.delete(group, self.offset_store.tombstones(group.group_id))
+        if not error:
+            self.offset_store.forget(group.group_id)
+        return error
 
     # =========================================================================== retention
     def _schedule_expiration(self) -> None:
@@ -289,4 +402,11 @@ class GroupCoordinator:
                 self.offset_store.forget(group_id)
                 if group.state == EMPTY:
                     self._delete_group(group)
+        for group_id, consumer_group in list(self.consumer.groups.items()):
+            # a consumer group keeps its offsets while it has members; once empty, each expires
+            # retention after its commit (Kafka's ConsumerGroup.offsetExpirationCondition)
+            if consumer_group.is_empty:
+                removed += self.offset_store.expire(group_id, now, None)
+                if not self.offset_store.has_offsets(group_id):
+                    self._delete_consumer_group(consumer_group)
         return removed

@@ -5,8 +5,9 @@ does not exist with GROUP_ID_NOT_FOUND "Group G not found." where older versions
 
 A JoinGroup or SyncGroup that must wait for the rebalance parks on a Waiter the coordinator completes;
 the handler bounds the wait with a deadline past anything the coordinator's own timers allow, so a
-bug can never hold a connection forever. ConsumerGroupHeartbeat (KIP-848) is not served, so clients
-use the classic protocol.
+bug can never hold a connection forever. KIP-848 consumer groups have their own APIs
+(kbroker.handlers.consumer_groups); ListGroups lists both kinds with their type, and DescribeGroups
+describes a consumer group as Dead, as Kafka does for a group that is not a classic one.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Committed offsets of consumer groups: OffsetCommit (8) 2-10, OffsetFetch (9) 1-10, OffsetDelete (47) 0.
 
 Offsets live in the group coordinator's offset store (kbroker.groups.offsets), persisted in
-`__consumer_offsets`; the group decides who may commit (kbroker.groups.classic_protocol).
+`__consumer_offsets`; the group decides who may commit (kbroker.groups.classic_protocol, and for a
+KIP-848 consumer group kbroker.groups.consumer_protocol: OffsetCommit v9+ carries the member epoch
+in GenerationIdOrMemberEpoch, STALE_MEMBER_EPOCH when it is not the member's current one; OffsetFetch
+v9+ names the member and its epoch likewise).
 OffsetFetch v8+ asks for several groups at once; a null topic list means every committed offset of
 the group. require_stable (v7+): a partition whose transactional offset commit (TxnOffsetCommit) still
 waits for its transaction's marker answers UNSTABLE_OFFSET_COMMIT, and the consumer retries.
@@ -56,6 +59,8 @@ async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommi
 
 
 def _fetch_group(ctx, group: OffsetFetchRequest.OffsetFetchRequestGroup, stable: bool, by_id: bool):
+    """One group of an OffsetFetch v8+ (v9+ names the member and its epoch, KIP-848)."""
+    version = ctx.api_version
     Partition = OffsetFetchResponse.OffsetFetchResponsePartitions
     Topic = OffsetFetchResponse.OffsetFetchResponseTopics
     unknown = []
@@ -68,7 +73,9 @@ def _fetch_group(ctx, group: OffsetFetchRequest.OffsetFetchRequestGroup, stable:
             Partition(partition_index=p, committed_offset=-1, committed_leader_epoch=-1, metadata="",
                       error_code=ErrorCode.UNKNOWN_TOPIC_ID) for p in t.partition_indexes])
             for name, t in named if name is None]
-    error, topics = ctx.groups.fetch_offsets(group.group_id, wanted, stable)
+    error, topics = ctx.groups.fetch_offsets(group.group_id, wanted, stable,
+                                             member_id=group.member_id if version >= 9 else None,
+                                             member_epoch=group.member_epoch if version >= 9 else -1)
     found = [Topic(name=name, topic_id=id_of(ctx, name) if by_id else ZERO_UUID, partitions=[
         Partition(partition_index=p, committed_offset=o, committed_leader_epoch=le, metadata=md, error_code=e)
         for p, o, le, md, e in parts]) for name, parts in topics]

@@ -45,6 +45,8 @@ SERVED = [
     Served(61, 'producers', 0, 0),  # DescribeProducers
     Served(65, 'transactions', 0, 0),  # DescribeTransactions
     Served(66, 'transactions', 0, 2),  # ListTransactions
+    Served(68, 'consumer_groups', 0, 1),  # ConsumerGroupHeartbeat
+    Served(69, 'consumer_groups', 0, 1),  # ConsumerGroupDescribe
     Served(74, 'config_resources', 0, 1),  # ListConfigResources
     Served(75, 'describe_topic_partitions', 0, 0),  # DescribeTopicPartitions
 ]

@@ -41,7 +41,7 @@ RETRY_SECONDS = 1.0
 
 class ClusterMembership:
     def __init__(self, *, node, connect: Callable[[], Awaitable[Store]], partitions, topics: TopicManager,
-                 config, fetcher_config, endpoints: Callable[[], list[tuple[str, str, int]]]):
+                 config, fetcher_config, endpoints: Callable[[], list[tuple[str, str, int]]], producer_ids=None):
         self.node = node  # NodeInfo: id, rack; its cluster id is the cluster's once agreed
         self._connect = connect
         self._partitions = partitions
@@ -49,6 +49,7 @@ class ClusterMembership:
         self._config = config  # () -> live broker config
         self._fetcher_config = fetcher_config
         self._endpoints = endpoints  # (listener, host, port) advertised
+        self._producer_ids = producer_ids  # takes its id blocks from the cluster (kbroker.txn.producer_ids)
         self.manager: ReplicaManager | None = None
         self.controller: Controller | None = None
         self.info = _Delegating()
@@ -111,6 +112,8 @@ class ClusterMembership:
             self.manager, self.controller = manager, controller
             self.info.target = ClusterViewInfo(manager.view)
             self._topics.directory = ClusterTopics(coordination, manager.view, self._config)
+            if self._producer_ids is not None:
+                self._producer_ids.use_cluster_blocks(coordination.allocate_producer_ids, nursery.start_soon)
             if self._shutting_down:
                 await self._announce_shutdown(store)
             nursery.start_soon(controller.run)

@@ -134,6 +134,62 @@ public final class Main {
         return got;
     }
 
+    /** A KIP-848 consumer (group.protocol=consumer) on its own thread; it commits before giving a partition up. */
+    static final class Member implements AutoCloseable {
+        final KafkaConsumer<byte[], byte[]> c;
+        final Set<String> read;
+        final List<String> duplicates = Collections.synchronizedList(new ArrayList<>());
+        volatile Set<Integer> owned = Set.of();
+        volatile boolean stop;
+        final Thread thread;
+        Member(Ctx ctx, String group, String topic, Set<String> read) {
+            this.read = read;
+            c = consumer(ctx, x -> { x.put("group.id", group); x.put("group.protocol", "consumer"); });
+            c.subscribe(List.of(topic), new ConsumerRebalanceListener() {
+                public void onPartitionsRevoked(Collection<TopicPartition> ps) { c.commitSync(); }
+                public void onPartitionsAssigned(Collection<TopicPartition> ps) { }
+            });
+            thread = new Thread(() -> {
+                while (!stop) {
+                    for (var r : c.poll(Duration.ofMillis(100)))
+                        if (!read.add(r.partition() + "/" + r.offset())) duplicates.add(r.partition() + "/" + r.offset());
+                    Set<Integer> now = new TreeSet<>();
+                    for (TopicPartition tp : c.assignment()) now.add(tp.partition());
+                    owned = now;
+                }
+                c.close();  // commits nothing more; leaves the group (epoch -1)
+            });
+            thread.start();
+        }
+        public void close() throws InterruptedException { stop = true; thread.join(20_000); }
+    }
+
+    static void await(java.util.function.BooleanSupplier cond, String what) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(40).toNanos();
+        while (!cond.getAsBoolean()) {
+            if (System.nanoTime() > deadline) throw new AssertionError("timed out waiting for " + what);
+            Thread.sleep(50);
+        }
+    }
+
+    static boolean split(List<Member> ms, int partitions) {
+        List<Integer> all = new ArrayList<>();
+        int min = Integer.MAX_VALUE, max = 0;
+        for (Member m : ms) { all.addAll(m.owned); min = Math.min(min, m.owned.size()); max = Math.max(max, m.owned.size()); }
+        Collections.sort(all);
+        List<Integer> want = new ArrayList<>();
+        for (int i = 0; i < partitions; i++) want.add(i);
+        return all.equals(want) && max - min <= 1;
+    }
+
+    static void produceSpread(Ctx ctx, String topic, int n, int partitions) throws Exception {
+        try (KafkaProducer<byte[], byte[]> p = producer(ctx, x -> {})) {
+            List<java.util.concurrent.Future<RecordMetadata>> fs = new ArrayList<>();
+            for (int i = 0; i < n; i++) fs.add(p.send(new ProducerRecord<>(topic, i % partitions, null, ("v" + i).getBytes())));
+            for (var f : fs) f.get(TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        }
+    }
+
     static String str(byte[] b) { return b == null ? null : new String(b, StandardCharsets.UTF_8); }
 
     static void checkRecords(List<ConsumerRecord<byte[], byte[]>> got, List<Rec> expected, long start) {
@@ -285,6 +341,40 @@ public final class Main {
                 check(groups.stream().anyMatch(x -> x.groupId().equals(g)), "admin: group not listed");
                 var d = a.describeConsumerGroups(List.of(g)).describedGroups().get(g).get();
                 eq(d.groupState(), GroupState.EMPTY, "admin: group state");
+            }
+        });
+        SCENARIOS.put("consumer-protocol-group", ctx -> {
+            // KIP-848: two, then three group.protocol=consumer members share 6 partitions and read
+            // every record once; one leaves and the others take its partitions
+            String t = ctx.topic(), g = ctx.topic("group");
+            try (Admin a = admin(ctx)) {
+                a.createTopics(List.of(new NewTopic(t, 6, (short) 1))).all().get();
+                awaitTopic(a, t);
+            }
+            produceSpread(ctx, t, 60, 6);
+            Set<String> read = Collections.synchronizedSet(new HashSet<>());
+            List<Member> ms = new ArrayList<>();
+            try {
+                ms.add(new Member(ctx, g, t, read));
+                ms.add(new Member(ctx, g, t, read));
+                await(() -> split(ms, 6) && read.size() == 60, "two members to share 6 partitions and read 60 records");
+                ms.add(new Member(ctx, g, t, read));
+                await(() -> split(ms, 6), "three members to own two partitions each");
+                produceSpread(ctx, t, 60, 6);
+                await(() -> read.size() == 120, "all 120 records");
+                for (Member m : ms) eq(m.duplicates, List.of(), "records read twice");
+                try (Admin a = admin(ctx)) {
+                    var d = a.describeConsumerGroups(List.of(g)).describedGroups().get(g).get();
+                    eq(d.type(), GroupType.CONSUMER, "admin: group type");
+                    eq(d.members().size(), 3, "admin: members");
+                    eq(d.partitionAssignor(), "uniform", "admin: assignor");
+                    var listed = a.listGroups().all().get().stream().filter(x -> x.groupId().equals(g)).findFirst();
+                    check(listed.isPresent() && listed.get().type().equals(Optional.of(GroupType.CONSUMER)), "admin: listed type " + listed);
+                }
+                ms.remove(2).close();
+                await(() -> split(ms, 6), "the two left to take the leaver's partitions");
+            } finally {
+                for (Member m : ms) m.close();
             }
         });
         SCENARIOS.put("admin-topics", ctx -> {
