@@ -27,6 +27,7 @@ from .config.listeners import Endpoint
 from .config.live import LiveConfig
 from .config.persisted import with_persisted_dynamic_configs
 from .coordination import Store
+from .features import FeatureStore
 from .groups import OFFSETS_TOPIC, GroupConfig, GroupCoordinator
 from .handlers import Registry, default_registry
 from .handlers.context import NodeInfo, Services
@@ -106,6 +107,7 @@ class Broker:
                                  topics=self.topics, partitions=self.partitions, appends=self.appends,
                                  groups=self.group_coordinator, txns=self.txn_coordinator,
                                  producer_ids=self.producer_ids, registry=registry or default_registry(),
+                                 features=FeatureStore(data_dir),
                                  cluster=self.membership.info if self.membership else SingleBroker(self.node))
 
     @property

@@ -3,7 +3,10 @@
 Kafka publishes its wire format as commented JSON (one file per request, response, header or data
 record). We keep only the facts a codec needs — names, types, versions, nullability, tags, defaults —
 in a terse indentation-based form (see protocol/schema.py for the grammar); prose and comments are
-dropped. Run it when Kafka adds versions:  python -m protocol.import_kafka ../shared/kafka-protocol/messages
+dropped. Run it when Kafka adds versions:
+    python -m protocol.import_kafka ../shared/kafka-protocol/messages ../shared/kafka-protocol/zk-era
+A definition whose validVersions is "none" (an API Kafka removed; 4.x keeps the file as a tombstone)
+is skipped, so a later source directory (the ZooKeeper-era APIs) can supply it.
 """
 
 from __future__ import annotations
@@ -76,10 +79,13 @@ def convert(definition: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    source = Path(argv[0] if argv else "../shared/kafka-protocol/messages")
+    sources = [Path(arg) for arg in argv] or [Path("../shared/kafka-protocol/messages"),
+                                              Path("../shared/kafka-protocol/zk-era")]
     by_file: dict[str, list[tuple[int, str]]] = {}
-    for path in sorted(source.glob("*.json")):
+    for path in sorted(path for source in sources for path in source.glob("*.json")):
         definition = json.loads(_strip_comments(path.read_text()))
+        if definition["validVersions"] == "none":
+            continue
         name = definition["name"]
         base = re.sub(r"(Request|Response)$", "", name) if definition["type"] in ("request", "response") else name
         order = {"request": 0, "response": 1}.get(definition["type"], 0)

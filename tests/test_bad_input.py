@@ -29,6 +29,8 @@ def still_serves(bootstrap: str) -> None:
     pytest.param(struct.pack(">i", 10) + struct.pack(">hhih", 3, 9, 1, 5000), id="client-id-past-the-end"),
     pytest.param(struct.pack(">i", 10) + struct.pack(">hhih", 999, 0, 1, -1), id="unknown-api-key"),
     pytest.param(struct.pack(">i", 10) + struct.pack(">hhih", 3, 99, 1, -1), id="unsupported-metadata-version"),
+    pytest.param(struct.pack(">i", 2_000_015) + struct.pack(">hhih", 3, 4, 1, -1) + struct.pack(">i", 1_000_001)
+                 + b"\x00\x00" * 1_000_001 + b"\x00", id="array-of-more-than-a-million-elements"),
 ])
 def test_bad_frame_closes_only_that_connection(kbroker, garbage, caplog):
     with WireClient(kbroker.bootstrap) as healthy, WireClient(kbroker.bootstrap) as attacker:

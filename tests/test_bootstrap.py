@@ -22,11 +22,11 @@ def create_topics_by_metadata(bootstrap: str, *names: str) -> None:
 
 def test_api_versions_advertises_what_is_served(kbroker):
     with WireClient(kbroker.bootstrap) as client:
-        for version in range(0, 5):
+        for version in range(0, 6):
             response = client.request(ApiVersionsRequest(client_software_name="t", client_software_version="1"), version)
             assert response.error_code == 0
             served = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
-            assert served[18] == (0, 4) and served[3] == (0, 12)
+            assert served[18] == (0, 5) and served[3] == (0, 13)
             assert served == {h.api_key: (h.advertised_min_version if h.advertised_min_version is not None
                                           else h.min_version, h.max_version)
                               for h in kbroker.broker.registry.handlers()}
@@ -44,7 +44,7 @@ def test_too_new_api_versions_request_gets_a_v0_unsupported_version_answer(kbrok
         correlation_id, response = decode_response(client.read_frame(), 18, 0)
         assert correlation_id == 77
         assert response.error_code == ErrorCode.UNSUPPORTED_VERSION
-        assert any(k.api_key == 18 and k.max_version == 4 for k in response.api_keys)
+        assert any(k.api_key == 18 and k.max_version == 5 for k in response.api_keys)
 
 
 def test_kcat_lists_the_broker_and_its_topics(kbroker):

@@ -133,3 +133,39 @@ async def test_transactional_offsets_are_invisible_until_the_commit_and_gone_aft
         assert groups.fetch_offsets("etl", [("orders", [0])], False)[1] == [("orders", [(0, 10, -1, "", E.NONE)])]
         assert world.txns.end_transaction("transformer", producer_id, epoch, commit=True) == E.NONE
         assert groups.fetch_offsets("etl", [("orders", [0])], True)[1] == [("orders", [(0, 30, -1, "", E.NONE)])]
+
+
+async def test_transactions_v2_bump_the_epoch_at_every_end_and_survive_a_rebuild(world, autojump_clock):
+    async with world.running():
+        producer_id, epoch = await init_producer(world, "tv2-app")
+        # the partition leader adds the partition on the first batch (Produce v12), EndTxn v5 ends it
+        assert world.txns.add_partitions("tv2-app", producer_id, epoch, [("orders", 0)], client_version=2) == E.NONE
+        produce(world, "orders", 0, producer_id, epoch, b"first")
+        assert world.txns.end_transaction("tv2-app", producer_id, epoch, True, client_version=2) == E.NONE
+        assert batches(world, "orders", 0) == [("data", producer_id, epoch), ("COMMIT", producer_id, epoch + 1)]
+        meta = world.txns.describe("tv2-app")
+        assert (meta.state_name, meta.producer_epoch, meta.client_version) == ("CompleteCommit", epoch + 1, 2)
+    world.reopen()
+    async with world.running():
+        # a retry of that EndTxn (the old epoch) is still answered as the first one, after the rebuild
+        assert world.txns.end_transaction("tv2-app", producer_id, epoch, True, client_version=2) == E.NONE
+        assert world.txns.end_transaction("tv2-app", producer_id, epoch, False, client_version=2) == E.INVALID_TXN_STATE
+        assert world.txns.describe("tv2-app").producer_epoch == epoch + 1
+
+
+async def test_an_exhausted_epoch_moves_a_tv2_producer_to_a_new_producer_id(world, autojump_clock):
+    import dataclasses
+
+    async with world.running():
+        producer_id, _ = await init_producer(world, "old-app")
+        exhausted = 32766  # Short.MAX_VALUE - 1: the next end bumps to the last epoch there is
+        world.txns.txns["old-app"] = dataclasses.replace(world.txns.txns["old-app"], producer_epoch=exhausted)
+        assert world.txns.add_partitions("old-app", producer_id, exhausted, [("orders", 0)], client_version=2) == 0
+        produce(world, "orders", 0, producer_id, exhausted, b"last")
+        assert world.txns.end_transaction("old-app", producer_id, exhausted, True, client_version=2) == E.NONE
+        meta = world.txns.describe("old-app")
+        assert meta.producer_id != producer_id and meta.producer_epoch == 0 and meta.last_producer_id == producer_id
+        assert batches(world, "orders", 0)[-1] == ("COMMIT", producer_id, exhausted + 1)  # the old id's last epoch
+        # the retry names the old id and epoch: answered as the first EndTxn was
+        assert world.txns.end_transaction("old-app", producer_id, exhausted, True, client_version=2) == E.NONE
+        assert world.txns.add_partitions("old-app", meta.producer_id, 0, [("orders", 0)], client_version=2) == E.NONE

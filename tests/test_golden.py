@@ -39,6 +39,18 @@ def test_golden_frames_present():
     assert len(CASES) > 100
 
 
+def test_golden_frames_cover_the_versions_kafka_4_4_clients_negotiate():
+    captured = {(e["api"], e["version"]) for index in GOLDEN.glob("*/index.json")
+                for e in json.loads(index.read_text())["frames"]}
+    newest = {("Produce", 13), ("Fetch", 18), ("Metadata", 13), ("ListOffsets", 11), ("ApiVersions", 5),
+              ("OffsetCommit", 10), ("OffsetFetch", 10), ("TxnOffsetCommit", 6), ("EndTxn", 5),
+              ("DescribeCluster", 2), ("DescribeGroups", 6), ("DeleteGroups", 3), ("UpdateFeatures", 2),
+              # transactions v1 from the same client once transaction.version is downgraded (java-tv1)
+              ("Produce", 11), ("AddPartitionsToTxn", 3), ("AddOffsetsToTxn", 4), ("EndTxn", 4),
+              ("TxnOffsetCommit", 4)}
+    assert newest <= captured, sorted(newest - captured)
+
+
 def _librdkafka_5049(frame: bytes, header, body, reader: Reader) -> bytes:
     """librdkafka (confluentinc/librdkafka#5049, unfixed in 2.16) sends an all-topics Metadata v9+
     request with the null Topics array written as a 4-byte int32 placeholder 00 00 00 00 instead of the

@@ -68,7 +68,7 @@ def commit(client, group, offsets: dict, *, generation=-1, member_id="", version
             partition_index=partition, committed_offset=offset, committed_metadata=metadata))
     response = client.request(OffsetCommitRequest(
         group_id=group, generation_id_or_member_epoch=generation, member_id=member_id,
-        topics=[OffsetCommitRequest.OffsetCommitRequestTopic(t, ps) for t, ps in topics.items()]), version)
+        topics=[OffsetCommitRequest.OffsetCommitRequestTopic(name=t, partitions=ps) for t, ps in topics.items()]), version)
     return {(t.name, p.partition_index): p.error_code for t in response.topics for p in t.partitions}
 
 
@@ -78,7 +78,7 @@ def fetch(client, group, partitions=None, version=8):
         by_topic = {}
         for t, p in partitions:
             by_topic.setdefault(t, []).append(p)
-        topics = [OffsetFetchRequest.OffsetFetchRequestTopics(t, ps) for t, ps in by_topic.items()]
+        topics = [OffsetFetchRequest.OffsetFetchRequestTopics(name=t, partition_indexes=ps) for t, ps in by_topic.items()]
     response = client.request(OffsetFetchRequest(groups=[OffsetFetchRequest.OffsetFetchRequestGroup(
         group_id=group, topics=topics)]), version)
     (g,) = response.groups
@@ -368,6 +368,6 @@ def test_versions_advertised(broker):
     with WireClient(broker.bootstrap) as c:
         served = {k.api_key: (k.min_version, k.max_version) for k in c.request(ApiVersionsRequest(), 3).api_keys}
     assert {k: served[k] for k in (10, 11, 12, 13, 14, 15, 16, 42, 8, 9, 47)} == {
-        10: (0, 6), 11: (0, 9), 12: (0, 4), 13: (0, 5), 14: (0, 5), 15: (0, 5), 16: (0, 5), 42: (0, 2),
-        8: (2, 9), 9: (1, 9), 47: (0, 0)}
+        10: (0, 6), 11: (0, 9), 12: (0, 4), 13: (0, 5), 14: (0, 5), 15: (0, 6), 16: (0, 5), 42: (0, 3),
+        8: (2, 10), 9: (1, 10), 47: (0, 0)}
     assert (served[68], served[69]) == ((0, 1), (0, 1))  # ConsumerGroupHeartbeat, ConsumerGroupDescribe (KIP-848)

@@ -61,6 +61,29 @@ def test_huge_lengths_do_not_allocate():
         decode_or_raise(struct.pack(">hhih", 3, 1, 1, 0x7FFF) + b"abc")
 
 
+def metadata_v4_naming(topics: int) -> bytes:
+    return struct.pack(">hhih", 3, 4, 1, -1) + struct.pack(">i", topics) + b"\x00\x00" * topics + b"\x00"
+
+
+def api_versions_v3_with_tagged_fields(count: int) -> bytes:
+    fields = b"".join(bytes([0x80 | (tag & 0x7F), tag >> 7, 0]) for tag in range(count))  # tag, size 0
+    varint_count = bytes([0x80 | (count & 0x7F), count >> 7])
+    return struct.pack(">hhih", 18, 3, 1, -1) + b"\x00" + b"\x02a\x021" + varint_count + fields
+
+
+def test_a_million_elements_is_the_most_an_array_may_claim():
+    # Kafka 4.4's MessageUtil.MAX_ARRAY_LENGTH: a frame big enough for more is still refused
+    with pytest.raises(ProtocolError, match="1000001 elements exceeds the maximum of 1000000"):
+        decode_or_raise(metadata_v4_naming(1_000_001))
+
+
+def test_ten_thousand_tagged_fields_is_the_most_a_struct_may_carry():
+    header, reader = decode_request_header(api_versions_v3_with_tagged_fields(10_000))
+    assert decode_request_body(header, reader).client_software_name == "a"
+    with pytest.raises(ProtocolError, match="10001 tagged fields exceed the maximum of 10000"):
+        decode_or_raise(api_versions_v3_with_tagged_fields(10_001))
+
+
 def decode_or_raise(frame: bytes) -> None:
     header, reader = decode_request_header(frame)
     decode_request_body(header, reader)

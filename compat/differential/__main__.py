@@ -14,6 +14,7 @@ import time
 import traceback
 
 from .normalize import diff, normalize
+from . import scenarios_44  # noqa: F401 - registers the Kafka 4.4 scenarios
 from .scenarios import SCENARIOS, Target
 
 MAX_DIFFS = 40

@@ -19,7 +19,8 @@ from .served import SERVED
 HANDLER_MODULES = ("api_versions", "metadata", "describe_topic_partitions", "produce", "fetch", "list_offsets",
                    "delete_records", "producer_ids", "create_topics", "delete_topics", "create_partitions",
                    "configs", "describe_cluster", "log_dirs", "producers", "elect_leaders", "reassignments",
-                   "acls", "client_quotas", "groups", "consumer_groups", "offsets_commit", "transactions")
+                   "acls", "client_quotas", "groups", "consumer_groups", "offsets_commit", "transactions",
+                   "features", "config_resources")
 
 
 def default_registry() -> Registry:

@@ -99,7 +99,7 @@ def _describe_one(ctx, request: DescribeConfigsRequest, resource) -> DescribeCon
     Config = DescribeConfigsResponse.DescribeConfigsResourceResult
     Synonym = DescribeConfigsResponse.DescribeConfigsSynonym
     configs = [Config(name=e.name, value=None if e.sensitive else e.value, read_only=e.read_only,
-                      is_default=e.is_default, config_source=int(e.source), is_sensitive=e.sensitive,
+                      config_source=int(e.source), is_sensitive=e.sensitive,
                       synonyms=[Synonym(s.name, s.value, int(s.source)) for s in e.synonyms] if synonyms else [],
                       config_type=e.config_type, documentation=e.documentation)
                for e in entries]

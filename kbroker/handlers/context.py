@@ -3,10 +3,10 @@
 A handler never sees the Broker. It reads and changes state only through the small interfaces named
 here, each owned by one component: the node's identity and endpoints, the live broker config, the
 topic catalogue (read) and topic administration (create, grow, delete), the cluster's brokers and
-partition leaders (``cluster``), the partition layer
-(appends, reads, offsets), the group and transaction coordinators, the producer id allocator, and the
-handler registry (for ApiVersions). The Broker builds one Services at start; the server builds one
-RequestContext per request from it, the decoded header and the connection's Session.
+partition leaders (``cluster``), the partition layer (appends, reads, offsets), the group and
+transaction coordinators, the producer id allocator, the handler registry (for ApiVersions), and the
+finalized feature levels (kbroker.features). The Broker builds one Services at start; the server
+builds one RequestContext per request from it, the decoded header and the connection's Session.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ..config.broker import BrokerConfig
     from ..config.live import LiveConfig
+    from ..features import FeatureStore
     from ..groups import GroupCoordinator
     from ..metadata import MetadataStore
     from ..metadata.cluster_info import ClusterInfo
@@ -63,6 +64,7 @@ class Services:
     txns: TransactionCoordinator
     producer_ids: ProducerIdManager
     registry: Registry
+    features: FeatureStore
     cluster: ClusterInfo  # brokers, controller, partition leaders (alone: this broker)
 
 
@@ -132,3 +134,7 @@ class RequestContext:
     @property
     def registry(self) -> Registry:
         return self.services.registry
+
+    @property
+    def features(self) -> FeatureStore:
+        return self.services.features

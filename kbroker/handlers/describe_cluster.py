@@ -1,5 +1,6 @@
-"""DescribeCluster (key 60) v0-1: the cluster as Kafka 4 answers it: every live broker and the
-controller (a broker alone is both); endpoint type 1 (BROKER). Asking for controller endpoints (type 2) is
+"""DescribeCluster (key 60) v0-2: the cluster as Kafka 4 answers it: every live broker and the
+controller (a broker alone is both); endpoint type 1 (BROKER); none fenced (v2 IncludeFencedBrokers
+lists no other, IsFenced false). Asking for controller endpoints (type 2) is
 MISMATCHED_ENDPOINT_TYPE, as a broker listener answers."""
 
 from __future__ import annotations
@@ -28,5 +29,5 @@ async def handle_describe_cluster(ctx, request: DescribeClusterRequest) -> Descr
 
 
 HANDLERS = [
-    Handler(DescribeClusterRequest, 0, 1, handle_describe_cluster),
+    Handler(DescribeClusterRequest, 0, 2, handle_describe_cluster),
 ]

@@ -1,4 +1,5 @@
-"""Fetch (key 1): records out. Serves versions 4-17 (v13+ names topics by id).
+"""Fetch (key 1): records out. Serves versions 4-18 (v13+ names topics by id; v18's per-partition
+HighWatermark is what a follower knows, KIP-1166, and changes nothing for a consumer).
 
 For each partition: find it in the partition layer (kbroker.partitions), read whole batches from the
 fetch offset up to its high watermark (the first partition with data gets at least one batch even
@@ -205,4 +206,4 @@ def _leader_hints(ctx, topics, response: FetchResponse) -> None:
                                    for b in leader_hints.endpoints(ctx, leaders)]
 
 
-HANDLERS = [Handler(FetchRequest, 4, 17, handle_fetch)]
+HANDLERS = [Handler(FetchRequest, 4, 18, handle_fetch)]

@@ -1,6 +1,7 @@
 """Classic consumer groups: FindCoordinator (10) 0-6, JoinGroup (11) 0-9, SyncGroup (14) 0-5,
-Heartbeat (12) 0-4, LeaveGroup (13) 0-5, ListGroups (16) 0-5, DescribeGroups (15) 0-5 and
-DeleteGroups (42) 0-2. The state machine is kbroker.groups; this module translates the wire.
+Heartbeat (12) 0-4, LeaveGroup (13) 0-5, ListGroups (16) 0-5, DescribeGroups (15) 0-6 and
+DeleteGroups (42) 0-3 (v6 and v3 add error messages, KIP-1043: DescribeGroups v6 answers a group that
+does not exist with GROUP_ID_NOT_FOUND "Group G not found." where older versions say Dead). The state machine is kbroker.groups; this module translates the wire.
 
 A JoinGroup or SyncGroup that must wait for the rebalance parks on a Waiter the coordinator completes;
 the handler bounds the wait with a deadline past anything the coordinator's own timers allow, so a
@@ -192,8 +193,11 @@ async def handle_describe_groups(ctx, request: DescribeGroupsRequest) -> Describ
     described = []
     for group_id in request.groups:
         error, state, protocol_type, protocol_data, members = coordinator.describe_group(group_id)
+        message = None
+        if ctx.api_version >= 6 and error == ErrorCode.NONE and state == "Dead":  # KIP-1043: say it is not there
+            error, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
         described.append(DescribeGroupsResponse.DescribedGroup(
-            error_code=error, group_id=group_id, group_state=state, protocol_type=protocol_type,
+            error_code=error, error_message=message, group_id=group_id, group_state=state, protocol_type=protocol_type,
             protocol_data=protocol_data,
             members=[DescribeGroupsResponse.DescribedGroupMember(
                 member_id=m, group_instance_id=i, client_id=c, client_host=h, member_metadata=md,
@@ -215,7 +219,7 @@ HANDLERS = [
     Handler(HeartbeatRequest, 0, 4, handle_heartbeat),
     Handler(LeaveGroupRequest, 0, 5, handle_leave_group),
     Handler(SyncGroupRequest, 0, 5, handle_sync_group),
-    Handler(DescribeGroupsRequest, 0, 5, handle_describe_groups),
+    Handler(DescribeGroupsRequest, 0, 6, handle_describe_groups),
     Handler(ListGroupsRequest, 0, 5, handle_list_groups),
-    Handler(DeleteGroupsRequest, 0, 2, handle_delete_groups),
+    Handler(DeleteGroupsRequest, 0, 3, handle_delete_groups),
 ]

@@ -1,8 +1,8 @@
-"""Offset lookups: ListOffsets (key 2) versions 1-10 and OffsetForLeaderEpoch (key 23) versions 2-4.
+"""Offset lookups: ListOffsets (key 2) versions 1-11 and OffsetForLeaderEpoch (key 23) versions 2-4.
 
 ListOffsets answers, per partition, for a timestamp: -1 latest (the high watermark, or the last
 stable offset for read_committed), -2 earliest (log start), -3 the record with the largest timestamp
-(v7+), -4 earliest local (v8+), -5 latest tiered (v9+; none here), or else the first offset whose
+(v7+), -4 earliest local (v8+), -5 latest tiered (v9+), -6 earliest pending upload (v11+, KIP-1023; none here: no tiered storage), or else the first offset whose
 timestamp is >= the one asked (found through the time index); nothing found is offset -1.
 OffsetForLeaderEpoch tells a consumer validating its position, or a follower finding where its log
 diverges from the leader's (KIP-101), where a leader epoch ended; only the leader answers.
@@ -17,7 +17,7 @@ from ..protocol.messages import (ListOffsetsRequest, ListOffsetsResponse, Offset
 from .registry import Handler
 
 # the special timestamps and the first version that may ask for them
-_MIN_VERSION_FOR = {-3: 7, -4: 8, -5: 9}
+_MIN_VERSION_FOR = {-3: 7, -4: 8, -5: 9, -6: 11}
 
 
 def _list_partition(ctx, topic, wanted: ListOffsetsRequest.ListOffsetsPartition, read_committed: bool = False):
@@ -68,6 +68,6 @@ async def handle_offset_for_leader_epoch(ctx, request: OffsetForLeaderEpochReque
 
 
 HANDLERS = [
-    Handler(ListOffsetsRequest, 1, 10, handle_list_offsets),
+    Handler(ListOffsetsRequest, 1, 11, handle_list_offsets),
     Handler(OffsetForLeaderEpochRequest, 2, 4, handle_offset_for_leader_epoch),
 ]

@@ -1,5 +1,6 @@
-"""DescribeLogDirs (key 35) v1-4: the one log directory, every partition's size on disk, offset lag 0,
-and (v4) the file system's total and usable bytes."""
+"""DescribeLogDirs (key 35) v1-5: the one log directory, every partition's size on disk, offset lag 0,
+(v4) the file system's total and usable bytes, and (v5) never cordoned (KIP-1066: no directory is
+closed to new partitions here)."""
 
 from __future__ import annotations
 
@@ -47,5 +48,5 @@ async def handle_describe_log_dirs(ctx, request: DescribeLogDirsRequest) -> Desc
 
 
 HANDLERS = [
-    Handler(DescribeLogDirsRequest, 1, 4, handle_describe_log_dirs),
+    Handler(DescribeLogDirsRequest, 1, 5, handle_describe_log_dirs),
 ]

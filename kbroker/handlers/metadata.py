@@ -1,4 +1,4 @@
-"""Metadata (key 3), versions 0-12: brokers, controller, cluster id, and topics with their partitions.
+"""Metadata (key 3), versions 0-13 (v13 adds a top-level error code, KIP-1102, always NONE here): brokers, controller, cluster id, and topics with their partitions.
 
 Brokers, the controller and each partition's leader, epoch, replicas, ISR and offline replicas come
 from ``ctx.cluster`` (this broker alone, or the cluster's state as this broker follows it).
@@ -95,4 +95,4 @@ async def handle_metadata(ctx, request: MetadataRequest) -> MetadataResponse:
     )
 
 
-HANDLERS = [Handler(MetadataRequest, 0, 12, handle_metadata)]
+HANDLERS = [Handler(MetadataRequest, 0, 13, handle_metadata)]

@@ -1,4 +1,4 @@
-"""Committed offsets of consumer groups: OffsetCommit (8) 2-9, OffsetFetch (9) 1-9, OffsetDelete (47) 0.
+"""Committed offsets of consumer groups: OffsetCommit (8) 2-10, OffsetFetch (9) 1-10, OffsetDelete (47) 0.
 
 Offsets live in the group coordinator's offset store (kbroker.groups.offsets), persisted in
 `__consumer_offsets`; the group decides who may commit (kbroker.groups.classic_protocol, and for a
@@ -8,14 +8,28 @@ v9+ names the member and its epoch likewise).
 OffsetFetch v8+ asks for several groups at once; a null topic list means every committed offset of
 the group. require_stable (v7+): a partition whose transactional offset commit (TxnOffsetCommit) still
 waits for its transaction's marker answers UNSTABLE_OFFSET_COMMIT, and the consumer retries.
+OffsetCommit v10 and OffsetFetch v10 name topics by id (kbroker.handlers.topic_ids): an unknown id is
+UNKNOWN_TOPIC_ID per partition (OffsetCommit answers those topics first, as Kafka does); every
+committed offset (a null list) lists only topics that exist.
 """
 
 from __future__ import annotations
 
-from ..protocol.errors import ApiError
+from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
                                  OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse)
+from ..protocol.primitives import ZERO_UUID
 from .registry import Handler
+from .topic_ids import id_of, name_of
+
+_TOPIC_IDS_FROM = 10
+
+
+def _commit_response(topics: list, error: int) -> OffsetCommitResponse:
+    return OffsetCommitResponse(topics=[
+        OffsetCommitResponse.OffsetCommitResponseTopic(name=t.name, topic_id=t.topic_id, partitions=[
+            OffsetCommitResponse.OffsetCommitResponsePartition(partition_index=p.partition_index, error_code=error)
+            for p in t.partitions]) for t in topics])
 
 
 async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommitResponse:
@@ -23,22 +37,52 @@ async def handle_offset_commit(ctx, request: OffsetCommitRequest) -> OffsetCommi
     try:
         await ctx.groups.ensure_offsets_topic()  # a client may commit without FindCoordinator
     except ApiError as exc:  # __consumer_offsets cannot be created (a full disk): every partition is told
-        return OffsetCommitResponse(topics=[
-            OffsetCommitResponse.OffsetCommitResponseTopic(name=t.name, partitions=[
-                OffsetCommitResponse.OffsetCommitResponsePartition(partition_index=p.partition_index,
-                                                                   error_code=exc.error_code)
-                for p in t.partitions]) for t in request.topics])
-    topics = [(t.name, [(p.partition_index, p.committed_offset, p.committed_leader_epoch if version >= 6 else -1,
-                         p.committed_metadata) for p in t.partitions]) for t in request.topics]
+        return _commit_response(request.topics, exc.error_code)
+    by_id = version >= _TOPIC_IDS_FROM
+    named = [(name_of(ctx, t.name, t.topic_id, by_id), t) for t in request.topics]
+    unknown = [t for name, t in named if name is None]
+    topics = [(name, [(p.partition_index, p.committed_offset, p.committed_leader_epoch if version >= 6 else -1,
+                       p.committed_metadata) for p in t.partitions]) for name, t in named if name is not None]
     results = ctx.groups.commit_offsets(
         group_id=request.group_id, generation_id=request.generation_id_or_member_epoch,
         member_id=request.member_id, group_instance_id=request.group_instance_id if version >= 7 else None,
         retention_time_ms=request.retention_time_ms if 2 <= version <= 4 else -1, topics=topics,
-        api_version=version)
-    return OffsetCommitResponse(topics=[
-        OffsetCommitResponse.OffsetCommitResponseTopic(name=name, partitions=[
-            OffsetCommitResponse.OffsetCommitResponsePartition(partition_index=p, error_code=e) for p, e in parts])
-        for name, parts in results])
+        api_version=version) if topics or not unknown else []
+    response = _commit_response(unknown, ErrorCode.UNKNOWN_TOPIC_ID)  # listed first, as Kafka does
+    response.topics += [
+        OffsetCommitResponse.OffsetCommitResponseTopic(
+            name=name, topic_id=id_of(ctx, name) if by_id else ZERO_UUID, partitions=[
+                OffsetCommitResponse.OffsetCommitResponsePartition(partition_index=p, error_code=e)
+                for p, e in parts])
+        for name, parts in results]
+    return response
+
+
+def _fetch_group(ctx, group: OffsetFetchRequest.OffsetFetchRequestGroup, stable: bool, by_id: bool):
+    """One group of an OffsetFetch v8+ (v9+ names the member and its epoch, KIP-848)."""
+    version = ctx.api_version
+    Partition = OffsetFetchResponse.OffsetFetchResponsePartitions
+    Topic = OffsetFetchResponse.OffsetFetchResponseTopics
+    unknown = []
+    if group.topics is None:
+        wanted = None
+    else:
+        named = [(name_of(ctx, t.name, t.topic_id, by_id), t) for t in group.topics]
+        wanted = [(name, list(t.partition_indexes)) for name, t in named if name is not None]
+        unknown = [Topic(topic_id=t.topic_id, partitions=[
+            Partition(partition_index=p, committed_offset=-1, committed_leader_epoch=-1, metadata="",
+                      error_code=ErrorCode.UNKNOWN_TOPIC_ID) for p in t.partition_indexes])
+            for name, t in named if name is None]
+    error, topics = ctx.groups.fetch_offsets(group.group_id, wanted, stable,
+                                             member_id=group.member_id if version >= 9 else None,
+                                             member_epoch=group.member_epoch if version >= 9 else -1)
+    found = [Topic(name=name, topic_id=id_of(ctx, name) if by_id else ZERO_UUID, partitions=[
+        Partition(partition_index=p, committed_offset=o, committed_leader_epoch=le, metadata=md, error_code=e)
+        for p, o, le, md, e in parts]) for name, parts in topics]
+    if by_id:  # a committed offset of a topic that is gone has no id to be named by
+        found = [t for t in found if t.topic_id != ZERO_UUID]
+    return OffsetFetchResponse.OffsetFetchResponseGroup(group_id=group.group_id, error_code=error,
+                                                        topics=found + unknown)
 
 
 async def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchResponse:
@@ -46,19 +90,8 @@ async def handle_offset_fetch(ctx, request: OffsetFetchRequest) -> OffsetFetchRe
     version = ctx.api_version
     stable = version >= 7 and bool(request.require_stable)
     if version >= 8:
-        groups = []
-        for g in request.groups:
-            wanted = None if g.topics is None else [(t.name, list(t.partition_indexes)) for t in g.topics]
-            error, topics = coordinator.fetch_offsets(g.group_id, wanted, stable,
-                                                      member_id=g.member_id if version >= 9 else None,
-                                                      member_epoch=g.member_epoch if version >= 9 else -1)
-            groups.append(OffsetFetchResponse.OffsetFetchResponseGroup(group_id=g.group_id, error_code=error, topics=[
-                OffsetFetchResponse.OffsetFetchResponseTopics(name=name, partitions=[
-                    OffsetFetchResponse.OffsetFetchResponsePartitions(
-                        partition_index=p, committed_offset=o, committed_leader_epoch=le, metadata=md, error_code=e)
-                    for p, o, le, md, e in parts])
-                for name, parts in topics]))
-        return OffsetFetchResponse(groups=groups)
+        by_id = version >= _TOPIC_IDS_FROM
+        return OffsetFetchResponse(groups=[_fetch_group(ctx, g, stable, by_id) for g in request.groups])
     wanted = None if request.topics is None else [(t.name, list(t.partition_indexes)) for t in request.topics]
     error, topics = coordinator.fetch_offsets(request.group_id, wanted, stable)
     return OffsetFetchResponse(error_code=error, topics=[
@@ -80,7 +113,7 @@ async def handle_offset_delete(ctx, request: OffsetDeleteRequest) -> OffsetDelet
 
 
 HANDLERS = [
-    Handler(OffsetCommitRequest, 2, 9, handle_offset_commit),
-    Handler(OffsetFetchRequest, 1, 9, handle_offset_fetch),
+    Handler(OffsetCommitRequest, 2, 10, handle_offset_commit),
+    Handler(OffsetFetchRequest, 1, 10, handle_offset_fetch),
     Handler(OffsetDeleteRequest, 0, 0, handle_offset_delete),
 ]

@@ -1,4 +1,5 @@
-"""Produce (key 0): records in. Serves versions 3-11; advertises from 0 as Kafka 4 does, because
+"""Produce (key 0): records in. Serves versions 3-13 (v13 names topics by id: an id the broker does
+not know is UNKNOWN_TOPIC_ID per partition, KIP-516); advertises from 0 as Kafka 4 does, because
 librdkafka decides whether it may compress from the advertised Produce range (KAFKA-18659). A request
 at v0-2 is not served, so the connection is closed, as Kafka 4 does.
 
@@ -20,10 +21,12 @@ Topics are not auto-created here: producers ask Metadata first, which creates th
 
 Transactions: a request carrying transactional batches without a transactional id is refused whole
 (TRANSACTIONAL_ID_AUTHORIZATION_FAILED). A producer's first transactional batch to a partition in a
-transaction is verified with the transaction coordinator (KIP-890 part 1,
-transaction.partition.verification.enable): a partition not added to the ongoing transaction is
-INVALID_TXN_STATE "Partition was not added to the transaction", a fenced epoch INVALID_PRODUCER_EPOCH,
-an unknown producer id INVALID_PRODUCER_ID_MAPPING, a transaction being ended NOT_ENOUGH_REPLICAS.
+transaction is checked with the transaction coordinator. From v12 (transactions v2, KIP-890 part 2)
+the partition is added to the transaction there, as AddPartitionsToTxn did. Below v12 it is verified
+(KIP-890 part 1, transaction.partition.verification.enable): a partition not added to the ongoing
+transaction is TRANSACTION_ABORTABLE from v11, INVALID_TXN_STATE "Partition was not added to the
+transaction" below. Either way a fenced epoch is INVALID_PRODUCER_EPOCH, an unknown producer id
+INVALID_PRODUCER_ID_MAPPING, a transaction being ended NOT_ENOUGH_REPLICAS.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ from .registry import CloseConnection, Handler
 BatchError = ProduceResponse.BatchIndexAndErrorMessage
 PartitionResponse = ProduceResponse.PartitionProduceResponse
 _ZSTD_MIN_VERSION = 7
+_TOPIC_IDS_FROM = 13
+_TRANSACTION_ABORTABLE_FROM = 11
+_ADDS_PARTITIONS_FROM = 12  # transactions v2
 
 
 # Kafka answers these without looking at the log, so with no log start offset; other append errors
@@ -77,13 +83,20 @@ def _is_transactional(records) -> bool:
 
 
 def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition, records) -> PartitionResponse | None:
-    """KIP-890 verification of a transactional batch; None when it may be appended."""
+    """KIP-890: the partition of a transactional batch added to (v12+) or verified in the producer's
+    transaction; None when the batch may be appended."""
     header = parse_header(records)
     if header.producer_id < 0 or partition.has_ongoing_transaction(header.producer_id, header.producer_epoch):
         return None
     tp = (topic.name, index)
-    error = ctx.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
-                                       [tp])[tp]
+    if ctx.api_version >= _ADDS_PARTITIONS_FROM:
+        error = ctx.txns.add_partitions(transactional_id, header.producer_id, header.producer_epoch, [tp],
+                                        client_version=2)
+    else:
+        error = ctx.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
+                                           [tp])[tp]
+        if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version >= _TRANSACTION_ABORTABLE_FROM:
+            error = ErrorCode.TRANSACTION_ABORTABLE
     if error == ErrorCode.NONE:
         return None
     response = _error(index, error)
@@ -110,8 +123,8 @@ def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData, tra
     except ApiError as exc:
         return _error(data.index, exc.error_code)
     records = data.records if data.records is not None else b""
-    if transactional_id is not None and _is_transactional(records) and ctx.config.get(
-            "transaction.partition.verification.enable"):
+    if transactional_id is not None and _is_transactional(records) and (
+            ctx.api_version >= _ADDS_PARTITIONS_FROM or ctx.config.get("transaction.partition.verification.enable")):
         refused = _verify_transaction(ctx, transactional_id, topic, data.index, partition, records)
         if refused is not None:
             return refused
@@ -153,13 +166,15 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
                                                 for d in t.partition_data):
         if request.acks == 0:
             raise CloseConnection("acks=0 transactional produce request without a transactional id")
-        return ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(name=t.name, partition_responses=[
+        return ProduceResponse(responses=[ProduceResponse.TopicProduceResponse(
+            name=t.name, topic_id=t.topic_id, partition_responses=[
             _error(d.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for d in t.partition_data])
             for t in request.topic_data])
+    by_id = ctx.api_version >= _TOPIC_IDS_FROM
     for topic_data in request.topic_data:
         partitions = []
         try:
-            topic = ctx.partitions.find_topic(topic_data.name)
+            topic = ctx.partitions.find_topic(None if by_id else topic_data.name, topic_data.topic_id)
         except ApiError as exc:
             topic, topic_error = None, exc.error_code
         for data in topic_data.partition_data:
@@ -171,7 +186,8 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
                 response = _append_partition(ctx, topic, data, request.transactional_id, acks_waits)
                 appended |= response.error_code == ErrorCode.NONE
                 partitions.append(response)
-        responses.append(ProduceResponse.TopicProduceResponse(name=topic_data.name, partition_responses=partitions))
+        responses.append(ProduceResponse.TopicProduceResponse(name=topic_data.name, topic_id=topic_data.topic_id,
+                                                              partition_responses=partitions))
     if appended:
         ctx.appends.notify()
     if acks_waits:
@@ -206,4 +222,4 @@ def _hinted_endpoints(ctx, responses) -> list:
             for b in leader_hints.endpoints(ctx, leaders)] if leaders else []
 
 
-HANDLERS = [Handler(ProduceRequest, 3, 11, handle_produce, advertised_min_version=0)]
+HANDLERS = [Handler(ProduceRequest, 3, 13, handle_produce, advertised_min_version=0)]

@@ -1,7 +1,8 @@
 """Partition reassignments: ListPartitionReassignments (key 46) v0 lists none (there never is one on
-one broker). AlterPartitionReassignments (key 45) v0: a replica list of exactly this broker is
+one broker). AlterPartitionReassignments (key 45) v0-1: a replica list of exactly this broker is
 accepted (it is already so), a null list (cancel) is NO_REASSIGNMENT_IN_PROGRESS, other brokers are
-INVALID_REPLICA_ASSIGNMENT, checked as CreateTopics checks a manual assignment."""
+INVALID_REPLICA_ASSIGNMENT, checked as CreateTopics checks a manual assignment. v1's
+AllowReplicationFactorChange (KIP-860) is echoed; one broker's accepted list never changes the factor."""
 
 from __future__ import annotations
 
@@ -40,10 +41,12 @@ async def handle_alter_partition_reassignments(ctx, request: AlterPartitionReass
             partitions.append(PartitionResponse(partition_index=p.partition_index, error_code=code,
                                                 error_message=message))
         responses.append(TopicResponse(name=wanted.name, partitions=partitions))
-    return AlterPartitionReassignmentsResponse(error_code=ErrorCode.NONE, error_message=None, responses=responses)
+    return AlterPartitionReassignmentsResponse(
+        error_code=ErrorCode.NONE, error_message=None, responses=responses,
+        allow_replication_factor_change=request.allow_replication_factor_change)
 
 
 HANDLERS = [
-    Handler(AlterPartitionReassignmentsRequest, 0, 0, handle_alter_partition_reassignments),
+    Handler(AlterPartitionReassignmentsRequest, 0, 1, handle_alter_partition_reassignments),
     Handler(ListPartitionReassignmentsRequest, 0, 0, handle_list_partition_reassignments),
 ]

@@ -5,20 +5,20 @@
 from .registry import Served
 
 SERVED = [
-    Served(0, 'produce', 3, 11, 0),  # Produce
-    Served(1, 'fetch', 4, 17),  # Fetch
-    Served(2, 'list_offsets', 1, 10),  # ListOffsets
-    Served(3, 'metadata', 0, 12),  # Metadata
-    Served(8, 'offsets_commit', 2, 9),  # OffsetCommit
-    Served(9, 'offsets_commit', 1, 9),  # OffsetFetch
+    Served(0, 'produce', 3, 13, 0),  # Produce
+    Served(1, 'fetch', 4, 18),  # Fetch
+    Served(2, 'list_offsets', 1, 11),  # ListOffsets
+    Served(3, 'metadata', 0, 13),  # Metadata
+    Served(8, 'offsets_commit', 2, 10),  # OffsetCommit
+    Served(9, 'offsets_commit', 1, 10),  # OffsetFetch
     Served(10, 'groups', 0, 6),  # FindCoordinator
     Served(11, 'groups', 0, 9),  # JoinGroup
     Served(12, 'groups', 0, 4),  # Heartbeat
     Served(13, 'groups', 0, 5),  # LeaveGroup
     Served(14, 'groups', 0, 5),  # SyncGroup
-    Served(15, 'groups', 0, 5),  # DescribeGroups
+    Served(15, 'groups', 0, 6),  # DescribeGroups
     Served(16, 'groups', 0, 5),  # ListGroups
-    Served(18, 'api_versions', 0, 4),  # ApiVersions
+    Served(18, 'api_versions', 0, 5),  # ApiVersions
     Served(19, 'create_topics', 2, 7),  # CreateTopics
     Served(20, 'delete_topics', 1, 6),  # DeleteTopics
     Served(21, 'delete_records', 0, 2),  # DeleteRecords
@@ -27,24 +27,26 @@ SERVED = [
     Served(24, 'transactions', 0, 5),  # AddPartitionsToTxn
     Served(25, 'transactions', 0, 4),  # AddOffsetsToTxn
     Served(26, 'transactions', 0, 5),  # EndTxn
-    Served(28, 'transactions', 0, 4),  # TxnOffsetCommit
+    Served(28, 'transactions', 0, 6),  # TxnOffsetCommit
     Served(29, 'acls', 1, 3),  # DescribeAcls
     Served(32, 'configs', 1, 4),  # DescribeConfigs
     Served(33, 'configs', 0, 2),  # AlterConfigs
-    Served(35, 'log_dirs', 1, 4),  # DescribeLogDirs
+    Served(35, 'log_dirs', 1, 5),  # DescribeLogDirs
     Served(37, 'create_partitions', 0, 3),  # CreatePartitions
-    Served(42, 'groups', 0, 2),  # DeleteGroups
+    Served(42, 'groups', 0, 3),  # DeleteGroups
     Served(43, 'elect_leaders', 0, 2),  # ElectLeaders
     Served(44, 'configs', 0, 1),  # IncrementalAlterConfigs
-    Served(45, 'reassignments', 0, 0),  # AlterPartitionReassignments
+    Served(45, 'reassignments', 0, 1),  # AlterPartitionReassignments
     Served(46, 'reassignments', 0, 0),  # ListPartitionReassignments
     Served(47, 'offsets_commit', 0, 0),  # OffsetDelete
     Served(48, 'client_quotas', 0, 1),  # DescribeClientQuotas
-    Served(60, 'describe_cluster', 0, 1),  # DescribeCluster
+    Served(57, 'features', 0, 2),  # UpdateFeatures
+    Served(60, 'describe_cluster', 0, 2),  # DescribeCluster
     Served(61, 'producers', 0, 0),  # DescribeProducers
     Served(65, 'transactions', 0, 0),  # DescribeTransactions
-    Served(66, 'transactions', 0, 1),  # ListTransactions
+    Served(66, 'transactions', 0, 2),  # ListTransactions
     Served(68, 'consumer_groups', 0, 1),  # ConsumerGroupHeartbeat
     Served(69, 'consumer_groups', 0, 1),  # ConsumerGroupDescribe
+    Served(74, 'config_resources', 0, 1),  # ListConfigResources
     Served(75, 'describe_topic_partitions', 0, 0),  # DescribeTopicPartitions
 ]

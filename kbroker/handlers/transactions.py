@@ -1,16 +1,24 @@
 """Transactions: AddPartitionsToTxn (24) 0-5, AddOffsetsToTxn (25) 0-4, EndTxn (26) 0-5,
-TxnOffsetCommit (28) 0-4, DescribeTransactions (65) 0, ListTransactions (66) 0-1. InitProducerId
+TxnOffsetCommit (28) 0-6 (v6 names topics by id, kbroker.handlers.topic_ids), DescribeTransactions
+(65) 0, ListTransactions (66) 0-2 (v2 filters transactional ids by a regular expression). InitProducerId
 with a transactional id is in producer_ids.py. The state machine is kbroker.txn; this module
 translates the wire.
 
-The broker advertises no transaction.version feature, so clients use the version 1 protocol: they
-add partitions (AddPartitionsToTxn v0-3) and the group's offsets partition (AddOffsetsToTxn) before
-writing there. AddPartitionsToTxn v4+ batches transactions and may only verify (verify_only), as
-brokers use it. Clients older than KIP-588 (AddPartitionsToTxn, AddOffsetsToTxn and EndTxn below
-v2) are told INVALID_PRODUCER_EPOCH where newer ones get PRODUCER_FENCED.
+Transaction version 1 clients add partitions (AddPartitionsToTxn v0-3) and the group's offsets
+partition (AddOffsetsToTxn) before writing there, and end with EndTxn below v5. Version 2 clients
+(transaction.version 2 finalized, kbroker.handlers.features) do neither: the first batch to a
+partition (Produce v12+, handlers/produce.py) and TxnOffsetCommit v5+ add the partition themselves,
+and EndTxn v5 bumps the epoch and answers with the producer id and epoch to use next.
+AddPartitionsToTxn v4+ batches transactions and may only verify (verify_only), as brokers use it.
+A TxnOffsetCommit v4 whose offsets partition is not in the transaction is TRANSACTION_ABORTABLE
+(below v4: INVALID_TXN_STATE). Clients older than KIP-588 (AddPartitionsToTxn, AddOffsetsToTxn and
+EndTxn below v2) are told INVALID_PRODUCER_EPOCH where newer ones get PRODUCER_FENCED.
 """
 
 from __future__ import annotations
+
+import re
+import uuid
 
 from ..groups import OFFSETS_TOPIC
 from ..protocol.errors import ApiError, ErrorCode
@@ -19,8 +27,11 @@ from ..protocol.messages import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
                                  DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
                                  ListTransactionsRequest, ListTransactionsResponse, TxnOffsetCommitRequest,
                                  TxnOffsetCommitResponse)
+from ..protocol.primitives import ZERO_UUID
 from .registry import Handler
+from .topic_ids import id_of, name_of
 
+_TXN_OFFSET_TOPIC_IDS_FROM = 6
 _Result = AddPartitionsToTxnResponse.AddPartitionsToTxnResult
 _TopicResult = AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult
 _PartitionResult = AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult
@@ -87,7 +98,7 @@ async def handle_add_offsets_to_txn(ctx, request: AddOffsetsToTxnRequest) -> Add
 async def handle_end_txn(ctx, request: EndTxnRequest) -> EndTxnResponse:
     coordinator = ctx.txns
     error = coordinator.end_transaction(request.transactional_id, request.producer_id, request.producer_epoch,
-                                        request.committed)
+                                        request.committed, client_version=2 if ctx.api_version >= 5 else 1)
     response = EndTxnResponse(error_code=_fenced_for_old_clients(error, ctx.api_version))
     if not error:
         meta = coordinator.describe(request.transactional_id)
@@ -96,15 +107,32 @@ async def handle_end_txn(ctx, request: EndTxnRequest) -> EndTxnResponse:
     return response
 
 
+def _offsets_partition_in_transaction(ctx, request: TxnOffsetCommitRequest, offsets_partition) -> int:
+    """v5+ (transactions v2) adds the group's offsets partition to the transaction, as AddOffsetsToTxn
+    did; below, it must have been added (TRANSACTION_ABORTABLE from v4 when it was not)."""
+    if not request.group_id:
+        return ErrorCode.NONE
+    ids = (request.transactional_id, request.producer_id, request.producer_epoch)
+    if ctx.api_version >= 5:
+        return ctx.txns.add_partitions(*ids, [offsets_partition], client_version=2)
+    error = ctx.txns.verify_partitions(*ids, [offsets_partition])[offsets_partition]
+    if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version >= 4:
+        return ErrorCode.TRANSACTION_ABORTABLE
+    return error
+
+
 async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
     version = ctx.api_version
-    results: dict[str, list[tuple[int, int]]] = {}
+    # (name, id) -> [(partition, error)]; v6+ answers by id, a topic id no topic has by id alone
+    results: dict[tuple[str, uuid.UUID], list[tuple[int, int]]] = {}
     known = []
+    by_id = version >= _TXN_OFFSET_TOPIC_IDS_FROM
     for t in request.topics:
-        topic = ctx.metadata.get(t.name)
+        name = name_of(ctx, t.name, t.topic_id, by_id)
+        topic = None if name is None else ctx.metadata.get(name)
         if topic is None:
-            results.setdefault(t.name, []).extend((p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-                                                  for p in t.partitions)
+            unknown = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            results.setdefault((name or "", t.topic_id), []).extend((p.partition_index, unknown) for p in t.partitions)
             continue
         parts = []
         for p in t.partitions:
@@ -112,17 +140,16 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
                 parts.append((p.partition_index, p.committed_offset,
                               p.committed_leader_epoch if version >= 2 else -1, p.committed_metadata))
             else:
-                results.setdefault(t.name, []).append((p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+                results.setdefault((name, topic.topic_id if by_id else ZERO_UUID), []).append(
+                    (p.partition_index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
         if parts:
-            known.append((t.name, parts))
+            known.append((name, parts))
     if known:
         groups = ctx.groups
         try:
             await groups.ensure_offsets_topic()
             offsets_partition = (OFFSETS_TOPIC, groups.partition_for(request.group_id))
-            verified = ctx.txns.verify_partitions(request.transactional_id, request.producer_id,
-                                                  request.producer_epoch, [offsets_partition])
-            error = verified[offsets_partition] if request.group_id else ErrorCode.NONE
+            error = _offsets_partition_in_transaction(ctx, request, offsets_partition)
         except ApiError as exc:  # __consumer_offsets cannot be created (a full disk)
             error = exc.error_code
         if error == ErrorCode.PRODUCER_FENCED:
@@ -132,16 +159,16 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
         else:
             committed = groups.commit_transactional_offsets(
                 group_id=request.group_id, producer_id=request.producer_id, producer_epoch=request.producer_epoch,
-                generation_id=request.generation_id if version >= 3 else -1,
+                generation_id=request.generation_id_or_member_epoch if version >= 3 else -1,
                 member_id=request.member_id if version >= 3 else "",
                 group_instance_id=request.group_instance_id if version >= 3 else None, topics=known)
         for name, parts in committed:
-            results.setdefault(name, []).extend(parts)
+            results.setdefault((name, id_of(ctx, name) if by_id else ZERO_UUID), []).extend(parts)
     return TxnOffsetCommitResponse(topics=[
-        TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(name=name, partitions=[
+        TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic(name=name, topic_id=topic_id, partitions=[
             TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition(partition_index=p, error_code=e)
             for p, e in parts])
-        for name, parts in results.items()])
+        for (name, topic_id), parts in results.items()])
 
 
 async def handle_describe_transactions(ctx, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse:
@@ -170,6 +197,13 @@ async def handle_list_transactions(ctx, request: ListTransactionsRequest) -> Lis
     duration = request.duration_filter if ctx.api_version >= 1 else -1
     unknown, found = ctx.txns.list(list(request.state_filters),
                                    list(request.producer_id_filters), duration)
+    pattern = request.transactional_id_pattern if ctx.api_version >= 2 else None
+    if pattern:  # Kafka compiles it with RE2 and matches whole ids; Python's re reads RE2's syntax
+        try:
+            wanted = re.compile(pattern)
+        except re.error:
+            return ListTransactionsResponse(error_code=ErrorCode.INVALID_REGULAR_EXPRESSION)
+        found = [m for m in found if wanted.fullmatch(m.transactional_id)]
     return ListTransactionsResponse(error_code=ErrorCode.NONE, unknown_state_filters=unknown, transaction_states=[
         ListTransactionsResponse.TransactionState(transactional_id=m.transactional_id, producer_id=m.producer_id,
                                                   transaction_state=m.state_name)
@@ -180,7 +214,7 @@ HANDLERS = [
     Handler(AddPartitionsToTxnRequest, 0, 5, handle_add_partitions_to_txn),
     Handler(AddOffsetsToTxnRequest, 0, 4, handle_add_offsets_to_txn),
     Handler(EndTxnRequest, 0, 5, handle_end_txn),
-    Handler(TxnOffsetCommitRequest, 0, 4, handle_txn_offset_commit),
+    Handler(TxnOffsetCommitRequest, 0, 6, handle_txn_offset_commit),
     Handler(DescribeTransactionsRequest, 0, 0, handle_describe_transactions),
-    Handler(ListTransactionsRequest, 0, 1, handle_list_transactions),
+    Handler(ListTransactionsRequest, 0, 2, handle_list_transactions),
 ]

@@ -28,6 +28,7 @@ EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL_TIMESTAMP = -4
 LATEST_TIERED_TIMESTAMP = -5
+EARLIEST_PENDING_UPLOAD_TIMESTAMP = -6  # KIP-1023; none without tiered storage
 
 # who is appending: a client's Produce, or the broker itself (group/txn coordinators, markers)
 ORIGIN_CLIENT = "client"

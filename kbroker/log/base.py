@@ -43,6 +43,7 @@ import time
 from kbroker.log import appending
 from kbroker.log.api import (
     EARLIEST_LOCAL_TIMESTAMP,
+    EARLIEST_PENDING_UPLOAD_TIMESTAMP,
     EARLIEST_TIMESTAMP,
     LATEST_TIERED_TIMESTAMP,
     LATEST_TIMESTAMP,
@@ -358,7 +359,7 @@ class BaseLog:
 
     def list_offsets(self, timestamp: int, read_committed: bool = False) -> TimestampOffset:
         """ListOffsets for one partition: -1 latest, -2 earliest (-4 earliest local), -3 max
-        timestamp, -5 latest tiered (none), else the first offset whose timestamp >= ``timestamp``.
+        timestamp, -5 latest tiered and -6 earliest pending upload (none: no tiered storage), else the first offset whose timestamp >= ``timestamp``.
         Returns TimestampOffset(-1, -1, -1) when no record qualifies. With ``read_committed`` the
         latest offset is the last stable offset, and a record found by timestamp must lie below it."""
         found = self._list_offsets(timestamp, read_committed)
@@ -378,7 +379,7 @@ class BaseLog:
             latest = self.epochs.latest_epoch
             end = self.last_stable_offset if read_committed else self.log_end_offset
             return TimestampOffset(-1, end, -1 if latest is None else latest)
-        if timestamp == LATEST_TIERED_TIMESTAMP:
+        if timestamp in (LATEST_TIERED_TIMESTAMP, EARLIEST_PENDING_UPLOAD_TIMESTAMP):
             return _NOT_FOUND
         if timestamp == MAX_TIMESTAMP:
             return self._max_timestamp_offset()

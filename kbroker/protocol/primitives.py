@@ -31,6 +31,12 @@ _I64 = struct.Struct(">q")
 _F64 = struct.Struct(">d")
 ZERO_UUID = uuid.UUID(int=0)
 
+# Kafka's decoders (MessageUtil in kafka-clients 4.4) refuse collections longer than this and more
+# tagged fields than this, whatever the frame's size: a 100 MB frame of one-byte elements is not a list
+# anyone sends, and building it would cost gigabytes of Python objects.
+MAX_ARRAY_LENGTH = 1_000_000
+MAX_TAGGED_FIELD_COUNT = 10_000
+
 # Record payloads at least this big are passed through as their own part instead of copied.
 _SEPARATE_PART_BYTES = 32 * 1024
 
@@ -208,24 +214,30 @@ class Reader:
         return None if n < 0 else self._take(n, "records")
 
     # arrays and tagged fields --------------------------------------------------------------
-    def array_length(self) -> int:
-        """Element count, -1 for null; never more than the bytes left (each element takes >= 1)."""
-        n = self.int32()
+    def _checked_array_length(self, n: int) -> int:
         if n > len(self.buf) - self.pos:
             raise _too_long("array", n)
+        if n > MAX_ARRAY_LENGTH:
+            raise ProtocolError(f"array of {n} elements exceeds the maximum of {MAX_ARRAY_LENGTH}",
+                                ErrorCode.CORRUPT_MESSAGE)
         return n
 
+    def array_length(self) -> int:
+        """Element count, -1 for null; never more than the bytes left (each element takes >= 1)
+        nor more than MAX_ARRAY_LENGTH."""
+        return self._checked_array_length(self.int32())
+
     def compact_array_length(self) -> int:
-        n = self.uvarint() - 1
-        if n > len(self.buf) - self.pos:
-            raise _too_long("array", n)
-        return n
+        return self._checked_array_length(self.uvarint() - 1)
 
     def tagged_fields(self) -> Iterator[tuple[int, int]]:
         """Yield (tag, size) for each tagged field; the caller reads or skips exactly size bytes."""
         count = self.uvarint()
         if count > len(self.buf) - self.pos:
             raise _too_long("tagged fields", count)
+        if count > MAX_TAGGED_FIELD_COUNT:
+            raise ProtocolError(f"{count} tagged fields exceed the maximum of {MAX_TAGGED_FIELD_COUNT}",
+                                ErrorCode.CORRUPT_MESSAGE)
         last = -1
         for _ in range(count):
             tag = self.uvarint()

@@ -1,6 +1,13 @@
 """The transaction coordinator of a single broker (KIP-98, with KIP-360 epoch bumps and KIP-890
-part 1 partition verification), speaking transaction protocol version 1: the client adds partitions
-explicitly (AddPartitionsToTxn, AddOffsetsToTxn) and ends with EndTxn.
+partition verification), speaking both transaction protocol versions. Version 1: the client adds
+partitions explicitly (AddPartitionsToTxn, AddOffsetsToTxn) and ends with EndTxn below v5. Version 2
+(KIP-890 part 2, what a client uses when transaction.version 2 is finalized): the partition leader
+adds a partition when the producer's first transactional batch arrives there (Produce v12+,
+TxnOffsetCommit v5+), and every EndTxn v5 bumps the producer's epoch: the Prepare state is written
+with the next epoch, the markers carry it, and the client gets it back, so a late batch of the
+ended transaction is fenced by its old epoch (the ordering fix TV2 exists for). An exhausted epoch
+moves the producer to a new producer id (the prepare record names it, the completion switches to it).
+A retried EndTxn v5 (the old epoch, the transaction already ended) is answered as the first one was.
 
 Its state lives in `__transaction_state` (Kafka's record format, 50 compacted partitions, created
 on first use) through the coordinator runtime (kbroker.coordinator), which also orders the
@@ -71,6 +78,8 @@ class TransactionMetadata:
     partitions: frozenset = field(default_factory=frozenset)
     start_ms: int = -1
     last_update_ms: int = -1
+    next_producer_id: int = NO_PRODUCER_ID  # TV2: the id an exhausted epoch moves to on completion
+    client_version: int = 0  # the transaction version the last transaction was run with
 
     @property
     def state_name(self) -> str:
@@ -182,15 +191,19 @@ class TransactionCoordinator:
             return
         self.txns[transactional_id] = TransactionMetadata(
             transactional_id, v.producer_id, v.previous_producer_id, v.producer_epoch, NO_PRODUCER_EPOCH,
-            v.timeout_ms, v.state, frozenset(v.partitions), v.start_ms, v.last_update_ms)
+            v.timeout_ms, v.state, frozenset(v.partitions), v.start_ms, v.last_update_ms, v.next_producer_id,
+            v.client_transaction_version)
 
     # =========================================================================== persistence
     def _persist(self, meta: TransactionMetadata) -> int:
         """Append the new state of a transactional id; on success it becomes the current state."""
         value = fmt.TransactionLogValue(meta.producer_id, meta.producer_epoch, meta.timeout_ms, meta.state,
-                                        sorted(meta.partitions), meta.last_update_ms, meta.start_ms)
+                                        sorted(meta.partitions), meta.last_update_ms, meta.start_ms,
+                                        meta.last_producer_id, meta.next_producer_id, meta.client_version)
+        # Kafka writes the flexible version 1 for transactions v2, with the fields v2 needs
+        version = 1 if meta.client_version >= 2 else 0
         error = self.runtime.append(meta.transactional_id, [(fmt.encode_key(meta.transactional_id),
-                                                             fmt.encode_value(value))])
+                                                             fmt.encode_value(value, version))])
         if error:
             return error
         self.txns[meta.transactional_id] = meta
@@ -279,8 +292,9 @@ class TransactionCoordinator:
         return ErrorCode.NONE, meta
 
     def add_partitions(self, transactional_id: str, producer_id: int, epoch: int,
-                       partitions: Iterable[TopicPartition]) -> int:
-        """Add partitions to the producer's transaction (starting it); one error for all of them."""
+                       partitions: Iterable[TopicPartition], client_version: int = 1) -> int:
+        """Add partitions to the producer's transaction (starting it, run with ``client_version``, 2
+        when the partition leader adds them for a TV2 producer); one error for all of them."""
         error, meta = self._check_producer(transactional_id, producer_id, epoch)
         if error:
             return error
@@ -290,7 +304,8 @@ class TransactionCoordinator:
         now = now_ms()
         starting = meta.state != ONGOING
         new = dataclasses.replace(meta, state=ONGOING, partitions=(frozenset() if starting else meta.partitions) | partitions,
-                                  start_ms=now if starting else meta.start_ms, last_update_ms=now)
+                                  start_ms=now if starting else meta.start_ms, last_update_ms=now,
+                                  client_version=client_version if starting else meta.client_version)
         error = self._persist(new)
         if error:
             return error
@@ -310,11 +325,13 @@ class TransactionCoordinator:
 
     # =========================================================================== EndTxn
     def end_transaction(self, transactional_id: str, producer_id: int, epoch: int, commit: bool, *,
-                        from_client: bool = True) -> int:
+                        from_client: bool = True, client_version: int = 1) -> int:
         if not transactional_id:
             return ErrorCode.INVALID_REQUEST
         if not self.owns(transactional_id):
             return ErrorCode.NOT_COORDINATOR
+        if from_client and client_version >= 2:
+            return self._end_transaction_v2(transactional_id, producer_id, epoch, commit)
         meta = self.txns.get(transactional_id)
         if meta is None or meta.state == DEAD or meta.producer_id != producer_id:
             return ErrorCode.INVALID_PRODUCER_ID_MAPPING
@@ -341,6 +358,43 @@ class TransactionCoordinator:
         if state == PREPARE_ABORT:
             return ErrorCode.CONCURRENT_TRANSACTIONS if not commit else ErrorCode.INVALID_TXN_STATE
         return ErrorCode.INVALID_TXN_STATE  # Empty: nothing to end
+
+    def _end_transaction_v2(self, transactional_id: str, producer_id: int, epoch: int, commit: bool) -> int:
+        """EndTxn v5 (KIP-890 part 2): end the transaction with the next epoch. Aborting an empty
+        transaction is allowed (the producer cannot know whether a batch of it reached a partition)."""
+        meta = self.txns.get(transactional_id)
+        if meta is None or meta.state == DEAD:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
+        ended = meta.state in (COMPLETE_COMMIT, COMPLETE_ABORT)
+        # a retry of an EndTxn that ended the transaction: the epoch it had, or the id before an overflow
+        retry = ended and meta.client_version >= 2 and (
+            (producer_id == meta.producer_id and epoch == meta.producer_epoch - 1)
+            or (producer_id == meta.last_producer_id and meta.producer_epoch == 0 and epoch_exhausted(epoch)))
+        if not retry and meta.producer_id != producer_id:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
+        if not retry and epoch != meta.producer_epoch:
+            return ErrorCode.PRODUCER_FENCED
+        if retry:
+            return ErrorCode.NONE if (meta.state == COMPLETE_COMMIT) == commit else ErrorCode.INVALID_TXN_STATE
+        if meta.state in (PREPARE_COMMIT, PREPARE_ABORT, PREPARE_EPOCH_FENCE):
+            return ErrorCode.CONCURRENT_TRANSACTIONS
+        if meta.state != ONGOING and commit:
+            return ErrorCode.INVALID_TXN_STATE  # nothing to commit
+        try:
+            next_producer_id = self._producer_ids.new_producer_id() if epoch_exhausted(meta.producer_epoch) \
+                else NO_PRODUCER_ID
+        except ApiError as exc:
+            return exc.error_code
+        new = dataclasses.replace(
+            meta, state=PREPARE_COMMIT if commit else PREPARE_ABORT, producer_epoch=meta.producer_epoch + 1,
+            last_producer_epoch=NO_PRODUCER_EPOCH, next_producer_id=next_producer_id, client_version=2,
+            partitions=meta.partitions if meta.state == ONGOING else frozenset(), last_update_ms=now_ms())
+        error = self._persist(new)
+        if error:
+            return error
+        self.timers.cancel(transactional_id)
+        self._write_markers_and_complete(new, commit)
+        return ErrorCode.NONE
 
     def _write_markers_and_complete(self, meta: TransactionMetadata, commit: bool) -> None:
         coordinator_epoch = 0
@@ -369,6 +423,10 @@ class TransactionCoordinator:
             self._appends.notify()  # the last stable offset moved: wake read_committed fetches
         complete = dataclasses.replace(meta, state=COMPLETE_COMMIT if commit else COMPLETE_ABORT,
                                        partitions=frozenset(), last_update_ms=now_ms())
+        if meta.next_producer_id != NO_PRODUCER_ID:  # TV2, epoch exhausted: the producer moves to a new id
+            complete = dataclasses.replace(complete, producer_id=meta.next_producer_id,
+                                           last_producer_id=meta.producer_id, producer_epoch=0,
+                                           next_producer_id=NO_PRODUCER_ID)
         if self._persist(complete):
             # the markers are written; the state stays Prepare* in the log and the next start completes it
             self.txns[meta.transactional_id] = meta

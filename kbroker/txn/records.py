@@ -5,8 +5,8 @@ int16, then producer id int64, producer epoch int16, transaction timeout int32, 
 partitions of the transaction (nullable array of topic + partition ids; null in state Empty), last
 update timestamp int64, start timestamp int64. Version 1 is the flexible form (compact strings and
 arrays, tagged fields: 0 previous producer id, 1 next producer id, 2 client transaction version).
-Kafka writes version 0 while transaction.version is below 1, which is what kbroker advertises; both
-versions are read.
+Kafka writes version 0 for a transaction run with transaction version 1 and version 1 for one run
+with version 2 (KIP-890 part 2), and so does kbroker (kbroker.txn.coordinator); both are read.
 """
 
 from __future__ import annotations

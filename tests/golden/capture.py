@@ -403,13 +403,19 @@ def scenario_aiokafka(bootstrap: str) -> None:
     asyncio.run(main())
 
 
-def scenario_java(bootstrap: str) -> None:
+def scenario_java(bootstrap: str, prefix: str = "golden-java") -> None:
     cp = os.pathsep.join(install())
-    res = subprocess.run(["java", "-cp", cp, str(GOLDEN / "GoldenClient.java"), bootstrap, "golden-java"],
+    res = subprocess.run(["java", "-cp", cp, str(GOLDEN / "GoldenClient.java"), bootstrap, prefix],
                          text=True, capture_output=True, timeout=240)
     print(res.stdout.strip())
     if res.returncode:
         print(res.stderr[-2000:])
+
+
+def scenario_java_tv1(bootstrap: str) -> None:
+    """The Java client once transaction.version is downgraded to 1 (main() does that first): the
+    transactions v1 requests (AddPartitionsToTxn, AddOffsetsToTxn, Produce v11, EndTxn v4)."""
+    scenario_java(bootstrap, "golden-java-tv1")
 
 
 SCENARIOS = {
@@ -418,6 +424,7 @@ SCENARIOS = {
     "kcat": scenario_kcat,
     "aiokafka": scenario_aiokafka,
     "java": scenario_java,
+    "java-tv1": scenario_java_tv1,  # after java: it downgrades transaction.version for good
 }
 
 
@@ -530,16 +537,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with start_kafka(overrides={"advertised.listeners": f"PLAINTEXT://{bootstrap}"}) as kafka:
             proxy.upstream = ("127.0.0.1", kafka.port)
-            # Kafka 4.4 finalizes transaction.version=2, under which Java producers rely on Produce v12+
-            # adding partitions implicitly; with Produce clamped to our v11 their transactions would
-            # fail verification (TRANSACTION_ABORTABLE). Talk to Kafka directly to go back to TV1.
-            proxy.label = "kafka-features"  # its admin client follows Metadata to the proxy
-            res = run_tool("kafka-features", "--bootstrap-server", kafka.bootstrap, "downgrade",
-                           "--feature", "transaction.version=1")
-            print("kafka-features downgrade transaction.version=1 ->", res.returncode, res.stdout.strip(),
-                  res.stderr.strip()[-300:])
             print(f"kafka {kafka.bootstrap} pid={kafka.pid}; proxy {bootstrap}")
             for name in args.clients:
+                if name == "java-tv1":
+                    # Kafka 4.4 finalizes transaction.version=2 (Java producers then use Produce v12+
+                    # adding partitions implicitly, and EndTxn v5); back to TV1 for the v1 requests
+                    proxy.label = "kafka-features"  # its admin client follows Metadata to the proxy
+                    for args_ in (("describe",), ("downgrade", "--feature", "transaction.version=1")):
+                        res = run_tool("kafka-features", "--bootstrap-server", bootstrap, *args_)
+                        print("kafka-features", *args_, "->", res.returncode, res.stdout.strip(),
+                              res.stderr.strip()[-300:])
                 proxy.label = name
                 t = time.monotonic()
                 try:

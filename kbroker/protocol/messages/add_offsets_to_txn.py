@@ -13,7 +13,7 @@ class AddOffsetsToTxnRequest(Message):
     API_KEY = 25
     VERSIONS = (0, 4)
     FLEXIBLE_FROM = 3
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'group_id')
 
     def __init__(

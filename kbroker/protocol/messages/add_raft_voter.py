@@ -14,10 +14,17 @@ __all__ = ['AddRaftVoterRequest', 'AddRaftVoterResponse']
 class AddRaftVoterRequest(Message):
     KIND = 'request'
     API_KEY = 80
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
     LISTENERS = ('controller', 'broker')
-    __slots__ = ('cluster_id', 'timeout_ms', 'voter_id', 'voter_directory_id', 'listeners')
+    __slots__ = (
+        'cluster_id',
+        'timeout_ms',
+        'voter_id',
+        'voter_directory_id',
+        'listeners',
+        'ack_when_committed',
+    )
 
     class Listener(Message):
         __slots__ = ('name', 'host', 'port')
@@ -60,12 +67,14 @@ class AddRaftVoterRequest(Message):
         voter_id: int = 0,
         voter_directory_id: uuid.UUID = ZERO_UUID,
         listeners: list[AddRaftVoterRequest.Listener] = NEW,
+        ack_when_committed: bool = True,
     ) -> None:
         self.cluster_id = cluster_id
         self.timeout_ms = timeout_ms
         self.voter_id = voter_id
         self.voter_directory_id = voter_directory_id
         self.listeners = [] if listeners is NEW else listeners
+        self.ack_when_committed = ack_when_committed
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -82,6 +91,8 @@ class AddRaftVoterRequest(Message):
             w.array_length(self.listeners)
         for item in self.listeners or ():
             item.encode(w, version)
+        if version >= 1:
+            w.bool(self.ack_when_committed)
         if flex:
             w.uvarint(0)
 
@@ -98,6 +109,8 @@ class AddRaftVoterRequest(Message):
             raise ProtocolError('non-nullable array Listeners was null')
         else:
             self.listeners = [AddRaftVoterRequest.Listener.decode(r, version) for _ in range(n)]
+        if version >= 1:
+            self.ack_when_committed = r.bool()
         if flex:
             for tag, size in r.tagged_fields():
                 r.skip(size)
@@ -107,7 +120,7 @@ class AddRaftVoterRequest(Message):
 class AddRaftVoterResponse(Message):
     KIND = 'response'
     API_KEY = 80
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message')
 

@@ -13,7 +13,7 @@ class AllocateProducerIdsRequest(Message):
     API_KEY = 67
     VERSIONS = (0, 0)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('zkBroker', 'controller')
+    LISTENERS = ('controller',)
     __slots__ = ('broker_id', 'broker_epoch')
 
     def __init__(self, broker_id: int = 0, broker_epoch: int = -1) -> None:

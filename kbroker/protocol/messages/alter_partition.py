@@ -14,33 +14,25 @@ __all__ = ['AlterPartitionRequest', 'AlterPartitionResponse']
 class AlterPartitionRequest(Message):
     KIND = 'request'
     API_KEY = 56
-    VERSIONS = (0, 3)
+    VERSIONS = (2, 3)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('zkBroker', 'controller')
+    LISTENERS = ('controller',)
     __slots__ = ('broker_id', 'broker_epoch', 'topics')
 
     class TopicData(Message):
-        __slots__ = ('topic_name', 'topic_id', 'partitions')
+        __slots__ = ('topic_id', 'partitions')
 
         def __init__(
             self,
-            topic_name: str = "",
             topic_id: uuid.UUID = ZERO_UUID,
             partitions: list[AlterPartitionRequest.PartitionData] = NEW,
         ) -> None:
-            self.topic_name = topic_name
             self.topic_id = topic_id
             self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
-            if version <= 1:
-                if flex:
-                    w.compact_string(self.topic_name)
-                else:
-                    w.string(self.topic_name)
-            if version >= 2:
-                w.uuid(self.topic_id)
+            w.uuid(self.topic_id)
             if flex:
                 w.compact_array_length(self.partitions)
             else:
@@ -54,10 +46,7 @@ class AlterPartitionRequest(Message):
         def decode(cls, r: Reader, version: int) -> AlterPartitionRequest.TopicData:
             self = cls()
             flex = True
-            if version <= 1:
-                self.topic_name = (r.compact_string() if flex else r.string())
-            if version >= 2:
-                self.topic_id = r.uuid()
+            self.topic_id = r.uuid()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array Partitions was null')
@@ -112,8 +101,7 @@ class AlterPartitionRequest(Message):
                     w.array_length(self.new_isr_with_epochs)
                 for item in self.new_isr_with_epochs or ():
                     item.encode(w, version)
-            if version >= 1:
-                w.int8(self.leader_recovery_state)
+            w.int8(self.leader_recovery_state)
             w.int32(self.partition_epoch)
             if flex:
                 w.uvarint(0)
@@ -136,8 +124,7 @@ class AlterPartitionRequest(Message):
                     raise ProtocolError('non-nullable array NewIsrWithEpochs was null')
                 else:
                     self.new_isr_with_epochs = [AlterPartitionRequest.BrokerState.decode(r, version) for _ in range(n)]
-            if version >= 1:
-                self.leader_recovery_state = r.int8()
+            self.leader_recovery_state = r.int8()
             self.partition_epoch = r.int32()
             if flex:
                 for tag, size in r.tagged_fields():
@@ -216,32 +203,24 @@ class AlterPartitionRequest(Message):
 class AlterPartitionResponse(Message):
     KIND = 'response'
     API_KEY = 56
-    VERSIONS = (0, 3)
+    VERSIONS = (2, 3)
     FLEXIBLE_FROM = 0
     __slots__ = ('throttle_time_ms', 'error_code', 'topics')
 
     class TopicData(Message):
-        __slots__ = ('topic_name', 'topic_id', 'partitions')
+        __slots__ = ('topic_id', 'partitions')
 
         def __init__(
             self,
-            topic_name: str = "",
             topic_id: uuid.UUID = ZERO_UUID,
             partitions: list[AlterPartitionResponse.PartitionData] = NEW,
         ) -> None:
-            self.topic_name = topic_name
             self.topic_id = topic_id
             self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
-            if version <= 1:
-                if flex:
-                    w.compact_string(self.topic_name)
-                else:
-                    w.string(self.topic_name)
-            if version >= 2:
-                w.uuid(self.topic_id)
+            w.uuid(self.topic_id)
             if flex:
                 w.compact_array_length(self.partitions)
             else:
@@ -255,10 +234,7 @@ class AlterPartitionResponse(Message):
         def decode(cls, r: Reader, version: int) -> AlterPartitionResponse.TopicData:
             self = cls()
             flex = True
-            if version <= 1:
-                self.topic_name = (r.compact_string() if flex else r.string())
-            if version >= 2:
-                self.topic_id = r.uuid()
+            self.topic_id = r.uuid()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array Partitions was null')
@@ -310,8 +286,7 @@ class AlterPartitionResponse(Message):
                 w.array_length(self.isr)
             for item in self.isr or ():
                 w.int32(item)
-            if version >= 1:
-                w.int8(self.leader_recovery_state)
+            w.int8(self.leader_recovery_state)
             w.int32(self.partition_epoch)
             if flex:
                 w.uvarint(0)
@@ -329,8 +304,7 @@ class AlterPartitionResponse(Message):
                 raise ProtocolError('non-nullable array Isr was null')
             else:
                 self.isr = [r.int32() for _ in range(n)]
-            if version >= 1:
-                self.leader_recovery_state = r.int8()
+            self.leader_recovery_state = r.int8()
             self.partition_epoch = r.int32()
             if flex:
                 for tag, size in r.tagged_fields():

@@ -12,10 +12,10 @@ __all__ = ['AlterPartitionReassignmentsRequest', 'AlterPartitionReassignmentsRes
 class AlterPartitionReassignmentsRequest(Message):
     KIND = 'request'
     API_KEY = 45
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('broker', 'controller', 'zkBroker')
-    __slots__ = ('timeout_ms', 'topics')
+    LISTENERS = ('broker', 'controller')
+    __slots__ = ('timeout_ms', 'allow_replication_factor_change', 'topics')
 
     class ReassignableTopic(Message):
         __slots__ = ('name', 'partitions')
@@ -95,14 +95,18 @@ class AlterPartitionReassignmentsRequest(Message):
     def __init__(
         self,
         timeout_ms: int = 60000,
+        allow_replication_factor_change: bool = True,
         topics: list[AlterPartitionReassignmentsRequest.ReassignableTopic] = NEW,
     ) -> None:
         self.timeout_ms = timeout_ms
+        self.allow_replication_factor_change = allow_replication_factor_change
         self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
         w.int32(self.timeout_ms)
+        if version >= 1:
+            w.bool(self.allow_replication_factor_change)
         if flex:
             w.compact_array_length(self.topics)
         else:
@@ -117,6 +121,8 @@ class AlterPartitionReassignmentsRequest(Message):
         self = cls()
         flex = True
         self.timeout_ms = r.int32()
+        if version >= 1:
+            self.allow_replication_factor_change = r.bool()
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Topics was null')
@@ -131,9 +137,15 @@ class AlterPartitionReassignmentsRequest(Message):
 class AlterPartitionReassignmentsResponse(Message):
     KIND = 'response'
     API_KEY = 45
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
-    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses')
+    __slots__ = (
+        'throttle_time_ms',
+        'allow_replication_factor_change',
+        'error_code',
+        'error_message',
+        'responses',
+    )
 
     class ReassignableTopicResponse(Message):
         __slots__ = ('name', 'partitions')
@@ -210,11 +222,13 @@ class AlterPartitionReassignmentsResponse(Message):
     def __init__(
         self,
         throttle_time_ms: int = 0,
+        allow_replication_factor_change: bool = True,
         error_code: int = 0,
         error_message: str = "",
         responses: list[AlterPartitionReassignmentsResponse.ReassignableTopicResponse] = NEW,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
+        self.allow_replication_factor_change = allow_replication_factor_change
         self.error_code = error_code
         self.error_message = error_message
         self.responses = [] if responses is NEW else responses
@@ -222,6 +236,8 @@ class AlterPartitionReassignmentsResponse(Message):
     def encode(self, w: Writer, version: int) -> None:
         flex = True
         w.int32(self.throttle_time_ms)
+        if version >= 1:
+            w.bool(self.allow_replication_factor_change)
         w.int16(self.error_code)
         if flex:
             w.compact_nullable_string(self.error_message)
@@ -241,6 +257,8 @@ class AlterPartitionReassignmentsResponse(Message):
         self = cls()
         flex = True
         self.throttle_time_ms = r.int32()
+        if version >= 1:
+            self.allow_replication_factor_change = r.bool()
         self.error_code = r.int16()
         self.error_message = (r.compact_nullable_string() if flex else r.nullable_string())
         n = r.compact_array_length() if flex else r.array_length()

@@ -12,10 +12,9 @@ __all__ = ['AlterReplicaLogDirsRequest', 'AlterReplicaLogDirsResponse']
 class AlterReplicaLogDirsRequest(Message):
     KIND = 'request'
     API_KEY = 34
-    VERSIONS = (0, 2)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('dirs',)
 
     class AlterReplicaLogDir(Message):
@@ -128,7 +127,7 @@ class AlterReplicaLogDirsRequest(Message):
 class AlterReplicaLogDirsResponse(Message):
     KIND = 'response'
     API_KEY = 34
-    VERSIONS = (0, 2)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 2
     __slots__ = ('throttle_time_ms', 'results')
 

@@ -12,14 +12,22 @@ __all__ = ['ApiVersionsRequest', 'ApiVersionsResponse']
 class ApiVersionsRequest(Message):
     KIND = 'request'
     API_KEY = 18
-    VERSIONS = (0, 4)
+    VERSIONS = (0, 5)
     FLEXIBLE_FROM = 3
-    LISTENERS = ('zkBroker', 'broker', 'controller')
-    __slots__ = ('client_software_name', 'client_software_version')
+    LISTENERS = ('broker', 'controller')
+    __slots__ = ('client_software_name', 'client_software_version', 'cluster_id', 'node_id')
 
-    def __init__(self, client_software_name: str = "", client_software_version: str = "") -> None:
+    def __init__(
+        self,
+        client_software_name: str = "",
+        client_software_version: str = "",
+        cluster_id: str | None = None,
+        node_id: int = -1,
+    ) -> None:
         self.client_software_name = client_software_name
         self.client_software_version = client_software_version
+        self.cluster_id = cluster_id
+        self.node_id = node_id
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 3
@@ -33,6 +41,13 @@ class ApiVersionsRequest(Message):
                 w.compact_string(self.client_software_version)
             else:
                 w.string(self.client_software_version)
+        if version >= 5:
+            if flex:
+                (w.compact_nullable_string if version >= 5 else w.compact_string)(self.cluster_id)
+            else:
+                (w.nullable_string if version >= 5 else w.string)(self.cluster_id)
+        if version >= 5:
+            w.int32(self.node_id)
         if flex:
             w.uvarint(0)
 
@@ -44,6 +59,10 @@ class ApiVersionsRequest(Message):
             self.client_software_name = (r.compact_string() if flex else r.string())
         if version >= 3:
             self.client_software_version = (r.compact_string() if flex else r.string())
+        if version >= 5:
+            self.cluster_id = ((r.compact_nullable_string() if version >= 5 else r.compact_string()) if flex else (r.nullable_string() if version >= 5 else r.string()))
+        if version >= 5:
+            self.node_id = r.int32()
         if flex:
             for tag, size in r.tagged_fields():
                 r.skip(size)
@@ -53,7 +72,7 @@ class ApiVersionsRequest(Message):
 class ApiVersionsResponse(Message):
     KIND = 'response'
     API_KEY = 18
-    VERSIONS = (0, 4)
+    VERSIONS = (0, 5)
     FLEXIBLE_FROM = 3
     __slots__ = (
         'error_code',

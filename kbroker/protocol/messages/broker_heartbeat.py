@@ -14,7 +14,7 @@ __all__ = ['BrokerHeartbeatRequest', 'BrokerHeartbeatResponse']
 class BrokerHeartbeatRequest(Message):
     KIND = 'request'
     API_KEY = 63
-    VERSIONS = (0, 1)
+    VERSIONS = (0, 2)
     FLEXIBLE_FROM = 0
     LISTENERS = ('controller',)
     __slots__ = (
@@ -24,6 +24,7 @@ class BrokerHeartbeatRequest(Message):
         'want_fence',
         'want_shut_down',
         'offline_log_dirs',
+        'cordoned_log_dirs',
     )
 
     def __init__(
@@ -34,6 +35,7 @@ class BrokerHeartbeatRequest(Message):
         want_fence: bool = False,
         want_shut_down: bool = False,
         offline_log_dirs: list[uuid.UUID] = NEW,
+        cordoned_log_dirs: list[uuid.UUID] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.broker_epoch = broker_epoch
@@ -41,6 +43,7 @@ class BrokerHeartbeatRequest(Message):
         self.want_fence = want_fence
         self.want_shut_down = want_shut_down
         self.offline_log_dirs = [] if offline_log_dirs is NEW else offline_log_dirs
+        self.cordoned_log_dirs = cordoned_log_dirs
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -61,6 +64,16 @@ class BrokerHeartbeatRequest(Message):
                     w.uuid(item)
                 tagged.append((0, w.getvalue()))
                 w = outer
+            if version >= 2 and self.cordoned_log_dirs is not None:
+                outer, w = w, Writer()
+                if flex:
+                    w.compact_array_length(self.cordoned_log_dirs)
+                else:
+                    w.array_length(self.cordoned_log_dirs)
+                for item in self.cordoned_log_dirs or ():
+                    w.uuid(item)
+                tagged.append((1, w.getvalue()))
+                w = outer
             w.tagged_fields(tagged)
 
     @classmethod
@@ -80,6 +93,13 @@ class BrokerHeartbeatRequest(Message):
                         raise ProtocolError('non-nullable array OfflineLogDirs was null')
                     else:
                         self.offline_log_dirs = [r.uuid() for _ in range(n)]
+                elif tag == 1 and version >= 2:
+                    n = r.compact_array_length() if flex else r.array_length()
+                    if n < 0:
+                        if not (version >= 2): raise ProtocolError('non-nullable array CordonedLogDirs was null')
+                        self.cordoned_log_dirs = None
+                    else:
+                        self.cordoned_log_dirs = [r.uuid() for _ in range(n)]
                 else:
                     r.skip(size)
         return self
@@ -88,7 +108,7 @@ class BrokerHeartbeatRequest(Message):
 class BrokerHeartbeatResponse(Message):
     KIND = 'response'
     API_KEY = 63
-    VERSIONS = (0, 1)
+    VERSIONS = (0, 2)
     FLEXIBLE_FROM = 0
     __slots__ = ('throttle_time_ms', 'error_code', 'is_caught_up', 'is_fenced', 'should_shut_down')
 

@@ -12,10 +12,9 @@ __all__ = ['CreateAclsRequest', 'CreateAclsResponse']
 class CreateAclsRequest(Message):
     KIND = 'request'
     API_KEY = 30
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('creations',)
 
     class AclCreation(Message):
@@ -54,8 +53,7 @@ class CreateAclsRequest(Message):
                 w.compact_string(self.resource_name)
             else:
                 w.string(self.resource_name)
-            if version >= 1:
-                w.int8(self.resource_pattern_type)
+            w.int8(self.resource_pattern_type)
             if flex:
                 w.compact_string(self.principal)
             else:
@@ -75,8 +73,7 @@ class CreateAclsRequest(Message):
             flex = version >= 2
             self.resource_type = r.int8()
             self.resource_name = (r.compact_string() if flex else r.string())
-            if version >= 1:
-                self.resource_pattern_type = r.int8()
+            self.resource_pattern_type = r.int8()
             self.principal = (r.compact_string() if flex else r.string())
             self.host = (r.compact_string() if flex else r.string())
             self.operation = r.int8()
@@ -118,7 +115,7 @@ class CreateAclsRequest(Message):
 class CreateAclsResponse(Message):
     KIND = 'response'
     API_KEY = 30
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
     __slots__ = ('throttle_time_ms', 'results')
 

@@ -12,10 +12,9 @@ __all__ = ['CreateDelegationTokenRequest', 'CreateDelegationTokenResponse']
 class CreateDelegationTokenRequest(Message):
     KIND = 'request'
     API_KEY = 38
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('owner_principal_type', 'owner_principal_name', 'renewers', 'max_lifetime_ms')
 
     class CreatableRenewers(Message):
@@ -106,7 +105,7 @@ class CreateDelegationTokenRequest(Message):
 class CreateDelegationTokenResponse(Message):
     KIND = 'response'
     API_KEY = 38
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
     __slots__ = (
         'error_code',

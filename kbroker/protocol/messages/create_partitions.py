@@ -14,7 +14,7 @@ class CreatePartitionsRequest(Message):
     API_KEY = 37
     VERSIONS = (0, 3)
     FLEXIBLE_FROM = 2
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('topics', 'timeout_ms', 'validate_only')
 
     class CreatePartitionsTopic(Message):

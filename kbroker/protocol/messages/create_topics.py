@@ -14,10 +14,9 @@ __all__ = ['CreateTopicsRequest', 'CreateTopicsResponse']
 class CreateTopicsRequest(Message):
     KIND = 'request'
     API_KEY = 19
-    VERSIONS = (0, 7)
+    VERSIONS = (2, 7)
     FLEXIBLE_FROM = 5
-    DEPRECATED = (0, 1)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('topics', 'timeout_ms', 'validate_only')
 
     class CreatableTopic(Message):
@@ -166,8 +165,7 @@ class CreateTopicsRequest(Message):
         for item in self.topics or ():
             item.encode(w, version)
         w.int32(self.timeout_ms)
-        if version >= 1:
-            w.bool(self.validate_only)
+        w.bool(self.validate_only)
         if flex:
             w.uvarint(0)
 
@@ -181,8 +179,7 @@ class CreateTopicsRequest(Message):
         else:
             self.topics = [CreateTopicsRequest.CreatableTopic.decode(r, version) for _ in range(n)]
         self.timeout_ms = r.int32()
-        if version >= 1:
-            self.validate_only = r.bool()
+        self.validate_only = r.bool()
         if flex:
             for tag, size in r.tagged_fields():
                 r.skip(size)
@@ -192,7 +189,7 @@ class CreateTopicsRequest(Message):
 class CreateTopicsResponse(Message):
     KIND = 'response'
     API_KEY = 19
-    VERSIONS = (0, 7)
+    VERSIONS = (2, 7)
     FLEXIBLE_FROM = 5
     __slots__ = ('throttle_time_ms', 'topics')
 
@@ -237,11 +234,10 @@ class CreateTopicsResponse(Message):
             if version >= 7:
                 w.uuid(self.topic_id)
             w.int16(self.error_code)
-            if version >= 1:
-                if flex:
-                    (w.compact_nullable_string if version >= 1 else w.compact_string)(self.error_message)
-                else:
-                    (w.nullable_string if version >= 1 else w.string)(self.error_message)
+            if flex:
+                w.compact_nullable_string(self.error_message)
+            else:
+                w.nullable_string(self.error_message)
             if version >= 5:
                 w.int32(self.num_partitions)
             if version >= 5:
@@ -270,8 +266,7 @@ class CreateTopicsResponse(Message):
             if version >= 7:
                 self.topic_id = r.uuid()
             self.error_code = r.int16()
-            if version >= 1:
-                self.error_message = ((r.compact_nullable_string() if version >= 1 else r.compact_string()) if flex else (r.nullable_string() if version >= 1 else r.string()))
+            self.error_message = (r.compact_nullable_string() if flex else r.nullable_string())
             if version >= 5:
                 self.num_partitions = r.int32()
             if version >= 5:
@@ -358,8 +353,7 @@ class CreateTopicsResponse(Message):
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 5
-        if version >= 2:
-            w.int32(self.throttle_time_ms)
+        w.int32(self.throttle_time_ms)
         if flex:
             w.compact_array_length(self.topics)
         else:
@@ -373,8 +367,7 @@ class CreateTopicsResponse(Message):
     def decode(cls, r: Reader, version: int) -> CreateTopicsResponse:
         self = cls()
         flex = version >= 5
-        if version >= 2:
-            self.throttle_time_ms = r.int32()
+        self.throttle_time_ms = r.int32()
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Topics was null')

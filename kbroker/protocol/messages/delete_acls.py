@@ -12,10 +12,9 @@ __all__ = ['DeleteAclsRequest', 'DeleteAclsResponse']
 class DeleteAclsRequest(Message):
     KIND = 'request'
     API_KEY = 31
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('filters',)
 
     class DeleteAclsFilter(Message):
@@ -54,8 +53,7 @@ class DeleteAclsRequest(Message):
                 w.compact_nullable_string(self.resource_name_filter)
             else:
                 w.nullable_string(self.resource_name_filter)
-            if version >= 1:
-                w.int8(self.pattern_type_filter)
+            w.int8(self.pattern_type_filter)
             if flex:
                 w.compact_nullable_string(self.principal_filter)
             else:
@@ -75,8 +73,7 @@ class DeleteAclsRequest(Message):
             flex = version >= 2
             self.resource_type_filter = r.int8()
             self.resource_name_filter = (r.compact_nullable_string() if flex else r.nullable_string())
-            if version >= 1:
-                self.pattern_type_filter = r.int8()
+            self.pattern_type_filter = r.int8()
             self.principal_filter = (r.compact_nullable_string() if flex else r.nullable_string())
             self.host_filter = (r.compact_nullable_string() if flex else r.nullable_string())
             self.operation = r.int8()
@@ -118,7 +115,7 @@ class DeleteAclsRequest(Message):
 class DeleteAclsResponse(Message):
     KIND = 'response'
     API_KEY = 31
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
     __slots__ = ('throttle_time_ms', 'filter_results')
 
@@ -214,8 +211,7 @@ class DeleteAclsResponse(Message):
                 w.compact_string(self.resource_name)
             else:
                 w.string(self.resource_name)
-            if version >= 1:
-                w.int8(self.pattern_type)
+            w.int8(self.pattern_type)
             if flex:
                 w.compact_string(self.principal)
             else:
@@ -237,8 +233,7 @@ class DeleteAclsResponse(Message):
             self.error_message = (r.compact_nullable_string() if flex else r.nullable_string())
             self.resource_type = r.int8()
             self.resource_name = (r.compact_string() if flex else r.string())
-            if version >= 1:
-                self.pattern_type = r.int8()
+            self.pattern_type = r.int8()
             self.principal = (r.compact_string() if flex else r.string())
             self.host = (r.compact_string() if flex else r.string())
             self.operation = r.int8()

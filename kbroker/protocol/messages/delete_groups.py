@@ -12,10 +12,9 @@ __all__ = ['DeleteGroupsRequest', 'DeleteGroupsResponse']
 class DeleteGroupsRequest(Message):
     KIND = 'request'
     API_KEY = 42
-    VERSIONS = (0, 2)
+    VERSIONS = (0, 3)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('groups_names',)
 
     def __init__(self, groups_names: list[str] = NEW) -> None:
@@ -53,16 +52,17 @@ class DeleteGroupsRequest(Message):
 class DeleteGroupsResponse(Message):
     KIND = 'response'
     API_KEY = 42
-    VERSIONS = (0, 2)
+    VERSIONS = (0, 3)
     FLEXIBLE_FROM = 2
     __slots__ = ('throttle_time_ms', 'results')
 
     class DeletableGroupResult(Message):
-        __slots__ = ('group_id', 'error_code')
+        __slots__ = ('group_id', 'error_code', 'error_message')
 
-        def __init__(self, group_id: str = "", error_code: int = 0) -> None:
+        def __init__(self, group_id: str = "", error_code: int = 0, error_message: str | None = None) -> None:
             self.group_id = group_id
             self.error_code = error_code
+            self.error_message = error_message
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -71,6 +71,11 @@ class DeleteGroupsResponse(Message):
             else:
                 w.string(self.group_id)
             w.int16(self.error_code)
+            if version >= 3:
+                if flex:
+                    (w.compact_nullable_string if version >= 3 else w.compact_string)(self.error_message)
+                else:
+                    (w.nullable_string if version >= 3 else w.string)(self.error_message)
             if flex:
                 w.uvarint(0)
 
@@ -80,6 +85,8 @@ class DeleteGroupsResponse(Message):
             flex = version >= 2
             self.group_id = (r.compact_string() if flex else r.string())
             self.error_code = r.int16()
+            if version >= 3:
+                self.error_message = ((r.compact_nullable_string() if version >= 3 else r.compact_string()) if flex else (r.nullable_string() if version >= 3 else r.string()))
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)

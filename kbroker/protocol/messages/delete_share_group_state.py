@@ -16,7 +16,6 @@ class DeleteShareGroupStateRequest(Message):
     API_KEY = 86
     VERSIONS = (0, 0)
     FLEXIBLE_FROM = 0
-    LATEST_VERSION_UNSTABLE = True
     LISTENERS = ('broker',)
     __slots__ = ('group_id', 'topics')
 

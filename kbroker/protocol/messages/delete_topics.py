@@ -14,10 +14,9 @@ __all__ = ['DeleteTopicsRequest', 'DeleteTopicsResponse']
 class DeleteTopicsRequest(Message):
     KIND = 'request'
     API_KEY = 20
-    VERSIONS = (0, 6)
+    VERSIONS = (1, 6)
     FLEXIBLE_FROM = 4
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('topics', 'topic_names', 'timeout_ms')
 
     class DeleteTopicState(Message):
@@ -111,7 +110,7 @@ class DeleteTopicsRequest(Message):
 class DeleteTopicsResponse(Message):
     KIND = 'response'
     API_KEY = 20
-    VERSIONS = (0, 6)
+    VERSIONS = (1, 6)
     FLEXIBLE_FROM = 4
     __slots__ = ('throttle_time_ms', 'responses')
 
@@ -172,8 +171,7 @@ class DeleteTopicsResponse(Message):
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4
-        if version >= 1:
-            w.int32(self.throttle_time_ms)
+        w.int32(self.throttle_time_ms)
         if flex:
             w.compact_array_length(self.responses)
         else:
@@ -187,8 +185,7 @@ class DeleteTopicsResponse(Message):
     def decode(cls, r: Reader, version: int) -> DeleteTopicsResponse:
         self = cls()
         flex = version >= 4
-        if version >= 1:
-            self.throttle_time_ms = r.int32()
+        self.throttle_time_ms = r.int32()
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Responses was null')

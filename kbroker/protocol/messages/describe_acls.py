@@ -12,10 +12,9 @@ __all__ = ['DescribeAclsRequest', 'DescribeAclsResponse']
 class DescribeAclsRequest(Message):
     KIND = 'request'
     API_KEY = 29
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = (
         'resource_type_filter',
         'resource_name_filter',
@@ -51,8 +50,7 @@ class DescribeAclsRequest(Message):
             w.compact_nullable_string(self.resource_name_filter)
         else:
             w.nullable_string(self.resource_name_filter)
-        if version >= 1:
-            w.int8(self.pattern_type_filter)
+        w.int8(self.pattern_type_filter)
         if flex:
             w.compact_nullable_string(self.principal_filter)
         else:
@@ -72,8 +70,7 @@ class DescribeAclsRequest(Message):
         flex = version >= 2
         self.resource_type_filter = r.int8()
         self.resource_name_filter = (r.compact_nullable_string() if flex else r.nullable_string())
-        if version >= 1:
-            self.pattern_type_filter = r.int8()
+        self.pattern_type_filter = r.int8()
         self.principal_filter = (r.compact_nullable_string() if flex else r.nullable_string())
         self.host_filter = (r.compact_nullable_string() if flex else r.nullable_string())
         self.operation = r.int8()
@@ -87,7 +84,7 @@ class DescribeAclsRequest(Message):
 class DescribeAclsResponse(Message):
     KIND = 'response'
     API_KEY = 29
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources')
 
@@ -113,8 +110,7 @@ class DescribeAclsResponse(Message):
                 w.compact_string(self.resource_name)
             else:
                 w.string(self.resource_name)
-            if version >= 1:
-                w.int8(self.pattern_type)
+            w.int8(self.pattern_type)
             if flex:
                 w.compact_array_length(self.acls)
             else:
@@ -130,8 +126,7 @@ class DescribeAclsResponse(Message):
             flex = version >= 2
             self.resource_type = r.int8()
             self.resource_name = (r.compact_string() if flex else r.string())
-            if version >= 1:
-                self.pattern_type = r.int8()
+            self.pattern_type = r.int8()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array Acls was null')

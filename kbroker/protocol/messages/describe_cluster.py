@@ -12,20 +12,28 @@ __all__ = ['DescribeClusterRequest', 'DescribeClusterResponse']
 class DescribeClusterRequest(Message):
     KIND = 'request'
     API_KEY = 60
-    VERSIONS = (0, 1)
+    VERSIONS = (0, 2)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('zkBroker', 'broker', 'controller')
-    __slots__ = ('include_cluster_authorized_operations', 'endpoint_type')
+    LISTENERS = ('broker', 'controller')
+    __slots__ = ('include_cluster_authorized_operations', 'endpoint_type', 'include_fenced_brokers')
 
-    def __init__(self, include_cluster_authorized_operations: bool = False, endpoint_type: int = 1) -> None:
+    def __init__(
+        self,
+        include_cluster_authorized_operations: bool = False,
+        endpoint_type: int = 1,
+        include_fenced_brokers: bool = False,
+    ) -> None:
         self.include_cluster_authorized_operations = include_cluster_authorized_operations
         self.endpoint_type = endpoint_type
+        self.include_fenced_brokers = include_fenced_brokers
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
         w.bool(self.include_cluster_authorized_operations)
         if version >= 1:
             w.int8(self.endpoint_type)
+        if version >= 2:
+            w.bool(self.include_fenced_brokers)
         if flex:
             w.uvarint(0)
 
@@ -36,6 +44,8 @@ class DescribeClusterRequest(Message):
         self.include_cluster_authorized_operations = r.bool()
         if version >= 1:
             self.endpoint_type = r.int8()
+        if version >= 2:
+            self.include_fenced_brokers = r.bool()
         if flex:
             for tag, size in r.tagged_fields():
                 r.skip(size)
@@ -45,7 +55,7 @@ class DescribeClusterRequest(Message):
 class DescribeClusterResponse(Message):
     KIND = 'response'
     API_KEY = 60
-    VERSIONS = (0, 1)
+    VERSIONS = (0, 2)
     FLEXIBLE_FROM = 0
     __slots__ = (
         'throttle_time_ms',
@@ -59,7 +69,7 @@ class DescribeClusterResponse(Message):
     )
 
     class DescribeClusterBroker(Message):
-        __slots__ = ('broker_id', 'host', 'port', 'rack')
+        __slots__ = ('broker_id', 'host', 'port', 'rack', 'is_fenced')
 
         def __init__(
             self,
@@ -67,11 +77,13 @@ class DescribeClusterResponse(Message):
             host: str = "",
             port: int = 0,
             rack: str | None = None,
+            is_fenced: bool = False,
         ) -> None:
             self.broker_id = broker_id
             self.host = host
             self.port = port
             self.rack = rack
+            self.is_fenced = is_fenced
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -85,6 +97,8 @@ class DescribeClusterResponse(Message):
                 w.compact_nullable_string(self.rack)
             else:
                 w.nullable_string(self.rack)
+            if version >= 2:
+                w.bool(self.is_fenced)
             if flex:
                 w.uvarint(0)
 
@@ -96,6 +110,8 @@ class DescribeClusterResponse(Message):
             self.host = (r.compact_string() if flex else r.string())
             self.port = r.int32()
             self.rack = (r.compact_nullable_string() if flex else r.nullable_string())
+            if version >= 2:
+                self.is_fenced = r.bool()
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)

@@ -12,10 +12,9 @@ __all__ = ['DescribeConfigsRequest', 'DescribeConfigsResponse']
 class DescribeConfigsRequest(Message):
     KIND = 'request'
     API_KEY = 32
-    VERSIONS = (0, 4)
+    VERSIONS = (1, 4)
     FLEXIBLE_FROM = 4
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('resources', 'include_synonyms', 'include_documentation')
 
     class DescribeConfigsResource(Message):
@@ -84,8 +83,7 @@ class DescribeConfigsRequest(Message):
             w.array_length(self.resources)
         for item in self.resources or ():
             item.encode(w, version)
-        if version >= 1:
-            w.bool(self.include_synonyms)
+        w.bool(self.include_synonyms)
         if version >= 3:
             w.bool(self.include_documentation)
         if flex:
@@ -100,8 +98,7 @@ class DescribeConfigsRequest(Message):
             raise ProtocolError('non-nullable array Resources was null')
         else:
             self.resources = [DescribeConfigsRequest.DescribeConfigsResource.decode(r, version) for _ in range(n)]
-        if version >= 1:
-            self.include_synonyms = r.bool()
+        self.include_synonyms = r.bool()
         if version >= 3:
             self.include_documentation = r.bool()
         if flex:
@@ -113,7 +110,7 @@ class DescribeConfigsRequest(Message):
 class DescribeConfigsResponse(Message):
     KIND = 'response'
     API_KEY = 32
-    VERSIONS = (0, 4)
+    VERSIONS = (1, 4)
     FLEXIBLE_FROM = 4
     __slots__ = ('throttle_time_ms', 'results')
 
@@ -178,7 +175,6 @@ class DescribeConfigsResponse(Message):
             'name',
             'value',
             'read_only',
-            'is_default',
             'config_source',
             'is_sensitive',
             'synonyms',
@@ -191,7 +187,6 @@ class DescribeConfigsResponse(Message):
             name: str = "",
             value: str = "",
             read_only: bool = False,
-            is_default: bool = False,
             config_source: int = -1,
             is_sensitive: bool = False,
             synonyms: list[DescribeConfigsResponse.DescribeConfigsSynonym] = NEW,
@@ -201,7 +196,6 @@ class DescribeConfigsResponse(Message):
             self.name = name
             self.value = value
             self.read_only = read_only
-            self.is_default = is_default
             self.config_source = config_source
             self.is_sensitive = is_sensitive
             self.synonyms = [] if synonyms is NEW else synonyms
@@ -219,18 +213,14 @@ class DescribeConfigsResponse(Message):
             else:
                 w.nullable_string(self.value)
             w.bool(self.read_only)
-            if version <= 0:
-                w.bool(self.is_default)
-            if version >= 1:
-                w.int8(self.config_source)
+            w.int8(self.config_source)
             w.bool(self.is_sensitive)
-            if version >= 1:
-                if flex:
-                    w.compact_array_length(self.synonyms)
-                else:
-                    w.array_length(self.synonyms)
-                for item in self.synonyms or ():
-                    item.encode(w, version)
+            if flex:
+                w.compact_array_length(self.synonyms)
+            else:
+                w.array_length(self.synonyms)
+            for item in self.synonyms or ():
+                item.encode(w, version)
             if version >= 3:
                 w.int8(self.config_type)
             if version >= 3:
@@ -248,17 +238,13 @@ class DescribeConfigsResponse(Message):
             self.name = (r.compact_string() if flex else r.string())
             self.value = (r.compact_nullable_string() if flex else r.nullable_string())
             self.read_only = r.bool()
-            if version <= 0:
-                self.is_default = r.bool()
-            if version >= 1:
-                self.config_source = r.int8()
+            self.config_source = r.int8()
             self.is_sensitive = r.bool()
-            if version >= 1:
-                n = r.compact_array_length() if flex else r.array_length()
-                if n < 0:
-                    raise ProtocolError('non-nullable array Synonyms was null')
-                else:
-                    self.synonyms = [DescribeConfigsResponse.DescribeConfigsSynonym.decode(r, version) for _ in range(n)]
+            n = r.compact_array_length() if flex else r.array_length()
+            if n < 0:
+                raise ProtocolError('non-nullable array Synonyms was null')
+            else:
+                self.synonyms = [DescribeConfigsResponse.DescribeConfigsSynonym.decode(r, version) for _ in range(n)]
             if version >= 3:
                 self.config_type = r.int8()
             if version >= 3:
@@ -278,18 +264,15 @@ class DescribeConfigsResponse(Message):
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
-            if version >= 1:
-                if flex:
-                    w.compact_string(self.name)
-                else:
-                    w.string(self.name)
-            if version >= 1:
-                if flex:
-                    (w.compact_nullable_string if version >= 1 else w.compact_string)(self.value)
-                else:
-                    (w.nullable_string if version >= 1 else w.string)(self.value)
-            if version >= 1:
-                w.int8(self.source)
+            if flex:
+                w.compact_string(self.name)
+            else:
+                w.string(self.name)
+            if flex:
+                w.compact_nullable_string(self.value)
+            else:
+                w.nullable_string(self.value)
+            w.int8(self.source)
             if flex:
                 w.uvarint(0)
 
@@ -297,12 +280,9 @@ class DescribeConfigsResponse(Message):
         def decode(cls, r: Reader, version: int) -> DescribeConfigsResponse.DescribeConfigsSynonym:
             self = cls()
             flex = version >= 4
-            if version >= 1:
-                self.name = (r.compact_string() if flex else r.string())
-            if version >= 1:
-                self.value = ((r.compact_nullable_string() if version >= 1 else r.compact_string()) if flex else (r.nullable_string() if version >= 1 else r.string()))
-            if version >= 1:
-                self.source = r.int8()
+            self.name = (r.compact_string() if flex else r.string())
+            self.value = (r.compact_nullable_string() if flex else r.nullable_string())
+            self.source = r.int8()
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)

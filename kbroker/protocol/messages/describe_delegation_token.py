@@ -12,10 +12,9 @@ __all__ = ['DescribeDelegationTokenRequest', 'DescribeDelegationTokenResponse']
 class DescribeDelegationTokenRequest(Message):
     KIND = 'request'
     API_KEY = 41
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('owners',)
 
     class DescribeDelegationTokenOwner(Message):
@@ -84,7 +83,7 @@ class DescribeDelegationTokenRequest(Message):
 class DescribeDelegationTokenResponse(Message):
     KIND = 'response'
     API_KEY = 41
-    VERSIONS = (0, 3)
+    VERSIONS = (1, 3)
     FLEXIBLE_FROM = 2
     __slots__ = ('error_code', 'tokens', 'throttle_time_ms')
 

@@ -12,9 +12,9 @@ __all__ = ['DescribeGroupsRequest', 'DescribeGroupsResponse']
 class DescribeGroupsRequest(Message):
     KIND = 'request'
     API_KEY = 15
-    VERSIONS = (0, 5)
+    VERSIONS = (0, 6)
     FLEXIBLE_FROM = 5
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('groups', 'include_authorized_operations')
 
     def __init__(self, groups: list[str] = NEW, include_authorized_operations: bool = False) -> None:
@@ -57,13 +57,14 @@ class DescribeGroupsRequest(Message):
 class DescribeGroupsResponse(Message):
     KIND = 'response'
     API_KEY = 15
-    VERSIONS = (0, 5)
+    VERSIONS = (0, 6)
     FLEXIBLE_FROM = 5
     __slots__ = ('throttle_time_ms', 'groups')
 
     class DescribedGroup(Message):
         __slots__ = (
             'error_code',
+            'error_message',
             'group_id',
             'group_state',
             'protocol_type',
@@ -75,6 +76,7 @@ class DescribeGroupsResponse(Message):
         def __init__(
             self,
             error_code: int = 0,
+            error_message: str | None = None,
             group_id: str = "",
             group_state: str = "",
             protocol_type: str = "",
@@ -83,6 +85,7 @@ class DescribeGroupsResponse(Message):
             authorized_operations: int = -2147483648,
         ) -> None:
             self.error_code = error_code
+            self.error_message = error_message
             self.group_id = group_id
             self.group_state = group_state
             self.protocol_type = protocol_type
@@ -93,6 +96,11 @@ class DescribeGroupsResponse(Message):
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 5
             w.int16(self.error_code)
+            if version >= 6:
+                if flex:
+                    (w.compact_nullable_string if version >= 6 else w.compact_string)(self.error_message)
+                else:
+                    (w.nullable_string if version >= 6 else w.string)(self.error_message)
             if flex:
                 w.compact_string(self.group_id)
             else:
@@ -125,6 +133,8 @@ class DescribeGroupsResponse(Message):
             self = cls()
             flex = version >= 5
             self.error_code = r.int16()
+            if version >= 6:
+                self.error_message = ((r.compact_nullable_string() if version >= 6 else r.compact_string()) if flex else (r.nullable_string() if version >= 6 else r.string()))
             self.group_id = (r.compact_string() if flex else r.string())
             self.group_state = (r.compact_string() if flex else r.string())
             self.protocol_type = (r.compact_string() if flex else r.string())

@@ -12,10 +12,9 @@ __all__ = ['DescribeLogDirsRequest', 'DescribeLogDirsResponse']
 class DescribeLogDirsRequest(Message):
     KIND = 'request'
     API_KEY = 35
-    VERSIONS = (0, 4)
+    VERSIONS = (1, 5)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('topics',)
 
     class DescribableLogDirTopic(Message):
@@ -87,12 +86,12 @@ class DescribeLogDirsRequest(Message):
 class DescribeLogDirsResponse(Message):
     KIND = 'response'
     API_KEY = 35
-    VERSIONS = (0, 4)
+    VERSIONS = (1, 5)
     FLEXIBLE_FROM = 2
     __slots__ = ('throttle_time_ms', 'error_code', 'results')
 
     class DescribeLogDirsResult(Message):
-        __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes')
+        __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes', 'is_cordoned')
 
         def __init__(
             self,
@@ -101,12 +100,14 @@ class DescribeLogDirsResponse(Message):
             topics: list[DescribeLogDirsResponse.DescribeLogDirsTopic] = NEW,
             total_bytes: int = -1,
             usable_bytes: int = -1,
+            is_cordoned: bool = False,
         ) -> None:
             self.error_code = error_code
             self.log_dir = log_dir
             self.topics = [] if topics is NEW else topics
             self.total_bytes = total_bytes
             self.usable_bytes = usable_bytes
+            self.is_cordoned = is_cordoned
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 2
@@ -125,6 +126,8 @@ class DescribeLogDirsResponse(Message):
                 w.int64(self.total_bytes)
             if version >= 4:
                 w.int64(self.usable_bytes)
+            if version >= 5:
+                w.bool(self.is_cordoned)
             if flex:
                 w.uvarint(0)
 
@@ -143,6 +146,8 @@ class DescribeLogDirsResponse(Message):
                 self.total_bytes = r.int64()
             if version >= 4:
                 self.usable_bytes = r.int64()
+            if version >= 5:
+                self.is_cordoned = r.bool()
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)

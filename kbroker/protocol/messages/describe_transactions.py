@@ -14,7 +14,7 @@ class DescribeTransactionsRequest(Message):
     API_KEY = 65
     VERSIONS = (0, 0)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('transactional_ids',)
 
     def __init__(self, transactional_ids: list[str] = NEW) -> None:

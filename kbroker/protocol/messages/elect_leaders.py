@@ -14,7 +14,7 @@ class ElectLeadersRequest(Message):
     API_KEY = 43
     VERSIONS = (0, 2)
     FLEXIBLE_FROM = 2
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('election_type', 'topic_partitions', 'timeout_ms')
 
     class TopicPartitions(Message):

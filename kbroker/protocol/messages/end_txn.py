@@ -13,8 +13,7 @@ class EndTxnRequest(Message):
     API_KEY = 26
     VERSIONS = (0, 5)
     FLEXIBLE_FROM = 3
-    LATEST_VERSION_UNSTABLE = True
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'committed')
 
     def __init__(

@@ -13,7 +13,7 @@ class EnvelopeRequest(Message):
     API_KEY = 58
     VERSIONS = (0, 0)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('controller', 'zkBroker')
+    LISTENERS = ('controller',)
     __slots__ = ('request_data', 'request_principal', 'client_host_address')
 
     def __init__(

@@ -11,10 +11,9 @@ __all__ = ['ExpireDelegationTokenRequest', 'ExpireDelegationTokenResponse']
 class ExpireDelegationTokenRequest(Message):
     KIND = 'request'
     API_KEY = 40
-    VERSIONS = (0, 2)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('hmac', 'expiry_time_period_ms')
 
     def __init__(self, hmac: bytes = b"", expiry_time_period_ms: int = 0) -> None:
@@ -46,7 +45,7 @@ class ExpireDelegationTokenRequest(Message):
 class ExpireDelegationTokenResponse(Message):
     KIND = 'response'
     API_KEY = 40
-    VERSIONS = (0, 2)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 2
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms')
 

@@ -15,10 +15,9 @@ __all__ = ['FetchRequest', 'FetchResponse']
 class FetchRequest(Message):
     KIND = 'request'
     API_KEY = 1
-    VERSIONS = (0, 17)
+    VERSIONS = (4, 18)
     FLEXIBLE_FROM = 12
-    DEPRECATED = (0, 3)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = (
         'cluster_id',
         'replica_id',
@@ -128,6 +127,7 @@ class FetchRequest(Message):
             'log_start_offset',
             'partition_max_bytes',
             'replica_directory_id',
+            'high_watermark',
         )
 
         def __init__(
@@ -139,6 +139,7 @@ class FetchRequest(Message):
             log_start_offset: int = -1,
             partition_max_bytes: int = 0,
             replica_directory_id: uuid.UUID = ZERO_UUID,
+            high_watermark: int = 9223372036854775807,
         ) -> None:
             self.partition = partition
             self.current_leader_epoch = current_leader_epoch
@@ -147,6 +148,7 @@ class FetchRequest(Message):
             self.log_start_offset = log_start_offset
             self.partition_max_bytes = partition_max_bytes
             self.replica_directory_id = replica_directory_id
+            self.high_watermark = high_watermark
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
@@ -165,6 +167,11 @@ class FetchRequest(Message):
                     outer, w = w, Writer()
                     w.uuid(self.replica_directory_id)
                     tagged.append((0, w.getvalue()))
+                    w = outer
+                if version >= 18 and self.high_watermark != 9223372036854775807:
+                    outer, w = w, Writer()
+                    w.int64(self.high_watermark)
+                    tagged.append((1, w.getvalue()))
                     w = outer
                 w.tagged_fields(tagged)
 
@@ -185,6 +192,8 @@ class FetchRequest(Message):
                 for tag, size in r.tagged_fields():
                     if tag == 0 and version >= 17:
                         self.replica_directory_id = r.uuid()
+                    elif tag == 1 and version >= 18:
+                        self.high_watermark = r.int64()
                     else:
                         r.skip(size)
             return self
@@ -274,10 +283,8 @@ class FetchRequest(Message):
             w.int32(self.replica_id)
         w.int32(self.max_wait_ms)
         w.int32(self.min_bytes)
-        if version >= 3:
-            w.int32(self.max_bytes)
-        if version >= 4:
-            w.int8(self.isolation_level)
+        w.int32(self.max_bytes)
+        w.int8(self.isolation_level)
         if version >= 7:
             w.int32(self.session_id)
         if version >= 7:
@@ -325,10 +332,8 @@ class FetchRequest(Message):
             self.replica_id = r.int32()
         self.max_wait_ms = r.int32()
         self.min_bytes = r.int32()
-        if version >= 3:
-            self.max_bytes = r.int32()
-        if version >= 4:
-            self.isolation_level = r.int8()
+        self.max_bytes = r.int32()
+        self.isolation_level = r.int8()
         if version >= 7:
             self.session_id = r.int32()
         if version >= 7:
@@ -360,7 +365,7 @@ class FetchRequest(Message):
 class FetchResponse(Message):
     KIND = 'response'
     API_KEY = 1
-    VERSIONS = (0, 17)
+    VERSIONS = (4, 18)
     FLEXIBLE_FROM = 12
     __slots__ = ('throttle_time_ms', 'error_code', 'session_id', 'responses', 'node_endpoints')
 
@@ -459,17 +464,15 @@ class FetchResponse(Message):
             w.int32(self.partition_index)
             w.int16(self.error_code)
             w.int64(self.high_watermark)
-            if version >= 4:
-                w.int64(self.last_stable_offset)
+            w.int64(self.last_stable_offset)
             if version >= 5:
                 w.int64(self.log_start_offset)
-            if version >= 4:
-                if flex:
-                    w.compact_array_length(self.aborted_transactions)
-                else:
-                    w.array_length(self.aborted_transactions)
-                for item in self.aborted_transactions or ():
-                    item.encode(w, version)
+            if flex:
+                w.compact_array_length(self.aborted_transactions)
+            else:
+                w.array_length(self.aborted_transactions)
+            for item in self.aborted_transactions or ():
+                item.encode(w, version)
             if version >= 11:
                 w.int32(self.preferred_read_replica)
             if flex:
@@ -502,17 +505,14 @@ class FetchResponse(Message):
             self.partition_index = r.int32()
             self.error_code = r.int16()
             self.high_watermark = r.int64()
-            if version >= 4:
-                self.last_stable_offset = r.int64()
+            self.last_stable_offset = r.int64()
             if version >= 5:
                 self.log_start_offset = r.int64()
-            if version >= 4:
-                n = r.compact_array_length() if flex else r.array_length()
-                if n < 0:
-                    if not (version >= 4): raise ProtocolError('non-nullable array AbortedTransactions was null')
-                    self.aborted_transactions = None
-                else:
-                    self.aborted_transactions = [FetchResponse.AbortedTransaction.decode(r, version) for _ in range(n)]
+            n = r.compact_array_length() if flex else r.array_length()
+            if n < 0:
+                self.aborted_transactions = None
+            else:
+                self.aborted_transactions = [FetchResponse.AbortedTransaction.decode(r, version) for _ in range(n)]
             if version >= 11:
                 self.preferred_read_replica = r.int32()
             self.records = (r.compact_records() if flex else r.records())
@@ -641,10 +641,8 @@ class FetchResponse(Message):
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 12
-            if version >= 4:
-                w.int64(self.producer_id)
-            if version >= 4:
-                w.int64(self.first_offset)
+            w.int64(self.producer_id)
+            w.int64(self.first_offset)
             if flex:
                 w.uvarint(0)
 
@@ -652,10 +650,8 @@ class FetchResponse(Message):
         def decode(cls, r: Reader, version: int) -> FetchResponse.AbortedTransaction:
             self = cls()
             flex = version >= 12
-            if version >= 4:
-                self.producer_id = r.int64()
-            if version >= 4:
-                self.first_offset = r.int64()
+            self.producer_id = r.int64()
+            self.first_offset = r.int64()
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
@@ -722,8 +718,7 @@ class FetchResponse(Message):
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 12
-        if version >= 1:
-            w.int32(self.throttle_time_ms)
+        w.int32(self.throttle_time_ms)
         if version >= 7:
             w.int16(self.error_code)
         if version >= 7:
@@ -752,8 +747,7 @@ class FetchResponse(Message):
     def decode(cls, r: Reader, version: int) -> FetchResponse:
         self = cls()
         flex = version >= 12
-        if version >= 1:
-            self.throttle_time_ms = r.int32()
+        self.throttle_time_ms = r.int32()
         if version >= 7:
             self.error_code = r.int16()
         if version >= 7:

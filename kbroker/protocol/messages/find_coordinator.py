@@ -14,8 +14,7 @@ class FindCoordinatorRequest(Message):
     API_KEY = 10
     VERSIONS = (0, 6)
     FLEXIBLE_FROM = 3
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('key', 'key_type', 'coordinator_keys')
 
     def __init__(self, key: str = "", key_type: int = 0, coordinator_keys: list[str] = NEW) -> None:

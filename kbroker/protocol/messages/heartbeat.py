@@ -13,7 +13,7 @@ class HeartbeatRequest(Message):
     API_KEY = 12
     VERSIONS = (0, 4)
     FLEXIBLE_FROM = 4
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id')
 
     def __init__(

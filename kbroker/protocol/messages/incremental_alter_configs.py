@@ -14,7 +14,7 @@ class IncrementalAlterConfigsRequest(Message):
     API_KEY = 44
     VERSIONS = (0, 1)
     FLEXIBLE_FROM = 1
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('resources', 'validate_only')
 
     class AlterConfigsResource(Message):

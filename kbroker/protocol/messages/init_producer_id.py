@@ -11,10 +11,18 @@ __all__ = ['InitProducerIdRequest', 'InitProducerIdResponse']
 class InitProducerIdRequest(Message):
     KIND = 'request'
     API_KEY = 22
-    VERSIONS = (0, 5)
+    VERSIONS = (0, 6)
     FLEXIBLE_FROM = 2
-    LISTENERS = ('zkBroker', 'broker')
-    __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch')
+    LATEST_VERSION_UNSTABLE = True
+    LISTENERS = ('broker',)
+    __slots__ = (
+        'transactional_id',
+        'transaction_timeout_ms',
+        'producer_id',
+        'producer_epoch',
+        'enable2_pc',
+        'keep_prepared_txn',
+    )
 
     def __init__(
         self,
@@ -22,11 +30,15 @@ class InitProducerIdRequest(Message):
         transaction_timeout_ms: int = 0,
         producer_id: int = -1,
         producer_epoch: int = -1,
+        enable2_pc: bool = False,
+        keep_prepared_txn: bool = False,
     ) -> None:
         self.transactional_id = transactional_id
         self.transaction_timeout_ms = transaction_timeout_ms
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
+        self.enable2_pc = enable2_pc
+        self.keep_prepared_txn = keep_prepared_txn
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -39,6 +51,10 @@ class InitProducerIdRequest(Message):
             w.int64(self.producer_id)
         if version >= 3:
             w.int16(self.producer_epoch)
+        if version >= 6:
+            w.bool(self.enable2_pc)
+        if version >= 6:
+            w.bool(self.keep_prepared_txn)
         if flex:
             w.uvarint(0)
 
@@ -52,6 +68,10 @@ class InitProducerIdRequest(Message):
             self.producer_id = r.int64()
         if version >= 3:
             self.producer_epoch = r.int16()
+        if version >= 6:
+            self.enable2_pc = r.bool()
+        if version >= 6:
+            self.keep_prepared_txn = r.bool()
         if flex:
             for tag, size in r.tagged_fields():
                 r.skip(size)
@@ -61,9 +81,16 @@ class InitProducerIdRequest(Message):
 class InitProducerIdResponse(Message):
     KIND = 'response'
     API_KEY = 22
-    VERSIONS = (0, 5)
+    VERSIONS = (0, 6)
     FLEXIBLE_FROM = 2
-    __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch')
+    __slots__ = (
+        'throttle_time_ms',
+        'error_code',
+        'producer_id',
+        'producer_epoch',
+        'ongoing_txn_producer_id',
+        'ongoing_txn_producer_epoch',
+    )
 
     def __init__(
         self,
@@ -71,11 +98,15 @@ class InitProducerIdResponse(Message):
         error_code: int = 0,
         producer_id: int = -1,
         producer_epoch: int = 0,
+        ongoing_txn_producer_id: int = -1,
+        ongoing_txn_producer_epoch: int = -1,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
+        self.ongoing_txn_producer_id = ongoing_txn_producer_id
+        self.ongoing_txn_producer_epoch = ongoing_txn_producer_epoch
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 2
@@ -83,6 +114,10 @@ class InitProducerIdResponse(Message):
         w.int16(self.error_code)
         w.int64(self.producer_id)
         w.int16(self.producer_epoch)
+        if version >= 6:
+            w.int64(self.ongoing_txn_producer_id)
+        if version >= 6:
+            w.int16(self.ongoing_txn_producer_epoch)
         if flex:
             w.uvarint(0)
 
@@ -94,6 +129,10 @@ class InitProducerIdResponse(Message):
         self.error_code = r.int16()
         self.producer_id = r.int64()
         self.producer_epoch = r.int16()
+        if version >= 6:
+            self.ongoing_txn_producer_id = r.int64()
+        if version >= 6:
+            self.ongoing_txn_producer_epoch = r.int16()
         if flex:
             for tag, size in r.tagged_fields():
                 r.skip(size)

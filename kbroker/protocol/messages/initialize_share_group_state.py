@@ -16,7 +16,6 @@ class InitializeShareGroupStateRequest(Message):
     API_KEY = 83
     VERSIONS = (0, 0)
     FLEXIBLE_FROM = 0
-    LATEST_VERSION_UNSTABLE = True
     LISTENERS = ('broker',)
     __slots__ = ('group_id', 'topics')
 

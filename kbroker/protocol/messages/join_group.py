@@ -14,8 +14,7 @@ class JoinGroupRequest(Message):
     API_KEY = 11
     VERSIONS = (0, 9)
     FLEXIBLE_FROM = 6
-    DEPRECATED = (0, 1)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = (
         'group_id',
         'session_timeout_ms',

@@ -14,7 +14,7 @@ class ListGroupsRequest(Message):
     API_KEY = 16
     VERSIONS = (0, 5)
     FLEXIBLE_FROM = 3
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('states_filter', 'types_filter')
 
     def __init__(self, states_filter: list[str] = NEW, types_filter: list[str] = NEW) -> None:

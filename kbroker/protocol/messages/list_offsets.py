@@ -12,10 +12,9 @@ __all__ = ['ListOffsetsRequest', 'ListOffsetsResponse']
 class ListOffsetsRequest(Message):
     KIND = 'request'
     API_KEY = 2
-    VERSIONS = (0, 10)
+    VERSIONS = (1, 11)
     FLEXIBLE_FROM = 6
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('replica_id', 'isolation_level', 'topics', 'timeout_ms')
 
     class ListOffsetsTopic(Message):
@@ -60,19 +59,17 @@ class ListOffsetsRequest(Message):
             return self
 
     class ListOffsetsPartition(Message):
-        __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'max_num_offsets')
+        __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp')
 
         def __init__(
             self,
             partition_index: int = 0,
             current_leader_epoch: int = -1,
             timestamp: int = 0,
-            max_num_offsets: int = 1,
         ) -> None:
             self.partition_index = partition_index
             self.current_leader_epoch = current_leader_epoch
             self.timestamp = timestamp
-            self.max_num_offsets = max_num_offsets
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
@@ -80,8 +77,6 @@ class ListOffsetsRequest(Message):
             if version >= 4:
                 w.int32(self.current_leader_epoch)
             w.int64(self.timestamp)
-            if version <= 0:
-                w.int32(self.max_num_offsets)
             if flex:
                 w.uvarint(0)
 
@@ -93,8 +88,6 @@ class ListOffsetsRequest(Message):
             if version >= 4:
                 self.current_leader_epoch = r.int32()
             self.timestamp = r.int64()
-            if version <= 0:
-                self.max_num_offsets = r.int32()
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
@@ -151,7 +144,7 @@ class ListOffsetsRequest(Message):
 class ListOffsetsResponse(Message):
     KIND = 'response'
     API_KEY = 2
-    VERSIONS = (0, 10)
+    VERSIONS = (1, 11)
     FLEXIBLE_FROM = 6
     __slots__ = ('throttle_time_ms', 'topics')
 
@@ -197,27 +190,18 @@ class ListOffsetsResponse(Message):
             return self
 
     class ListOffsetsPartitionResponse(Message):
-        __slots__ = (
-            'partition_index',
-            'error_code',
-            'old_style_offsets',
-            'timestamp',
-            'offset',
-            'leader_epoch',
-        )
+        __slots__ = ('partition_index', 'error_code', 'timestamp', 'offset', 'leader_epoch')
 
         def __init__(
             self,
             partition_index: int = 0,
             error_code: int = 0,
-            old_style_offsets: list[int] = NEW,
             timestamp: int = -1,
             offset: int = -1,
             leader_epoch: int = -1,
         ) -> None:
             self.partition_index = partition_index
             self.error_code = error_code
-            self.old_style_offsets = [] if old_style_offsets is NEW else old_style_offsets
             self.timestamp = timestamp
             self.offset = offset
             self.leader_epoch = leader_epoch
@@ -226,17 +210,8 @@ class ListOffsetsResponse(Message):
             flex = version >= 6
             w.int32(self.partition_index)
             w.int16(self.error_code)
-            if version <= 0:
-                if flex:
-                    w.compact_array_length(self.old_style_offsets)
-                else:
-                    w.array_length(self.old_style_offsets)
-                for item in self.old_style_offsets or ():
-                    w.int64(item)
-            if version >= 1:
-                w.int64(self.timestamp)
-            if version >= 1:
-                w.int64(self.offset)
+            w.int64(self.timestamp)
+            w.int64(self.offset)
             if version >= 4:
                 w.int32(self.leader_epoch)
             if flex:
@@ -248,16 +223,8 @@ class ListOffsetsResponse(Message):
             flex = version >= 6
             self.partition_index = r.int32()
             self.error_code = r.int16()
-            if version <= 0:
-                n = r.compact_array_length() if flex else r.array_length()
-                if n < 0:
-                    raise ProtocolError('non-nullable array OldStyleOffsets was null')
-                else:
-                    self.old_style_offsets = [r.int64() for _ in range(n)]
-            if version >= 1:
-                self.timestamp = r.int64()
-            if version >= 1:
-                self.offset = r.int64()
+            self.timestamp = r.int64()
+            self.offset = r.int64()
             if version >= 4:
                 self.leader_epoch = r.int32()
             if flex:

@@ -14,7 +14,7 @@ class ListPartitionReassignmentsRequest(Message):
     API_KEY = 46
     VERSIONS = (0, 0)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('broker', 'controller', 'zkBroker')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('timeout_ms', 'topics')
 
     class ListPartitionReassignmentsTopics(Message):

@@ -12,20 +12,22 @@ __all__ = ['ListTransactionsRequest', 'ListTransactionsResponse']
 class ListTransactionsRequest(Message):
     KIND = 'request'
     API_KEY = 66
-    VERSIONS = (0, 1)
+    VERSIONS = (0, 2)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('zkBroker', 'broker')
-    __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter')
+    LISTENERS = ('broker',)
+    __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter', 'transactional_id_pattern')
 
     def __init__(
         self,
         state_filters: list[str] = NEW,
         producer_id_filters: list[int] = NEW,
         duration_filter: int = -1,
+        transactional_id_pattern: str | None = None,
     ) -> None:
         self.state_filters = [] if state_filters is NEW else state_filters
         self.producer_id_filters = [] if producer_id_filters is NEW else producer_id_filters
         self.duration_filter = duration_filter
+        self.transactional_id_pattern = transactional_id_pattern
 
     def encode(self, w: Writer, version: int) -> None:
         flex = True
@@ -46,6 +48,11 @@ class ListTransactionsRequest(Message):
             w.int64(item)
         if version >= 1:
             w.int64(self.duration_filter)
+        if version >= 2:
+            if flex:
+                (w.compact_nullable_string if version >= 2 else w.compact_string)(self.transactional_id_pattern)
+            else:
+                (w.nullable_string if version >= 2 else w.string)(self.transactional_id_pattern)
         if flex:
             w.uvarint(0)
 
@@ -65,6 +72,8 @@ class ListTransactionsRequest(Message):
             self.producer_id_filters = [r.int64() for _ in range(n)]
         if version >= 1:
             self.duration_filter = r.int64()
+        if version >= 2:
+            self.transactional_id_pattern = ((r.compact_nullable_string() if version >= 2 else r.compact_string()) if flex else (r.nullable_string() if version >= 2 else r.string()))
         if flex:
             for tag, size in r.tagged_fields():
                 r.skip(size)
@@ -74,7 +83,7 @@ class ListTransactionsRequest(Message):
 class ListTransactionsResponse(Message):
     KIND = 'response'
     API_KEY = 66
-    VERSIONS = (0, 1)
+    VERSIONS = (0, 2)
     FLEXIBLE_FROM = 0
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_state_filters', 'transaction_states')
 

@@ -14,10 +14,9 @@ __all__ = ['MetadataRequest', 'MetadataResponse']
 class MetadataRequest(Message):
     KIND = 'request'
     API_KEY = 3
-    VERSIONS = (0, 12)
+    VERSIONS = (0, 13)
     FLEXIBLE_FROM = 9
-    DEPRECATED = (0, 3)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = (
         'topics',
         'allow_auto_topic_creation',
@@ -109,7 +108,7 @@ class MetadataRequest(Message):
 class MetadataResponse(Message):
     KIND = 'response'
     API_KEY = 3
-    VERSIONS = (0, 12)
+    VERSIONS = (0, 13)
     FLEXIBLE_FROM = 9
     __slots__ = (
         'throttle_time_ms',
@@ -118,6 +117,7 @@ class MetadataResponse(Message):
         'controller_id',
         'topics',
         'cluster_authorized_operations',
+        'error_code',
     )
 
     class MetadataResponseBroker(Message):
@@ -325,6 +325,7 @@ class MetadataResponse(Message):
         controller_id: int = -1,
         topics: list[MetadataResponse.MetadataResponseTopic] = NEW,
         cluster_authorized_operations: int = -2147483648,
+        error_code: int = 0,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.brokers = [] if brokers is NEW else brokers
@@ -332,6 +333,7 @@ class MetadataResponse(Message):
         self.controller_id = controller_id
         self.topics = [] if topics is NEW else topics
         self.cluster_authorized_operations = cluster_authorized_operations
+        self.error_code = error_code
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 9
@@ -358,6 +360,8 @@ class MetadataResponse(Message):
             item.encode(w, version)
         if version >= 8 and version <= 10:
             w.int32(self.cluster_authorized_operations)
+        if version >= 13:
+            w.int16(self.error_code)
         if flex:
             w.uvarint(0)
 
@@ -383,6 +387,8 @@ class MetadataResponse(Message):
             self.topics = [MetadataResponse.MetadataResponseTopic.decode(r, version) for _ in range(n)]
         if version >= 8 and version <= 10:
             self.cluster_authorized_operations = r.int32()
+        if version >= 13:
+            self.error_code = r.int16()
         if flex:
             for tag, size in r.tagged_fields():
                 r.skip(size)

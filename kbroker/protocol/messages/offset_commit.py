@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from ..errors import ProtocolError
 from ..message_base import NEW, Message
-from ..primitives import Reader, Writer
+from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['OffsetCommitRequest', 'OffsetCommitResponse']
 
@@ -12,10 +14,9 @@ __all__ = ['OffsetCommitRequest', 'OffsetCommitResponse']
 class OffsetCommitRequest(Message):
     KIND = 'request'
     API_KEY = 8
-    VERSIONS = (0, 9)
+    VERSIONS = (2, 10)
     FLEXIBLE_FROM = 8
-    DEPRECATED = (0, 1)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = (
         'group_id',
         'generation_id_or_member_epoch',
@@ -26,22 +27,27 @@ class OffsetCommitRequest(Message):
     )
 
     class OffsetCommitRequestTopic(Message):
-        __slots__ = ('name', 'partitions')
+        __slots__ = ('name', 'topic_id', 'partitions')
 
         def __init__(
             self,
             name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
             partitions: list[OffsetCommitRequest.OffsetCommitRequestPartition] = NEW,
         ) -> None:
             self.name = name
+            self.topic_id = topic_id
             self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 8
-            if flex:
-                w.compact_string(self.name)
-            else:
-                w.string(self.name)
+            if version <= 9:
+                if flex:
+                    w.compact_string(self.name)
+                else:
+                    w.string(self.name)
+            if version >= 10:
+                w.uuid(self.topic_id)
             if flex:
                 w.compact_array_length(self.partitions)
             else:
@@ -55,7 +61,10 @@ class OffsetCommitRequest(Message):
         def decode(cls, r: Reader, version: int) -> OffsetCommitRequest.OffsetCommitRequestTopic:
             self = cls()
             flex = version >= 8
-            self.name = (r.compact_string() if flex else r.string())
+            if version <= 9:
+                self.name = (r.compact_string() if flex else r.string())
+            if version >= 10:
+                self.topic_id = r.uuid()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array Partitions was null')
@@ -67,26 +76,18 @@ class OffsetCommitRequest(Message):
             return self
 
     class OffsetCommitRequestPartition(Message):
-        __slots__ = (
-            'partition_index',
-            'committed_offset',
-            'committed_leader_epoch',
-            'commit_timestamp',
-            'committed_metadata',
-        )
+        __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata')
 
         def __init__(
             self,
             partition_index: int = 0,
             committed_offset: int = 0,
             committed_leader_epoch: int = -1,
-            commit_timestamp: int = -1,
             committed_metadata: str = "",
         ) -> None:
             self.partition_index = partition_index
             self.committed_offset = committed_offset
             self.committed_leader_epoch = committed_leader_epoch
-            self.commit_timestamp = commit_timestamp
             self.committed_metadata = committed_metadata
 
         def encode(self, w: Writer, version: int) -> None:
@@ -95,8 +96,6 @@ class OffsetCommitRequest(Message):
             w.int64(self.committed_offset)
             if version >= 6:
                 w.int32(self.committed_leader_epoch)
-            if version >= 1 and version <= 1:
-                w.int64(self.commit_timestamp)
             if flex:
                 w.compact_nullable_string(self.committed_metadata)
             else:
@@ -112,8 +111,6 @@ class OffsetCommitRequest(Message):
             self.committed_offset = r.int64()
             if version >= 6:
                 self.committed_leader_epoch = r.int32()
-            if version >= 1 and version <= 1:
-                self.commit_timestamp = r.int64()
             self.committed_metadata = (r.compact_nullable_string() if flex else r.nullable_string())
             if flex:
                 for tag, size in r.tagged_fields():
@@ -142,19 +139,17 @@ class OffsetCommitRequest(Message):
             w.compact_string(self.group_id)
         else:
             w.string(self.group_id)
-        if version >= 1:
-            w.int32(self.generation_id_or_member_epoch)
-        if version >= 1:
-            if flex:
-                w.compact_string(self.member_id)
-            else:
-                w.string(self.member_id)
+        w.int32(self.generation_id_or_member_epoch)
+        if flex:
+            w.compact_string(self.member_id)
+        else:
+            w.string(self.member_id)
         if version >= 7:
             if flex:
                 (w.compact_nullable_string if version >= 7 else w.compact_string)(self.group_instance_id)
             else:
                 (w.nullable_string if version >= 7 else w.string)(self.group_instance_id)
-        if version >= 2 and version <= 4:
+        if version <= 4:
             w.int64(self.retention_time_ms)
         if flex:
             w.compact_array_length(self.topics)
@@ -170,13 +165,11 @@ class OffsetCommitRequest(Message):
         self = cls()
         flex = version >= 8
         self.group_id = (r.compact_string() if flex else r.string())
-        if version >= 1:
-            self.generation_id_or_member_epoch = r.int32()
-        if version >= 1:
-            self.member_id = (r.compact_string() if flex else r.string())
+        self.generation_id_or_member_epoch = r.int32()
+        self.member_id = (r.compact_string() if flex else r.string())
         if version >= 7:
             self.group_instance_id = ((r.compact_nullable_string() if version >= 7 else r.compact_string()) if flex else (r.nullable_string() if version >= 7 else r.string()))
-        if version >= 2 and version <= 4:
+        if version <= 4:
             self.retention_time_ms = r.int64()
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
@@ -192,27 +185,32 @@ class OffsetCommitRequest(Message):
 class OffsetCommitResponse(Message):
     KIND = 'response'
     API_KEY = 8
-    VERSIONS = (0, 9)
+    VERSIONS = (2, 10)
     FLEXIBLE_FROM = 8
     __slots__ = ('throttle_time_ms', 'topics')
 
     class OffsetCommitResponseTopic(Message):
-        __slots__ = ('name', 'partitions')
+        __slots__ = ('name', 'topic_id', 'partitions')
 
         def __init__(
             self,
             name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
             partitions: list[OffsetCommitResponse.OffsetCommitResponsePartition] = NEW,
         ) -> None:
             self.name = name
+            self.topic_id = topic_id
             self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 8
-            if flex:
-                w.compact_string(self.name)
-            else:
-                w.string(self.name)
+            if version <= 9:
+                if flex:
+                    w.compact_string(self.name)
+                else:
+                    w.string(self.name)
+            if version >= 10:
+                w.uuid(self.topic_id)
             if flex:
                 w.compact_array_length(self.partitions)
             else:
@@ -226,7 +224,10 @@ class OffsetCommitResponse(Message):
         def decode(cls, r: Reader, version: int) -> OffsetCommitResponse.OffsetCommitResponseTopic:
             self = cls()
             flex = version >= 8
-            self.name = (r.compact_string() if flex else r.string())
+            if version <= 9:
+                self.name = (r.compact_string() if flex else r.string())
+            if version >= 10:
+                self.topic_id = r.uuid()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array Partitions was null')

@@ -14,7 +14,7 @@ class OffsetDeleteRequest(Message):
     API_KEY = 47
     VERSIONS = (0, 0)
     FLEXIBLE_FROM = None
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('group_id', 'topics')
 
     class OffsetDeleteRequestTopic(Message):

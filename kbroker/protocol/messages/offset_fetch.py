@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from ..errors import ProtocolError
 from ..message_base import NEW, Message
-from ..primitives import Reader, Writer
+from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['OffsetFetchRequest', 'OffsetFetchResponse']
 
@@ -12,10 +14,9 @@ __all__ = ['OffsetFetchRequest', 'OffsetFetchResponse']
 class OffsetFetchRequest(Message):
     KIND = 'request'
     API_KEY = 9
-    VERSIONS = (0, 9)
+    VERSIONS = (1, 10)
     FLEXIBLE_FROM = 6
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('group_id', 'topics', 'groups', 'require_stable')
 
     class OffsetFetchRequestTopic(Message):
@@ -121,19 +122,27 @@ class OffsetFetchRequest(Message):
             return self
 
     class OffsetFetchRequestTopics(Message):
-        __slots__ = ('name', 'partition_indexes')
+        __slots__ = ('name', 'topic_id', 'partition_indexes')
 
-        def __init__(self, name: str = "", partition_indexes: list[int] = NEW) -> None:
+        def __init__(
+            self,
+            name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
+            partition_indexes: list[int] = NEW,
+        ) -> None:
             self.name = name
+            self.topic_id = topic_id
             self.partition_indexes = [] if partition_indexes is NEW else partition_indexes
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
-            if version >= 8:
+            if version >= 8 and version <= 9:
                 if flex:
                     w.compact_string(self.name)
                 else:
                     w.string(self.name)
+            if version >= 10:
+                w.uuid(self.topic_id)
             if version >= 8:
                 if flex:
                     w.compact_array_length(self.partition_indexes)
@@ -148,8 +157,10 @@ class OffsetFetchRequest(Message):
         def decode(cls, r: Reader, version: int) -> OffsetFetchRequest.OffsetFetchRequestTopics:
             self = cls()
             flex = version >= 6
-            if version >= 8:
+            if version >= 8 and version <= 9:
                 self.name = (r.compact_string() if flex else r.string())
+            if version >= 10:
+                self.topic_id = r.uuid()
             if version >= 8:
                 n = r.compact_array_length() if flex else r.array_length()
                 if n < 0:
@@ -229,7 +240,7 @@ class OffsetFetchRequest(Message):
 class OffsetFetchResponse(Message):
     KIND = 'response'
     API_KEY = 9
-    VERSIONS = (0, 9)
+    VERSIONS = (1, 10)
     FLEXIBLE_FROM = 6
     __slots__ = ('throttle_time_ms', 'topics', 'error_code', 'groups')
 
@@ -390,23 +401,27 @@ class OffsetFetchResponse(Message):
             return self
 
     class OffsetFetchResponseTopics(Message):
-        __slots__ = ('name', 'partitions')
+        __slots__ = ('name', 'topic_id', 'partitions')
 
         def __init__(
             self,
             name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
             partitions: list[OffsetFetchResponse.OffsetFetchResponsePartitions] = NEW,
         ) -> None:
             self.name = name
+            self.topic_id = topic_id
             self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 6
-            if version >= 8:
+            if version >= 8 and version <= 9:
                 if flex:
                     w.compact_string(self.name)
                 else:
                     w.string(self.name)
+            if version >= 10:
+                w.uuid(self.topic_id)
             if version >= 8:
                 if flex:
                     w.compact_array_length(self.partitions)
@@ -421,8 +436,10 @@ class OffsetFetchResponse(Message):
         def decode(cls, r: Reader, version: int) -> OffsetFetchResponse.OffsetFetchResponseTopics:
             self = cls()
             flex = version >= 6
-            if version >= 8:
+            if version >= 8 and version <= 9:
                 self.name = (r.compact_string() if flex else r.string())
+            if version >= 10:
+                self.topic_id = r.uuid()
             if version >= 8:
                 n = r.compact_array_length() if flex else r.array_length()
                 if n < 0:

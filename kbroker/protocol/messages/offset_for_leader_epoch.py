@@ -12,10 +12,9 @@ __all__ = ['OffsetForLeaderEpochRequest', 'OffsetForLeaderEpochResponse']
 class OffsetForLeaderEpochRequest(Message):
     KIND = 'request'
     API_KEY = 23
-    VERSIONS = (0, 4)
+    VERSIONS = (2, 4)
     FLEXIBLE_FROM = 4
-    DEPRECATED = (0, 1)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('replica_id', 'topics')
 
     class OffsetForLeaderTopic(Message):
@@ -70,8 +69,7 @@ class OffsetForLeaderEpochRequest(Message):
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 4
             w.int32(self.partition)
-            if version >= 2:
-                w.int32(self.current_leader_epoch)
+            w.int32(self.current_leader_epoch)
             w.int32(self.leader_epoch)
             if flex:
                 w.uvarint(0)
@@ -81,8 +79,7 @@ class OffsetForLeaderEpochRequest(Message):
             self = cls()
             flex = version >= 4
             self.partition = r.int32()
-            if version >= 2:
-                self.current_leader_epoch = r.int32()
+            self.current_leader_epoch = r.int32()
             self.leader_epoch = r.int32()
             if flex:
                 for tag, size in r.tagged_fields():
@@ -130,7 +127,7 @@ class OffsetForLeaderEpochRequest(Message):
 class OffsetForLeaderEpochResponse(Message):
     KIND = 'response'
     API_KEY = 23
-    VERSIONS = (0, 4)
+    VERSIONS = (2, 4)
     FLEXIBLE_FROM = 4
     __slots__ = ('throttle_time_ms', 'topics')
 
@@ -194,8 +191,7 @@ class OffsetForLeaderEpochResponse(Message):
             flex = version >= 4
             w.int16(self.error_code)
             w.int32(self.partition)
-            if version >= 1:
-                w.int32(self.leader_epoch)
+            w.int32(self.leader_epoch)
             w.int64(self.end_offset)
             if flex:
                 w.uvarint(0)
@@ -206,8 +202,7 @@ class OffsetForLeaderEpochResponse(Message):
             flex = version >= 4
             self.error_code = r.int16()
             self.partition = r.int32()
-            if version >= 1:
-                self.leader_epoch = r.int32()
+            self.leader_epoch = r.int32()
             self.end_offset = r.int64()
             if flex:
                 for tag, size in r.tagged_fields():
@@ -224,8 +219,7 @@ class OffsetForLeaderEpochResponse(Message):
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 4
-        if version >= 2:
-            w.int32(self.throttle_time_ms)
+        w.int32(self.throttle_time_ms)
         if flex:
             w.compact_array_length(self.topics)
         else:
@@ -239,8 +233,7 @@ class OffsetForLeaderEpochResponse(Message):
     def decode(cls, r: Reader, version: int) -> OffsetForLeaderEpochResponse:
         self = cls()
         flex = version >= 4
-        if version >= 2:
-            self.throttle_time_ms = r.int32()
+        self.throttle_time_ms = r.int32()
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Topics was null')

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from ..errors import ProtocolError
 from ..message_base import NEW, Message
-from ..primitives import Reader, Writer
+from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['ProduceRequest', 'ProduceResponse']
 
@@ -14,29 +15,33 @@ __all__ = ['ProduceRequest', 'ProduceResponse']
 class ProduceRequest(Message):
     KIND = 'request'
     API_KEY = 0
-    VERSIONS = (0, 11)
+    VERSIONS = (3, 13)
     FLEXIBLE_FROM = 9
-    DEPRECATED = (0, 6)
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('transactional_id', 'acks', 'timeout_ms', 'topic_data')
 
     class TopicProduceData(Message):
-        __slots__ = ('name', 'partition_data')
+        __slots__ = ('name', 'topic_id', 'partition_data')
 
         def __init__(
             self,
             name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
             partition_data: list[ProduceRequest.PartitionProduceData] = NEW,
         ) -> None:
             self.name = name
+            self.topic_id = topic_id
             self.partition_data = [] if partition_data is NEW else partition_data
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
-            if flex:
-                w.compact_string(self.name)
-            else:
-                w.string(self.name)
+            if version <= 12:
+                if flex:
+                    w.compact_string(self.name)
+                else:
+                    w.string(self.name)
+            if version >= 13:
+                w.uuid(self.topic_id)
             if flex:
                 w.compact_array_length(self.partition_data)
             else:
@@ -50,7 +55,10 @@ class ProduceRequest(Message):
         def decode(cls, r: Reader, version: int) -> ProduceRequest.TopicProduceData:
             self = cls()
             flex = version >= 9
-            self.name = (r.compact_string() if flex else r.string())
+            if version <= 12:
+                self.name = (r.compact_string() if flex else r.string())
+            if version >= 13:
+                self.topic_id = r.uuid()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array PartitionData was null')
@@ -103,11 +111,10 @@ class ProduceRequest(Message):
 
     def encode(self, w: Writer, version: int) -> None:
         flex = version >= 9
-        if version >= 3:
-            if flex:
-                (w.compact_nullable_string if version >= 3 else w.compact_string)(self.transactional_id)
-            else:
-                (w.nullable_string if version >= 3 else w.string)(self.transactional_id)
+        if flex:
+            w.compact_nullable_string(self.transactional_id)
+        else:
+            w.nullable_string(self.transactional_id)
         w.int16(self.acks)
         w.int32(self.timeout_ms)
         if flex:
@@ -123,8 +130,7 @@ class ProduceRequest(Message):
     def decode(cls, r: Reader, version: int) -> ProduceRequest:
         self = cls()
         flex = version >= 9
-        if version >= 3:
-            self.transactional_id = ((r.compact_nullable_string() if version >= 3 else r.compact_string()) if flex else (r.nullable_string() if version >= 3 else r.string()))
+        self.transactional_id = (r.compact_nullable_string() if flex else r.nullable_string())
         self.acks = r.int16()
         self.timeout_ms = r.int32()
         n = r.compact_array_length() if flex else r.array_length()
@@ -141,27 +147,32 @@ class ProduceRequest(Message):
 class ProduceResponse(Message):
     KIND = 'response'
     API_KEY = 0
-    VERSIONS = (0, 11)
+    VERSIONS = (3, 13)
     FLEXIBLE_FROM = 9
     __slots__ = ('responses', 'throttle_time_ms', 'node_endpoints')
 
     class TopicProduceResponse(Message):
-        __slots__ = ('name', 'partition_responses')
+        __slots__ = ('name', 'topic_id', 'partition_responses')
 
         def __init__(
             self,
             name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
             partition_responses: list[ProduceResponse.PartitionProduceResponse] = NEW,
         ) -> None:
             self.name = name
+            self.topic_id = topic_id
             self.partition_responses = [] if partition_responses is NEW else partition_responses
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 9
-            if flex:
-                w.compact_string(self.name)
-            else:
-                w.string(self.name)
+            if version <= 12:
+                if flex:
+                    w.compact_string(self.name)
+                else:
+                    w.string(self.name)
+            if version >= 13:
+                w.uuid(self.topic_id)
             if flex:
                 w.compact_array_length(self.partition_responses)
             else:
@@ -175,7 +186,10 @@ class ProduceResponse(Message):
         def decode(cls, r: Reader, version: int) -> ProduceResponse.TopicProduceResponse:
             self = cls()
             flex = version >= 9
-            self.name = (r.compact_string() if flex else r.string())
+            if version <= 12:
+                self.name = (r.compact_string() if flex else r.string())
+            if version >= 13:
+                self.topic_id = r.uuid()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array PartitionResponses was null')
@@ -223,8 +237,7 @@ class ProduceResponse(Message):
             w.int32(self.index)
             w.int16(self.error_code)
             w.int64(self.base_offset)
-            if version >= 2:
-                w.int64(self.log_append_time_ms)
+            w.int64(self.log_append_time_ms)
             if version >= 5:
                 w.int64(self.log_start_offset)
             if version >= 8:
@@ -255,8 +268,7 @@ class ProduceResponse(Message):
             self.index = r.int32()
             self.error_code = r.int16()
             self.base_offset = r.int64()
-            if version >= 2:
-                self.log_append_time_ms = r.int64()
+            self.log_append_time_ms = r.int64()
             if version >= 5:
                 self.log_start_offset = r.int64()
             if version >= 8:
@@ -406,8 +418,7 @@ class ProduceResponse(Message):
             w.array_length(self.responses)
         for item in self.responses or ():
             item.encode(w, version)
-        if version >= 1:
-            w.int32(self.throttle_time_ms)
+        w.int32(self.throttle_time_ms)
         if flex:
             tagged: list[tuple[int, bytes]] = []
             if version >= 10 and self.node_endpoints != []:
@@ -431,8 +442,7 @@ class ProduceResponse(Message):
             raise ProtocolError('non-nullable array Responses was null')
         else:
             self.responses = [ProduceResponse.TopicProduceResponse.decode(r, version) for _ in range(n)]
-        if version >= 1:
-            self.throttle_time_ms = r.int32()
+        self.throttle_time_ms = r.int32()
         if flex:
             for tag, size in r.tagged_fields():
                 if tag == 0 and version >= 10:

@@ -14,9 +14,8 @@ __all__ = ['ReadShareGroupStateSummaryRequest', 'ReadShareGroupStateSummaryRespo
 class ReadShareGroupStateSummaryRequest(Message):
     KIND = 'request'
     API_KEY = 87
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
-    LATEST_VERSION_UNSTABLE = True
     LISTENERS = ('broker',)
     __slots__ = ('group_id', 'topics')
 
@@ -125,7 +124,7 @@ class ReadShareGroupStateSummaryRequest(Message):
 class ReadShareGroupStateSummaryResponse(Message):
     KIND = 'response'
     API_KEY = 87
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
     __slots__ = ('results',)
 
@@ -168,7 +167,15 @@ class ReadShareGroupStateSummaryResponse(Message):
             return self
 
     class PartitionResult(Message):
-        __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'start_offset')
+        __slots__ = (
+            'partition',
+            'error_code',
+            'error_message',
+            'state_epoch',
+            'leader_epoch',
+            'start_offset',
+            'delivery_complete_count',
+        )
 
         def __init__(
             self,
@@ -176,13 +183,17 @@ class ReadShareGroupStateSummaryResponse(Message):
             error_code: int = 0,
             error_message: str | None = None,
             state_epoch: int = 0,
+            leader_epoch: int = 0,
             start_offset: int = 0,
+            delivery_complete_count: int = -1,
         ) -> None:
             self.partition = partition
             self.error_code = error_code
             self.error_message = error_message
             self.state_epoch = state_epoch
+            self.leader_epoch = leader_epoch
             self.start_offset = start_offset
+            self.delivery_complete_count = delivery_complete_count
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
@@ -193,7 +204,10 @@ class ReadShareGroupStateSummaryResponse(Message):
             else:
                 w.nullable_string(self.error_message)
             w.int32(self.state_epoch)
+            w.int32(self.leader_epoch)
             w.int64(self.start_offset)
+            if version >= 1:
+                w.int32(self.delivery_complete_count)
             if flex:
                 w.uvarint(0)
 
@@ -205,7 +219,10 @@ class ReadShareGroupStateSummaryResponse(Message):
             self.error_code = r.int16()
             self.error_message = (r.compact_nullable_string() if flex else r.nullable_string())
             self.state_epoch = r.int32()
+            self.leader_epoch = r.int32()
             self.start_offset = r.int64()
+            if version >= 1:
+                self.delivery_complete_count = r.int32()
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)

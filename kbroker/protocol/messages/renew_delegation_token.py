@@ -11,10 +11,9 @@ __all__ = ['RenewDelegationTokenRequest', 'RenewDelegationTokenResponse']
 class RenewDelegationTokenRequest(Message):
     KIND = 'request'
     API_KEY = 39
-    VERSIONS = (0, 2)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 2
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('hmac', 'renew_period_ms')
 
     def __init__(self, hmac: bytes = b"", renew_period_ms: int = 0) -> None:
@@ -46,7 +45,7 @@ class RenewDelegationTokenRequest(Message):
 class RenewDelegationTokenResponse(Message):
     KIND = 'response'
     API_KEY = 39
-    VERSIONS = (0, 2)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 2
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms')
 

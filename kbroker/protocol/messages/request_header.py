@@ -10,7 +10,7 @@ __all__ = ['RequestHeader']
 
 class RequestHeader(Message):
     KIND = 'header'
-    VERSIONS = (0, 2)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 2
     __slots__ = ('request_api_key', 'request_api_version', 'correlation_id', 'client_id')
 
@@ -31,8 +31,7 @@ class RequestHeader(Message):
         w.int16(self.request_api_key)
         w.int16(self.request_api_version)
         w.int32(self.correlation_id)
-        if version >= 1:
-            (w.nullable_string if version >= 1 else w.string)(self.client_id)
+        w.nullable_string(self.client_id)
         if flex:
             w.uvarint(0)
 
@@ -43,8 +42,7 @@ class RequestHeader(Message):
         self.request_api_key = r.int16()
         self.request_api_version = r.int16()
         self.correlation_id = r.int32()
-        if version >= 1:
-            self.client_id = (r.nullable_string() if version >= 1 else r.string())
+        self.client_id = r.nullable_string()
         if flex:
             for tag, size in r.tagged_fields():
                 r.skip(size)

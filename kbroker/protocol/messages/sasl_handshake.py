@@ -14,8 +14,7 @@ class SaslHandshakeRequest(Message):
     API_KEY = 17
     VERSIONS = (0, 1)
     FLEXIBLE_FROM = None
-    DEPRECATED = (0, 0)
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('mechanism',)
 
     def __init__(self, mechanism: str = "") -> None:

@@ -14,11 +14,10 @@ __all__ = ['ShareAcknowledgeRequest', 'ShareAcknowledgeResponse']
 class ShareAcknowledgeRequest(Message):
     KIND = 'request'
     API_KEY = 79
-    VERSIONS = (0, 0)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 0
-    LATEST_VERSION_UNSTABLE = True
     LISTENERS = ('broker',)
-    __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'topics')
+    __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'is_renew_ack', 'topics')
 
     class AcknowledgeTopic(Message):
         __slots__ = ('topic_id', 'partitions')
@@ -143,11 +142,13 @@ class ShareAcknowledgeRequest(Message):
         group_id: str | None = None,
         member_id: str = "",
         share_session_epoch: int = 0,
+        is_renew_ack: bool = False,
         topics: list[ShareAcknowledgeRequest.AcknowledgeTopic] = NEW,
     ) -> None:
         self.group_id = group_id
         self.member_id = member_id
         self.share_session_epoch = share_session_epoch
+        self.is_renew_ack = is_renew_ack
         self.topics = [] if topics is NEW else topics
 
     def encode(self, w: Writer, version: int) -> None:
@@ -161,6 +162,8 @@ class ShareAcknowledgeRequest(Message):
         else:
             w.nullable_string(self.member_id)
         w.int32(self.share_session_epoch)
+        if version >= 2:
+            w.bool(self.is_renew_ack)
         if flex:
             w.compact_array_length(self.topics)
         else:
@@ -177,6 +180,8 @@ class ShareAcknowledgeRequest(Message):
         self.group_id = (r.compact_nullable_string() if flex else r.nullable_string())
         self.member_id = (r.compact_nullable_string() if flex else r.nullable_string())
         self.share_session_epoch = r.int32()
+        if version >= 2:
+            self.is_renew_ack = r.bool()
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Topics was null')
@@ -191,9 +196,16 @@ class ShareAcknowledgeRequest(Message):
 class ShareAcknowledgeResponse(Message):
     KIND = 'response'
     API_KEY = 79
-    VERSIONS = (0, 0)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 0
-    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints')
+    __slots__ = (
+        'throttle_time_ms',
+        'error_code',
+        'error_message',
+        'acquisition_lock_timeout_ms',
+        'responses',
+        'node_endpoints',
+    )
 
     class ShareAcknowledgeTopicResponse(Message):
         __slots__ = ('topic_id', 'partitions')
@@ -340,12 +352,14 @@ class ShareAcknowledgeResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         error_message: str | None = None,
+        acquisition_lock_timeout_ms: int = 0,
         responses: list[ShareAcknowledgeResponse.ShareAcknowledgeTopicResponse] = NEW,
         node_endpoints: list[ShareAcknowledgeResponse.NodeEndpoint] = NEW,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
+        self.acquisition_lock_timeout_ms = acquisition_lock_timeout_ms
         self.responses = [] if responses is NEW else responses
         self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
@@ -357,6 +371,8 @@ class ShareAcknowledgeResponse(Message):
             w.compact_nullable_string(self.error_message)
         else:
             w.nullable_string(self.error_message)
+        if version >= 2:
+            w.int32(self.acquisition_lock_timeout_ms)
         if flex:
             w.compact_array_length(self.responses)
         else:
@@ -379,6 +395,8 @@ class ShareAcknowledgeResponse(Message):
         self.throttle_time_ms = r.int32()
         self.error_code = r.int16()
         self.error_message = (r.compact_nullable_string() if flex else r.nullable_string())
+        if version >= 2:
+            self.acquisition_lock_timeout_ms = r.int32()
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Responses was null')

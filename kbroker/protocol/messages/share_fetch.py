@@ -15,9 +15,8 @@ __all__ = ['ShareFetchRequest', 'ShareFetchResponse']
 class ShareFetchRequest(Message):
     KIND = 'request'
     API_KEY = 78
-    VERSIONS = (0, 0)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 0
-    LATEST_VERSION_UNSTABLE = True
     LISTENERS = ('broker',)
     __slots__ = (
         'group_id',
@@ -26,6 +25,10 @@ class ShareFetchRequest(Message):
         'max_wait_ms',
         'min_bytes',
         'max_bytes',
+        'max_records',
+        'batch_size',
+        'share_acquire_mode',
+        'is_renew_ack',
         'topics',
         'forgotten_topics_data',
     )
@@ -84,7 +87,6 @@ class ShareFetchRequest(Message):
         def encode(self, w: Writer, version: int) -> None:
             flex = True
             w.int32(self.partition_index)
-            w.int32(self.partition_max_bytes)
             if flex:
                 w.compact_array_length(self.acknowledgement_batches)
             else:
@@ -99,7 +101,6 @@ class ShareFetchRequest(Message):
             self = cls()
             flex = True
             self.partition_index = r.int32()
-            self.partition_max_bytes = r.int32()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array AcknowledgementBatches was null')
@@ -194,6 +195,10 @@ class ShareFetchRequest(Message):
         max_wait_ms: int = 0,
         min_bytes: int = 0,
         max_bytes: int = 2147483647,
+        max_records: int = 0,
+        batch_size: int = 0,
+        share_acquire_mode: int = 0,
+        is_renew_ack: bool = False,
         topics: list[ShareFetchRequest.FetchTopic] = NEW,
         forgotten_topics_data: list[ShareFetchRequest.ForgottenTopic] = NEW,
     ) -> None:
@@ -203,6 +208,10 @@ class ShareFetchRequest(Message):
         self.max_wait_ms = max_wait_ms
         self.min_bytes = min_bytes
         self.max_bytes = max_bytes
+        self.max_records = max_records
+        self.batch_size = batch_size
+        self.share_acquire_mode = share_acquire_mode
+        self.is_renew_ack = is_renew_ack
         self.topics = [] if topics is NEW else topics
         self.forgotten_topics_data = [] if forgotten_topics_data is NEW else forgotten_topics_data
 
@@ -220,6 +229,12 @@ class ShareFetchRequest(Message):
         w.int32(self.max_wait_ms)
         w.int32(self.min_bytes)
         w.int32(self.max_bytes)
+        w.int32(self.max_records)
+        w.int32(self.batch_size)
+        if version >= 2:
+            w.int8(self.share_acquire_mode)
+        if version >= 2:
+            w.bool(self.is_renew_ack)
         if flex:
             w.compact_array_length(self.topics)
         else:
@@ -245,6 +260,12 @@ class ShareFetchRequest(Message):
         self.max_wait_ms = r.int32()
         self.min_bytes = r.int32()
         self.max_bytes = r.int32()
+        self.max_records = r.int32()
+        self.batch_size = r.int32()
+        if version >= 2:
+            self.share_acquire_mode = r.int8()
+        if version >= 2:
+            self.is_renew_ack = r.bool()
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Topics was null')
@@ -264,9 +285,16 @@ class ShareFetchRequest(Message):
 class ShareFetchResponse(Message):
     KIND = 'response'
     API_KEY = 78
-    VERSIONS = (0, 0)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 0
-    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints')
+    __slots__ = (
+        'throttle_time_ms',
+        'error_code',
+        'error_message',
+        'acquisition_lock_timeout_ms',
+        'responses',
+        'node_endpoints',
+    )
 
     class ShareFetchableTopicResponse(Message):
         __slots__ = ('topic_id', 'partitions')
@@ -481,12 +509,14 @@ class ShareFetchResponse(Message):
         throttle_time_ms: int = 0,
         error_code: int = 0,
         error_message: str | None = None,
+        acquisition_lock_timeout_ms: int = 0,
         responses: list[ShareFetchResponse.ShareFetchableTopicResponse] = NEW,
         node_endpoints: list[ShareFetchResponse.NodeEndpoint] = NEW,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
+        self.acquisition_lock_timeout_ms = acquisition_lock_timeout_ms
         self.responses = [] if responses is NEW else responses
         self.node_endpoints = [] if node_endpoints is NEW else node_endpoints
 
@@ -498,6 +528,7 @@ class ShareFetchResponse(Message):
             w.compact_nullable_string(self.error_message)
         else:
             w.nullable_string(self.error_message)
+        w.int32(self.acquisition_lock_timeout_ms)
         if flex:
             w.compact_array_length(self.responses)
         else:
@@ -520,6 +551,7 @@ class ShareFetchResponse(Message):
         self.throttle_time_ms = r.int32()
         self.error_code = r.int16()
         self.error_message = (r.compact_nullable_string() if flex else r.nullable_string())
+        self.acquisition_lock_timeout_ms = r.int32()
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Responses was null')

@@ -14,9 +14,8 @@ __all__ = ['ShareGroupDescribeRequest', 'ShareGroupDescribeResponse']
 class ShareGroupDescribeRequest(Message):
     KIND = 'request'
     API_KEY = 77
-    VERSIONS = (0, 0)
+    VERSIONS = (1, 1)
     FLEXIBLE_FROM = 0
-    LATEST_VERSION_UNSTABLE = True
     LISTENERS = ('broker',)
     __slots__ = ('group_ids', 'include_authorized_operations')
 
@@ -58,7 +57,7 @@ class ShareGroupDescribeRequest(Message):
 class ShareGroupDescribeResponse(Message):
     KIND = 'response'
     API_KEY = 77
-    VERSIONS = (0, 0)
+    VERSIONS = (1, 1)
     FLEXIBLE_FROM = 0
     __slots__ = ('throttle_time_ms', 'groups')
 

@@ -14,9 +14,8 @@ __all__ = ['ShareGroupHeartbeatRequest', 'ShareGroupHeartbeatResponse']
 class ShareGroupHeartbeatRequest(Message):
     KIND = 'request'
     API_KEY = 76
-    VERSIONS = (0, 0)
+    VERSIONS = (1, 1)
     FLEXIBLE_FROM = 0
-    LATEST_VERSION_UNSTABLE = True
     LISTENERS = ('broker',)
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'rack_id', 'subscribed_topic_names')
 
@@ -83,7 +82,7 @@ class ShareGroupHeartbeatRequest(Message):
 class ShareGroupHeartbeatResponse(Message):
     KIND = 'response'
     API_KEY = 76
-    VERSIONS = (0, 0)
+    VERSIONS = (1, 1)
     FLEXIBLE_FROM = 0
     __slots__ = (
         'throttle_time_ms',

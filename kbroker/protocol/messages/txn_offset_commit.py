@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from ..errors import ProtocolError
 from ..message_base import NEW, Message
-from ..primitives import Reader, Writer
+from ..primitives import ZERO_UUID, Reader, Writer
 
 __all__ = ['TxnOffsetCommitRequest', 'TxnOffsetCommitResponse']
 
@@ -12,37 +14,42 @@ __all__ = ['TxnOffsetCommitRequest', 'TxnOffsetCommitResponse']
 class TxnOffsetCommitRequest(Message):
     KIND = 'request'
     API_KEY = 28
-    VERSIONS = (0, 4)
+    VERSIONS = (0, 6)
     FLEXIBLE_FROM = 3
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = (
         'transactional_id',
         'group_id',
         'producer_id',
         'producer_epoch',
-        'generation_id',
+        'generation_id_or_member_epoch',
         'member_id',
         'group_instance_id',
         'topics',
     )
 
     class TxnOffsetCommitRequestTopic(Message):
-        __slots__ = ('name', 'partitions')
+        __slots__ = ('name', 'topic_id', 'partitions')
 
         def __init__(
             self,
             name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
             partitions: list[TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition] = NEW,
         ) -> None:
             self.name = name
+            self.topic_id = topic_id
             self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
-            if flex:
-                w.compact_string(self.name)
-            else:
-                w.string(self.name)
+            if version <= 5:
+                if flex:
+                    w.compact_string(self.name)
+                else:
+                    w.string(self.name)
+            if version >= 6:
+                w.uuid(self.topic_id)
             if flex:
                 w.compact_array_length(self.partitions)
             else:
@@ -56,7 +63,10 @@ class TxnOffsetCommitRequest(Message):
         def decode(cls, r: Reader, version: int) -> TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic:
             self = cls()
             flex = version >= 3
-            self.name = (r.compact_string() if flex else r.string())
+            if version <= 5:
+                self.name = (r.compact_string() if flex else r.string())
+            if version >= 6:
+                self.topic_id = r.uuid()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array Partitions was null')
@@ -115,7 +125,7 @@ class TxnOffsetCommitRequest(Message):
         group_id: str = "",
         producer_id: int = 0,
         producer_epoch: int = 0,
-        generation_id: int = -1,
+        generation_id_or_member_epoch: int = -1,
         member_id: str = "",
         group_instance_id: str | None = None,
         topics: list[TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic] = NEW,
@@ -124,7 +134,7 @@ class TxnOffsetCommitRequest(Message):
         self.group_id = group_id
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
-        self.generation_id = generation_id
+        self.generation_id_or_member_epoch = generation_id_or_member_epoch
         self.member_id = member_id
         self.group_instance_id = group_instance_id
         self.topics = [] if topics is NEW else topics
@@ -142,7 +152,7 @@ class TxnOffsetCommitRequest(Message):
         w.int64(self.producer_id)
         w.int16(self.producer_epoch)
         if version >= 3:
-            w.int32(self.generation_id)
+            w.int32(self.generation_id_or_member_epoch)
         if version >= 3:
             if flex:
                 w.compact_string(self.member_id)
@@ -171,7 +181,7 @@ class TxnOffsetCommitRequest(Message):
         self.producer_id = r.int64()
         self.producer_epoch = r.int16()
         if version >= 3:
-            self.generation_id = r.int32()
+            self.generation_id_or_member_epoch = r.int32()
         if version >= 3:
             self.member_id = (r.compact_string() if flex else r.string())
         if version >= 3:
@@ -190,27 +200,32 @@ class TxnOffsetCommitRequest(Message):
 class TxnOffsetCommitResponse(Message):
     KIND = 'response'
     API_KEY = 28
-    VERSIONS = (0, 4)
+    VERSIONS = (0, 6)
     FLEXIBLE_FROM = 3
     __slots__ = ('throttle_time_ms', 'topics')
 
     class TxnOffsetCommitResponseTopic(Message):
-        __slots__ = ('name', 'partitions')
+        __slots__ = ('name', 'topic_id', 'partitions')
 
         def __init__(
             self,
             name: str = "",
+            topic_id: uuid.UUID = ZERO_UUID,
             partitions: list[TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition] = NEW,
         ) -> None:
             self.name = name
+            self.topic_id = topic_id
             self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
             flex = version >= 3
-            if flex:
-                w.compact_string(self.name)
-            else:
-                w.string(self.name)
+            if version <= 5:
+                if flex:
+                    w.compact_string(self.name)
+                else:
+                    w.string(self.name)
+            if version >= 6:
+                w.uuid(self.topic_id)
             if flex:
                 w.compact_array_length(self.partitions)
             else:
@@ -224,7 +239,10 @@ class TxnOffsetCommitResponse(Message):
         def decode(cls, r: Reader, version: int) -> TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic:
             self = cls()
             flex = version >= 3
-            self.name = (r.compact_string() if flex else r.string())
+            if version <= 5:
+                self.name = (r.compact_string() if flex else r.string())
+            if version >= 6:
+                self.topic_id = r.uuid()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array Partitions was null')

@@ -14,7 +14,7 @@ class UpdateFeaturesRequest(Message):
     API_KEY = 57
     VERSIONS = (0, 2)
     FLEXIBLE_FROM = 0
-    LISTENERS = ('zkBroker', 'broker', 'controller')
+    LISTENERS = ('broker', 'controller')
     __slots__ = ('timeout_ms', 'feature_updates', 'validate_only')
 
     class FeatureUpdateKey(Message):

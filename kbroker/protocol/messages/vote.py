@@ -14,7 +14,7 @@ __all__ = ['VoteRequest', 'VoteResponse']
 class VoteRequest(Message):
     KIND = 'request'
     API_KEY = 52
-    VERSIONS = (0, 1)
+    VERSIONS = (0, 2)
     FLEXIBLE_FROM = 0
     LISTENERS = ('controller',)
     __slots__ = ('cluster_id', 'voter_id', 'topics')
@@ -59,43 +59,48 @@ class VoteRequest(Message):
     class PartitionData(Message):
         __slots__ = (
             'partition_index',
-            'candidate_epoch',
-            'candidate_id',
-            'candidate_directory_id',
+            'replica_epoch',
+            'replica_id',
+            'replica_directory_id',
             'voter_directory_id',
             'last_offset_epoch',
             'last_offset',
+            'pre_vote',
         )
 
         def __init__(
             self,
             partition_index: int = 0,
-            candidate_epoch: int = 0,
-            candidate_id: int = 0,
-            candidate_directory_id: uuid.UUID = ZERO_UUID,
+            replica_epoch: int = 0,
+            replica_id: int = 0,
+            replica_directory_id: uuid.UUID = ZERO_UUID,
             voter_directory_id: uuid.UUID = ZERO_UUID,
             last_offset_epoch: int = 0,
             last_offset: int = 0,
+            pre_vote: bool = False,
         ) -> None:
             self.partition_index = partition_index
-            self.candidate_epoch = candidate_epoch
-            self.candidate_id = candidate_id
-            self.candidate_directory_id = candidate_directory_id
+            self.replica_epoch = replica_epoch
+            self.replica_id = replica_id
+            self.replica_directory_id = replica_directory_id
             self.voter_directory_id = voter_directory_id
             self.last_offset_epoch = last_offset_epoch
             self.last_offset = last_offset
+            self.pre_vote = pre_vote
 
         def encode(self, w: Writer, version: int) -> None:
             flex = True
             w.int32(self.partition_index)
-            w.int32(self.candidate_epoch)
-            w.int32(self.candidate_id)
+            w.int32(self.replica_epoch)
+            w.int32(self.replica_id)
             if version >= 1:
-                w.uuid(self.candidate_directory_id)
+                w.uuid(self.replica_directory_id)
             if version >= 1:
                 w.uuid(self.voter_directory_id)
             w.int32(self.last_offset_epoch)
             w.int64(self.last_offset)
+            if version >= 2:
+                w.bool(self.pre_vote)
             if flex:
                 w.uvarint(0)
 
@@ -104,14 +109,16 @@ class VoteRequest(Message):
             self = cls()
             flex = True
             self.partition_index = r.int32()
-            self.candidate_epoch = r.int32()
-            self.candidate_id = r.int32()
+            self.replica_epoch = r.int32()
+            self.replica_id = r.int32()
             if version >= 1:
-                self.candidate_directory_id = r.uuid()
+                self.replica_directory_id = r.uuid()
             if version >= 1:
                 self.voter_directory_id = r.uuid()
             self.last_offset_epoch = r.int32()
             self.last_offset = r.int64()
+            if version >= 2:
+                self.pre_vote = r.bool()
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
@@ -165,7 +172,7 @@ class VoteRequest(Message):
 class VoteResponse(Message):
     KIND = 'response'
     API_KEY = 52
-    VERSIONS = (0, 1)
+    VERSIONS = (0, 2)
     FLEXIBLE_FROM = 0
     __slots__ = ('error_code', 'topics', 'node_endpoints')
 

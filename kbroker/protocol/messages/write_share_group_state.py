@@ -14,9 +14,8 @@ __all__ = ['WriteShareGroupStateRequest', 'WriteShareGroupStateResponse']
 class WriteShareGroupStateRequest(Message):
     KIND = 'request'
     API_KEY = 85
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
-    LATEST_VERSION_UNSTABLE = True
     LISTENERS = ('broker',)
     __slots__ = ('group_id', 'topics')
 
@@ -59,7 +58,14 @@ class WriteShareGroupStateRequest(Message):
             return self
 
     class PartitionData(Message):
-        __slots__ = ('partition', 'state_epoch', 'leader_epoch', 'start_offset', 'state_batches')
+        __slots__ = (
+            'partition',
+            'state_epoch',
+            'leader_epoch',
+            'start_offset',
+            'delivery_complete_count',
+            'state_batches',
+        )
 
         def __init__(
             self,
@@ -67,12 +73,14 @@ class WriteShareGroupStateRequest(Message):
             state_epoch: int = 0,
             leader_epoch: int = 0,
             start_offset: int = 0,
+            delivery_complete_count: int = -1,
             state_batches: list[WriteShareGroupStateRequest.StateBatch] = NEW,
         ) -> None:
             self.partition = partition
             self.state_epoch = state_epoch
             self.leader_epoch = leader_epoch
             self.start_offset = start_offset
+            self.delivery_complete_count = delivery_complete_count
             self.state_batches = [] if state_batches is NEW else state_batches
 
         def encode(self, w: Writer, version: int) -> None:
@@ -81,6 +89,8 @@ class WriteShareGroupStateRequest(Message):
             w.int32(self.state_epoch)
             w.int32(self.leader_epoch)
             w.int64(self.start_offset)
+            if version >= 1:
+                w.int32(self.delivery_complete_count)
             if flex:
                 w.compact_array_length(self.state_batches)
             else:
@@ -98,6 +108,8 @@ class WriteShareGroupStateRequest(Message):
             self.state_epoch = r.int32()
             self.leader_epoch = r.int32()
             self.start_offset = r.int64()
+            if version >= 1:
+                self.delivery_complete_count = r.int32()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
                 raise ProtocolError('non-nullable array StateBatches was null')
@@ -187,7 +199,7 @@ class WriteShareGroupStateRequest(Message):
 class WriteShareGroupStateResponse(Message):
     KIND = 'response'
     API_KEY = 85
-    VERSIONS = (0, 0)
+    VERSIONS = (0, 1)
     FLEXIBLE_FROM = 0
     __slots__ = ('results',)
 

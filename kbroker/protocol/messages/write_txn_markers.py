@@ -12,13 +12,20 @@ __all__ = ['WriteTxnMarkersRequest', 'WriteTxnMarkersResponse']
 class WriteTxnMarkersRequest(Message):
     KIND = 'request'
     API_KEY = 27
-    VERSIONS = (0, 1)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 1
-    LISTENERS = ('zkBroker', 'broker')
+    LISTENERS = ('broker',)
     __slots__ = ('markers',)
 
     class WritableTxnMarker(Message):
-        __slots__ = ('producer_id', 'producer_epoch', 'transaction_result', 'topics', 'coordinator_epoch')
+        __slots__ = (
+            'producer_id',
+            'producer_epoch',
+            'transaction_result',
+            'topics',
+            'coordinator_epoch',
+            'transaction_version',
+        )
 
         def __init__(
             self,
@@ -27,15 +34,17 @@ class WriteTxnMarkersRequest(Message):
             transaction_result: bool = False,
             topics: list[WriteTxnMarkersRequest.WritableTxnMarkerTopic] = NEW,
             coordinator_epoch: int = 0,
+            transaction_version: int = 0,
         ) -> None:
             self.producer_id = producer_id
             self.producer_epoch = producer_epoch
             self.transaction_result = transaction_result
             self.topics = [] if topics is NEW else topics
             self.coordinator_epoch = coordinator_epoch
+            self.transaction_version = transaction_version
 
         def encode(self, w: Writer, version: int) -> None:
-            flex = version >= 1
+            flex = True
             w.int64(self.producer_id)
             w.int16(self.producer_epoch)
             w.bool(self.transaction_result)
@@ -46,13 +55,15 @@ class WriteTxnMarkersRequest(Message):
             for item in self.topics or ():
                 item.encode(w, version)
             w.int32(self.coordinator_epoch)
+            if version >= 2:
+                w.int8(self.transaction_version)
             if flex:
                 w.uvarint(0)
 
         @classmethod
         def decode(cls, r: Reader, version: int) -> WriteTxnMarkersRequest.WritableTxnMarker:
             self = cls()
-            flex = version >= 1
+            flex = True
             self.producer_id = r.int64()
             self.producer_epoch = r.int16()
             self.transaction_result = r.bool()
@@ -62,6 +73,8 @@ class WriteTxnMarkersRequest(Message):
             else:
                 self.topics = [WriteTxnMarkersRequest.WritableTxnMarkerTopic.decode(r, version) for _ in range(n)]
             self.coordinator_epoch = r.int32()
+            if version >= 2:
+                self.transaction_version = r.int8()
             if flex:
                 for tag, size in r.tagged_fields():
                     r.skip(size)
@@ -75,7 +88,7 @@ class WriteTxnMarkersRequest(Message):
             self.partition_indexes = [] if partition_indexes is NEW else partition_indexes
 
         def encode(self, w: Writer, version: int) -> None:
-            flex = version >= 1
+            flex = True
             if flex:
                 w.compact_string(self.name)
             else:
@@ -92,7 +105,7 @@ class WriteTxnMarkersRequest(Message):
         @classmethod
         def decode(cls, r: Reader, version: int) -> WriteTxnMarkersRequest.WritableTxnMarkerTopic:
             self = cls()
-            flex = version >= 1
+            flex = True
             self.name = (r.compact_string() if flex else r.string())
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
@@ -108,7 +121,7 @@ class WriteTxnMarkersRequest(Message):
         self.markers = [] if markers is NEW else markers
 
     def encode(self, w: Writer, version: int) -> None:
-        flex = version >= 1
+        flex = True
         if flex:
             w.compact_array_length(self.markers)
         else:
@@ -121,7 +134,7 @@ class WriteTxnMarkersRequest(Message):
     @classmethod
     def decode(cls, r: Reader, version: int) -> WriteTxnMarkersRequest:
         self = cls()
-        flex = version >= 1
+        flex = True
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Markers was null')
@@ -136,7 +149,7 @@ class WriteTxnMarkersRequest(Message):
 class WriteTxnMarkersResponse(Message):
     KIND = 'response'
     API_KEY = 27
-    VERSIONS = (0, 1)
+    VERSIONS = (1, 2)
     FLEXIBLE_FROM = 1
     __slots__ = ('markers',)
 
@@ -152,7 +165,7 @@ class WriteTxnMarkersResponse(Message):
             self.topics = [] if topics is NEW else topics
 
         def encode(self, w: Writer, version: int) -> None:
-            flex = version >= 1
+            flex = True
             w.int64(self.producer_id)
             if flex:
                 w.compact_array_length(self.topics)
@@ -166,7 +179,7 @@ class WriteTxnMarkersResponse(Message):
         @classmethod
         def decode(cls, r: Reader, version: int) -> WriteTxnMarkersResponse.WritableTxnMarkerResult:
             self = cls()
-            flex = version >= 1
+            flex = True
             self.producer_id = r.int64()
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
@@ -190,7 +203,7 @@ class WriteTxnMarkersResponse(Message):
             self.partitions = [] if partitions is NEW else partitions
 
         def encode(self, w: Writer, version: int) -> None:
-            flex = version >= 1
+            flex = True
             if flex:
                 w.compact_string(self.name)
             else:
@@ -207,7 +220,7 @@ class WriteTxnMarkersResponse(Message):
         @classmethod
         def decode(cls, r: Reader, version: int) -> WriteTxnMarkersResponse.WritableTxnMarkerTopicResult:
             self = cls()
-            flex = version >= 1
+            flex = True
             self.name = (r.compact_string() if flex else r.string())
             n = r.compact_array_length() if flex else r.array_length()
             if n < 0:
@@ -227,7 +240,7 @@ class WriteTxnMarkersResponse(Message):
             self.error_code = error_code
 
         def encode(self, w: Writer, version: int) -> None:
-            flex = version >= 1
+            flex = True
             w.int32(self.partition_index)
             w.int16(self.error_code)
             if flex:
@@ -236,7 +249,7 @@ class WriteTxnMarkersResponse(Message):
         @classmethod
         def decode(cls, r: Reader, version: int) -> WriteTxnMarkersResponse.WritableTxnMarkerPartitionResult:
             self = cls()
-            flex = version >= 1
+            flex = True
             self.partition_index = r.int32()
             self.error_code = r.int16()
             if flex:
@@ -248,7 +261,7 @@ class WriteTxnMarkersResponse(Message):
         self.markers = [] if markers is NEW else markers
 
     def encode(self, w: Writer, version: int) -> None:
-        flex = version >= 1
+        flex = True
         if flex:
             w.compact_array_length(self.markers)
         else:
@@ -261,7 +274,7 @@ class WriteTxnMarkersResponse(Message):
     @classmethod
     def decode(cls, r: Reader, version: int) -> WriteTxnMarkersResponse:
         self = cls()
-        flex = version >= 1
+        flex = True
         n = r.compact_array_length() if flex else r.array_length()
         if n < 0:
             raise ProtocolError('non-nullable array Markers was null')

@@ -259,6 +259,38 @@ public final class Main {
                 eq(c.endOffsets(List.of(new TopicPartition(t, 0))).values().iterator().next(), 4L, "end offset");
             }
         });
+        // Transactions as a 4.4 producer runs them where transaction.version 2 is finalized (KIP-890
+        // part 2: no AddPartitionsToTxn/AddOffsetsToTxn, EndTxn v5 bumping the epoch), offsets included.
+        SCENARIOS.put("transactions-v2", ctx -> {
+            String t = ctx.topic(), g = ctx.topic("group");
+            TopicPartition tp = new TopicPartition(t, 0);
+            try (Admin a = admin(ctx)) {
+                var tv = a.describeFeatures().featureMetadata().get().finalizedFeatures().get("transaction.version");
+                eq(tv == null ? null : tv.maxVersionLevel(), (short) 2, "finalized transaction.version");
+            }
+            try (KafkaProducer<byte[], byte[]> p = producer(ctx, x -> x.put("transactional.id", t + "-txn"))) {
+                p.initTransactions();
+                p.beginTransaction();
+                p.abortTransaction();  // an empty transaction
+                p.beginTransaction();
+                p.send(new ProducerRecord<>(t, "aborted".getBytes(), "x".getBytes()));
+                p.flush();  // written, so the abort has a partition to mark
+                p.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(5)), new ConsumerGroupMetadata(g));
+                p.abortTransaction();
+                p.beginTransaction();
+                p.send(new ProducerRecord<>(t, "committed".getBytes(), "y".getBytes()));
+                p.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(7)), new ConsumerGroupMetadata(g));
+                p.commitTransaction();
+            }
+            var got = consumeAssigned(ctx, t, 1, x -> x.put("isolation.level", "read_committed"));
+            eq(got.size(), 1, "read_committed records");
+            eq(str(got.get(0).key()), "committed", "key");
+            eq(got.get(0).offset(), 2L, "offset of the committed record");
+            try (Admin a = admin(ctx)) {
+                var committed = a.listConsumerGroupOffsets(g).partitionsToOffsetAndMetadata().get().get(tp);
+                eq(committed == null ? null : committed.offset(), 7L, "offset committed in the transaction");
+            }
+        });
         SCENARIOS.put("list-offsets", ctx -> {
             String t = ctx.topic();
             long base = System.currentTimeMillis() - 60_000;
