@@ -176,3 +176,19 @@ def test_a_deleted_topic_takes_its_partitions_along(service, catalogue, orders):
     again = catalogue.create_topic("orders", 1)
     assert service.partition(again, 0) is not partition
     assert service.partition(again, 0).high_watermark == 0
+
+
+async def test_a_request_holding_a_deleted_topics_partition_is_told_it_is_gone(service, orders):
+    """A long-polling fetch or an acks=-1 produce still holding a partition whose topic was deleted
+    meanwhile is answered UNKNOWN_TOPIC_OR_PARTITION, never pointed at the closed log."""
+    partition = service.partition(orders, 0)
+    partition.append(batch(b"a"))
+    service.topic_deleted(orders)
+    for call in (lambda: partition.read(0, 1 << 20), lambda: partition.append(batch(b"b")),
+                 lambda: partition.list_offsets(-1)):
+        with pytest.raises(ApiError) as e:
+            call()
+        assert e.value.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    with pytest.raises(ApiError) as e:
+        await partition.wait_for_high_watermark(10, trio.current_time() + 1)
+    assert e.value.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

@@ -60,7 +60,7 @@ class IsrChanges(Protocol):
     def propose(self, partition: Partition, isr: tuple[int, ...]) -> None: ...
 
 
-LEADER, FOLLOWER = "leader", "follower"
+LEADER, FOLLOWER, GONE = "leader", "follower", "gone"  # gone: its topic was deleted, or the replica moved away
 
 
 def _now_ms() -> int:
@@ -133,6 +133,13 @@ class Partition:
         self._hw = min(self._hw, self.log.log_end_offset)
         self._wake_waiters()
 
+    def forget(self) -> None:
+        """Its log is deleted: requests still holding the partition (a long-polling fetch, a waiting
+        acks=-1 produce) get UNKNOWN_TOPIC_OR_PARTITION instead of touching a closed log."""
+        self.role = GONE
+        self._alone = False
+        self._wake_waiters()
+
     def check_leader_epoch(self, current_leader_epoch: int) -> None:
         """A client's view of the leader epoch (-1: none given) against ours."""
         if current_leader_epoch == NO_EPOCH or current_leader_epoch == self.leader_epoch:
@@ -142,6 +149,8 @@ class Partition:
         raise ApiError(ErrorCode.FENCED_LEADER_EPOCH)
 
     def check_leader(self) -> None:
+        if self.role == GONE:
+            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{self.topic}-{self.index} no longer exists here")
         if self.role != LEADER:
             raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
                            f"broker {self.local_id} is not the leader of {self.topic}-{self.index}")
@@ -306,6 +315,7 @@ class Partition:
                     self._high_watermark_moved = trio.Event()
                 await self._high_watermark_moved.wait()
         if self.role != LEADER or self.leader_epoch != epoch:
+            self.check_leader()  # gone: UNKNOWN_TOPIC_OR_PARTITION
             raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"leadership of {self.topic}-{self.index} moved")
         if self.high_watermark < offset:
             return False

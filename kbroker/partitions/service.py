@@ -95,7 +95,9 @@ class PartitionService:
 
     def drop_replica(self, topic: str, index: int) -> None:
         """The cluster moved the replica away: forget it and delete its log."""
-        if self._partitions.pop((topic, index), None) is not None:
+        partition = self._partitions.pop((topic, index), None)
+        if partition is not None:
+            partition.forget()
             self.logs.delete_partition(topic, index)
 
     def partition_log(self, topic: Topic, index: int) -> PartitionLog:
@@ -127,7 +129,9 @@ class PartitionService:
 
     def topic_deleted(self, topic: Topic) -> None:
         for index in range(topic.partitions):
-            self._partitions.pop((topic.name, index), None)
+            partition = self._partitions.pop((topic.name, index), None)
+            if partition is not None:
+                partition.forget()
             self.logs.delete_partition(topic.name, index)
         self._log_configs.pop(topic.name, None)
 
