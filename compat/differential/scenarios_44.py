@@ -192,8 +192,10 @@ def list_config_resources(b):
         for name, types, version in (("v0", [], 0), ("v1 all", [], 1), ("v1 topics", [2], 1),
                                      ("v1 brokers", [4, 8], 1), ("v1 unknown type", [99], 1)):
             r = plain(w.request(ListConfigResourcesRequest(resource_types=types), version))
+            # other scenarios' topics and groups exist meanwhile (the brokers are shared); kbroker does
+            # not list GROUP (32) or CLIENT_METRICS (16) resources yet (FINDINGS.md)
             r["config_resources"] = [res for res in r["config_resources"]
-                                     if res["resource_type"] != 2 or res["resource_name"] == t]
+                                     if res["resource_type"] not in (2, 16, 32) or res["resource_name"] == t]
             out[name] = r
     return out
 
