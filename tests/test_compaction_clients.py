@@ -295,3 +295,27 @@ def test_a_dying_cleaner_worker_costs_no_request_and_the_next_start_cleans(kbrok
     roll_with(broker.bootstrap, "sessions", key=b"~roll2")
     assert wait_for(lambda: [r for r in read_all(broker.bootstrap, "sessions") if not r[1].startswith(b"~")]
                     == expected)
+
+
+def test_the_java_producers_updates_are_compacted_to_the_latest_value_per_key(kbroker_process):
+    """The same story with Kafka's Java producer writing (kafka-clients 4.4, compat/java)."""
+    import subprocess
+    from pathlib import Path
+
+    broker = kbroker_process(**FAST_CLEANER)
+    create_topic(broker.bootstrap, "java-profiles")
+    run = Path(__file__).resolve().parent.parent / "compat" / "java" / "run"
+    done = subprocess.run([str(run), "updates-producer", broker.bootstrap, "java-profiles", "30", "20", "4,9"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    acked = [line.split(" ", 2) for line in done.stdout.splitlines() if line.startswith("user-")]
+    assert len(acked) == 30 * 20 + 2
+    latest = {}
+    for key, offset, value in acked:
+        latest[key.encode()] = (int(offset), key.encode(), None if value == "null" else value.encode())
+    roll = roll_with(broker.bootstrap, "java-profiles")
+    expected = sorted(latest.values()) + [(roll, b"~roll", b"roll")]
+    assert wait_for(lambda: read_all(broker.bootstrap, "java-profiles") == expected), \
+        read_all(broker.bootstrap, "java-profiles")[:5]
+    live = [r for r in expected if r[2] is not None]
+    assert wait_for(lambda: read_all(broker.bootstrap, "java-profiles") == live, timeout=20)

@@ -449,6 +449,10 @@ public final class Main {
     }
 
     public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("updates-producer")) {
+            UpdatesProducer.main(Arrays.copyOfRange(args, 1, args.length));
+            return;
+        }
         if (args.length > 0 && args[0].equals("acking-producer")) {
             AckingProducer.main(Arrays.copyOfRange(args, 1, args.length));
             return;
