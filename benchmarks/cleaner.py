@@ -14,7 +14,11 @@
    for ``--seconds`` idle; then AlterConfigs sets churn's ratio to 0.01 and the same is measured
    while the cleaner works, until its "Cleaned log churn-0" line. p50 / p99 / max of each.
 
-Apache Kafka side by side is not run here (it would need a second 4 GB JVM on this 2-core box).
+3. **Side by side with Apache Kafka 4.4** (``--vs-kafka``): the same ``--mb`` MB of updates into a
+   compacted topic of a `kbroker serve` process and of a single-node Kafka 4.4 (compat/kafka/oracle.py,
+   log.cleaner.backoff.ms lowered on both), then each broker's own report of its cleaning: kbroker's
+   "Cleaned log" line and Kafka's LogCleaner stats ("MB of log processed in ... (N MB/sec)"); the
+   ratio of the two rates. One broker at a time on this 2-core machine.
 """
 
 from __future__ import annotations
@@ -193,12 +197,84 @@ def latency_while_cleaning(mb: int, seconds: float) -> list[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+def _fill_churn(bootstrap: str, mb: int) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    # not cleanable (ratio 1) while it fills; made cleanable once all of it is there, so one cleaning
+    # covers the whole log on both brokers
+    config = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "1", "segment.bytes": str(8 << 20),
+              "min.compaction.lag.ms": "0"}
+    admin.create_topics([NewTopic("churn", 1, 1, config=config)])["churn"].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1 << 20,
+                         "queue.buffering.max.kbytes": 1 << 20})
+    for i in range(mb * 1000):
+        while True:
+            try:
+                producer.produce("churn", key=b"key-%d" % (i * 7919 % KEYS), value=VALUES[i % 64])
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.produce("churn", key=b"roll", value=b"")
+    if producer.flush(300):
+        raise RuntimeError("records left unsent")
+    ratio = ConfigEntry("min.cleanable.dirty.ratio", "0.01", incremental_operation=AlterConfigOpType.SET)
+    for future in admin.incremental_alter_configs([ConfigResource("TOPIC", "churn",
+                                                                  incremental_configs=[ratio])]).values():
+        future.result(30)
+
+
+def _wait_for(log_path: Path, pattern: bytes, timeout: float = 300) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(pattern, log_path.read_bytes(), re.S)
+        if match:
+            return match
+        time.sleep(0.5)
+    raise RuntimeError(f"no {pattern!r} in {log_path} within {timeout} s")
+
+
+def side_by_side(mb: int) -> list[str]:
+    """Each broker's own cleaning rate for the same log, kbroker then Kafka 4.4."""
+    from compat.kafka.oracle import start_kafka
+    from kbroker.testing import BrokerProcess
+
+    data = Path(tempfile.mkdtemp(prefix="kbroker-cleaner-vs-kafka-"))
+    broker = BrokerProcess(data / "data", {"log.cleaner.backoff.ms": 200}).start()
+    try:
+        _fill_churn(broker.bootstrap, mb)
+        line = _wait_for(broker.log_path, rb"Cleaned log churn-0 [^\n]*")[0].decode()
+        kbroker_rate = float(re.search(r"([\d.]+) MB/s", line)[1])
+    finally:
+        broker.stop()
+        shutil.rmtree(data, ignore_errors=True)
+    kafka = start_kafka(overrides={"log.cleaner.backoff.ms": 200})
+    try:
+        _fill_churn(kafka.bootstrap, mb)
+        match = _wait_for(kafka.log_path, rb"cleaned log churn-0.*?([\d.]+) MB of log processed in ([\d.]+) seconds "
+                                          rb"\(([\d.]+) MB/sec\)")
+        kafka_rate = float(match[3])
+        kafka_line = f"{float(match[1]):.1f} MB processed in {float(match[2]):.2f} s ({kafka_rate:.1f} MB/sec)"
+    finally:
+        kafka.stop()
+    return [f"kbroker: {line}", f"kafka 4.4: {kafka_line}",
+            f"cleaning rate kbroker/Kafka: {kbroker_rate / kafka_rate:.2f}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--vs-kafka", action="store_true", help="only phase 3: the same cleaning on kbroker and Kafka 4.4")
     args = parser.parse_args()
+    if args.vs_kafka:
+        print(f"{args.mb} MB of 1 KB updates over {KEYS} keys, compacted by each broker (its own report):")
+        for line in side_by_side(args.mb):
+            print("  " + line)
+        return
     print(f"cleaner throughput, {args.mb} MB of 1 KB updates over {KEYS} keys, batches of {BATCH}:")
     for codec in (compression.NONE, compression.LZ4):
         print("  " + cleaner_throughput(args.mb, codec))
