@@ -371,3 +371,15 @@ def test_versions_advertised(broker):
         10: (0, 6), 11: (0, 9), 12: (0, 4), 13: (0, 5), 14: (0, 5), 15: (0, 6), 16: (0, 5), 42: (0, 3),
         8: (2, 10), 9: (1, 10), 47: (0, 0)}
     assert (served[68], served[69]) == ((0, 1), (0, 1))  # ConsumerGroupHeartbeat, ConsumerGroupDescribe (KIP-848)
+
+
+def test_internal_topic_settings_that_are_not_a_valid_topic_config_give_coordinator_not_available(kbroker_factory):
+    """offsets.topic.segment.bytes below segment.bytes' minimum: __consumer_offsets cannot be made, and
+    FindCoordinator says COORDINATOR_NOT_AVAILABLE (with the reason) instead of dropping the connection."""
+    broker = kbroker_factory(**{"offsets.topic.segment.bytes": 100_000})
+    with WireClient(broker.bootstrap) as client:
+        response = client.request(FindCoordinatorRequest(key="g", key_type=0), 2)
+        assert response.error_code == E.COORDINATOR_NOT_AVAILABLE
+        assert "segment.bytes" in response.error_message
+        assert client.request(FindCoordinatorRequest(key="g", key_type=0), 2).error_code == \
+            E.COORDINATOR_NOT_AVAILABLE  # the connection is still open

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Callable
 
 import trio
 
+from ..config import ConfigError
 from ..log import ORIGIN_COORDINATOR
 from ..protocol import records as rec
 from ..protocol.errors import ApiError, ErrorCode
@@ -180,6 +181,9 @@ class CoordinatorRuntime:
         except ApiError as exc:
             log.warning("could not create %s: %s", spec.name, exc)
             raise ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, f"{spec.name} could not be created") from exc
+        except ConfigError as exc:  # the broker's settings for it are not a valid topic config (an operator must act)
+            log.error("cannot create %s with the broker's settings for it: %s", spec.name, exc)
+            raise ApiError(ErrorCode.COORDINATOR_NOT_AVAILABLE, f"{spec.name} could not be created: {exc}") from exc
 
     def partition_for(self, key: str) -> int:
         topic = self.topic()
