@@ -175,13 +175,20 @@ class BaseLog:
         next_offset, max_ts, count = appending.assign_offsets(
             mv, headers, first_offset, leader_epoch=leader_epoch, client=client,
             log_append_time_ms=now if cfg.log_append_time else None)
+        self._store_and_account(mv, headers, next_offset - 1, max_ts, count, now)
+        return AppendResult(first_offset, next_offset - 1, now if cfg.log_append_time else -1,
+                            self.log_start_offset, count, max_ts)
+
+    def _store_and_account(self, mv: memoryview, headers: list[BatchHeader], last_offset: int, max_ts: int,
+                           count: int, now: int) -> None:
+        """Store the batches (the commit point), then account them in memory first and mirror that
+        to files; a failure of either is StorageError (the log offline when files no longer match)."""
         try:
-            self._store(mv, headers, next_offset - 1, max_ts, now)
+            self._store(mv, headers, last_offset, max_ts, now)
         except OSError as exc:
             if isinstance(exc, TornWrite):
                 self.offline = f"{self._name} is offline after a failed write: {exc}"
             raise StorageError(f"could not append to {self._name}: {exc}") from exc
-        # stored: account in memory first, then mirror to files
         aborted, epochs_changed = self._account(mv, headers)
         try:
             if aborted:
@@ -192,8 +199,6 @@ class BaseLog:
         except OSError as exc:
             self.offline = f"{self._name} is offline after a failed write: {exc}"
             raise StorageError(f"appended to {self._name} but {exc}; the log is offline until reopened") from exc
-        return AppendResult(first_offset, next_offset - 1, now if cfg.log_append_time else -1,
-                            self.log_start_offset, count, max_ts)
 
     def append_end_txn_marker(self, producer_id: int, producer_epoch: int, commit: bool, *,
                               coordinator_epoch: int = 0, leader_epoch: int = 0,
@@ -279,22 +284,8 @@ class BaseLog:
         mv = mv[:headers[-1].position + headers[-1].size]
         now = wall_clock_ms() if now_ms is None else now_ms
         max_ts = max(h.max_timestamp for h in headers)
-        try:
-            self._store(mv, headers, headers[-1].last_offset, max_ts, now)
-        except OSError as exc:
-            if isinstance(exc, TornWrite):
-                self.offline = f"{self._name} is offline after a failed write: {exc}"
-            raise StorageError(f"could not append to {self._name}: {exc}") from exc
-        aborted, epochs_changed = self._account(mv, headers)
-        try:
-            if aborted:
-                self._index_aborted(aborted)
-            if epochs_changed:
-                self.epochs.save()
-            self._after_append(sum(h.record_count for h in headers), now)
-        except OSError as exc:
-            self.offline = f"{self._name} is offline after a failed write: {exc}"
-            raise StorageError(f"appended to {self._name} but {exc}; the log is offline until reopened") from exc
+        self._store_and_account(mv, headers, headers[-1].last_offset, max_ts,
+                                sum(h.record_count for h in headers), now)
         return self.log_end_offset
 
     def truncate_to(self, offset: int) -> int:
