@@ -128,6 +128,25 @@ def _state_path(topic: str, partition: int) -> str:
     return f"/brokers/topics/{topic}/partitions/{partition}/state"
 
 
+def _assignment_json(topic: TopicAssignment) -> bytes:
+    return json.dumps({"version": 3, "topic_id": _topic_id_to_str(topic.topic_id),
+                       "partitions": {str(p): list(r) for p, r in sorted(topic.replicas.items())},
+                       "adding_replicas": {}, "removing_replicas": {}}).encode()
+
+
+def _configs_json(configs: Mapping[str, str]) -> bytes:
+    return json.dumps({"version": 1, "config": dict(configs)}).encode()
+
+
+def _first_states(topic: str, states: Mapping[int, PartitionState]) -> list[Operation]:
+    """The nodes of new partitions: each one's node and its first state."""
+    operations: list[Operation] = []
+    for partition, state in sorted(states.items()):
+        operations += [Create(f"/brokers/topics/{topic}/partitions/{partition}"),
+                       Create(_state_path(topic, partition), state.to_json())]
+    return operations
+
+
 class ClusterCoordination:
     """One broker's calls on the cluster's coordination store (its own session)."""
 
@@ -198,7 +217,12 @@ class ClusterCoordination:
         node = await self.store.get("/controller_epoch")
         return 0 if node is None else int(node.data)
 
-    async def _fenced(self, fence: Fence, operations: list[Operation]) -> None:
+    async def _fenced(self, fence: Fence | None, operations: list[Operation]) -> None:
+        """Apply the operations at once, after the controller's fence check (``None``: a write any
+        broker may make, which no one else's change can be overwritten by)."""
+        if fence is None:
+            await self.store.transaction(operations)
+            return
         try:
             await self.store.transaction([fence.check(), *operations])
         except BadVersion:
@@ -213,20 +237,11 @@ class ClusterCoordination:
         """Record a new topic with its assignment, configs and every partition's first state, at once
         (NodeExists if the name is taken). Any broker may: creating cannot overwrite another's
         change, so it needs no fence (``None``); the controller takes it from there."""
-        value = {"version": 3, "topic_id": _topic_id_to_str(topic.topic_id),
-                 "partitions": {str(p): list(r) for p, r in sorted(topic.replicas.items())},
-                 "adding_replicas": {}, "removing_replicas": {}}
         path = _topic_path(topic.name)
         operations: list[Operation] = [
-            Create(path, json.dumps(value).encode()), Create(f"{path}/partitions"),
-            Create(f"/config/topics/{topic.name}", json.dumps({"version": 1, "config": dict(topic.configs)}).encode())]
-        for partition, state in sorted(states.items()):
-            operations += [Create(f"{path}/partitions/{partition}"),
-                           Create(_state_path(topic.name, partition), state.to_json())]
-        if fence is None:
-            await self.store.transaction(operations)
-        else:
-            await self._fenced(fence, operations)
+            Create(path, _assignment_json(topic)), Create(f"{path}/partitions"),
+            Create(f"/config/topics/{topic.name}", _configs_json(topic.configs))]
+        await self._fenced(fence, operations + _first_states(topic.name, states))
 
     async def watch_topics(self) -> tuple[list[str], trio.Event]:
         return await self.store.children_watch("/brokers/topics")
@@ -250,27 +265,17 @@ class ClusterCoordination:
         for partition in sorted(topic.replicas):
             operations += [Delete(_state_path(name, partition)), Delete(f"{path}/partitions/{partition}")]
         operations += [Delete(f"{path}/partitions"), Delete(path), Delete(f"/config/topics/{name}")]
-        if fence is None:
-            await self.store.transaction(operations)
-        else:
-            await self._fenced(fence, operations)
+        await self._fenced(fence, operations)
 
     async def add_partitions(self, topic: TopicAssignment, states: Mapping[int, PartitionState],
                              version: int) -> None:
         """Grow a topic: its new assignment (written only over the assignment ``version`` read)
         and the new partitions' first states, at once."""
-        value = {"version": 3, "topic_id": _topic_id_to_str(topic.topic_id),
-                 "partitions": {str(p): list(r) for p, r in sorted(topic.replicas.items())},
-                 "adding_replicas": {}, "removing_replicas": {}}
-        path = _topic_path(topic.name)
-        operations: list[Operation] = [SetData(path, json.dumps(value).encode(), version)]
-        for partition, state in sorted(states.items()):
-            operations += [Create(f"{path}/partitions/{partition}"),
-                           Create(_state_path(topic.name, partition), state.to_json())]
-        await self.store.transaction(operations)
+        operations: list[Operation] = [SetData(_topic_path(topic.name), _assignment_json(topic), version)]
+        await self.store.transaction(operations + _first_states(topic.name, states))
 
     async def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
-        await self.store.set(f"/config/topics/{name}", json.dumps({"version": 1, "config": dict(configs)}).encode())
+        await self.store.set(f"/config/topics/{name}", _configs_json(configs))
 
     # -- producer ids ---------------------------------------------------------------------------
     async def allocate_producer_ids(self, size: int) -> tuple[int, int]:
