@@ -154,7 +154,7 @@ class Controller:
                 conflicts += await self._asked_elections(fence, asked, eligible)
             if self.rebalance_interval_s is not None and trio.current_time() >= next_rebalance:
                 next_rebalance = trio.current_time() + self.rebalance_interval_s
-                conflicts += await self._elect(fence, None, lambda s, r: elect_preferred(s, r, eligible))
+                conflicts += await self._elect(fence, None, lambda _name, s, r: elect_preferred(s, r, eligible))
             with trio.move_on_after(0.05 if conflicts else RECHECK_SECONDS):
                 await _first_of(brokers_changed, shutdown_changed, election_changed, store.lost)
 
@@ -162,9 +162,9 @@ class Controller:
         request = json.loads(asked.data)
         wanted = {(p["topic"], int(p["partition"])) for p in request.get("partitions", [])}
         if request.get("election_type", PREFERRED) == UNCLEAN:
-            conflicts = await self._elect(fence, wanted, lambda s, r: elect_unclean(s, r, eligible))
+            conflicts = await self._elect(fence, wanted, lambda _name, s, r: elect_unclean(s, r, eligible))
         else:
-            conflicts = await self._elect(fence, wanted, lambda s, r: elect_preferred(s, r, eligible))
+            conflicts = await self._elect(fence, wanted, lambda _name, s, r: elect_preferred(s, r, eligible))
         if not conflicts:
             try:
                 await self.coordination.store.delete(ELECTION_PATH, asked.version)
@@ -173,7 +173,9 @@ class Controller:
         return conflicts
 
     async def _elect(self, fence: Fence, wanted: set[tuple[str, int]] | None, rule) -> int:
-        """Apply ``rule(state, replicas)`` to the partitions ``wanted`` (None: all); write the changes."""
+        """Apply ``rule(topic, state, replicas)`` -- the next state or None -- to the partitions
+        ``wanted`` (None: all) and write the changes, each topic's at once; returns how many topics'
+        writes met a state changed since read (a deletion, an ISR update: the next round retries)."""
         conflicts = 0
         for name, assignment in list(self.view.topics.items()):
             new_states = {}
@@ -181,31 +183,7 @@ class Controller:
                 state = self.view.state(name, partition)
                 if state is None or (wanted is not None and (name, partition) not in wanted):
                     continue
-                new = rule(state, replicas)
-                if new is not None:
-                    new_states[partition] = new
-            if new_states:
-                try:
-                    await self.coordination.elect_leaders(fence, name, new_states)
-                except (BadVersion, NoNode):
-                    conflicts += 1
-                    continue
-                for partition, state in sorted(new_states.items()):
-                    log.info("partition %s-%d: elected %d (leader epoch %d)", name, partition, state.leader,
-                             state.leader_epoch)
-        return conflicts
-
-    async def elect_leaders(self, fence: Fence, alive: set[int], eligible: set[int]) -> int:
-        """Write the next state of every partition that needs one; returns how many topics' writes
-        met a state changed since read (to be retried soon, once this broker's view has it)."""
-        conflicts = 0
-        for name, assignment in list(self.view.topics.items()):
-            new_states = {}
-            for partition, replicas in assignment.replicas.items():
-                state = self.view.state(name, partition)
-                if state is None:
-                    continue
-                new = elect_leaders_for(state, replicas, alive, eligible, self.unclean_election(name))
+                new = rule(name, state, replicas)
                 if new is not None:
                     new_states[partition] = new
             if not new_states:
@@ -213,12 +191,18 @@ class Controller:
             try:
                 await self.coordination.elect_leaders(fence, name, new_states)
             except (BadVersion, NoNode):
-                conflicts += 1  # a state changed (an ISR update, a deletion) since read: next round
+                conflicts += 1
                 continue
             for partition, state in sorted(new_states.items()):
                 log.info("partition %s-%d: leader %d, leader epoch %d, isr %s", name, partition, state.leader,
                          state.leader_epoch, list(state.isr))
         return conflicts
+
+    async def elect_leaders(self, fence: Fence, alive: set[int], eligible: set[int]) -> int:
+        """Write the next state of every partition that needs one; returns how many topics' writes
+        met a state changed since read (to be retried soon, once this broker's view has it)."""
+        return await self._elect(fence, None, lambda name, state, replicas: elect_leaders_for(
+            state, replicas, alive, eligible, self.unclean_election(name)))
 
 
 async def _first_of(*events: trio.Event) -> None:
