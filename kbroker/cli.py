@@ -122,17 +122,22 @@ async def _serve_cluster_until_signalled(configs) -> None:
     log.info("kbroker cluster stopped")
 
 
+def cluster_replication_defaults(brokers: int) -> dict[str, str]:
+    """Replication factors a cluster of ``brokers`` is set up with: min(3, brokers), internal topics included."""
+    factor = str(min(3, brokers))
+    return {"offsets.topic.replication.factor": factor, "transaction.state.log.replication.factor": factor,
+            "default.replication.factor": factor}
+
+
 def _cluster_configs(args):
     from .config import load_broker_config
 
-    factor = str(min(3, args.brokers))
     configs = []
     for node_id in range(1, args.brokers + 1):
         builtin = {**STANDALONE_DEFAULTS, "node.id": str(node_id),
                    "listeners": f"PLAINTEXT://localhost:{args.port + node_id - 1}",
                    "log.dir": str(default_data_dir() / "cluster" / f"broker-{node_id}"),
-                   "offsets.topic.replication.factor": factor, "transaction.state.log.replication.factor": factor,
-                   "default.replication.factor": factor}
+                   **cluster_replication_defaults(args.brokers)}
         configs.append(load_broker_config(None, args.override, builtin_settings=builtin))
     return configs
 

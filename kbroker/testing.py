@@ -120,10 +120,9 @@ class InProcessCluster:
     def __init__(self, base_dir: Path, brokers: int = 3, overrides: dict[str, Any] | None = None):
         self.base_dir = Path(base_dir)
         self.count = brokers
-        factor = str(min(3, brokers))
-        self.overrides = {"offsets.topic.replication.factor": factor,
-                          "transaction.state.log.replication.factor": factor,
-                          "default.replication.factor": factor, **(overrides or {})}
+        from .cli import cluster_replication_defaults
+
+        self.overrides = {**cluster_replication_defaults(brokers), **(overrides or {})}
         self.brokers: dict[int, Any] = {}  # node id -> Broker, while it runs
         self.ports: dict[int, int] = {}
         self._scopes: dict[int, trio.CancelScope] = {}
@@ -316,9 +315,9 @@ class ProcessCluster:
         self.base_dir = Path(base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.connect = connect
-        factor = str(min(3, brokers))
-        overrides = {"offsets.topic.replication.factor": factor, "transaction.state.log.replication.factor": factor,
-                     "default.replication.factor": factor, "zookeeper.connect": connect,
+        from .cli import cluster_replication_defaults
+
+        overrides = {**cluster_replication_defaults(brokers), "zookeeper.connect": connect,
                      "zookeeper.session.timeout.ms": "6000", **(overrides or {})}
         self.processes = {n: BrokerProcess(self.base_dir / f"broker-{n}", {**overrides, "node.id": n})
                           for n in range(1, brokers + 1)}
