@@ -81,6 +81,15 @@ def _plan(ctx, request: FetchRequest) -> tuple[list[FetchResponse.FetchableTopic
     return topics, wanted
 
 
+def _set_records(response: PartitionData, part) -> int:
+    """The read's bytes into the response, untouched; their size."""
+    if type(part) is FileSlice:  # a segment file's bytes: sent with sendfile
+        response.records = FileRegion(*part)
+        return part.length
+    response.records = part  # an in-memory log's bytes
+    return len(part)
+
+
 def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tuple[int, bool]:
     """Fill each partition's records; returns (bytes read, any partition errored)."""
     total, errored = 0, False
@@ -101,13 +110,7 @@ def _read_all(wanted: list[_Wanted], max_bytes: int, read_committed: bool) -> tu
         response.high_watermark = result.high_watermark
         response.log_start_offset = result.log_start_offset
         if result.slices:
-            part = result.slices[0]
-            if type(part) is FileSlice:  # a segment file's bytes: sent with sendfile
-                response.records = FileRegion(*part)
-                total += part.length
-            else:  # an in-memory log's bytes
-                response.records = part
-                total += len(part)
+            total += _set_records(response, result.slices[0])
             if read_committed:
                 response.aborted_transactions = [
                     FetchResponse.AbortedTransaction(producer_id=a.producer_id, first_offset=a.first_offset)
@@ -146,9 +149,7 @@ def _read_for_follower(wanted: list[_Wanted], max_bytes: int) -> tuple[int, bool
         response.log_start_offset = result.log_start_offset
         response.records = b""
         if result.slices:
-            part = result.slices[0]
-            response.records = FileRegion(*part) if type(part) is FileSlice else part
-            total += part.length if type(part) is FileSlice else len(part)
+            total += _set_records(response, result.slices[0])
     return total, errored
 
 
