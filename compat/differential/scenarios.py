@@ -609,7 +609,11 @@ def describe_configs_topic(b):
     t = b.topic()
     with b.wire() as w:
         create_topics(w, [(t, 1, 1, {"retention.ms": "1234567", "cleanup.policy": "compact"})])
-        res = describe_configs(w, 2, t)
+        for _ in range(20):  # Kafka may answer UNKNOWN_TOPIC_OR_PARTITION until the new topic reaches its metadata
+            res = describe_configs(w, 2, t)
+            if res[0]["error_code"] != 3:
+                break
+            time.sleep(0.2)
         unknown = describe_configs(w, 2, b.topic("missing"))
     for r in res:
         r["configs"] = sorted(r["configs"], key=lambda c: c["name"])
