@@ -8,7 +8,8 @@ layout (so a ZooKeeper browser shows what Kafka's would):
                                                   ["PLAINTEXT://h:p"],"listener_security_protocol_map",
                                                   "rack","jmx_port":-1,"timestamp":"<ms>"}
     /brokers/topics/<topic>                       {"version":3,"topic_id":"<base64>","partitions":
-                                                  {"0":[1,2,3]},"adding_replicas":{},"removing_replicas":{}}
+                                                  {"0":[1,2,3]},"adding_replicas":{"0":[3]},
+                                                  "removing_replicas":{"0":[1]}} (reassignments below)
     /brokers/topics/<topic>/partitions/<p>/state  {"controller_epoch":E,"leader":L,"version":1,
                                                   "leader_epoch":LE,"isr":[...]}
     /config/topics/<topic>                        {"version":1,"config":{...}}
@@ -24,6 +25,13 @@ layout (so a ZooKeeper browser shows what Kafka's would):
 - A partition's state is written by the controller (leader elections, fenced) or by the partition's
   leader when it shrinks or grows the ISR; both are conditional on the state node's version, so of
   two writers that read the same state only the first succeeds and the other re-reads.
+- Reassignments (KIP-455, as Kafka's ZooKeeper-era controller kept them): the topic's node itself
+  records an ongoing one, with no separate ``/admin/reassign_partitions`` request node (the legacy
+  ZooKeeper tool's, which the AdminClient API replaced). AlterPartitionReassignments on any broker
+  writes the topic node, conditional on its version: a partition's replicas become the target
+  followed by the replicas being removed, with ``adding_replicas`` / ``removing_replicas`` set (a
+  partition absent from both maps is not being reassigned); a cancel writes the original replicas
+  back with both cleared. The controller completes it (kbroker.coordination.reassignment).
 """
 
 from __future__ import annotations
@@ -110,6 +118,13 @@ class TopicAssignment:
     topic_id: uuid.UUID
     replicas: Mapping[int, tuple[int, ...]]  # partition -> replicas, the first the preferred leader
     configs: Mapping[str, str] = field(default_factory=dict)
+    # an ongoing reassignment's partitions: the replicas it adds and removes (replicas holds both)
+    adding: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    removing: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    version: int = field(default=-1, compare=False)  # the topic node's version when read (-1: not read)
+
+    def reassigning(self, partition: int) -> bool:
+        return bool(self.adding.get(partition) or self.removing.get(partition))
 
 
 def _topic_id_to_str(topic_id: uuid.UUID) -> str:
@@ -128,10 +143,18 @@ def _state_path(topic: str, partition: int) -> str:
     return f"/brokers/topics/{topic}/partitions/{partition}/state"
 
 
+def _by_partition(replicas: Mapping[int, tuple[int, ...]]) -> dict[str, list[int]]:
+    return {str(p): list(r) for p, r in sorted(replicas.items()) if r}
+
+
 def _assignment_json(topic: TopicAssignment) -> bytes:
     return json.dumps({"version": 3, "topic_id": _topic_id_to_str(topic.topic_id),
-                       "partitions": {str(p): list(r) for p, r in sorted(topic.replicas.items())},
-                       "adding_replicas": {}, "removing_replicas": {}}).encode()
+                       "partitions": _by_partition(topic.replicas), "adding_replicas": _by_partition(topic.adding),
+                       "removing_replicas": _by_partition(topic.removing)}).encode()
+
+
+def _partitions_from(value: Mapping[str, list[int]] | None) -> dict[int, tuple[int, ...]]:
+    return {int(p): tuple(r) for p, r in (value or {}).items() if r}
 
 
 def _configs_json(configs: Mapping[str, str]) -> bytes:
@@ -253,8 +276,9 @@ class ClusterCoordination:
         value = json.loads(node.data)
         config = await self.store.get(f"/config/topics/{name}")
         configs = json.loads(config.data)["config"] if config is not None else {}
-        replicas = {int(p): tuple(r) for p, r in value["partitions"].items()}
-        return TopicAssignment(name, _topic_id_from_str(value["topic_id"]), replicas, configs)
+        return TopicAssignment(name, _topic_id_from_str(value["topic_id"]), _partitions_from(value["partitions"]),
+                               configs, _partitions_from(value.get("adding_replicas")),
+                               _partitions_from(value.get("removing_replicas")), node.version)
 
     async def delete_topic(self, fence: Fence | None, name: str) -> None:
         topic = await self.topic(name)
@@ -273,6 +297,22 @@ class ClusterCoordination:
         and the new partitions' first states, at once."""
         operations: list[Operation] = [SetData(_topic_path(topic.name), _assignment_json(topic), version)]
         await self.store.transaction(operations + _first_states(topic.name, states))
+
+    async def reassign(self, fence: Fence | None, topic: TopicAssignment,
+                       states: Mapping[int, PartitionState] | None = None) -> int:
+        """Write a topic's new replicas and reassignment (over the topic node's version read, else
+        BadVersion) with the new states of some of its partitions (each over its version read), at
+        once; the topic node's new version. A handler starting or cancelling a reassignment writes
+        the topic alone (``None``: no fence); the controller completing one, fenced, both."""
+        path = _topic_path(topic.name)
+        operations: list[Operation] = [SetData(path, _assignment_json(topic), topic.version)]
+        if states:
+            epoch = fence.controller_epoch if fence is not None else None
+            operations += [SetData(_state_path(topic.name, p),
+                                   (replace(s, controller_epoch=epoch) if epoch is not None else s).to_json(), s.version)
+                           for p, s in sorted(states.items())]
+        await self._fenced(fence, operations)
+        return topic.version + 1
 
     async def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
         await self.store.set(f"/config/topics/{name}", _configs_json(configs))

@@ -30,6 +30,14 @@ moves leadership back to the preferred replicas every ``leader.imbalance.check.i
 (Kafka checks a per-broker imbalance ratio first; here every partition whose preferred replica can
 lead is moved).
 
+Reassignments (AlterPartitionReassignments, kafka-reassign-partitions): a broker records one in the
+topic's node (kbroker.coordination.cluster), and the new replicas start following at once; the
+controller completes each once its target replicas are all in the ISR -- the topic's replicas and
+the partition's state (leader, ISR, leader epoch) in one fenced write -- and brings the state of a
+cancelled one back in line with its original replicas (kbroker.coordination.reassignment). While any
+is in progress it looks again at every change of its view (an ISR that grew), not only every few
+seconds.
+
 Partitions' first states are written when their topic is created (kbroker.coordination.cluster).
 """
 
@@ -42,7 +50,8 @@ from typing import Callable, Iterable
 
 import trio
 
-from .cluster import ClusterCoordination, Fence, NotController, PartitionState
+from . import reassignment
+from .cluster import ClusterCoordination, Fence, NotController, PartitionState, TopicAssignment
 from .store import BadVersion, CoordinationError, NoNode
 from .view import ClusterView
 
@@ -155,8 +164,12 @@ class Controller:
             if self.rebalance_interval_s is not None and trio.current_time() >= next_rebalance:
                 next_rebalance = trio.current_time() + self.rebalance_interval_s
                 conflicts += await self._elect(fence, None, lambda _name, s, r: elect_preferred(s, r, eligible))
+            conflicts += await self._reassign(fence, eligible)
+            woken_by = [brokers_changed, shutdown_changed, election_changed, store.lost]
+            if self._reassigning():
+                woken_by.append(self.view.changed)
             with trio.move_on_after(0.05 if conflicts else RECHECK_SECONDS):
-                await _first_of(brokers_changed, shutdown_changed, election_changed, store.lost)
+                await _first_of(*woken_by)
 
     async def _asked_elections(self, fence: Fence, asked, eligible: set[int]) -> int:
         request = json.loads(asked.data)
@@ -197,6 +210,59 @@ class Controller:
                 log.info("partition %s-%d: leader %d, leader epoch %d, isr %s", name, partition, state.leader,
                          state.leader_epoch, list(state.isr))
         return conflicts
+
+    def _reassigning(self) -> bool:
+        """A reassignment in progress, or a cancelled one whose states still name removed replicas."""
+        for name, assignment in self.view.topics.items():
+            if assignment.adding or assignment.removing:
+                return True
+            for partition, replicas in assignment.replicas.items():
+                state = self.view.state(name, partition)
+                if state is not None and reassignment.unsettled(replicas, state):
+                    return True
+        return False
+
+    async def _reassign(self, fence: Fence, eligible: set[int]) -> int:
+        """Complete the reassignments whose targets are in sync, settle the cancelled ones; returns
+        how many topics' writes met a change since read."""
+        conflicts = 0
+        for name, assignment in list(self.view.topics.items()):
+            replicas, adding, removing = dict(assignment.replicas), dict(assignment.adding), dict(assignment.removing)
+            states: dict[int, PartitionState] = {}
+            for partition, current in assignment.replicas.items():
+                state = self.view.state(name, partition)
+                if state is None:
+                    continue
+                if assignment.reassigning(partition):
+                    ongoing = reassignment.Reassignment(current, adding.get(partition, ()),
+                                                        removing.get(partition, ()))
+                    done = reassignment.complete(ongoing, state, eligible)
+                    if done is not None:
+                        replicas[partition], states[partition] = done
+                        adding.pop(partition, None)
+                        removing.pop(partition, None)
+                elif (settled := reassignment.settle(current, state, eligible)) is not None:
+                    states[partition] = settled
+            if states:
+                conflicts += not await self._write_reassigned(
+                    fence, assignment, replace(assignment, replicas=replicas, adding=adding, removing=removing),
+                    states)
+        return conflicts
+
+    async def _write_reassigned(self, fence: Fence, before: TopicAssignment, after: TopicAssignment,
+                                states: dict[int, PartitionState]) -> bool:
+        try:
+            if after.replicas != before.replicas:
+                await self.coordination.reassign(fence, after, states)
+            else:
+                await self.coordination.elect_leaders(fence, after.name, states)
+        except (BadVersion, NoNode):
+            return False
+        for partition, state in sorted(states.items()):
+            log.info("partition %s-%d: replicas %s, leader %d, leader epoch %d, isr %s (reassignment %s)",
+                     after.name, partition, list(after.replicas[partition]), state.leader, state.leader_epoch,
+                     list(state.isr), "completed" if before.reassigning(partition) else "cancelled")
+        return True
 
     async def elect_leaders(self, fence: Fence, alive: set[int], eligible: set[int]) -> int:
         """Write the next state of every partition that needs one; returns how many topics' writes

@@ -53,6 +53,11 @@ class ClusterView:
     async def wait_changed(self) -> None:
         await self._changed.wait()
 
+    @property
+    def changed(self) -> trio.Event:
+        """An event set at the next change."""
+        return self._changed
+
     def _note_change(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
@@ -136,7 +141,8 @@ class ClusterView:
                         return  # deleted: the topic list's watch forgets it
                     assignment = await self.coordination.topic(name)
                     if assignment is not None:
-                        if assignment != self.topics.get(name):
+                        seen = self.topics.get(name)
+                        if seen is None or assignment != seen or assignment.version != seen.version:
                             self._topic_changed(assignment)
                         for partition in sorted(set(assignment.replicas) - followed):
                             followed.add(partition)

@@ -1,6 +1,7 @@
 """What the handlers are told about the cluster: its brokers, its controller, and each partition's
 leader, leader epoch, replicas, in-sync and offline replicas (Metadata, DescribeCluster,
-DescribeTopicPartitions, FindCoordinator, the checks of replica assignments).
+DescribeTopicPartitions, FindCoordinator, the checks of replica assignments), the leader elections
+and the partition reassignments asked of it.
 
 ``ClusterInfo`` is the interface; ``SingleBroker`` is the answer of a broker alone (it is every
 partition's only replica and the controller). A broker in a cluster answers from its view of the
@@ -32,7 +33,15 @@ class PartitionInfo:
     offline: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class OngoingReassignment:
+    replicas: tuple[int, ...]  # the target's, then those being removed
+    adding: tuple[int, ...]
+    removing: tuple[int, ...]
+
+
 ELECTION_NOT_NEEDED_MESSAGE = "Leader election not needed for topic partition."
+NO_REASSIGNMENT_MESSAGE = "No partition reassignment is in progress."
 
 
 class ClusterInfo(Protocol):
@@ -43,6 +52,15 @@ class ClusterInfo(Protocol):
     async def elect_leaders(self, election_type: int, partitions: list[tuple[str, int]]
                             ) -> dict[tuple[str, int], tuple[int, str | None]]:
         """ElectLeaders (0 preferred, 1 unclean) of existing partitions: (error code, message) each."""
+
+    def reassignments(self) -> dict[tuple[str, int], OngoingReassignment]:
+        """The partitions being reassigned now."""
+
+    async def alter_reassignments(self, changes: dict[tuple[str, int], list[int] | None],
+                                  allow_replication_factor_change: bool
+                                  ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """Start (a replica list, already checked against the registered brokers) or cancel (None)
+        existing partitions' reassignments: (error code, message) each."""
 
 
 class SingleBroker:
@@ -65,3 +83,13 @@ class SingleBroker:
     async def elect_leaders(self, election_type: int, partitions: list[tuple[str, int]]
                             ) -> dict[tuple[str, int], tuple[int, str | None]]:
         return {tp: (84, ELECTION_NOT_NEEDED_MESSAGE) for tp in partitions}  # the only replica leads
+
+    def reassignments(self) -> dict[tuple[str, int], OngoingReassignment]:
+        return {}
+
+    async def alter_reassignments(self, changes: dict[tuple[str, int], list[int] | None],
+                                  allow_replication_factor_change: bool
+                                  ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        # a checked list here is this broker alone: already so; nothing is ever in progress
+        return {tp: (0, None) if replicas is not None else (85, NO_REASSIGNMENT_MESSAGE)  # NO_REASSIGNMENT_IN_PROGRESS
+                for tp, replicas in changes.items()}

@@ -93,12 +93,20 @@ class PartitionService:
         """The replicas this broker holds (opened so far)."""
         return list(self._partitions.values())
 
-    def drop_replica(self, topic: str, index: int) -> None:
-        """The cluster moved the replica away: forget it and delete its log."""
+    def held(self, topic: str, index: int) -> Partition | None:
+        """The replica here if it is open (never opens one)."""
+        return self._partitions.get((topic, index))
+
+    def drop_replica(self, topic: str, index: int) -> bool:
+        """The cluster moved the replica away: forget it and delete its log -- also one found on
+        disk and not opened since (moved away while this broker was down). False: none was here."""
         partition = self._partitions.pop((topic, index), None)
         if partition is not None:
             partition.forget()
-            self.logs.delete_partition(topic, index)
+        elif self.logs.get(topic, index) is None:
+            return False
+        self.logs.delete_partition(topic, index)
+        return True
 
     def partition_log(self, topic: Topic, index: int) -> PartitionLog:
         """The partition's log, opened or created (a new one's leader epoch starts at its end)."""

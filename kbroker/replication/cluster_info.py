@@ -1,11 +1,13 @@
 """The handlers' ClusterInfo (kbroker.metadata.cluster_info) for a broker in a cluster: the live
 brokers, the controller and each partition's leader, epoch, replicas, ISR and offline replicas,
 as this broker's ClusterView has them; and ElectLeaders, asked of the controller through the
-coordination store (kbroker.coordination.controller) and answered once the new leaders are seen."""
+coordination store (kbroker.coordination.controller) and answered once the new leaders are seen;
+and partition reassignments (kbroker.replication.reassignments)."""
 
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 import trio
 
@@ -13,16 +15,27 @@ from ..coordination.controller import ELECTION_PATH, PREFERRED
 from ..coordination.store import NodeExists
 from ..coordination.view import ClusterView
 from ..metadata import Topic
-from ..metadata.cluster_info import ELECTION_NOT_NEEDED_MESSAGE, BrokerInfo, PartitionInfo
+from ..metadata.cluster_info import ELECTION_NOT_NEEDED_MESSAGE, BrokerInfo, OngoingReassignment, PartitionInfo
 from ..protocol.errors import ErrorCode
+from .reassignments import ClusterReassignments
 
 ELECTION_TIMEOUT_S = 30.0
 
 
 class ClusterViewInfo:
-    def __init__(self, view: ClusterView, listener_name: str | None = None):
+    def __init__(self, view: ClusterView, listener_name: str | None = None,
+                 unclean_election: Callable[[str], bool] = lambda _topic: False):
         self._view = view
         self._listener_name = listener_name
+        self._reassignments = ClusterReassignments(view, unclean_election)
+
+    def reassignments(self) -> dict[tuple[str, int], OngoingReassignment]:
+        return self._reassignments.ongoing()
+
+    async def alter_reassignments(self, changes: dict[tuple[str, int], list[int] | None],
+                                  allow_replication_factor_change: bool
+                                  ) -> dict[tuple[str, int], tuple[int, str | None]]:
+        return await self._reassignments.alter(changes, allow_replication_factor_change)
 
     def brokers(self) -> list[BrokerInfo]:
         out = []

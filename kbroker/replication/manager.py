@@ -8,7 +8,13 @@ It listens to the ClusterView (kbroker.coordination.view):
 - a partition state naming this broker among the replicas: the replica is opened (its log created
   if new), then **leads** (state.leader is us: ``become_leader`` with the state's epoch and ISR; no
   fetcher) or **follows** (``become_follower``, and the fetcher of that leader takes it, which first
-  truncates a divergent tail). A partition not assigned here any more is dropped.
+  truncates a divergent tail). A partition whose replicas change (a reassignment started, completed
+  or cancelled) is applied again with its current state: a replica added here opens its log and
+  starts following at once (it catches up before the controller completes the move), a leader
+  learns its new followers.
+- a partition not assigned here any more (a reassignment moved it away, also while this broker was
+  down) stops: it leads nothing, its fetcher lets it go, and its log is deleted (Kafka's StopReplica
+  with delete).
 - the ISR changes a leader proposes (a follower caught up, or lagging) are written to the store,
   conditional on the state version it leads by, and adopted by the partition only once written;
   a refused write (the controller moved leadership, or changed the ISR) is dropped: the state's
@@ -93,6 +99,11 @@ class ReplicaManager:
         for index, replicas in assignment.replicas.items():
             if self.local_id not in replicas:
                 self._drop(assignment.name, index)
+                continue
+            held = self.partitions.held(assignment.name, index)
+            state = self.view.state(assignment.name, index)
+            if state is not None and (held is None or held.replicas != replicas):
+                self.partition_changed(assignment.name, index, state)
 
     def topic_deleted(self, name: str) -> None:
         for fetcher in self.fetchers.values():
@@ -136,10 +147,14 @@ class ReplicaManager:
             listener(topic, index, leader)
 
     def _drop(self, topic: str, index: int) -> None:
-        self._leadership(topic, index, False)
+        held = self.partitions.held(topic, index)
+        led = held is not None and held.is_leader
         for fetcher in self.fetchers.values():
             fetcher.unfollow(topic, index)
-        self.partitions.drop_replica(topic, index)
+        if self.partitions.drop_replica(topic, index):
+            log.info("partition %s-%d: the replica here was moved away; its log is deleted", topic, index)
+        if led:
+            self._leadership(topic, index, False)
 
     def _unfollow(self, partition: Partition) -> None:
         for fetcher in self.fetchers.values():

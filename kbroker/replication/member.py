@@ -112,7 +112,7 @@ class ClusterMembership:
         async with trio.open_nursery() as nursery:
             await nursery.start(manager.run)
             self.manager, self.controller = manager, controller
-            self.info.target = ClusterViewInfo(manager.view)
+            self.info.target = ClusterViewInfo(manager.view, unclean_election=self._unclean_election)
             self._topics.directory = ClusterTopics(coordination, manager.view, self._config, nursery.start_soon)
             if self._producer_ids is not None:
                 self._producer_ids.use_cluster_blocks(coordination.allocate_producer_ids, nursery.start_soon)
@@ -185,3 +185,11 @@ class _Delegating:
         if self.target is None:
             return {tp: (15, "The cluster is not reachable yet") for tp in partitions}  # COORDINATOR_NOT_AVAILABLE
         return await self.target.elect_leaders(election_type, partitions)
+
+    def reassignments(self):
+        return self.target.reassignments() if self.target is not None else {}
+
+    async def alter_reassignments(self, changes, allow_replication_factor_change):
+        if self.target is None:
+            return {tp: (15, "The cluster is not reachable yet") for tp in changes}  # COORDINATOR_NOT_AVAILABLE
+        return await self.target.alter_reassignments(changes, allow_replication_factor_change)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from dataclasses import replace
 
 from ..coordination.cluster import ClusterCoordination, PartitionState, TopicAssignment
 from ..coordination.placement import PlacementError, assign_replicas
@@ -89,8 +90,7 @@ class ClusterTopics:
         factor = len(next(iter(topic.replicas.values())))
         added = ({current + i: list(r) for i, r in enumerate(assignment)} if assignment is not None
                  else self._place(count - current, factor, start_partition=current))
-        grown = TopicAssignment(name, topic.topic_id, {**topic.replicas, **{p: tuple(r) for p, r in added.items()}},
-                                topic.configs)
+        grown = replace(topic, replicas={**topic.replicas, **{p: tuple(r) for p, r in added.items()}})
         try:
             await self.coordination.add_partitions(grown, await self._first_states(added), node.version)
         except (BadVersion, NodeExists):
