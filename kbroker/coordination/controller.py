@@ -252,7 +252,7 @@ class Controller:
     async def _write_reassigned(self, fence: Fence, before: TopicAssignment, after: TopicAssignment,
                                 states: dict[int, PartitionState]) -> bool:
         try:
-            if after.replicas != before.replicas:
+            if after != before:  # replicas, or the reassignment, change
                 await self.coordination.reassign(fence, after, states)
             else:
                 await self.coordination.elect_leaders(fence, after.name, states)
