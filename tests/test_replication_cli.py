@@ -1,6 +1,7 @@
 """Kafka's own CLI tools against a 3-broker cluster: kafka-topics creates a replicated topic and
 describes its leaders, replicas and ISRs; kafka-leader-election moves leadership back to the
-preferred replicas after a failover."""
+preferred replicas after a failover; kafka-reassign-partitions moves replicas (--execute, --verify,
+--list); kafka-metadata-quorum, which has no quorum to describe here, says so."""
 
 from __future__ import annotations
 
@@ -29,3 +30,52 @@ def test_kafka_topics_describe_and_kafka_leader_election(kbroker_cluster, tools)
                     "--all-topic-partitions")
     assert code == 0 and "Successfully completed leader election (PREFERRED) for partitions audit-0" in elected, elected
     assert cluster.leader_of("audit", 0) == moved
+
+
+def test_kafka_reassign_partitions_moves_replicas_and_kafka_metadata_quorum_says_it_does_not_apply(
+        kbroker_cluster, tools, tmp_path):  # noqa: F811
+    import json
+    import time
+
+    from tests.replication_story import Acks, read_all
+
+    cluster = kbroker_cluster(3)
+    bootstrap = cluster.bootstrap
+    code, out = tools("kafka-topics", "--bootstrap-server", bootstrap, "--create", "--topic", "relocated",
+                      "--replica-assignment", "1:2,2:3")
+    assert code == 0, out
+    wait_until(lambda: all(len(partition_metadata(cluster, "relocated", p).isrs) == 2 for p in range(2)),
+               what="both partitions in sync")
+    producer = Acks(cluster)
+    for partition in range(2):
+        producer.send("relocated", [b"p%d-%d" % (partition, i) for i in range(500)], partition=partition)
+    assert producer.flush() == 0 and not producer.errors
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": "relocated", "partition": 0, "replicas": [2, 3]},
+        {"topic": "relocated", "partition": 1, "replicas": [3, 1]}]}))
+    reassign = ("kafka-reassign-partitions", "--bootstrap-server", bootstrap, "--reassignment-json-file", str(plan))
+    code, out = tools(*reassign, "--execute")
+    assert code == 0 and "Successfully started partition reassignments for relocated-0,relocated-1" in out, out
+    assert '"partition":0,"replicas":[1,2]' in out  # the rollback plan: the assignment before
+    deadline = time.monotonic() + 60
+    while True:
+        code, verified = tools(*reassign, "--verify")
+        if verified.count("is completed.") == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert code == 0 and "Reassignment of partition relocated-0 is completed." in verified, verified
+    assert "Reassignment of partition relocated-1 is completed." in verified, verified
+    code, out = tools("kafka-reassign-partitions", "--bootstrap-server", bootstrap, "--list")
+    assert code == 0 and "No partition reassignments found." in out, out
+    code, described = tools("kafka-topics", "--bootstrap-server", bootstrap, "--describe", "--topic", "relocated")
+    assert "Partition: 0\tLeader: 2\tReplicas: 2,3\tIsr: 2,3" in described, described
+    assert "Partition: 1\tLeader: 3\tReplicas: 3,1\tIsr: " in described, described
+    wait_until(lambda: not (cluster.base_dir / "broker-1" / "relocated-0").exists()
+               and not (cluster.base_dir / "broker-2" / "relocated-1").exists(), what="the moved-away copies deleted")
+    records = read_all(cluster, "relocated", 2)
+    assert sorted(v for recs in records.values() for _, v in recs) == sorted(producer.acked)
+    # ZooKeeper-mode brokers have no KRaft quorum: DescribeQuorum is not served, as a ZooKeeper-mode
+    # Kafka broker did not serve it, and the tool says so
+    code, out = tools("kafka-metadata-quorum", "--bootstrap-server", bootstrap, "describe", "--status")
+    assert code != 0 and "UnsupportedVersionException: The node does not support DESCRIBE_QUORUM" in out, out
