@@ -162,3 +162,24 @@ def test_each_broker_describes_its_own_log_dirs_and_the_cluster(kbroker_cluster)
 
 def _topics_in(log_dirs: list[dict]) -> set[str]:
     return {topic["name"] for log_dir in log_dirs for topic in log_dir["topics"] if not topic["name"].startswith("__")}
+
+
+def test_a_broker_down_during_the_move_deletes_its_copy_when_it_returns(cluster_factory):
+    cluster = cluster_factory(3)
+    create_placed_topic(cluster, "left-behind", [1, 2])
+    producer = Acks(cluster)
+    producer.send("left-behind", [b"v-%d" % i for i in range(300)])
+    assert producer.flush() == 0
+    cluster.stop_broker(2)
+    wait_until(lambda: partition_metadata(cluster, "left-behind").isrs == [1], what="broker 2 out of the ISR")
+    client = kafka_admin(cluster)
+    tp = TopicPartition("left-behind", 0)
+    assert client.alter_partition_reassignments({tp: [1, 3]}) == {tp: None}
+    wait_until(lambda: client.list_partition_reassignments() == {}, what="the reassignment to complete")
+    assert partition_metadata(cluster, "left-behind").replicas == [1, 3]
+    assert (cluster.base_dir / "broker-2" / "left-behind-0").exists()  # it was down: nobody told it yet
+    cluster.start_broker(2)
+    wait_for_brokers(cluster, 3)
+    wait_until(lambda: not (cluster.base_dir / "broker-2" / "left-behind-0").exists(),
+               what="broker 2 to delete the copy it no longer has")
+    assert len(read_all(cluster, "left-behind")[0]) == 300
