@@ -41,7 +41,6 @@ class OngoingReassignment:
 
 
 ELECTION_NOT_NEEDED_MESSAGE = "Leader election not needed for topic partition."
-NO_REASSIGNMENT_MESSAGE = "No partition reassignment is in progress."
 
 
 class ClusterInfo(Protocol):
@@ -91,5 +90,5 @@ class SingleBroker:
                                   allow_replication_factor_change: bool
                                   ) -> dict[tuple[str, int], tuple[int, str | None]]:
         # a checked list here is this broker alone: already so; nothing is ever in progress
-        return {tp: (0, None) if replicas is not None else (85, NO_REASSIGNMENT_MESSAGE)  # NO_REASSIGNMENT_IN_PROGRESS
+        return {tp: (0, None) if replicas is not None else (85, None)  # NO_REASSIGNMENT_IN_PROGRESS
                 for tp, replicas in changes.items()}

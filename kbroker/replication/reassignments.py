@@ -28,7 +28,7 @@ from ..coordination.cluster import TopicAssignment
 from ..coordination.reassignment import Reassignment
 from ..coordination.store import BadVersion, NoNode
 from ..coordination.view import ClusterView
-from ..metadata.cluster_info import NO_REASSIGNMENT_MESSAGE, OngoingReassignment
+from ..metadata.cluster_info import OngoingReassignment
 from ..protocol.errors import ErrorCode
 
 log = logging.getLogger("kbroker.replication")
@@ -114,7 +114,7 @@ class ClusterReassignments:
 
     def _refused_cancel(self, name: str, partition: int, current: Reassignment) -> tuple[int, str] | None:
         if not (current.adding or current.removing):
-            return ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, NO_REASSIGNMENT_MESSAGE
+            return ErrorCode.NO_REASSIGNMENT_IN_PROGRESS, None  # Kafka leaves the generic message out
         state = self._view.state(name, partition)
         if state is not None and reassignment.revert_is_unclean(current, state) and not self._unclean_election(name):
             return (ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Unable to revert partition assignment for {name}:"
