@@ -5,7 +5,9 @@ and configs (``/config/topics``, followed too), and every partition's state (lea
 from the controller's metadata updates; here each broker follows the coordination store itself,
 which needs no broker-to-broker protocol and cannot miss an update: a watch fires once per change
 and the follower reads again (so it always ends on the latest value, possibly skipping
-intermediate ones, which no consumer of this view needs).
+intermediate ones, which no consumer of this view needs). A topic's assignment never goes back to an
+older version of its node (its configs' watch, reading the topic too, may read an older one than
+the topic's own watch already has: it contributes only the configs then).
 
 ``run`` loads everything once, reports it to the listener, then starts one task per watched thing
 (the broker set, the controller, the topic list, each topic's assignment, each partition's state)
@@ -17,6 +19,7 @@ every change (waiters such as a CreateTopics that waits to see its topic).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Protocol
 
 import trio
@@ -142,7 +145,7 @@ class ClusterView:
                     assignment = await self.coordination.topic(name)
                     if assignment is not None:
                         seen = self.topics.get(name)
-                        if seen is None or assignment != seen or assignment.version != seen.version:
+                        if _newer(assignment, seen):
                             self._topic_changed(assignment)
                         for partition in sorted(set(assignment.replicas) - followed):
                             followed.add(partition)
@@ -154,7 +157,11 @@ class ClusterView:
         while True:
             _, changed = await self.coordination.store.get_watch(f"/config/topics/{name}")
             assignment = await self.coordination.topic(name)
-            if assignment is not None and assignment != self.topics.get(name):
+            seen = self.topics.get(name)
+            if assignment is not None and seen is not None and _newer(seen, assignment):
+                # the topic's own watch has a newer assignment (a reassignment step): only the configs are news
+                assignment = replace(seen, configs=assignment.configs)
+            if assignment is not None and assignment != seen:
                 self._topic_changed(assignment)
             await changed.wait()
 
@@ -176,3 +183,10 @@ class ClusterView:
         if self.listener is not None:
             self.listener.partition_changed(topic, partition, state)
         self._note_change()
+
+
+def _newer(assignment: TopicAssignment, than: TopicAssignment | None) -> bool:
+    """A later read of the topic's node than ``than`` (another topic of the same name is newer too)."""
+    if than is None or assignment.topic_id != than.topic_id or assignment.version > than.version:
+        return True
+    return assignment.version == than.version and assignment != than
