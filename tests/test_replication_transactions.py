@@ -8,9 +8,15 @@ On the in-process cluster and on broker processes on ZooKeeper."""
 
 from __future__ import annotations
 
+import collections
+import json
+import subprocess
+import threading
 import time
 import uuid
+from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from kbroker.protocol.messages import FindCoordinatorRequest
@@ -18,6 +24,7 @@ from tests.kafka_wire import WireClient
 from tests.replication_story import admin, cluster_factory, create_topic, wait_until  # noqa: F401
 
 PARTITIONS = 6
+JAVA = Path(__file__).resolve().parent.parent / "compat" / "java" / "run"
 
 
 def _transactional(cluster, transactional_id: str) -> Producer:
@@ -158,3 +165,113 @@ def test_a_transactional_producer_goes_on_after_its_coordinators_broker_dies(clu
             producer.abort_transaction(60)
     got = read_committed(cluster, topic, len(committed))
     assert sorted(got) == sorted(committed)
+
+
+class LibrdkafkaTransactions:
+    """A confluent-kafka transactional producer in a thread, recording each value's outcome as the
+    Java one does: committed, aborted, or unknown (the producer gave up)."""
+
+    def __init__(self, cluster, topic: str, transactional_id: str):
+        self.cluster, self.topic, self.transactional_id = cluster, topic, transactional_id
+        self.outcomes: dict[bytes, str] = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        producer = Producer({"bootstrap.servers": self.cluster.bootstrap, "transactional.id": self.transactional_id,
+                             "linger.ms": 2, "transaction.timeout.ms": 60000, "message.timeout.ms": 60000,
+                             "log_level": 0})
+        producer.init_transactions(60)
+        t = 0
+        while not self.stopping.is_set():
+            values = [b"%s-%d-%d" % (self.transactional_id.encode(), t, i) for i in range(20)]
+            t += 1
+            outcome = self._one(producer, values)
+            self.outcomes.update((v, outcome) for v in values)
+            if outcome == "unknown":
+                return
+
+    def _one(self, producer: Producer, values: list[bytes]) -> str:
+        try:
+            producer.begin_transaction()
+            for i, value in enumerate(values):
+                producer.produce(self.topic, value, partition=i % PARTITIONS)
+            for _ in range(5):
+                try:
+                    producer.commit_transaction(30)
+                    return "committed"
+                except KafkaException as exc:
+                    if not exc.args[0].retriable():
+                        raise
+            return "unknown"
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                return "unknown"
+            for _ in range(5):
+                try:
+                    producer.abort_transaction(30)
+                    return "aborted"
+                except KafkaException as abort_exc:
+                    if not abort_exc.args[0].retriable():
+                        return "unknown"
+            return "unknown"
+
+
+def _java_outcomes(path) -> dict[bytes, str]:
+    outcomes = {}
+    for line in path.read_text().splitlines():
+        outcome, value = line.split(" ", 1)
+        outcomes[value.encode()] = outcome
+    return outcomes
+
+
+def _check_outcomes(outcomes: dict[bytes, str], read: list[bytes]) -> None:
+    seen = collections.Counter(read)
+    duplicated = [v for v, n in seen.items() if n > 1]
+    assert not duplicated, f"read twice: {duplicated[:5]}"
+    lost = [v for v, o in outcomes.items() if o == "committed" and v not in seen]
+    assert not lost, f"{len(lost)} committed values lost, e.g. {lost[:5]}"
+    leaked = [v for v in seen if outcomes.get(v) == "aborted"]
+    assert not leaked, f"{len(leaked)} aborted values read, e.g. {leaked[:5]}"
+
+
+@pytest.mark.parametrize("cluster_factory", ["zookeeper"], indirect=True)
+def test_java_and_librdkafka_transactions_survive_the_kill_of_their_coordinators(cluster_factory, tmp_path):
+    cluster = cluster_factory(3, **{"zookeeper.session.timeout.ms": 4000})
+    topic = "transfers"
+    create_topic(cluster, topic, partitions=PARTITIONS, replication_factor=3, **{"min.insync.replicas": 2})
+    java_id, rdkafka_id = f"java-{uuid.uuid4().hex[:6]}", f"rdkafka-{uuid.uuid4().hex[:6]}"
+    java_out = tmp_path / "java-outcomes.txt"
+    java = subprocess.Popen([str(JAVA), "transactional-producer", cluster.bootstrap, topic, str(PARTITIONS),
+                             java_id, "30", str(java_out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rdkafka = LibrdkafkaTransactions(cluster, topic, rdkafka_id)
+    rdkafka.thread.start()
+    try:
+        wait_until(lambda: java_out.exists() and "committed" in java_out.read_text(), timeout=60,
+                   what="the Java producer's first committed transaction")
+        killed = []
+        for transactional_id in (java_id, rdkafka_id):
+            coordinator = transaction_coordinator(cluster, transactional_id)
+            if coordinator >= 0 and coordinator not in killed and len(killed) < 1:
+                cluster.stop_broker(coordinator)  # kill -9
+                killed.append(coordinator)
+        assert killed
+        time.sleep(8)
+        for node_id in killed:
+            cluster.start_broker(node_id)
+        stdout, stderr = java.communicate(timeout=120)
+        assert java.returncode == 0, stderr[-2000:]
+    finally:
+        if java.poll() is None:
+            java.kill()
+        rdkafka.stopping.set()
+        rdkafka.thread.join(120)
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["committed"] >= 5
+    java_outcomes = _java_outcomes(java_out)
+    outcomes = {**java_outcomes, **rdkafka.outcomes}
+    committed = sum(1 for o in outcomes.values() if o == "committed")
+    assert sum(1 for o in rdkafka.outcomes.values() if o == "committed") >= 100
+    read = read_committed(cluster, topic, committed, timeout=90)
+    print("outcomes", collections.Counter(outcomes.values()), "java", summary, "read", len(read), "killed", killed)
+    _check_outcomes(outcomes, read)
