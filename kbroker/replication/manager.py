@@ -148,13 +148,12 @@ class ReplicaManager:
 
     def _drop(self, topic: str, index: int) -> None:
         held = self.partitions.held(topic, index)
-        led = held is not None and held.is_leader
+        if held is not None and held.is_leader:
+            self._leadership(topic, index, False)  # before its log goes (a coordinator unloads it)
         for fetcher in self.fetchers.values():
             fetcher.unfollow(topic, index)
         if self.partitions.drop_replica(topic, index):
             log.info("partition %s-%d: the replica here was moved away; its log is deleted", topic, index)
-        if led:
-            self._leadership(topic, index, False)
 
     def _unfollow(self, partition: Partition) -> None:
         for fetcher in self.fetchers.values():
