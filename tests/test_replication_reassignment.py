@@ -183,3 +183,34 @@ def test_a_broker_down_during_the_move_deletes_its_copy_when_it_returns(cluster_
     wait_until(lambda: not (cluster.base_dir / "broker-2" / "left-behind-0").exists(),
                what="broker 2 to delete the copy it no longer has")
     assert len(read_all(cluster, "left-behind")[0]) == 300
+
+
+def test_a_move_that_cannot_catch_up_is_cancelled_back_to_the_original_replicas(cluster_factory):
+    """The partition is offline (both its brokers down), so the new replica has nobody to copy from;
+    cancelling puts the original replicas back, and they serve every record again once they return."""
+    cluster = cluster_factory(3)
+    create_placed_topic(cluster, "stranded", [1, 2])
+    producer = Acks(cluster)
+    producer.send("stranded", [b"s-%d" % i for i in range(100)])
+    assert producer.flush() == 0
+    for node_id in (2, 1):
+        cluster.stop_broker(node_id)
+    wait_for_brokers(cluster, 1)
+    client = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_of(3), request_timeout_ms=30000)
+    tp = TopicPartition("stranded", 0)
+    wait_until(lambda: client.describe_cluster()["controller_id"] == 3, what="broker 3 to be the controller")
+    assert client.alter_partition_reassignments({tp: [3]}) == {tp: None}
+    time.sleep(1)
+    assert client.list_partition_reassignments() == {
+        tp: {"replicas": [3, 1, 2], "adding_replicas": [3], "removing_replicas": [1, 2]}}
+    assert (cluster.base_dir / "broker-3" / "stranded-0").exists()  # the new replica waits for a leader
+    assert client.alter_partition_reassignments({tp: None}) == {tp: None}
+    assert client.list_partition_reassignments() == {}
+    wait_until(lambda: not (cluster.base_dir / "broker-3" / "stranded-0").exists(),
+               what="broker 3 to delete the copy it started")
+    for node_id in (1, 2):
+        cluster.start_broker(node_id)
+    wait_for_brokers(cluster, 3)
+    wait_until(lambda: sorted(partition_metadata(cluster, "stranded").isrs) == [1, 2], what="[1, 2] in sync again")
+    assert partition_metadata(cluster, "stranded").replicas == [1, 2]
+    assert len(read_all(cluster, "stranded")[0]) == 100
