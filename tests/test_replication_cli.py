@@ -1,7 +1,7 @@
 """Kafka's own CLI tools against a 3-broker cluster: kafka-topics creates a replicated topic and
 describes its leaders, replicas and ISRs; kafka-leader-election moves leadership back to the
 preferred replicas after a failover; kafka-reassign-partitions moves replicas (--execute, --verify,
---list); kafka-metadata-quorum, which has no quorum to describe here, says so."""
+--list, --cancel); kafka-metadata-quorum, which has no quorum to describe here, says so."""
 
 from __future__ import annotations
 
@@ -79,3 +79,37 @@ def test_kafka_reassign_partitions_moves_replicas_and_kafka_metadata_quorum_says
     # Kafka broker did not serve it, and the tool says so
     code, out = tools("kafka-metadata-quorum", "--bootstrap-server", bootstrap, "describe", "--status")
     assert code != 0 and "UnsupportedVersionException: The node does not support DESCRIBE_QUORUM" in out, out
+
+
+def test_kafka_reassign_partitions_shows_and_cancels_a_move_in_progress(kbroker_cluster, tools, tmp_path):  # noqa: F811
+    """Both brokers of the partition are down, so the move to broker 3 cannot catch up: --verify
+    says it is in progress, kafka-topics --describe shows the replicas being added and removed,
+    --cancel takes it back."""
+    import json
+
+    from tests.replication_story import wait_for_brokers
+
+    cluster = kbroker_cluster(3)
+    code, out = tools("kafka-topics", "--bootstrap-server", cluster.bootstrap, "--create", "--topic", "stuck",
+                      "--replica-assignment", "1:2")
+    assert code == 0, out
+    wait_until(lambda: len(partition_metadata(cluster, "stuck").isrs) == 2, what="the partition in sync")
+    for node_id in (1, 2):
+        cluster.stop_broker(node_id)
+    wait_for_brokers(cluster, 1)
+    bootstrap = cluster.bootstrap_of(3)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "stuck", "partition": 0, "replicas": [3]}]}))
+    reassign = ("kafka-reassign-partitions", "--bootstrap-server", bootstrap, "--reassignment-json-file", str(plan))
+    code, out = tools(*reassign, "--execute")
+    assert code == 0 and "Successfully started partition reassignment for stuck-0" in out, out
+    code, out = tools(*reassign, "--verify")
+    assert "Reassignment of partition stuck-0 is still in progress." in out, out
+    code, out = tools("kafka-topics", "--bootstrap-server", bootstrap, "--describe", "--topic", "stuck")
+    assert "Leader: none\tReplicas: 3,1,2\t" in out and "Adding Replicas: 3\tRemoving Replicas: 1,2" in out, out
+    code, out = tools("kafka-reassign-partitions", "--bootstrap-server", bootstrap, "--list")
+    assert "stuck-0: replicas: 3,1,2. adding: 3. removing: 1,2." in out, out
+    code, out = tools(*reassign, "--cancel")
+    assert code == 0 and "Successfully cancelled partition reassignment for: stuck-0" in out, out
+    code, out = tools("kafka-reassign-partitions", "--bootstrap-server", bootstrap, "--list")
+    assert "No partition reassignments found." in out, out
