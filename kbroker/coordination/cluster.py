@@ -15,6 +15,9 @@ layout (so a ZooKeeper browser shows what Kafka's would):
     /config/topics/<topic>                        {"version":1,"config":{...}}
     /latest_producer_id_block                     {"version":1,"broker":N,"block_start":"S","block_end":"E"}
     /admin/controlled_shutdown/<id>               ephemeral: broker <id> is shutting down (kbroker's own)
+    /admin/preferred_replica_election             {"version":1,"partitions":[{"topic","partition"}],
+                                                  "election_type":0|1}: ElectLeaders asked (the controller
+                                                  carries it out and deletes it)
 
 - A broker registers itself with an ephemeral node: it is alive while its session is; a second
   broker with the same id gets BrokerIdTaken.
@@ -31,7 +34,9 @@ layout (so a ZooKeeper browser shows what Kafka's would):
   writes the topic node, conditional on its version: a partition's replicas become the target
   followed by the replicas being removed, with ``adding_replicas`` / ``removing_replicas`` set (a
   partition absent from both maps is not being reassigned); a cancel writes the original replicas
-  back with both cleared. The controller completes it (kbroker.coordination.reassignment).
+  back with both cleared. The controller completes it once the target is in sync: the topic node
+  (replicas = target, both maps cleared) and the partition's state (leader, ISR, leader epoch) in
+  one fenced transaction, each over the version it read (kbroker.coordination.reassignment).
 """
 
 from __future__ import annotations
