@@ -399,6 +399,11 @@ BROKER_CONFIGS = [
       'Segment size of __transaction_state.'),
     C('transaction.partition.verification.enable', BOOLEAN, True, None, L,
       'Check that a partition was added to the transaction before accepting a transactional write.'),
+    C('add.partitions.to.txn.retry.backoff.ms', INT, 20, at_least(1), L,
+      'Transactions v2: the first pause before a partition leader asks again to add a partition to a '
+      'transaction that is still being ended (CONCURRENT_TRANSACTIONS).'),
+    C('add.partitions.to.txn.retry.backoff.max.ms', INT, 100, at_least(0), L,
+      'Transactions v2: how long a partition leader keeps asking before the producer is told to retry.'),
     C('producer.id.expiration.ms', INT, 86400000, at_least(1), L,
       "Idle time after which an idempotent producer's state is dropped."),
     C('producer.id.expiration.check.interval.ms', INT, 600000, at_least(1), L,
