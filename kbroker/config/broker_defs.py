@@ -399,11 +399,6 @@ BROKER_CONFIGS = [
       'Segment size of __transaction_state.'),
     C('transaction.partition.verification.enable', BOOLEAN, True, None, L,
       'Check that a partition was added to the transaction before accepting a transactional write.'),
-    C('add.partitions.to.txn.retry.backoff.ms', INT, 20, at_least(1), L,
-      'Transactions v2: the first pause before a partition leader asks again to add a partition to a '
-      'transaction that is still being ended (CONCURRENT_TRANSACTIONS).'),
-    C('add.partitions.to.txn.retry.backoff.max.ms', INT, 100, at_least(0), L,
-      'Transactions v2: how long a partition leader keeps asking before the producer is told to retry.'),
     C('producer.id.expiration.ms', INT, 86400000, at_least(1), L,
       "Idle time after which an idempotent producer's state is dropped."),
     C('producer.id.expiration.check.interval.ms', INT, 600000, at_least(1), L,
@@ -835,6 +830,7 @@ IMPLEMENTED_BROKER_CONFIGS = frozenset({
     "transaction.state.log.num.partitions", "transaction.state.log.segment.bytes",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms", "producer.id.expiration.ms",
+    "add.partitions.to.txn.retry.backoff.ms", "add.partitions.to.txn.retry.backoff.max.ms",
     # replication (kbroker.replication, kbroker.partitions)
     "zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms",
     "replica.lag.time.max.ms", "replica.fetch.wait.max.ms", "replica.fetch.min.bytes", "replica.fetch.max.bytes",
