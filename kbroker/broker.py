@@ -85,6 +85,7 @@ class Broker:
         self.partitions = PartitionService(logs, self.live_config, self.metadata, local_id=config.node_id,
                                            notifier=self.appends)
         self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
+        self.features = FeatureStore(data_dir)
         if coordination is None and config.get("zookeeper.connect"):
             coordination = _zookeeper_sessions(config)
         self.membership: ClusterMembership | None = None
@@ -93,7 +94,7 @@ class Broker:
             self.membership = ClusterMembership(
                 node=self.node, connect=coordination, partitions=self.partitions, topics=self.topics,
                 config=lambda: self.live_config.current, fetcher_config=FetcherConfig.from_broker_config(config),
-                endpoints=self._registered_endpoints, producer_ids=self.producer_ids)
+                endpoints=self._registered_endpoints, producer_ids=self.producer_ids, features=self.features)
         self.group_coordinator = GroupCoordinator(
             GroupConfig.from_broker_config(config), catalogue=self.metadata, ensure_topic=self.topics.ensure_topic,
             partitions=self.partitions, topic_deletion_listeners=self.topics.deletion_listeners)
@@ -119,7 +120,7 @@ class Broker:
                                  topics=self.topics, partitions=self.partitions, appends=self.appends,
                                  groups=self.group_coordinator, txns=self.txn_coordinator,
                                  producer_ids=self.producer_ids, registry=registry or default_registry(),
-                                 features=FeatureStore(data_dir),
+                                 features=self.features,
                                  cluster=self.membership.info if self.membership else SingleBroker(self.node),
                                  txn_verifier=txn_verifier)
 
