@@ -90,7 +90,7 @@ class Broker:
             coordination = _zookeeper_sessions(config)
         self.membership: ClusterMembership | None = None
         if coordination is not None:
-            self.partitions.hosted_only = True  # only the replicas the cluster assigns here
+            self.partitions.use_cluster()  # only the replicas the cluster assigns here
             self.membership = ClusterMembership(
                 node=self.node, connect=coordination, partitions=self.partitions, topics=self.topics,
                 config=lambda: self.live_config.current, fetcher_config=FetcherConfig.from_broker_config(config),
@@ -220,6 +220,7 @@ class Broker:
         finally:
             if self.peers is not None:
                 await self.peers.aclose()
+                self.partitions.write_checkpoints()  # the replicas' high watermarks too
             self.logs.close()
 
     async def shut_down_gracefully(self, timeout: float = 30.0) -> None:
@@ -262,7 +263,7 @@ class Broker:
                 self.logs.enforce_retention(reap=False)  # unlinks; closing the files frees blocks:
                 await trio.to_thread.run_sync(self.logs.close_deleted_segments)  # off the event loop
             else:
-                self.logs.write_checkpoints()
+                self.partitions.write_checkpoints()
 
     async def _clean_logs(self) -> None:
         """The log cleaner (kbroker.log.cleaner): log.cleaner.threads tasks, each cleaning the
