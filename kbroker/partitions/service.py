@@ -109,6 +109,7 @@ class PartitionService:
         """The cluster moved the replica away: forget it and delete its log -- also one found on
         disk and not opened since (moved away while this broker was down). False: none was here."""
         partition = self._partitions.pop((topic, index), None)
+        self._restored_hws.pop((topic, index), None)
         if partition is not None:
             partition.forget()
         elif self.logs.get(topic, index) is None:
