@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 
 from kbroker.protocol.messages import DescribeTransactionsRequest, ListTransactionsRequest
 from tests.kafka_wire import WireClient
@@ -33,6 +33,7 @@ STREAMS_APP = Path(__file__).resolve().parent.parent / "compat" / "streams" / "r
 PARTITIONS = 3
 WORDS = [f"w{i}" for i in range(8)]
 KILLS = 3
+THREADS = 2
 PROGRESS = 500  # committed updates an instance makes before it is killed
 
 
@@ -48,7 +49,7 @@ class StreamsApp:
 
     def __init__(self, bootstrap: str, app_id: str, input_topic: str, output_topic: str, work: Path):
         self.args = [str(STREAMS_APP), "--bootstrap", bootstrap, "--app-id", app_id, "--input", input_topic,
-                     "--output", output_topic, "--state-dir", str(work / "state")]
+                     "--output", output_topic, "--state-dir", str(work / "state"), "--threads", str(THREADS)]
         self.log_path = work / "streams.log"
         self.process: subprocess.Popen | None = None
 
@@ -147,6 +148,25 @@ def end_offsets(bootstrap: str, topic: str, isolation: str) -> int:
         consumer.close()
 
 
+def start_offsets(bootstrap: str, topic: str) -> int:
+    """The partitions' log start offsets added up."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[0]
+                   for p in range(PARTITIONS))
+    finally:
+        consumer.close()
+
+
+def internal_topic_configs(admin: AdminClient, app_id: str) -> dict[str, dict[str, str]]:
+    """The configs each internal topic was created with (not broker defaults)."""
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(app_id)]
+    described = admin.describe_configs([ConfigResource("topic", t) for t in topics])
+    return {resource.name: {name: entry.value for name, entry in future.result(10).items()
+                            if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value}
+            for resource, future in described.items()}
+
+
 def records_in_log(bootstrap: str, topic: str) -> int:
     """Every data record of the topic, committed or aborted (read_uncommitted)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False,
@@ -180,6 +200,8 @@ class Story:
     left_open: list[int]  # per kill: records the killed instance had written in its open transaction
     records_in_log: int  # output records, committed or not
     restored: int  # records the restarted instances restored into their stores from the changelog
+    internal_topics: dict[str, dict[str, str]]  # the app's internal topics -> their configs set at creation
+    purged: int  # records deleted (DeleteRecords) from the repartition topic once consumed
 
 
 def kill_and_restart_a_streams_app(bootstrap: str, work: Path, app_id: str = "word-totals-app") -> Story:
@@ -212,7 +234,9 @@ def kill_and_restart_a_streams_app(bootstrap: str, work: Path, app_id: str = "wo
         app.stop()
         output.close()
     return Story(total, source.inputs, output.updates, left_open, records_in_log(bootstrap, output_topic),
-                 restored=sum(int(n) for n in re.findall(r"^restored (\d+) totals ", app.log_path.read_text(), re.M)))
+                 restored=sum(int(n) for n in re.findall(r"^restored (\d+) totals ", app.log_path.read_text(), re.M)),
+                 internal_topics=internal_topic_configs(admin, app_id),
+                 purged=start_offsets(bootstrap, f"{app_id}-by-word-repartition"))
 
 
 def assert_exactly_once(story: Story) -> None:
@@ -228,12 +252,41 @@ def assert_exactly_once(story: Story) -> None:
 def test_a_streams_app_killed_mid_run_outputs_every_update_exactly_once(kbroker_process, streams_app_built, tmp_path):
     broker = kbroker_process()
     story = kill_and_restart_a_streams_app(broker.bootstrap, tmp_path)
+    assert_as_kafka(story, broker.bootstrap)
+
+
+def assert_as_kafka(story: Story, bootstrap: str) -> None:
+    """What the story shows against Apache Kafka 4.4 too (``python -m tests.test_streams_eos``)."""
     assert_exactly_once(story)
     assert sum(story.left_open) > 0, story.left_open  # a kill interrupted a transaction that had written output
     assert story.records_in_log > story.total  # ... which was aborted, so read_committed hid it
     assert story.restored > 0  # the stores came back from their changelog after a kill
 
-    (txn,) = the_apps_transactions(broker.bootstrap, "word-totals-app")  # the same producer across restarts
-    assert re.fullmatch(r"word-totals-app-[0-9a-f-]{36}-1", txn.transactional_id), txn.transactional_id
+    assert story.purged > 0  # Streams deleted consumed records from its repartition topic
+    assert story.internal_topics == {
+        "word-totals-app-by-word-repartition": {"cleanup.policy": "delete", "retention.ms": "-1",
+                                                "segment.bytes": "52428800", "message.timestamp.type": "CreateTime"},
+        "word-totals-app-totals-changelog": {"cleanup.policy": "compact", "message.timestamp.type": "CreateTime"}}
+
+    # EOS v2: one transactional producer per stream thread, the same ones across restarts
+    txns = the_apps_transactions(bootstrap, "word-totals-app")
+    process_id = txns[0].transactional_id.removeprefix("word-totals-app-")[:36]
+    assert [t.transactional_id for t in txns] == [f"word-totals-app-{process_id}-{n}" for n in range(1, THREADS + 1)]
     # TV2 bumps the epoch at every EndTxn; TV1 only at InitProducerId (at most twice a start)
-    assert txn.producer_epoch > 2 * (KILLS + 1), txn
+    assert max(t.producer_epoch for t in txns) > 2 * (KILLS + 1), txns
+
+
+if __name__ == "__main__":  # the same story against Apache Kafka 4.4 (compat/kafka's oracle)
+    import tempfile
+
+    from compat.kafka.oracle import start_kafka
+
+    subprocess.run([str(STREAMS_APP), "--build"], check=True)
+    with tempfile.TemporaryDirectory() as work:
+        kafka = start_kafka(Path(work) / "kafka", {"group.initial.rebalance.delay.ms": 0})
+        try:
+            (Path(work) / "app").mkdir()
+            assert_as_kafka(kill_and_restart_a_streams_app(kafka.bootstrap, Path(work) / "app"), kafka.bootstrap)
+            print("Apache Kafka 4.4: passed")
+        finally:
+            kafka.stop()
