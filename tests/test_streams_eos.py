@@ -7,7 +7,11 @@ adds one input value to the previous sum, and the final sums are the input's tot
 instances had written in their open transactions is in the log but aborted, so read_committed never
 shows it. The application ran as one transactional producer per stream thread
 (``<application.id>-<process id>-<thread>``, EOS v2) whose epoch moved at every commit
-(transactions v2, KIP-890)."""
+(transactions v2, KIP-890).
+
+The zombie story: an instance paused (SIGSTOP) while another instance takes its tasks is fenced once
+the coordinator aborts its timed-out transaction, rejoins, and the output is still exactly once.
+``python -m tests.test_streams_eos`` runs both stories against Apache Kafka 4.4 (they pass there too)."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -48,6 +52,7 @@ class StreamsApp:
     """compat/streams as its own JVM; every start appends to one log."""
 
     def __init__(self, bootstrap: str, app_id: str, input_topic: str, output_topic: str, work: Path):
+        work.mkdir(exist_ok=True)
         self.args = [str(STREAMS_APP), "--bootstrap", bootstrap, "--app-id", app_id, "--input", input_topic,
                      "--output", output_topic, "--state-dir", str(work / "state"), "--threads", str(THREADS)]
         self.log_path = work / "streams.log"
@@ -68,6 +73,19 @@ class StreamsApp:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def wait_until_running(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while "state RUNNING" not in self.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, self.log_tail()
+            self.check_alive()
+            time.sleep(0.05)
 
     def check_alive(self) -> None:
         assert self.process.poll() is None, f"streams app exited:\n{self.log_tail()}"
@@ -93,11 +111,13 @@ class OutputReader:
             self.updates[message.key().decode()].append((int(count), int(total)))
             self.count += 1
 
-    def wait_for(self, count: int, app: StreamsApp, timeout: float = 60) -> None:
+    def wait_for(self, count: int, *apps: StreamsApp, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while self.count < count:
-            assert time.monotonic() < deadline, f"{self.count} of {count} updates\n{app.log_tail()}"
-            app.check_alive()
+            assert time.monotonic() < deadline, f"{self.count} of {count} updates\n" + "\n".join(
+                app.log_tail() for app in apps)
+            for app in apps:
+                app.check_alive()
             self.poll(0.05)
 
     def close(self) -> None:
@@ -197,17 +217,17 @@ class Story:
     total: int  # input records
     inputs: dict[str, list[int]]  # word -> its values in the order produced
     updates: dict[str, list[tuple[int, int]]]  # word -> the (count, sum) updates read with read_committed
-    left_open: list[int]  # per kill: records the killed instance had written in its open transaction
-    records_in_log: int  # output records, committed or not
-    restored: int  # records the restarted instances restored into their stores from the changelog
-    internal_topics: dict[str, dict[str, str]]  # the app's internal topics -> their configs set at creation
-    purged: int  # records deleted (DeleteRecords) from the repartition topic once consumed
+    left_open: list[int] = field(default_factory=list)  # per kill: records its open transaction had written
+    records_in_log: int = 0  # output records, committed or not
+    restored: int = 0  # records the restarted instances restored into their stores from the changelog
+    internal_topics: dict[str, dict[str, str]] = field(default_factory=dict)  # -> configs set at creation
+    purged: int = 0  # records deleted (DeleteRecords) from the repartition topic once consumed
 
 
 def kill_and_restart_a_streams_app(bootstrap: str, work: Path, app_id: str = "word-totals-app") -> Story:
     """Input flows in at a steady rate while the app is killed KILLS times, each time after it has
     committed PROGRESS more updates, and started again; then the input stops and the app catches up."""
-    input_topic, output_topic = "sentences", "word-totals"
+    input_topic, output_topic = f"sentences-of-{app_id}", f"word-totals-of-{app_id}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in (input_topic, output_topic)]).values():
         future.result(30)
@@ -276,6 +296,53 @@ def assert_as_kafka(story: Story, bootstrap: str) -> None:
     assert max(t.producer_epoch for t in txns) > 2 * (KILLS + 1), txns
 
 
+def pause_an_instance_while_another_takes_over(bootstrap: str, work: Path, app_id: str = "zombie-app"
+                                               ) -> tuple[Story, str]:
+    """A zombie: instance A stops (SIGSTOP) in the middle of its work; instance B, on another state
+    directory (another process id, so other transactional ids: B's InitProducerId cannot fence A),
+    gets every task once A's members' sessions expire and runs once A's open transaction has timed
+    out and been aborted by the coordinator (which bumps A's epoch). A, resumed, finds its producers
+    fenced, rejoins and the two share the work. Returns the story and A's log."""
+    input_topic, output_topic = f"sentences-of-{app_id}", f"word-totals-of-{app_id}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in (input_topic, output_topic)]).values():
+        future.result(30)
+    a = StreamsApp(bootstrap, app_id, input_topic, output_topic, work / "a")
+    b = StreamsApp(bootstrap, app_id, input_topic, output_topic, work / "b")
+    output = OutputReader(bootstrap, output_topic)
+    source = SteadyInput(bootstrap, input_topic)
+    try:
+        source.start()
+        a.start()
+        output.wait_for(PROGRESS, a)
+        a.pause()
+        b.start()
+        b.wait_until_running()
+        a.resume()
+        output.wait_for(output.count + PROGRESS, a, b)
+        total = source.stop()
+        output.wait_for(total, a, b)
+        output.poll(1)
+    finally:
+        source.stop()
+        a.resume()
+        a.stop()
+        b.stop()
+        output.close()
+    return Story(total, source.inputs, output.updates), a.log_path.read_text(errors="replace")
+
+
+def test_a_paused_streams_instance_is_fenced_and_its_output_aborted(kbroker_process, streams_app_built, tmp_path):
+    broker = kbroker_process()
+    story, zombie_log = pause_an_instance_while_another_takes_over(broker.bootstrap, tmp_path)
+    assert_zombie_fenced(story, zombie_log)
+
+
+def assert_zombie_fenced(story: Story, zombie_log: str) -> None:
+    assert_exactly_once(story)
+    assert "Detected that the thread is being fenced" in zombie_log
+
+
 if __name__ == "__main__":  # the same story against Apache Kafka 4.4 (compat/kafka's oracle)
     import tempfile
 
@@ -285,8 +352,9 @@ if __name__ == "__main__":  # the same story against Apache Kafka 4.4 (compat/ka
     with tempfile.TemporaryDirectory() as work:
         kafka = start_kafka(Path(work) / "kafka", {"group.initial.rebalance.delay.ms": 0})
         try:
-            (Path(work) / "app").mkdir()
-            assert_as_kafka(kill_and_restart_a_streams_app(kafka.bootstrap, Path(work) / "app"), kafka.bootstrap)
-            print("Apache Kafka 4.4: passed")
+            assert_as_kafka(kill_and_restart_a_streams_app(kafka.bootstrap, Path(work) / "killed"), kafka.bootstrap)
+            print("Apache Kafka 4.4, killed and restarted: passed")
+            assert_zombie_fenced(*pause_an_instance_while_another_takes_over(kafka.bootstrap, Path(work) / "paused"))
+            print("Apache Kafka 4.4, paused while another took over: passed")
         finally:
             kafka.stop()
