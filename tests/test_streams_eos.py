@@ -52,7 +52,7 @@ class StreamsApp:
     """compat/streams as its own JVM; every start appends to one log."""
 
     def __init__(self, bootstrap: str, app_id: str, input_topic: str, output_topic: str, work: Path):
-        work.mkdir(exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
         self.args = [str(STREAMS_APP), "--bootstrap", bootstrap, "--app-id", app_id, "--input", input_topic,
                      "--output", output_topic, "--state-dir", str(work / "state"), "--threads", str(THREADS)]
         self.log_path = work / "streams.log"
