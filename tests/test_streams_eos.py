@@ -78,7 +78,8 @@ class StreamsApp:
         self.process.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
     def wait_until_running(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
