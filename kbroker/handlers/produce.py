@@ -40,6 +40,7 @@ from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import ProduceRequest, ProduceResponse
 from ..protocol.records import (ATTRIBUTES_OFFSET, HEADER_SIZE, TRANSACTIONAL_MASK, InvalidProduceFraming,
                                 parse_header)
+from ..txn import verification
 from . import leader_hints
 from .registry import CloseConnection, Handler
 
@@ -109,8 +110,9 @@ async def _verify_transactions(ctx, request: ProduceRequest, by_id: bool) -> dic
                 unverified.setdefault((header.producer_id, header.producer_epoch), []).append((topic.name, data.index))
     refused = {}
     for (producer_id, epoch), partitions in unverified.items():
-        errors = await ctx.txn_verifier.verify(transactional_id, producer_id, epoch, partitions,
-                                               add=ctx.api_version >= _ADDS_PARTITIONS_FROM)
+        errors = await verification.check(ctx.txn_verifier, transactional_id, producer_id, epoch, partitions,
+                                          add=ctx.api_version >= _ADDS_PARTITIONS_FROM,
+                                          **verification.retry_backoffs(ctx.config))
         for tp, error in errors.items():
             if error != ErrorCode.NONE:
                 refused[tp] = _verification_error(ctx, tp[1], error)

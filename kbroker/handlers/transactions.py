@@ -28,6 +28,7 @@ from ..protocol.messages import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
                                  ListTransactionsRequest, ListTransactionsResponse, TxnOffsetCommitRequest,
                                  TxnOffsetCommitResponse)
 from ..protocol.primitives import ZERO_UUID
+from ..txn import verification
 from .registry import Handler
 from .topic_ids import id_of, name_of
 
@@ -115,8 +116,9 @@ async def _offsets_partition_in_transaction(ctx, request: TxnOffsetCommitRequest
     transaction's coordinator, wherever it is (kbroker.txn.verification)."""
     if not request.group_id:
         return ErrorCode.NONE
-    errors = await ctx.txn_verifier.verify(request.transactional_id, request.producer_id, request.producer_epoch,
-                                           [offsets_partition], add=ctx.api_version >= 5)
+    errors = await verification.check(ctx.txn_verifier, request.transactional_id, request.producer_id,
+                                      request.producer_epoch, [offsets_partition], add=ctx.api_version >= 5,
+                                      **verification.retry_backoffs(ctx.config))
     error = errors[offsets_partition]
     if error in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR):
         return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS  # retriable for the producer; it still has the right group coordinator

@@ -2,10 +2,11 @@
 coordinators and handlers (a transaction's markers, the check of a transactional batch's partition
 with its transaction coordinator) -- the inter-broker calls of Kafka's send threads.
 
-One BrokerChannel per peer, opened on first use at the address the cluster view gives for it and
-kept; requests to one peer take turns (a channel carries one request at a time) and each is bounded
-by its timeout. A failed request (refused, reset, timed out, undecodable) closes the channel and
-raises ``PeerUnavailable``; the next request opens a new one, at the address known then.
+A broker answers one request of a connection at a time, so requests to one peer in parallel (the
+markers of several transactions) each take a connection: an idle one kept from an earlier request
+at the address the cluster view gives now, or a new one. Each request is bounded by its timeout. A
+failed request (refused, reset, timed out, undecodable) closes its connection and raises
+``PeerUnavailable``; the next one connects again, at the address known then.
 """
 
 from __future__ import annotations
@@ -20,25 +21,18 @@ from .client import BrokerChannel, ChannelClosed
 
 log = logging.getLogger("kbroker.replication")
 
+IDLE_CHANNELS_PER_PEER = 4
+
 
 class PeerUnavailable(Exception):
     pass
-
-
-class _Peer:
-    __slots__ = ("lock", "channel", "address")
-
-    def __init__(self) -> None:
-        self.lock = trio.Lock()
-        self.channel: BrokerChannel | None = None
-        self.address: tuple[str, int] | None = None
 
 
 class PeerRequests:
     def __init__(self, local_id: int, cluster: ClusterInfo):
         self._local_id = local_id
         self._cluster = cluster
-        self._peers: dict[int, _Peer] = {}
+        self._idle: dict[tuple[str, int], list[BrokerChannel]] = {}
 
     def _address(self, node_id: int) -> tuple[str, int] | None:
         for broker in self._cluster.brokers():
@@ -47,34 +41,31 @@ class PeerRequests:
         return None
 
     async def request(self, node_id: int, body: Any, version: int, timeout_s: float) -> Any:
-        peer = self._peers.setdefault(node_id, _Peer())
-        async with peer.lock:
-            address = self._address(node_id)
-            if address is None:
-                raise PeerUnavailable(f"broker {node_id} is not registered")
-            if peer.channel is not None and peer.address != address:
-                await self._close(peer)
-            with trio.move_on_after(timeout_s) as scope:
-                try:
-                    if peer.channel is None:
-                        peer.channel = await BrokerChannel.connect(
-                            *address, client_id=f"broker-{self._local_id}-coordinator")
-                        peer.address = address
-                    return await peer.channel.request(body, version)
-                except ChannelClosed as exc:
-                    await self._close(peer)
-                    raise PeerUnavailable(f"broker {node_id}: {exc}") from exc
-            if scope.cancelled_caught:
-                await self._close(peer)
-                raise PeerUnavailable(f"broker {node_id} did not answer within {timeout_s} s")
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    async def _close(peer: _Peer) -> None:
-        channel, peer.channel = peer.channel, None
+        address = self._address(node_id)
+        if address is None:
+            raise PeerUnavailable(f"broker {node_id} is not registered")
+        idle = self._idle.setdefault(address, [])
+        channel = idle.pop() if idle else None
+        with trio.move_on_after(timeout_s):
+            try:
+                if channel is None:
+                    channel = await BrokerChannel.connect(*address, client_id=f"broker-{self._local_id}-coordinator")
+                response = await channel.request(body, version)
+            except ChannelClosed as exc:
+                if channel is not None:
+                    await channel.aclose()
+                raise PeerUnavailable(f"broker {node_id}: {exc}") from exc
+            if len(idle) < IDLE_CHANNELS_PER_PEER:
+                idle.append(channel)
+            else:
+                await channel.aclose()
+            return response
         if channel is not None:
             await channel.aclose()
+        raise PeerUnavailable(f"broker {node_id} did not answer within {timeout_s} s")
 
     async def aclose(self) -> None:
-        for peer in self._peers.values():
-            await self._close(peer)
+        for channels in self._idle.values():
+            for channel in channels:
+                await channel.aclose()
+        self._idle.clear()
