@@ -1,6 +1,9 @@
 """The compat suite (compat/README.md): every client's scenarios and the differential runner against
-Apache Kafka and kbroker, as one test. It fails for a scenario that fails against Apache Kafka (the
-scenario is wrong) and for a kbroker failure that is not in the client's allowlist.txt.
+Apache Kafka and kbroker, and every client's scenarios against a 3-broker kbroker cluster on ZooKeeper
+(replication factor 3, min.insync.replicas=2), as one test. It fails for a scenario that fails against
+Apache Kafka (the scenario is wrong) and for a kbroker failure that is not in the client's
+allowlist.txt (on the cluster: nor in compat/cluster-allowlist.txt). KBROKER_COMPAT_CLUSTER=0 leaves
+the cluster out.
 
 It also runs franz-go's own kgo test suite against both brokers (counts are printed, they do not
 decide the verdict); KBROKER_COMPAT_KGO_TESTS=0 leaves that out. Needs what scripts/install-compat-deps
@@ -26,6 +29,8 @@ def test_compat_suite():
     missing = [t for t in TOOLS if shutil.which(t) is None]
     assert not missing, f"missing tools {missing}: run scripts/install-compat-deps"
     args = [sys.executable, "-m", "compat", "--no-readme"]
+    if os.environ.get("KBROKER_COMPAT_CLUSTER") == "0":
+        args += ["--brokers", "kafka,kbroker"]
     if os.environ.get("KBROKER_COMPAT_KGO_TESTS") != "0":
         args += ["--kgo-tests", "--kgo-timeout", "4m"]
     res = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=14 * 60,

@@ -1,11 +1,11 @@
 """ClusterView: one broker's up-to-date copy of the cluster's state, followed through watches.
 
 What it keeps: the live brokers (``/brokers/ids``), those in controlled shutdown
-(``/admin/controlled_shutdown``: a leader takes none of them into an ISR, KIP-841), the controller's id, every topic's assignment
-and configs (``/config/topics``, followed too), and every partition's state (leader, leader epoch, ISR). Kafka's brokers get the same
-from the controller's metadata updates; here each broker follows the coordination store itself,
-which needs no broker-to-broker protocol and cannot miss an update: a watch fires once per change
-and the follower reads again (so it always ends on the latest value, possibly skipping
+(``/admin/controlled_shutdown``: a leader takes none of them into an ISR, KIP-841), the controller's
+id, every topic's assignment and configs (``/config/topics``, followed too), and every partition's
+state (leader, leader epoch, ISR). Kafka's brokers get the same from the controller's metadata
+updates; here each broker follows the coordination store itself, which needs no broker-to-broker
+protocol and cannot miss an update: a watch fires once per change and the follower reads again (so it always ends on the latest value, possibly skipping
 intermediate ones, which no consumer of this view needs).
 
 ``run`` loads everything once, reports it to the listener, then starts one task per watched thing
