@@ -38,11 +38,16 @@ from .metadata.cluster_info import SingleBroker
 from .metadata.node_identity import load_or_format
 from .partitions import AppendNotifier, PartitionService, topic_log_config
 from .replication import ClusterMembership, FetcherConfig
+from .replication.peers import PeerRequests
+from .replication.txn_markers import ClusterMarkerSender
+from .replication.txn_verifier import ClusterVerifier
 from .server.connection import Connection
 from .server.listener import ConnectionQuotas, parse_overrides, serve_listener
 from .server.socket_transport import SocketTransport
 from .topics import TopicManager
 from .txn import ProducerIdManager, TransactionConfig, TransactionCoordinator
+from .txn.markers import LocalMarkers, MarkerWriter
+from .txn.verification import LocalVerifier
 
 log = logging.getLogger("kbroker")
 OPEN_LOGS_PER_STEP = 20  # ~5 ms of the event loop at a time
@@ -80,24 +85,32 @@ class Broker:
         self.partitions = PartitionService(logs, self.live_config, self.metadata, local_id=config.node_id,
                                            notifier=self.appends)
         self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
+        self.features = FeatureStore(data_dir)
         if coordination is None and config.get("zookeeper.connect"):
             coordination = _zookeeper_sessions(config)
         self.membership: ClusterMembership | None = None
         if coordination is not None:
-            self.partitions.hosted_only = True  # only the replicas the cluster assigns here
+            self.partitions.use_cluster()  # only the replicas the cluster assigns here
             self.membership = ClusterMembership(
                 node=self.node, connect=coordination, partitions=self.partitions, topics=self.topics,
                 config=lambda: self.live_config.current, fetcher_config=FetcherConfig.from_broker_config(config),
-                endpoints=self._registered_endpoints, producer_ids=self.producer_ids)
+                endpoints=self._registered_endpoints, producer_ids=self.producer_ids, features=self.features)
         self.group_coordinator = GroupCoordinator(
             GroupConfig.from_broker_config(config), catalogue=self.metadata, ensure_topic=self.topics.ensure_topic,
             partitions=self.partitions, topic_deletion_listeners=self.topics.deletion_listeners)
+        # in a cluster, requests to the other brokers: transaction markers, KIP-890 checks
+        self.peers = PeerRequests(config.node_id, self.membership.info) if self.membership else None
+        self.marker_sender: ClusterMarkerSender | None = None
         self.txn_coordinator = TransactionCoordinator(
             TransactionConfig.from_broker_config(config), catalogue=self.metadata,
             ensure_topic=self.topics.ensure_topic, partitions=self.partitions, producer_ids=self.producer_ids,
             appends=self.appends,
             # a marker on __consumer_offsets commits or drops the transaction's pending offsets there
-            marker_listeners={OFFSETS_TOPIC: self.group_coordinator.complete_transaction})
+            marker_listeners={OFFSETS_TOPIC: self.group_coordinator.complete_transaction},
+            marker_sender=self._cluster_marker_sender if self.membership else LocalMarkers)
+        txn_verifier = LocalVerifier(self.txn_coordinator) if self.peers is None else ClusterVerifier(
+            self.txn_coordinator, local_id=config.node_id, cluster=self.membership.info, peers=self.peers,
+            catalogue=self.metadata)
         if self.membership is not None:
             # coordinators live on the leaders of their internal partitions and move with them
             for coordinator in (self.group_coordinator, self.txn_coordinator):
@@ -107,8 +120,14 @@ class Broker:
                                  topics=self.topics, partitions=self.partitions, appends=self.appends,
                                  groups=self.group_coordinator, txns=self.txn_coordinator,
                                  producer_ids=self.producer_ids, registry=registry or default_registry(),
-                                 features=FeatureStore(data_dir),
-                                 cluster=self.membership.info if self.membership else SingleBroker(self.node))
+                                 features=self.features,
+                                 cluster=self.membership.info if self.membership else SingleBroker(self.node),
+                                 txn_verifier=txn_verifier)
+
+    def _cluster_marker_sender(self, writer: MarkerWriter) -> ClusterMarkerSender:
+        self.marker_sender = ClusterMarkerSender(writer, local_id=self.node.node_id, cluster=self.membership.info,
+                                                 peers=self.peers, catalogue=self.metadata)
+        return self.marker_sender
 
     @property
     def config(self):
@@ -185,6 +204,8 @@ class Broker:
                 nursery.start_soon(self._maintain_logs)
                 nursery.start_soon(self._clean_logs)
                 nursery.start_soon(self._open_logs)
+                if self.marker_sender is not None:  # markers handed over while joining wait in it
+                    await nursery.start(self.marker_sender.run)
                 if self.membership is not None:  # joined, and the cluster's state applied, first
                     await nursery.start(self.membership.run)
                 await nursery.start(self.group_coordinator.run)  # loads groups and offsets first
@@ -197,6 +218,9 @@ class Broker:
                         nursery.start_soon(serve_listener, listener, partial(self._serve_connection, endpoint),
                                            quotas, nursery)
         finally:
+            if self.peers is not None:
+                await self.peers.aclose()
+                self.partitions.write_checkpoints()  # the replicas' high watermarks too
             self.logs.close()
 
     async def shut_down_gracefully(self, timeout: float = 30.0) -> None:
@@ -239,7 +263,7 @@ class Broker:
                 self.logs.enforce_retention(reap=False)  # unlinks; closing the files frees blocks:
                 await trio.to_thread.run_sync(self.logs.close_deleted_segments)  # off the event loop
             else:
-                self.logs.write_checkpoints()
+                self.partitions.write_checkpoints()
 
     async def _clean_logs(self) -> None:
         """The log cleaner (kbroker.log.cleaner): log.cleaner.threads tasks, each cleaning the

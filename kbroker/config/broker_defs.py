@@ -830,6 +830,7 @@ IMPLEMENTED_BROKER_CONFIGS = frozenset({
     "transaction.state.log.num.partitions", "transaction.state.log.segment.bytes",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "transaction.remove.expired.transaction.cleanup.interval.ms", "producer.id.expiration.ms",
+    "add.partitions.to.txn.retry.backoff.ms", "add.partitions.to.txn.retry.backoff.max.ms",
     # replication (kbroker.replication, kbroker.partitions)
     "zookeeper.connect", "zookeeper.session.timeout.ms", "zookeeper.connection.timeout.ms",
     "replica.lag.time.max.ms", "replica.fetch.wait.max.ms", "replica.fetch.min.bytes", "replica.fetch.max.bytes",

@@ -20,7 +20,7 @@ HANDLER_MODULES = ("api_versions", "metadata", "describe_topic_partitions", "pro
                    "delete_records", "producer_ids", "create_topics", "delete_topics", "create_partitions",
                    "configs", "describe_cluster", "log_dirs", "producers", "elect_leaders", "reassignments",
                    "acls", "client_quotas", "groups", "consumer_groups", "offsets_commit", "transactions",
-                   "features", "config_resources")
+                   "write_txn_markers", "features", "config_resources")
 
 
 def default_registry() -> Registry:

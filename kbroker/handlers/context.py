@@ -4,7 +4,8 @@ A handler never sees the Broker. It reads and changes state only through the sma
 here, each owned by one component: the node's identity and endpoints, the live broker config, the
 topic catalogue (read) and topic administration (create, grow, delete), the cluster's brokers and
 partition leaders (``cluster``), the partition layer (appends, reads, offsets), the group and
-transaction coordinators, the producer id allocator, the handler registry (for ApiVersions), and the
+transaction coordinators (and the check of a transactional batch's partition with its transaction's
+coordinator, wherever that is), the producer id allocator, the handler registry (for ApiVersions), and the
 finalized feature levels (kbroker.features). The Broker builds one Services at start; the server
 builds one RequestContext per request from it, the decoded header and the connection's Session.
 """
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ..partitions import AppendNotifier, PartitionService
     from ..topics import TopicManager
     from ..txn import ProducerIdManager, TransactionCoordinator
+    from ..txn.verification import TransactionVerifier
     from .registry import Registry
 
 
@@ -66,6 +68,7 @@ class Services:
     registry: Registry
     features: FeatureStore
     cluster: ClusterInfo  # brokers, controller, partition leaders (alone: this broker)
+    txn_verifier: TransactionVerifier  # KIP-890's checks, asked of the transaction's coordinator
 
 
 @dataclass(slots=True)
@@ -130,6 +133,10 @@ class RequestContext:
     @property
     def cluster(self) -> ClusterInfo:
         return self.services.cluster
+
+    @property
+    def txn_verifier(self) -> TransactionVerifier:
+        return self.services.txn_verifier
 
     @property
     def registry(self) -> Registry:

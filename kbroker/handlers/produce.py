@@ -21,7 +21,8 @@ Topics are not auto-created here: producers ask Metadata first, which creates th
 
 Transactions: a request carrying transactional batches without a transactional id is refused whole
 (TRANSACTIONAL_ID_AUTHORIZATION_FAILED). A producer's first transactional batch to a partition in a
-transaction is checked with the transaction coordinator. From v12 (transactions v2, KIP-890 part 2)
+transaction is checked with the transaction coordinator (before any append: one call for the
+request, to whichever broker coordinates the transactional id, kbroker.txn.verification). From v12 (transactions v2, KIP-890 part 2)
 the partition is added to the transaction there, as AddPartitionsToTxn did. Below v12 it is verified
 (KIP-890 part 1, transaction.partition.verification.enable): a partition not added to the ongoing
 transaction is TRANSACTION_ABORTABLE from v11, INVALID_TXN_STATE "Partition was not added to the
@@ -39,6 +40,7 @@ from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import ProduceRequest, ProduceResponse
 from ..protocol.records import (ATTRIBUTES_OFFSET, HEADER_SIZE, TRANSACTIONAL_MASK, InvalidProduceFraming,
                                 parse_header)
+from ..txn import verification
 from . import leader_hints
 from .registry import CloseConnection, Handler
 
@@ -82,23 +84,44 @@ def _is_transactional(records) -> bool:
     return records is not None and len(records) >= HEADER_SIZE and bool(records[ATTRIBUTES_OFFSET + 1] & TRANSACTIONAL_MASK)
 
 
-def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition, records) -> PartitionResponse | None:
-    """KIP-890: the partition of a transactional batch added to (v12+) or verified in the producer's
-    transaction; None when the batch may be appended."""
-    header = parse_header(records)
-    if header.producer_id < 0 or partition.has_ongoing_transaction(header.producer_id, header.producer_epoch):
-        return None
-    tp = (topic.name, index)
-    if ctx.api_version >= _ADDS_PARTITIONS_FROM:
-        error = ctx.txns.add_partitions(transactional_id, header.producer_id, header.producer_epoch, [tp],
-                                        client_version=2)
-    else:
-        error = ctx.txns.verify_partitions(transactional_id, header.producer_id, header.producer_epoch,
-                                           [tp])[tp]
-        if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version >= _TRANSACTION_ABORTABLE_FROM:
-            error = ErrorCode.TRANSACTION_ABORTABLE
-    if error == ErrorCode.NONE:
-        return None
+async def _verify_transactions(ctx, request: ProduceRequest, by_id: bool) -> dict[tuple[str, int], PartitionResponse]:
+    """KIP-890: the partitions of the producer's first transactional batches there, added to (v12+) or
+    verified in its transaction, all in one call to its coordinator (kbroker.txn.verification); the
+    answers of the partitions that may not be appended to, by (topic name, index)."""
+    transactional_id = request.transactional_id
+    if transactional_id is None or not (
+            ctx.api_version >= _ADDS_PARTITIONS_FROM or ctx.config.get("transaction.partition.verification.enable")):
+        return {}
+    unverified: dict[tuple[int, int], list[tuple[str, int]]] = {}  # (producer id, epoch) -> partitions
+    for topic_data in request.topic_data:
+        for data in topic_data.partition_data:
+            if not _is_transactional(data.records):
+                continue
+            try:
+                topic = ctx.partitions.find_topic(None if by_id else topic_data.name, topic_data.topic_id)
+                partition = ctx.partitions.partition(topic, data.index)
+            except ApiError:
+                continue  # answered by the append
+            if topic.is_internal:
+                continue  # refused by the append
+            header = parse_header(data.records)
+            if header.producer_id >= 0 and not partition.has_ongoing_transaction(header.producer_id,
+                                                                                 header.producer_epoch):
+                unverified.setdefault((header.producer_id, header.producer_epoch), []).append((topic.name, data.index))
+    refused = {}
+    for (producer_id, epoch), partitions in unverified.items():
+        errors = await verification.check(ctx.txn_verifier, transactional_id, producer_id, epoch, partitions,
+                                          add=ctx.api_version >= _ADDS_PARTITIONS_FROM,
+                                          **verification.retry_backoffs(ctx.config))
+        for tp, error in errors.items():
+            if error != ErrorCode.NONE:
+                refused[tp] = _verification_error(ctx, tp[1], error)
+    return refused
+
+
+def _verification_error(ctx, index: int, error: int) -> PartitionResponse:
+    if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version >= _TRANSACTION_ABORTABLE_FROM:
+        error = ErrorCode.TRANSACTION_ABORTABLE
     response = _error(index, error)
     if error == ErrorCode.PRODUCER_FENCED:
         response.error_code = ErrorCode.INVALID_PRODUCER_EPOCH
@@ -112,8 +135,8 @@ def _verify_transaction(ctx, transactional_id: str, topic, index: int, partition
     return response
 
 
-def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData, transactional_id: str | None,
-                      acks_waits: list | None) -> PartitionResponse:
+def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData, acks_waits: list | None
+                      ) -> PartitionResponse:
     """Append one partition's batch; with acks=-1 (``acks_waits`` given) a batch the high watermark
     does not cover yet is added there, to be waited for."""
     try:
@@ -123,11 +146,6 @@ def _append_partition(ctx, topic, data: ProduceRequest.PartitionProduceData, tra
     except ApiError as exc:
         return _error(data.index, exc.error_code)
     records = data.records if data.records is not None else b""
-    if transactional_id is not None and _is_transactional(records) and (
-            ctx.api_version >= _ADDS_PARTITIONS_FROM or ctx.config.get("transaction.partition.verification.enable")):
-        refused = _verify_transaction(ctx, transactional_id, topic, data.index, partition, records)
-        if refused is not None:
-            return refused
     try:
         if ctx.api_version < _ZSTD_MIN_VERSION and len(records) >= HEADER_SIZE \
                 and parse_header(records).compression == compression.ZSTD:
@@ -171,6 +189,7 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
             _error(d.index, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED) for d in t.partition_data])
             for t in request.topic_data])
     by_id = ctx.api_version >= _TOPIC_IDS_FROM
+    refused = await _verify_transactions(ctx, request, by_id)
     for topic_data in request.topic_data:
         partitions = []
         try:
@@ -182,8 +201,10 @@ async def handle_produce(ctx, request: ProduceRequest) -> ProduceResponse | None
                 partitions.append(_error(data.index, ErrorCode.INVALID_REQUIRED_ACKS))
             elif topic is None:
                 partitions.append(_error(data.index, topic_error))
+            elif (topic.name, data.index) in refused:
+                partitions.append(refused[(topic.name, data.index)])
             else:
-                response = _append_partition(ctx, topic, data, request.transactional_id, acks_waits)
+                response = _append_partition(ctx, topic, data, acks_waits)
                 appended |= response.error_code == ErrorCode.NONE
                 partitions.append(response)
         responses.append(ProduceResponse.TopicProduceResponse(name=topic_data.name, topic_id=topic_data.topic_id,

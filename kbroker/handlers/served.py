@@ -27,6 +27,7 @@ SERVED = [
     Served(24, 'transactions', 0, 5),  # AddPartitionsToTxn
     Served(25, 'transactions', 0, 4),  # AddOffsetsToTxn
     Served(26, 'transactions', 0, 5),  # EndTxn
+    Served(27, 'write_txn_markers', 1, 2),  # WriteTxnMarkers
     Served(28, 'transactions', 0, 6),  # TxnOffsetCommit
     Served(29, 'acls', 1, 3),  # DescribeAcls
     Served(32, 'configs', 1, 4),  # DescribeConfigs

@@ -28,6 +28,7 @@ from ..protocol.messages import (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
                                  ListTransactionsRequest, ListTransactionsResponse, TxnOffsetCommitRequest,
                                  TxnOffsetCommitResponse)
 from ..protocol.primitives import ZERO_UUID
+from ..txn import verification
 from .registry import Handler
 from .topic_ids import id_of, name_of
 
@@ -50,8 +51,8 @@ def _topic_results(errors: dict[tuple[str, int], int]) -> list:
     return [_TopicResult(name=name, results_by_partition=parts) for name, parts in by_topic.items()]
 
 
-def _add_partitions(ctx, transactional_id: str, producer_id: int, epoch: int, topics, verify_only: bool
-                    ) -> dict[tuple[str, int], int]:
+def _add_partitions(ctx, transactional_id: str, producer_id: int, epoch: int, topics, verify_only: bool,
+                    from_broker: bool = False) -> dict[tuple[str, int], int]:
     wanted = [(t.name, p) for t in topics for p in t.partitions]
     unknown = {}
     for topic_name, partition in wanted:
@@ -64,7 +65,9 @@ def _add_partitions(ctx, transactional_id: str, producer_id: int, epoch: int, to
     coordinator = ctx.txns
     if verify_only:
         return coordinator.verify_partitions(transactional_id, producer_id, epoch, wanted)
-    error = coordinator.add_partitions(transactional_id, producer_id, epoch, wanted)
+    # from a broker (v4+), adding is what a partition leader does for a transactions v2 producer
+    error = coordinator.add_partitions(transactional_id, producer_id, epoch, wanted,
+                                       client_version=2 if from_broker else 1)
     return {tp: error for tp in wanted}
 
 
@@ -78,7 +81,7 @@ async def handle_add_partitions_to_txn(ctx, request: AddPartitionsToTxnRequest) 
     results = []
     for txn in request.transactions:
         errors = _add_partitions(ctx, txn.transactional_id, txn.producer_id, txn.producer_epoch, txn.topics,
-                                 txn.verify_only)
+                                 txn.verify_only, from_broker=True)
         results.append(_Result(transactional_id=txn.transactional_id, topic_results=_topic_results(errors)))
     return AddPartitionsToTxnResponse(error_code=ErrorCode.NONE, results_by_transaction=results)
 
@@ -107,16 +110,19 @@ async def handle_end_txn(ctx, request: EndTxnRequest) -> EndTxnResponse:
     return response
 
 
-def _offsets_partition_in_transaction(ctx, request: TxnOffsetCommitRequest, offsets_partition) -> int:
+async def _offsets_partition_in_transaction(ctx, request: TxnOffsetCommitRequest, offsets_partition) -> int:
     """v5+ (transactions v2) adds the group's offsets partition to the transaction, as AddOffsetsToTxn
-    did; below, it must have been added (TRANSACTION_ABORTABLE from v4 when it was not)."""
+    did; below, it must have been added (TRANSACTION_ABORTABLE from v4 when it was not). Asked of the
+    transaction's coordinator, wherever it is (kbroker.txn.verification)."""
     if not request.group_id:
         return ErrorCode.NONE
-    ids = (request.transactional_id, request.producer_id, request.producer_epoch)
-    if ctx.api_version >= 5:
-        return ctx.txns.add_partitions(*ids, [offsets_partition], client_version=2)
-    error = ctx.txns.verify_partitions(*ids, [offsets_partition])[offsets_partition]
-    if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version >= 4:
+    errors = await verification.check(ctx.txn_verifier, request.transactional_id, request.producer_id,
+                                      request.producer_epoch, [offsets_partition], add=ctx.api_version >= 5,
+                                      **verification.retry_backoffs(ctx.config))
+    error = errors[offsets_partition]
+    if error in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR):
+        return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS  # retriable for the producer; it still has the right group coordinator
+    if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version >= 4 and ctx.api_version < 5:
         return ErrorCode.TRANSACTION_ABORTABLE
     return error
 
@@ -149,7 +155,7 @@ async def handle_txn_offset_commit(ctx, request: TxnOffsetCommitRequest) -> TxnO
         try:
             await groups.ensure_offsets_topic()
             offsets_partition = (OFFSETS_TOPIC, groups.partition_for(request.group_id))
-            error = _offsets_partition_in_transaction(ctx, request, offsets_partition)
+            error = await _offsets_partition_in_transaction(ctx, request, offsets_partition)
         except ApiError as exc:  # __consumer_offsets cannot be created (a full disk)
             error = exc.error_code
         if error == ErrorCode.PRODUCER_FENCED:

@@ -117,6 +117,12 @@ class Partition:
             self.isr_change_pending = False
         self._set_isr(tuple(isr) if isr is not None else self.isr)
 
+    def restore_high_watermark(self, high_watermark: int) -> None:
+        """A replica in a cluster, before the cluster says whether it leads: its high watermark is
+        the checkpointed one, not its log end (records after it may not be committed)."""
+        self._alone = False
+        self._hw = min(high_watermark, self.log.log_end_offset)
+
     def become_follower(self, leader_id: int, leader_epoch: int, replicas: tuple[int, ...],
                         isr: tuple[int, ...]) -> None:
         """Follow ``leader_id`` (-1: no leader now). Waiting acks=-1 producers are woken: they are

@@ -13,12 +13,15 @@ Its state lives in `__transaction_state` (Kafka's record format, 50 compacted pa
 on first use) through the coordinator runtime (kbroker.coordinator), which also orders the
 operations: every state change is synchronous, first appended and only then applied in memory, so a
 failed append changes nothing. Ending a transaction writes PrepareCommit/PrepareAbort, then the
-COMMIT/ABORT marker to every partition of the transaction, then CompleteCommit/CompleteAbort. A
-marker written to an internal topic is announced to its owner (the coordinator is given a listener
-per topic: the group coordinator's, for `__consumer_offsets`, commits or drops the transaction's
-pending offsets of the groups in that partition); the transaction coordinator knows no other
-coordinator. At start the log is replayed: a transaction found in a Prepare state gets its markers
-and completes, an Ongoing one gets its timeout armed again.
+COMMIT/ABORT marker to every partition of the transaction, then CompleteCommit/CompleteAbort. The
+markers go through a MarkerSender (kbroker.txn.markers): a broker alone writes them at once, a
+cluster's sender delivers them to the partitions' leaders in the background and the transaction
+completes when all are written, if it is still that Prepare state here. A marker written to an
+internal topic is announced to its owner (the coordinator is given a listener per topic: the group
+coordinator's, for `__consumer_offsets`, commits or drops the transaction's pending offsets of the
+groups in that partition); the transaction coordinator knows no other coordinator. At load the log
+is replayed: a transaction found in a Prepare state gets its markers and completes, an Ongoing one
+gets its timeout armed again.
 
 Timeouts: each Ongoing transaction has one timer of the runtime (a trio cancel scope whose deadline
 is its start plus its transaction.timeout.ms); when it fires, the producer's epoch is bumped
@@ -38,6 +41,7 @@ import trio
 from ..coordinator import CoordinatorRuntime, InternalTopic
 from ..protocol.errors import ApiError, ErrorCode, ProtocolError
 from . import records as fmt
+from .markers import LocalMarkers, MarkerListener, MarkerSender, MarkerWriter, TopicPartition, TxnMarkers
 from .records import (COMPLETE_ABORT, COMPLETE_COMMIT, DEAD, EMPTY, ONGOING, PREPARE_ABORT, PREPARE_COMMIT,
                       PREPARE_EPOCH_FENCE, STATE_NAMES)
 
@@ -53,9 +57,6 @@ NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1
 MAX_EPOCH = 32767
 
-TopicPartition = tuple[str, int]
-# called after a transaction marker was written to partition P of an internal topic: (P, producer id, commit)
-MarkerListener = Callable[[int, int, bool], None]
 
 
 def now_ms() -> int:
@@ -103,7 +104,8 @@ class TransactionConfig:
 class TransactionCoordinator:
     def __init__(self, config: TransactionConfig, *, catalogue: Catalogue, ensure_topic: EnsureTopic,
                  partitions: PartitionLogs, producer_ids: ProducerIdManager, appends: AppendListener,
-                 marker_listeners: Mapping[str, MarkerListener] | None = None):
+                 marker_listeners: Mapping[str, MarkerListener] | None = None,
+                 marker_sender: Callable[[MarkerWriter], MarkerSender] = LocalMarkers):
         self.max_timeout_ms = config.max_timeout_ms
         self.runtime = CoordinatorRuntime(
             InternalTopic(TRANSACTION_STATE_TOPIC, config.state_partitions, {
@@ -115,12 +117,13 @@ class TransactionCoordinator:
             catalogue=catalogue, ensure_topic=ensure_topic, partitions=partitions,
             unlisted_append_error=ErrorCode.UNKNOWN_SERVER_ERROR)
         self.timers = self.runtime.timers
-        self._catalogue = catalogue
         self._partitions = partitions
         self._producer_ids = producer_ids
-        self._appends = appends
         # the owners of internal topics a transaction may write to (the group coordinator's offsets)
-        self._marker_listeners = dict(marker_listeners or {})
+        # hear of each marker written there, by this broker's writer (kbroker.txn.markers)
+        self.marker_writer = MarkerWriter(catalogue=catalogue, partitions=partitions, appends=appends,
+                                          listeners=marker_listeners)
+        self._marker_sender = marker_sender(self.marker_writer)  # a cluster's delivers them in the background
         self.txns: dict[str, TransactionMetadata] = {}
         self.loaded = False
 
@@ -376,6 +379,9 @@ class TransactionCoordinator:
             return ErrorCode.PRODUCER_FENCED
         if retry:
             return ErrorCode.NONE if (meta.state == COMPLETE_COMMIT) == commit else ErrorCode.INVALID_TXN_STATE
+        if meta.state in (PREPARE_COMMIT, PREPARE_ABORT) and meta.client_version >= 2 and \
+                producer_id == meta.producer_id and epoch == meta.producer_epoch - 1:
+            return ErrorCode.CONCURRENT_TRANSACTIONS  # a retry while its markers are being written
         if meta.state in (PREPARE_COMMIT, PREPARE_ABORT, PREPARE_EPOCH_FENCE):
             return ErrorCode.CONCURRENT_TRANSACTIONS
         if meta.state != ONGOING and commit:
@@ -397,30 +403,31 @@ class TransactionCoordinator:
         return ErrorCode.NONE
 
     def _write_markers_and_complete(self, meta: TransactionMetadata, commit: bool) -> None:
-        coordinator_epoch = 0
+        """Send the markers of ``meta`` (a Prepare state, persisted); once all are written record the
+        transaction Complete -- if by then it is still this Prepare state here (not unloaded, not
+        replaced: another coordinator owns it now and finishes it itself)."""
+        markers = TxnMarkers(meta.transactional_id, meta.producer_id, meta.producer_epoch, commit,
+                             self._coordinator_epoch(meta.transactional_id), meta.client_version,
+                             frozenset(meta.partitions))
+        self._marker_sender.send(markers, lambda: self._complete(meta, commit), lambda: self._current(meta))
+
+    def _current(self, meta: TransactionMetadata) -> bool:
+        return self.txns.get(meta.transactional_id) is meta and self.owns(meta.transactional_id)
+
+    def _coordinator_epoch(self, transactional_id: str) -> int:
         state_topic = self.state_topic()
-        if state_topic is not None:
-            coordinator_epoch = state_topic.leader_epoch
-        wrote = False
-        for topic_name, partition in sorted(meta.partitions):
-            topic = self._catalogue.get(topic_name)
-            if topic is None or not 0 <= partition < topic.partitions:
-                log.info("dropping the %s marker of %s for %s-%d: the partition no longer exists",
-                         "commit" if commit else "abort", meta.transactional_id, topic_name, partition)
-                continue
-            try:
-                self._partitions.partition(topic, partition).append_end_txn_marker(
-                    meta.producer_id, meta.producer_epoch, commit, coordinator_epoch=coordinator_epoch)
-                wrote = True
-            except (ApiError, OSError) as exc:
-                log.warning("could not write the transaction marker of %s to %s-%d: %s", meta.transactional_id,
-                            topic_name, partition, exc)
-                continue
-            listener = self._marker_listeners.get(topic_name)
-            if listener is not None:
-                listener(partition, meta.producer_id, commit)
-        if wrote:
-            self._appends.notify()  # the last stable offset moved: wake read_committed fetches
+        if state_topic is None:
+            return 0
+        try:
+            return self._partitions.partition(state_topic, self.partition_for(transactional_id)).leader_epoch
+        except ApiError:
+            return state_topic.leader_epoch
+
+    def _complete(self, meta: TransactionMetadata, commit: bool) -> None:
+        if not self._current(meta):
+            log.info("markers of %s written, but its state moved on here; not completing it",
+                     meta.transactional_id)
+            return
         complete = dataclasses.replace(meta, state=COMPLETE_COMMIT if commit else COMPLETE_ABORT,
                                        partitions=frozenset(), last_update_ms=now_ms())
         if meta.next_producer_id != NO_PRODUCER_ID:  # TV2, epoch exhausted: the producer moves to a new id
@@ -428,8 +435,10 @@ class TransactionCoordinator:
                                            last_producer_id=meta.producer_id, producer_epoch=0,
                                            next_producer_id=NO_PRODUCER_ID)
         if self._persist(complete):
-            # the markers are written; the state stays Prepare* in the log and the next start completes it
-            self.txns[meta.transactional_id] = meta
+            # the markers are written; the state stays Prepare* in the log and the next load completes it
+            log.warning("could not record the end of the transaction of %s; it completes on the next load",
+                        meta.transactional_id)
+            return
         log.info("%s transaction of %s (producer %d, epoch %d)", "committed" if commit else "aborted",
                  meta.transactional_id, meta.producer_id, meta.producer_epoch)
 
