@@ -18,7 +18,7 @@ from tests.replication_story import admin, cluster_factory, create_topic, partit
 
 TOPIC, PARTITIONS = "moving", 3
 SLOW_TO_NOTICE = {"replica.fetch.backoff.ms": 5000, "replica.lag.time.max.ms": 30000}
-CATCH_UP_S = 3.0  # well under both waits above
+CATCH_UP_S = 4.0  # under both waits above, with room for a loaded 2-core machine
 
 
 class Writer:
