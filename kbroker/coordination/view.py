@@ -26,6 +26,8 @@ from .cluster import BrokerRegistration, ClusterCoordination, PartitionState, To
 
 log = logging.getLogger("kbroker.coordination")
 
+CONCURRENT_READS = 32  # store reads in flight while loading a topic's partition states
+
 
 class ClusterListener(Protocol):
     def brokers_changed(self, brokers: dict[int, BrokerRegistration]) -> None: ...
@@ -46,6 +48,7 @@ class ClusterView:
         self._topic_scopes: dict[str, trio.CancelScope] = {}
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._reads = trio.CapacityLimiter(CONCURRENT_READS)
 
     # ------------------------------------------------------------------------------ queries
 
@@ -123,7 +126,7 @@ class ClusterView:
         assignment = await self.coordination.topic(name)
         if assignment is None:  # deleted between the listing and the read
             return
-        states = {p: await self.coordination.partition_state(name, p) for p in sorted(assignment.replicas)}
+        states = await self._read_states(name, sorted(assignment.replicas))
         # the topic and its partitions' states are applied together: nobody sees one without the other
         self._topic_changed(assignment)
         for partition, state in states.items():
@@ -131,6 +134,20 @@ class ClusterView:
                 self._partition_changed(name, partition, state)
         scope = self._topic_scopes[name] = trio.CancelScope()
         self._nursery.start_soon(self._follow_topic, name, scope)
+
+    async def _read_states(self, name: str, partitions: list[int]) -> dict[int, PartitionState | None]:
+        """The partitions' states, read concurrently (one store round trip each: with ZooKeeper,
+        loading a topic of many partitions one after the other was its main cost)."""
+        states: dict[int, PartitionState | None] = {}
+
+        async def read(partition: int) -> None:
+            async with self._reads:
+                states[partition] = await self.coordination.partition_state(name, partition)
+
+        async with trio.open_nursery() as nursery:
+            for partition in partitions:
+                nursery.start_soon(read, partition)
+        return dict(sorted(states.items()))
 
     def _forget_topic(self, name: str) -> None:
         self._topic_scopes.pop(name).cancel()
