@@ -1,13 +1,15 @@
 """ClusterView: one broker's up-to-date copy of the cluster's state, followed through watches.
 
-What it keeps: the live brokers (``/brokers/ids``), the controller's id, every topic's assignment
-and configs (``/config/topics``, followed too), and every partition's state (leader, leader epoch, ISR). Kafka's brokers get the same
-from the controller's metadata updates; here each broker follows the coordination store itself,
-which needs no broker-to-broker protocol and cannot miss an update: a watch fires once per change
-and the follower reads again (so it always ends on the latest value, possibly skipping
-intermediate ones, which no consumer of this view needs). A topic's assignment never goes back to an
-older version of its node (its configs' watch, reading the topic too, may read an older one than
-the topic's own watch already has: it contributes only the configs then).
+What it keeps: the live brokers (``/brokers/ids``), those in controlled shutdown
+(``/admin/controlled_shutdown``: a leader takes none of them into an ISR, KIP-841), the controller's
+id, every topic's assignment and configs (``/config/topics``, followed too), and every partition's
+state (leader, leader epoch, ISR). Kafka's brokers get the same from the controller's metadata
+updates; here each broker follows the coordination store itself, which needs no broker-to-broker
+protocol and cannot miss an update: a watch fires once per change and the follower reads again (so
+it always ends on the latest value, possibly skipping intermediate ones, which no consumer of this
+view needs). A topic's assignment never goes back to an older version of its node (its configs'
+watch, reading the topic too, may read an older one than the topic's own watch already has: it
+contributes only the configs then).
 
 ``run`` loads everything once, reports it to the listener, then starts one task per watched thing
 (the broker set, the controller, the topic list, each topic's assignment, each partition's state)
@@ -43,6 +45,7 @@ class ClusterView:
         self.coordination = coordination
         self.listener = listener
         self.brokers: dict[int, BrokerRegistration] = {}
+        self.shutting_down: set[int] = set()
         self.controller_id: int | None = None
         self.topics: dict[str, TopicAssignment] = {}
         self.states: dict[tuple[str, int], PartitionState] = {}
@@ -74,9 +77,11 @@ class ClusterView:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await self._follow_brokers_once()
+            shutting_down_changed = await self._follow_shutting_down_once()
             for name in (await self.coordination.watch_topics())[0]:
                 await self._load_topic(name)
             nursery.start_soon(self._follow_brokers)
+            nursery.start_soon(self._follow_shutting_down, shutting_down_changed)
             nursery.start_soon(self._follow_controller)
             nursery.start_soon(self._follow_topics)
             task_status.started()
@@ -95,6 +100,20 @@ class ClusterView:
         while True:
             await changed.wait()
             changed = await self._follow_brokers_once()
+
+    async def _follow_shutting_down_once(self) -> trio.Event:
+        self.shutting_down, changed = await self.coordination.watch_shutting_down()
+        self._note_change()
+        return changed
+
+    async def _follow_shutting_down(self, changed: trio.Event) -> None:
+        while True:
+            await changed.wait()
+            changed = await self._follow_shutting_down_once()
+
+    def eligible_for_isr(self, broker_id: int) -> bool:
+        """Alive and not shutting down: a broker a leader may take (back) into an ISR (KIP-841)."""
+        return broker_id in self.brokers and broker_id not in self.shutting_down
 
     async def _follow_controller(self) -> None:
         while True:
