@@ -195,10 +195,10 @@ def test_a_move_that_cannot_catch_up_is_cancelled_back_to_the_original_replicas(
     assert producer.flush() == 0
     for node_id in (2, 1):
         cluster.stop_broker(node_id)
-    wait_for_brokers(cluster, 1)
     client = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_of(3), request_timeout_ms=30000)
     tp = TopicPartition("stranded", 0)
-    wait_until(lambda: client.describe_cluster()["controller_id"] == 3, what="broker 3 to be the controller")
+    wait_until(lambda: (described := client.describe_cluster())["controller_id"] == 3
+               and [b["broker_id"] for b in described["brokers"]] == [3], what="broker 3 alone and the controller")
     assert client.alter_partition_reassignments({tp: [3]}) == {tp: None}
     time.sleep(1)
     assert client.list_partition_reassignments() == {
