@@ -5,7 +5,8 @@ subscription (topic names, or from v1 a regular expression) and the partitions i
 coordinator answers with its member epoch and, when it changed, the partitions it may now consume,
 assigned by the server-side assignor. Version 1 adds SubscribedTopicRegex and makes the client
 generate its own member id (KIP-1082). ConsumerGroupDescribe returns a consumer group's epochs,
-assignor and members with their current and target assignments (v1 adds the member type, KIP-1099);
+assignor and members with their current and target assignments (v1 adds the member type, KIP-1099:
+0 for a classic member of a group being upgraded online, 1 for a consumer-protocol member);
 a group that is not a consumer group is GROUP_ID_NOT_FOUND, after which the admin client falls back
 to DescribeGroups. The state machine is kbroker.groups.consumer_protocol; this module translates
 the wire.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 
-from ..groups.consumer_protocol import MEMBER_TYPE_CONSUMER, Heartbeat
+from ..groups.consumer_protocol import MEMBER_TYPE_CLASSIC, MEMBER_TYPE_CONSUMER, Heartbeat
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
                                  ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse)
@@ -91,7 +92,8 @@ async def handle_consumer_group_describe(ctx, request: ConsumerGroupDescribeRequ
                 subscribed_topic_regex=m.metadata.subscribed_topic_regex,
                 assignment=_assignment(m.assigned, names),
                 target_assignment=_assignment(group.target.get(m.member_id, {}), names),
-                member_type=MEMBER_TYPE_CONSUMER) for m in group.members.values()]))
+                member_type=MEMBER_TYPE_CLASSIC if m.uses_classic_protocol else MEMBER_TYPE_CONSUMER)
+                for m in group.members.values()]))
     return ConsumerGroupDescribeResponse(groups=described)
 
 
