@@ -21,11 +21,15 @@ its rebalance timeout likewise. Leaving is a heartbeat with epoch -1; a static m
 (`group.instance.id`) may leave with -2, keeping its assignment for a new instance with the same id
 that joins within the session timeout.
 
-Upgrade and downgrade (Kafka's rules, the subset implemented): the first consumer-protocol member of
-an empty classic group (or a group with only committed offsets) turns it into a consumer group; a
-classic JoinGroup to an empty consumer group turns it back (kbroker.groups.coordinator). A non-empty
-group of the other kind is refused: GROUP_ID_NOT_FOUND for a heartbeat, INCONSISTENT_GROUP_PROTOCOL
-for a JoinGroup (Kafka would convert it online into a mixed group; that is not implemented).
+Upgrade and downgrade (Kafka 4.4's rules, `group.consumer.migration.policy`): the first
+consumer-protocol member of an empty classic group (or a group with only committed offsets) turns
+it into a consumer group, and a classic JoinGroup to an empty consumer group turns it back
+(kbroker.groups.coordinator). A non-empty classic group of the consumer protocol type is converted
+online when the policy allows upgrades (kbroker.groups.migration): its members become classic
+members of the consumer group, which go on with JoinGroup/SyncGroup/Heartbeat
+(kbroker.groups.classic_members) while the assignor assigns over everyone; when the last
+consumer-protocol member leaves or is fenced and the policy allows downgrades, the group is classic
+again (`fence`). Any other group of the other kind is refused: GROUP_ID_NOT_FOUND for a heartbeat.
 
 Regular expressions are matched with Python's `re` (fullmatch against every topic name, internal
 topics included, as Kafka matches them). Kafka uses RE2/J: the common syntax is the same; Python also accepts lookarounds and
