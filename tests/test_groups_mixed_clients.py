@@ -12,6 +12,8 @@ import pytest
 from tests.test_consumer_groups_clients import BROKER_SETTINGS, Member, produce, read_once, split
 from tests.test_bootstrap import create_topics_by_metadata
 from tests.test_groups_clients import wait_for
+from tests.kafka_wire import WireClient
+from kbroker.protocol.messages import ConsumerGroupDescribeRequest, DescribeGroupsRequest, ListGroupsRequest
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
@@ -47,6 +49,7 @@ def test_a_consumer_protocol_member_upgrades_a_busy_classic_group_and_leaving_do
         assert sorted(m.uses_classic_protocol for m in group.members.values()) == [False, True, True]
         produce(broker.bootstrap, "orders", 300)
         wait_for(lambda: read_once(members, 600), 30, "all 600 records, each read once")
+        assert_described_as_kafka_44_describes_a_mixed_group(broker.bootstrap)
 
         modern.close()  # commits and leaves: the last consumer-protocol member is gone
         wait_for(lambda: "mixed" in coordinator.groups and "mixed" not in coordinator.consumer.groups, 20,
@@ -59,3 +62,18 @@ def test_a_consumer_protocol_member_upgrades_a_busy_classic_group_and_leaving_do
     finally:
         for m in members:
             m.close()
+
+
+def assert_described_as_kafka_44_describes_a_mixed_group(bootstrap: str) -> None:
+    """What Kafka 4.4 answers for a mixed group (checked against it): a consumer group to ListGroups,
+    not a classic group to DescribeGroups, and ConsumerGroupDescribe v1 tells the members' types."""
+    with WireClient(bootstrap) as client:
+        listed = client.request(ListGroupsRequest(states_filter=[], types_filter=[]), 5).groups
+        assert [(g.group_id, g.protocol_type, g.group_type) for g in listed] == [("mixed", "consumer", "consumer")]
+        described = client.request(DescribeGroupsRequest(groups=["mixed"]), 6).groups[0]
+        assert (described.error_code, described.error_message, described.group_state) == (
+            69, "Group mixed is not a classic group.", "Dead")
+        group = client.request(ConsumerGroupDescribeRequest(group_ids=["mixed"]), 1).groups[0]
+        assert group.error_code == 0 and group.group_state == "Stable"
+        assert sorted(m.member_type for m in group.members) == [0, 0, 1]  # two classic, one consumer
+        assert {m.member_epoch for m in group.members} == {group.group_epoch}

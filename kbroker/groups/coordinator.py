@@ -321,6 +321,9 @@ class GroupCoordinator:
             raise ApiError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
         return self.consumer.describe(group_id)
 
+    def is_consumer_group(self, group_id: str) -> bool:
+        return group_id in self.consumer.groups
+
     def describe_group(self, group_id: str):
         if not self.owns(group_id):
             return ErrorCode.NOT_COORDINATOR, "", "", "", []
