@@ -127,8 +127,10 @@ async def form_classic_group(world: CoordinatorWorld) -> tuple[ClassicConsumer, 
     return a, b
 
 
-def run_until_stable(classics: list[ClassicConsumer], consumers: list[Consumer], rounds: int = 12) -> None:
-    """Every member heartbeats in turn; classic members rebalance whenever told to."""
+def run_until_stable(classics: list[ClassicConsumer], consumers: list[Consumer], rounds: int = 12,
+                     settle: bool = True) -> None:
+    """Every member heartbeats in turn; classic members rebalance whenever told to (``settle``:
+    until nothing changes any more)."""
     for _ in range(rounds):
         before = ([c.owned for c in classics], [dict(c.owned) for c in consumers])
         for c in classics:
@@ -142,7 +144,8 @@ def run_until_stable(classics: list[ClassicConsumer], consumers: list[Consumer],
         if ([c.owned for c in classics], [dict(c.owned) for c in consumers]) == before and all(
                 c.heartbeat() == E.NONE for c in classics):
             return
-    raise AssertionError("the mixed group did not settle")
+    if settle:
+        raise AssertionError("the mixed group did not settle")
 
 
 def assert_shared_once(classics: list[ClassicConsumer], consumers: list[Consumer]) -> None:
@@ -294,3 +297,28 @@ async def test_a_classic_member_of_another_protocol_type_is_not_upgraded(world):
         refused = Consumer(world, "connect").heartbeat()
         assert refused.error == E.GROUP_ID_NOT_FOUND
         assert "connect" in world.groups.groups and "connect" not in world.groups.consumer.groups
+
+
+async def test_a_classic_member_told_to_rejoin_that_never_does_is_fenced_after_its_rebalance_timeout(
+        world, autojump_clock):
+    await world.topics.create_topic("orders", 6)
+    async with world.running():
+        await world.groups.ensure_offsets_topic()
+        a, b = await form_classic_group(world)
+        c = Consumer(world, "shop")
+        c.heartbeat()
+        group = world.groups.consumer.groups["shop"]
+        b.rebalance()
+        # a keeps heartbeating (its session never lapses) but never rejoins
+        for _ in range(3):
+            assert a.heartbeat() == E.REBALANCE_IN_PROGRESS
+            run_until_stable([b], [c], rounds=1, settle=False)
+            await trio.sleep(3)
+        assert a.member_id in group.members
+        run_until_stable([b], [c], rounds=1, settle=False)
+        await trio.sleep(2)  # 11 s after it was first told: past its 10 s rebalance timeout
+        assert a.member_id not in group.members
+        assert a.heartbeat() == E.UNKNOWN_MEMBER_ID
+        run_until_stable([b], [c])
+        assert sorted([len(b.owned), len(c.partitions())]) == [3, 3]
+        assert not b.owned & c.partitions()

@@ -95,7 +95,9 @@ def consumer_group_from_classic(classic: ClassicGroup, topic_ids: TopicIds, tomb
     members = []
     for m in classic.members.values():
         try:
-            subscription = decode_subscription(m.metadata(classic.protocol_name))
+            # before its first generation the group has no protocol yet: the member's first one
+            subscription = decode_subscription(m.metadata(classic.protocol_name) if classic.protocol_name
+                                               else m.protocols[0][1])
             assigned = to_partitions(decode_assignment(m.assignment).assigned_partitions, topic_ids)
         except (ProtocolError, ValueError, IndexError) as exc:
             raise ApiError(ErrorCode.GROUP_ID_NOT_FOUND, f"Cannot upgrade the classic group {group_id} to consumer "
