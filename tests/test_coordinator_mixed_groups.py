@@ -60,16 +60,16 @@ def _decode_assignment(data: bytes) -> set[tuple[str, int]]:
 class ClassicConsumer:
     """A cooperative classic consumer: rejoins reporting what it owns, keeps what SyncGroup gives it."""
 
-    def __init__(self, world: CoordinatorWorld, group_id: str = "shop"):
-        self.world, self.group_id = world, group_id
+    def __init__(self, world: CoordinatorWorld, group_id: str = "shop", instance_id: str | None = None):
+        self.world, self.group_id, self.instance_id = world, group_id, instance_id
         self.member_id, self.generation = "", -1
         self.owned: set[tuple[str, int]] = set()
 
     def join(self):
         waiter = Waiter()
         self.world.groups.join_group(
-            group_id=self.group_id, member_id=self.member_id, group_instance_id=None, protocol_type="consumer",
-            protocols=[("cooperative-sticky", _subscription(self.owned))], session_timeout_ms=SESSION_MS,
+            group_id=self.group_id, member_id=self.member_id, group_instance_id=self.instance_id,
+            protocol_type="consumer", protocols=[("cooperative-sticky", _subscription(self.owned))], session_timeout_ms=SESSION_MS,
             rebalance_timeout_ms=SESSION_MS, client_id="classic", client_host="/127.0.0.1", api_version=9,
             waiter=waiter)
         return waiter
@@ -82,18 +82,18 @@ class ClassicConsumer:
             result = self.join().result
         assert result.error == E.NONE, result
         assert result.leader == "" and result.members == []  # never the leader: the coordinator assigns
-        self.generation = result.generation_id
+        self.member_id, self.generation = result.member_id, result.generation_id
         return result
 
     def sync(self, assignments: dict[str, bytes] | None = None):
         waiter = Waiter()
         self.world.groups.sync_group(group_id=self.group_id, generation_id=self.generation, member_id=self.member_id,
-                                     group_instance_id=None, protocol_type="consumer",
+                                     group_instance_id=self.instance_id, protocol_type="consumer",
                                      protocol_name="cooperative-sticky", assignments=assignments or {}, waiter=waiter)
         return waiter
 
     def heartbeat(self) -> int:
-        return self.world.groups.heartbeat(self.group_id, self.generation, self.member_id, None)
+        return self.world.groups.heartbeat(self.group_id, self.generation, self.member_id, self.instance_id)
 
     def rebalance(self) -> None:
         """What the client does on REBALANCE_IN_PROGRESS: rejoin, sync, keep only what it was given."""
@@ -322,3 +322,25 @@ async def test_a_classic_member_told_to_rejoin_that_never_does_is_fenced_after_i
         run_until_stable([b], [c])
         assert sorted([len(b.owned), len(c.partitions())]) == [3, 3]
         assert not b.owned & c.partitions()
+
+
+async def test_a_static_classic_member_restarted_with_the_consumer_protocol_takes_its_own_place(world):
+    await world.topics.create_topic("orders", 6)
+    async with world.running():
+        await world.groups.ensure_offsets_topic()
+        c = Consumer(world, "shop")
+        c.heartbeat()
+        static = ClassicConsumer(world, instance_id="checkout-1")
+        static.rebalance()  # a static member joins at once, no member id round trip
+        run_until_stable([static], [c])
+        group = world.groups.consumer.groups["shop"]
+        assert group.static_member("checkout-1").uses_classic_protocol
+        kept = static.owned
+        # the same instance comes back with group.protocol=consumer: no need to wait for a -2 leave
+        restarted = Consumer(world, "shop", instance_id="checkout-1")
+        assert restarted.heartbeat().error == E.NONE
+        member = group.static_member("checkout-1")
+        assert member.member_id == restarted.member_id and not member.uses_classic_protocol
+        assert static.member_id not in group.members
+        assert restarted.partitions() == kept
+        assert static.heartbeat() == E.FENCED_INSTANCE_ID

@@ -112,7 +112,10 @@ class ClassicMembers:
 
     # =========================================================================== the others
     @staticmethod
-    def _classic_member(group: ConsumerGroup, member_id: str, instance_id: str | None) -> ConsumerMember:
+    def _classic_member(group: ConsumerGroup, member_id: str, instance_id: str | None, *,
+                        by_instance_id: bool = False) -> ConsumerMember:
+        """The classic member a request names; ``by_instance_id``: an administrator's LeaveGroup may
+        name a static member by its instance id alone."""
         if instance_id is None:
             member = group.members.get(member_id)
             if member is None:
@@ -123,7 +126,7 @@ class ClassicMembers:
             if member is None:
                 raise ApiError(ErrorCode.UNKNOWN_MEMBER_ID, f"Member with instance id {instance_id} is not a member "
                                f"of group {group.group_id}.")
-            if member_id != UNKNOWN_MEMBER_ID and member.member_id != member_id:
+            if member.member_id != member_id and not (by_instance_id and member_id == UNKNOWN_MEMBER_ID):
                 raise ApiError(ErrorCode.FENCED_INSTANCE_ID,
                                f"Static member {member_id} with instance id {instance_id} was fenced.")
         if not member.uses_classic_protocol:
@@ -176,7 +179,7 @@ class ClassicMembers:
         leaving: list[str] = []
         for member_id, instance_id in members:
             try:
-                member = self._classic_member(group, member_id, instance_id)
+                member = self._classic_member(group, member_id, instance_id, by_instance_id=True)
             except ApiError as exc:
                 results.append((member_id, instance_id, exc.error_code))
                 continue

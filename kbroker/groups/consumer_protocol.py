@@ -346,7 +346,8 @@ class ConsumerGroupProtocol:
                 return ConsumerMember(r.member_id, empty_metadata()), None
             if existing.member_id == r.member_id:
                 return ConsumerMember(existing.member_id, existing.metadata), None
-            if existing.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+            # a classic instance is replaced at once (Kafka: only two consumer-protocol ones need the -2 leave)
+            if existing.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH and not existing.uses_classic_protocol:
                 raise ApiError(ErrorCode.UNRELEASED_INSTANCE_ID,
                                f"Static member {r.member_id} with instance id {r.instance_id} cannot join the group "
                                f"because the instance id is owned by {existing.member_id} member.")
