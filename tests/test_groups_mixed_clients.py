@@ -28,10 +28,12 @@ def broker(kbroker_factory):
     return broker
 
 
-def test_a_consumer_protocol_member_upgrades_a_busy_classic_group_and_leaving_downgrades_it(broker):
+@pytest.mark.parametrize("assignor", ["range", "cooperative-sticky"])  # eager: revoke all, then rejoin
+def test_a_consumer_protocol_member_upgrades_a_busy_classic_group_and_leaving_downgrades_it(broker, assignor):
     coordinator = broker.broker.group_coordinator
     produce(broker.bootstrap, "orders", 300)
-    classic = [Member(broker.bootstrap, "mixed", ["orders"], **CLASSIC) for _ in range(2)]
+    classic = [Member(broker.bootstrap, "mixed", ["orders"], **CLASSIC, **{"partition.assignment.strategy": assignor})
+               for _ in range(2)]
     members = list(classic)
     try:
         wait_for(lambda: split(classic) and read_once(members, 300), 30,
