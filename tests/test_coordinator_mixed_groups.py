@@ -344,3 +344,29 @@ async def test_a_static_classic_member_restarted_with_the_consumer_protocol_take
         assert static.member_id not in group.members
         assert restarted.partitions() == kept
         assert static.heartbeat() == E.FENCED_INSTANCE_ID
+
+
+async def test_the_last_consumer_protocol_static_member_restarted_as_classic_downgrades_without_a_rebalance(
+        world, autojump_clock):
+    await world.topics.create_topic("orders", 6)
+    async with world.running():
+        await world.groups.ensure_offsets_topic()
+        a, b = await form_classic_group(world)
+        c = Consumer(world, "shop", instance_id="checkout-1")
+        c.heartbeat()
+        run_until_stable([a, b], [c])
+        epoch = world.groups.consumer.groups["shop"].group_epoch
+        owned_by_c = c.partitions()
+        # the instance restarts with group.protocol=classic (a rolling downgrade)
+        restarted = ClassicConsumer(world, instance_id="checkout-1")
+        joined = restarted.rejoin()
+        assert "shop" not in world.groups.consumer.groups
+        classic = world.groups.groups["shop"]
+        assert (classic.state, classic.generation_id, joined.generation_id) == ("Stable", epoch, epoch)
+        assert set(classic.members) == {a.member_id, b.member_id, restarted.member_id}
+        synced = restarted.sync().result
+        assert synced.error == E.NONE and _decode_assignment(synced.assignment) == owned_by_c
+        assert a.heartbeat() == E.NONE and b.heartbeat() == E.NONE  # nobody rebalances
+    world.reopen()
+    async with world.running():
+        assert set(world.groups.groups["shop"].members) == {a.member_id, b.member_id, restarted.member_id}

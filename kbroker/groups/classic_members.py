@@ -16,7 +16,9 @@ before rejoining; a cooperative one revokes what its SyncGroup assignment lost, 
 
 Timers: its own session timeout (from its JoinGroup); the rebalance timeout to rejoin once told
 (join deadline) and to sync once joined (sync deadline). Missing any fences the member.
-Generation is the member epoch for OffsetCommit too (ILLEGAL_GENERATION when it differs).
+Generation is the member epoch for OffsetCommit too (ILLEGAL_GENERATION when it differs). A classic
+instance of the group's last consumer-protocol member (a static member restarted with the classic
+protocol) turns the group classic again, taking its place without a rebalance.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING
 from ..protocol.errors import ApiError, ErrorCode, ProtocolError
 from . import consumer_records as fmt
 from . import migration
-from .classic import JoinResult, SyncResult
+from .classic import JoinResult, Member, SyncResult
 from .consumer_group import UNRELEASED_PARTITIONS, UNREVOKED_PARTITIONS, ConsumerGroup, ConsumerMember, \
     empty_metadata, updated_metadata
 
@@ -72,6 +74,15 @@ class ClassicMembers:
         member, replaced_id, error = self._joining_member(group, member_id, group_instance_id)
         if error:
             return JoinResult(error, member_id)
+        if replaced_id is not None and self._protocol.may_downgrade(group, replaced_id, replaced=True):
+            # the last consumer-protocol member was this static member: its classic instance takes
+            # its place in a classic group again (Kafka's downgrade on a static member's replacement)
+            generation = group.group_epoch
+            joining = Member(member_id, group_instance_id, client_id, client_host, rebalance_timeout_ms,
+                             session_timeout_ms, migration.PROTOCOL_TYPE, list(protocols))
+            error = self._protocol.convert_to_classic(group, replaced_id, joining)
+            return JoinResult(error, member_id) if error else JoinResult(
+                ErrorCode.NONE, member_id, generation, migration.PROTOCOL_TYPE, protocols[0][0], "", False, [])
         metadata = updated_metadata(
             member.metadata, client_id=client_id, client_host=client_host,
             instance_id=group_instance_id if group_instance_id is not None else member.metadata.instance_id,

@@ -681,13 +681,14 @@ class ClassicGroupProtocol:
             group.complete_join(member, JoinResult(error, member.member_id))
             group.complete_sync(member, SyncResult(error))
 
-    def adopt_downgraded(self, group: ClassicGroup) -> None:
+    def adopt_downgraded(self, group: ClassicGroup, rebalance: bool = True) -> None:
         """A consumer group turned back into this Stable classic group (its record is appended):
         its members heartbeat here now, and rejoin for the rebalance that starts at once."""
         self.groups[group.group_id] = group
         for member in group.members.values():
             self._reschedule_heartbeat(group, member)
-        self._prepare_rebalance(group, f"downgrade of group {group.group_id} from consumer to classic")
+        if rebalance:
+            self._prepare_rebalance(group, f"downgrade of group {group.group_id} from consumer to classic")
 
     def remove_group(self, group: ClassicGroup) -> None:
         """The group's tombstone was appended: it is gone, and so are its join and sync deadlines."""

@@ -179,13 +179,14 @@ class ConsumerGroupProtocol:
                  retire_classic: Callable[[str], tuple[ConsumerGroup | None, list[fmt.Record]]] = (
                      lambda group_id: (None, [])),
                  replay_other: Callable[[bytes, bytes | None], None] = lambda key, value: None,
-                 downgrade: Callable[[ConsumerGroup, str], int] = lambda group, leaving_id: ErrorCode.NONE,
+                 downgrade: Callable[..., int] = lambda group, leaving_id, joining: ErrorCode.NONE,
                  classic_max_size: int = 2**31 - 1):
         """``retire_classic(group id)``: for a consumer group to take the place of a classic group of
         that id, the records that retire (an empty one) or convert it (a non-empty one, with the
         consumer group it becomes, not yet materialized), or ApiError when it cannot; ``replay_other``
-        applies those records once appended. ``downgrade(group, leaving member id)`` turns a
-        consumer group whose last consumer-protocol member leaves into a classic group."""
+        applies those records once appended. ``downgrade(group, leaving member id, joining classic
+        Member or None)`` turns a consumer group whose last consumer-protocol member leaves (or is
+        replaced by a classic instance of the same static member) into a classic group."""
         self._runtime = runtime
         self._downgrade = downgrade
         self.classic_max_size = classic_max_size
@@ -557,13 +558,19 @@ class ConsumerGroupProtocol:
         epoch, so the others get its partitions at their next heartbeat. When the last member
         speaking the consumer protocol goes and the rest speak the classic one, the group turns
         classic again instead (Kafka's online downgrade), if the migration policy allows."""
-        if self._may_downgrade(group, member_id):
-            error = self._downgrade(group, member_id)
-            if not error:
-                for other_id in list(group.members):
-                    self._cancel_timers(group.group_id, other_id)
-            return error
+        if len(group.members) > 1 and self.may_downgrade(group, member_id):
+            return self.convert_to_classic(group, member_id)
         return self.remove_members(group, [member_id])
+
+    def convert_to_classic(self, group: ConsumerGroup, leaving_id: str, joining=None) -> int:
+        """Downgrade the group without ``leaving_id``, with ``joining`` (a classic group Member
+        replacing that static member) if given; every member's timers here stop."""
+        member_ids = list(group.members)
+        error = self._downgrade(group, leaving_id, joining)
+        if not error:
+            for member_id in member_ids:
+                self._cancel_timers(group.group_id, member_id)
+        return error
 
     def remove_members(self, group: ConsumerGroup, member_ids: list[str]) -> int:
         records = []
@@ -582,14 +589,15 @@ class ConsumerGroupProtocol:
             self._cancel_timers(group.group_id, member_id)
         return ErrorCode.NONE
 
-    def _may_downgrade(self, group: ConsumerGroup, leaving_id: str) -> bool:
-        """Kafka's validateOnlineDowngradeWithFencedMember."""
-        if not group.all_classic_except(leaving_id) or len(group.members) <= 1:
+    def may_downgrade(self, group: ConsumerGroup, leaving_id: str, replaced: bool = False) -> bool:
+        """Kafka's validateOnlineDowngradeWith{FencedMember,ReplacedMemberId}: ``leaving_id`` is the
+        only consumer-protocol member and the policy and group.max.size allow a classic group."""
+        if not group.all_classic_except(leaving_id):
             return False
         if not self.settings.downgrade_enabled:
             log.info("consumer group %s stays a consumer group: online downgrade is disabled", group.group_id)
             return False
-        if len(group.members) - 1 > self.classic_max_size:
+        if len(group.members) - (0 if replaced else 1) > self.classic_max_size:
             log.info("consumer group %s stays a consumer group: more members than group.max.size", group.group_id)
             return False
         return True

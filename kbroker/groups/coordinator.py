@@ -223,10 +223,12 @@ class GroupCoordinator:
         topic = self.consumer.catalogue.get(name)
         return topic.topic_id if topic is not None else None
 
-    def _consumer_to_classic(self, group: ConsumerGroup, leaving_id: str) -> int:
+    def _consumer_to_classic(self, group: ConsumerGroup, leaving_id: str, joining=None) -> int:
         """The last consumer-protocol member of a mixed group leaves: the classic members become a
-        classic group again, which rebalances at once (Kafka's convertToClassicGroup)."""
-        classic = migration.classic_group_from_consumer(group, leaving_id, self.consumer.topic_names())
+        classic group again, which rebalances at once (Kafka's convertToClassicGroup). When a classic
+        instance of that (static) member replaces it instead, it joins the Stable classic group in
+        its place with its assignment, and nobody rebalances."""
+        classic = migration.classic_group_from_consumer(group, leaving_id, self.consumer.topic_names(), joining)
         tombstones = group.tombstones()
         error = self.runtime.append(group.group_id, tombstones + [group_record(classic)])
         if error:
@@ -234,7 +236,7 @@ class GroupCoordinator:
         log.info("downgrading consumer group %s online to a classic group (%d members)", group.group_id,
                  len(classic.members))
         self.consumer.forget(group, tombstones)
-        self.classic.adopt_downgraded(classic)
+        self.classic.adopt_downgraded(classic, rebalance=joining is None)
         return ErrorCode.NONE
 
     # =========================================================================== the classic protocol

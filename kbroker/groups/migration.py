@@ -130,9 +130,11 @@ def can_upgrade(classic: ClassicGroup, max_size: int) -> str | None:
 
 
 # ------------------------------------------------------------------------------- downgrade
-def classic_group_from_consumer(group: ConsumerGroup, leaving_id: str, names: TopicNames) -> ClassicGroup:
+def classic_group_from_consumer(group: ConsumerGroup, leaving_id: str, names: TopicNames,
+                                joining: Member | None = None) -> ClassicGroup:
     """The Stable classic group of a consumer group's classic members but ``leaving_id``, each with
-    its target assignment."""
+    its target assignment; ``joining``, a classic instance of the static member ``leaving_id``,
+    takes that one's place and its target assignment."""
     classic = ClassicGroup(group.group_id)
     classic.generation_id = group.group_epoch
     classic.protocol_type = PROTOCOL_TYPE
@@ -142,10 +144,13 @@ def classic_group_from_consumer(group: ConsumerGroup, leaving_id: str, names: To
         classic.add(Member(m.member_id, m.instance_id, m.metadata.client_id, m.metadata.client_host,
                            m.metadata.rebalance_timeout_ms, m.classic.session_timeout_ms, PROTOCOL_TYPE,
                            list(m.classic.supported_protocols)))
+    if joining is not None:
+        classic.add(joining)
     classic.protocol_name = classic.select_protocol()
     for member in classic.members.values():
         version = subscription_version(member.metadata(classic.protocol_name))
-        member.assignment = encode_assignment(group.target.get(member.member_id, {}), names, version)
+        target_of = leaving_id if joining is not None and member is joining else member.member_id
+        member.assignment = encode_assignment(group.target.get(target_of, {}), names, version)
     classic.state = STABLE
     classic.state_timestamp = now_ms()
     return classic
