@@ -6,6 +6,8 @@ other in one run, with the same librdkafka (confluent-kafka) load:
   3, min.insync.replicas=2;
 - produce latency: a paced acks=all producer (linger.ms=0), p50/p99 from send to delivery report,
   after a first second that is not counted (the new producer's id and metadata: ~0.6 s of stall);
+- transactions/s: a transactional producer commits transactions of 100 records (1 KB, over the 3
+  partitions, so the markers go to three leaders) one after the other, for ``--txn-seconds``;
 - failover: a producer sends to partition 0 every 5 ms; the leader of partition 0 is killed with
   -9; the time from the kill to the first delivery of a record sent after it. Both sides detect the
   dead broker by a 9 s session (KRaft's broker.session.timeout.ms default; kbroker's
@@ -108,6 +110,23 @@ def latency(bootstrap: str, rate: int, seconds: float, size: int) -> tuple[float
     return statistics.median(samples) * 1000, samples[int(len(samples) * 0.99)] * 1000
 
 
+def transactions(bootstrap: str, seconds: float, size: int, per_transaction: int = 100) -> float:
+    """Committed transactions per second, one after the other (each: 100 records, commit)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"bench-{uuid.uuid4().hex[:8]}",
+                         "linger.ms": 5})
+    producer.init_transactions(60)
+    payload = os.urandom(size)
+    committed = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        producer.begin_transaction()
+        for i in range(per_transaction):
+            producer.produce(TOPIC, payload, partition=i % 3)
+        producer.commit_transaction(60)
+        committed += 1
+    return committed / (time.perf_counter() - started)
+
+
 def failover(bootstrap: str, kill) -> float:
     """Seconds from kill -9 of partition 0's leader to the first delivery of a record sent after it."""
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
@@ -146,9 +165,10 @@ def measure(name: str, bootstrap: str, kill, args) -> dict[str, float]:
     throughput(bootstrap, min(args.records, 20_000), args.size)  # warm up
     mbs = throughput(bootstrap, args.records, args.size)
     p50, p99 = latency(bootstrap, args.rate, args.latency_seconds, args.size)
+    txns = transactions(bootstrap, args.txn_seconds, args.size)
     seconds = failover(bootstrap, kill)
     result = {"produce MB/s": mbs, "p50 produce latency ms": p50, "p99 produce latency ms": p99,
-              "failover s": seconds}
+              "transactions/s (100 records)": txns, "failover s": seconds}
     print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
     return result
 
@@ -184,6 +204,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--rate", type=int, default=500, help="records/s of the latency producer")
     parser.add_argument("--latency-seconds", type=float, default=10)
+    parser.add_argument("--txn-seconds", type=float, default=10, help="how long transactions are committed")
     parser.add_argument("--only", choices=["kbroker", "kafka"])
     args = parser.parse_args()
     results = {}

@@ -85,15 +85,16 @@ class Broker:
         self.partitions = PartitionService(logs, self.live_config, self.metadata, local_id=config.node_id,
                                            notifier=self.appends)
         self.topics = TopicManager(self.metadata, self.partitions, self.live_config)
+        self.features = FeatureStore(data_dir)
         if coordination is None and config.get("zookeeper.connect"):
             coordination = _zookeeper_sessions(config)
         self.membership: ClusterMembership | None = None
         if coordination is not None:
-            self.partitions.hosted_only = True  # only the replicas the cluster assigns here
+            self.partitions.use_cluster()  # only the replicas the cluster assigns here
             self.membership = ClusterMembership(
                 node=self.node, connect=coordination, partitions=self.partitions, topics=self.topics,
                 config=lambda: self.live_config.current, fetcher_config=FetcherConfig.from_broker_config(config),
-                endpoints=self._registered_endpoints, producer_ids=self.producer_ids)
+                endpoints=self._registered_endpoints, producer_ids=self.producer_ids, features=self.features)
         self.group_coordinator = GroupCoordinator(
             GroupConfig.from_broker_config(config), catalogue=self.metadata, ensure_topic=self.topics.ensure_topic,
             partitions=self.partitions, topic_deletion_listeners=self.topics.deletion_listeners)
@@ -119,7 +120,7 @@ class Broker:
                                  topics=self.topics, partitions=self.partitions, appends=self.appends,
                                  groups=self.group_coordinator, txns=self.txn_coordinator,
                                  producer_ids=self.producer_ids, registry=registry or default_registry(),
-                                 features=FeatureStore(data_dir),
+                                 features=self.features,
                                  cluster=self.membership.info if self.membership else SingleBroker(self.node),
                                  txn_verifier=txn_verifier)
 
@@ -219,6 +220,7 @@ class Broker:
         finally:
             if self.peers is not None:
                 await self.peers.aclose()
+                self.partitions.write_checkpoints()  # the replicas' high watermarks too
             self.logs.close()
 
     async def shut_down_gracefully(self, timeout: float = 30.0) -> None:
@@ -261,7 +263,7 @@ class Broker:
                 self.logs.enforce_retention(reap=False)  # unlinks; closing the files frees blocks:
                 await trio.to_thread.run_sync(self.logs.close_deleted_segments)  # off the event loop
             else:
-                self.logs.write_checkpoints()
+                self.partitions.write_checkpoints()
 
     async def _clean_logs(self) -> None:
         """The log cleaner (kbroker.log.cleaner): log.cleaner.threads tasks, each cleaning the

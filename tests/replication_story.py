@@ -5,12 +5,14 @@ with confluent-kafka, plus the check that every replica holds the same records a
 
 from __future__ import annotations
 
+import collections
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kbroker.log import PartitionLog
@@ -181,3 +183,85 @@ def assert_replicas_agree(base_dir: Path, brokers, topic: str, partition: int) -
 
 __all__ = ["Acks", "FAST_CLUSTER", "admin", "assert_replicas_agree", "cluster_factory", "create_topic",
            "partition_metadata", "read_all", "replica_batches", "wait_for_brokers", "wait_until"]
+
+
+class LibrdkafkaTransactions:
+    """A confluent-kafka transactional producer in a thread, recording each value's outcome as the
+    Java one does: committed, aborted, or unknown (the producer gave up)."""
+
+    def __init__(self, cluster, topic: str, transactional_id: str, partitions: int):
+        self.cluster, self.topic, self.transactional_id = cluster, topic, transactional_id
+        self.partitions = partitions
+        self.outcomes: dict[bytes, str] = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        producer = Producer({"bootstrap.servers": self.cluster.bootstrap, "transactional.id": self.transactional_id,
+                             "linger.ms": 2, "transaction.timeout.ms": 60000, "message.timeout.ms": 60000,
+                             "log_level": 0})
+        producer.init_transactions(60)
+        t = 0
+        while not self.stopping.is_set():
+            values = [b"%s-%d-%d" % (self.transactional_id.encode(), t, i) for i in range(20)]
+            t += 1
+            outcome = self._one(producer, values)
+            self.outcomes.update((v, outcome) for v in values)
+            if outcome == "unknown":
+                return
+
+    def _one(self, producer: Producer, values: list[bytes]) -> str:
+        try:
+            producer.begin_transaction()
+            for i, value in enumerate(values):
+                producer.produce(self.topic, value, partition=i % self.partitions)
+            for _ in range(5):
+                try:
+                    producer.commit_transaction(30)
+                    return "committed"
+                except KafkaException as exc:
+                    if not exc.args[0].retriable():
+                        raise
+            return "unknown"
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                return "unknown"
+            for _ in range(5):
+                try:
+                    producer.abort_transaction(30)
+                    return "aborted"
+                except KafkaException as abort_exc:
+                    if not abort_exc.args[0].retriable():
+                        return "unknown"
+            return "unknown"
+
+
+def read_committed(cluster, topic: str, partitions: int, expected: int, timeout: float = 60) -> list[bytes]:
+    """Every committed record of the topic (read_committed), once ``expected`` were read and a poll brought no more."""
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:6]}",
+                         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append(msg.value())
+            elif msg is None and len(got) >= expected:
+                break  # a quiet poll after everything: nothing more (aborted records would come here)
+    finally:
+        consumer.close()
+    return got
+
+
+def check_transaction_outcomes(outcomes: dict[bytes, str], read: list[bytes]) -> None:
+    """Every committed value read once, no aborted one read (unknown ones either way)."""
+    seen = collections.Counter(read)
+    duplicated = [v for v, n in seen.items() if n > 1]
+    assert not duplicated, f"read twice: {duplicated[:5]}"
+    lost = [v for v, o in outcomes.items() if o == "committed" and v not in seen]
+    assert not lost, f"{len(lost)} committed values lost, e.g. {lost[:5]}"
+    leaked = [v for v in seen if outcomes.get(v) == "aborted"]
+    assert not leaked, f"{len(leaked)} aborted values read, e.g. {leaked[:5]}"

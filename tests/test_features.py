@@ -11,6 +11,7 @@ from compat.kafka import oracle
 from kbroker.protocol.errors import ErrorCode
 from kbroker.protocol.messages import ApiVersionsRequest, UpdateFeaturesRequest
 from tests.kafka_wire import WireClient
+from tests.replication_story import cluster_factory, wait_until  # noqa: F401
 
 NAMED = dict(client_software_name="t", client_software_version="1")
 
@@ -124,6 +125,26 @@ def test_group_version_is_offered_only_where_consumer_group_heartbeat_is_served(
     with_kip848 = Registry(served=[Served(11, "groups", 0, 9), Served(68, "consumer_groups", 0, 1)])
     assert supported_features(classic_only)["group.version"] == (0, 0)
     assert supported_features(with_kip848)["group.version"] == (0, 1)
+
+
+def test_a_cluster_finalizes_one_set_of_levels_whichever_broker_is_asked(cluster_factory):
+    cluster = cluster_factory(3)
+    first, second, third = cluster.bootstrap.split(",")
+    assert update(first, "transaction.version", 1, upgrade_type=2).error_code == ErrorCode.NONE  # safe downgrade
+    wait_until(lambda: all(features(b)[1]["transaction.version"] == 1 for b in (first, second, third)),
+               what="every broker to finalize transaction.version 1")
+    epochs = {features(b)[2] for b in (first, second, third)}
+    assert len(epochs) == 1 and epochs != {0}
+    assert update(third, "group.version", 0, upgrade_type=2).error_code == ErrorCode.NONE
+    wait_until(lambda: all(features(b)[1].get("group.version") is None for b in (first, second, third)),
+               what="every broker to turn group.version off")
+    assert features(second)[1]["transaction.version"] == 1  # the earlier change stays
+    # a broker that was down while they changed comes back with the cluster's levels
+    cluster.stop_broker(2)
+    assert update(first, "transaction.version", 2).error_code == ErrorCode.NONE
+    cluster.start_broker(2)
+    wait_until(lambda: features(second)[1]["transaction.version"] == 2,
+               what="the restarted broker to finalize the cluster's transaction.version")
 
 
 def _heartbeat(bootstrap: str):

@@ -2,8 +2,9 @@
 three times with min.insync.replicas=2, idempotent acks=all producers from librdkafka and from the
 Java client writing throughout, while the current leader is killed with -9 and restarted, and a
 leader is paused (SIGSTOP) past its ZooKeeper session -- a zombie that wakes up believing it still
-leads -- then resumed. Afterwards: every acknowledged record is there exactly once, and every
-replica holds the same batch at every offset."""
+leads -- then resumed; and a librdkafka transactional producer through the same faults. Afterwards:
+every acknowledged record is there exactly once, every committed transaction's records are read once
+and no aborted one's, and every replica holds the same batch at every offset."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from kbroker.testing import ProcessCluster
-from tests.replication_story import (FAST_CLUSTER, assert_replicas_agree, create_topic, partition_metadata,
-                                     read_all, wait_for_brokers, wait_until)
+from tests.replication_story import (FAST_CLUSTER, LibrdkafkaTransactions, assert_replicas_agree,
+                                     check_transaction_outcomes, create_topic, partition_metadata, read_all,
+                                     read_committed, wait_for_brokers, wait_until)
 
 JAVA = Path(__file__).resolve().parent.parent / "compat" / "java" / "run"
 TOPIC, PARTITIONS = "nemesis", 3
+TXN_TOPIC = "nemesis-transactions"
 SESSION_TIMEOUT_MS = 4000
 
 
@@ -70,8 +73,11 @@ def test_kill_and_pause_leaders_under_acks_all_writers_loses_and_duplicates_noth
     try:
         wait_for_brokers(cluster, 3)
         create_topic(cluster, TOPIC, PARTITIONS, 3, **{"min.insync.replicas": 2})
+        create_topic(cluster, TXN_TOPIC, PARTITIONS, 3, **{"min.insync.replicas": 2})
         writer = LibrdkafkaWriter(cluster.bootstrap, "rdkafka")
         writer.thread.start()
+        transactions = LibrdkafkaTransactions(cluster, TXN_TOPIC, f"nemesis-{uuid.uuid4().hex[:6]}", PARTITIONS)
+        transactions.thread.start()
         java_out = tmp_path / "java-acked.txt"
         java = subprocess.Popen([str(JAVA), "acking-producer", cluster.bootstrap, TOPIC, "java", "45", str(java_out)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -95,7 +101,9 @@ def test_kill_and_pause_leaders_under_acks_all_writers_loses_and_duplicates_noth
             wait_until(lambda: _in_sync(cluster), timeout=60, what=f"full ISRs after round {round_}")
             time.sleep(2)
         writer.stopping.set()
+        transactions.stopping.set()
         writer.thread.join(200)
+        transactions.thread.join(200)
         java_output = java.communicate(timeout=200)[0].decode(errors="replace")
         assert java.returncode == 0, java_output
 
@@ -108,6 +116,11 @@ def test_kill_and_pause_leaders_under_acks_all_writers_loses_and_duplicates_noth
         duplicated = [v for v, c in counts.items() if c > 1]
         assert not lost, f"{len(lost)} acknowledged records lost ({events}), e.g. {sorted(lost)[:5]}"
         assert not duplicated, f"{len(duplicated)} records stored twice ({events}), e.g. {duplicated[:5]}"
+        # transactions through the same faults: committed ones read once, aborted ones never
+        outcomes = transactions.outcomes
+        committed = sum(1 for o in outcomes.values() if o == "committed")
+        assert committed >= 200, collections.Counter(outcomes.values())
+        check_transaction_outcomes(outcomes, read_committed(cluster, TXN_TOPIC, PARTITIONS, committed, timeout=90))
     finally:
         cluster.stop()
     for partition in range(PARTITIONS):

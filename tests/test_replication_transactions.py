@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import json
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +20,8 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from kbroker.protocol.messages import FindCoordinatorRequest
 from tests.kafka_wire import WireClient
-from tests.replication_story import admin, cluster_factory, create_topic, wait_until  # noqa: F401
+from tests.replication_story import (LibrdkafkaTransactions, admin, check_transaction_outcomes,  # noqa: F401
+                                     cluster_factory, create_topic, read_committed, wait_until)
 
 PARTITIONS = 6
 JAVA = Path(__file__).resolve().parent.parent / "compat" / "java" / "run"
@@ -51,25 +51,6 @@ def transaction_coordinator(cluster, transactional_id: str) -> int:
     return -1
 
 
-def read_committed(cluster, topic: str, expected: int, timeout: float = 60) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:6]}",
-                         "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    got: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                got.append(msg.value())
-            elif msg is None and len(got) >= expected:
-                break  # a quiet poll after everything: nothing more (aborted records would come here)
-    finally:
-        consumer.close()
-    return got
-
-
 def _run_transactions(producer: Producer, topic: str, first: int, count: int, committed: list[bytes],
                       size: int = 30) -> None:
     """``count`` transactions over every partition, every third one aborted; the values of each one
@@ -95,7 +76,7 @@ def test_transactions_commit_and_abort_on_partitions_led_by_other_brokers(cluste
     committed: list[bytes] = []
     _run_transactions(producer, topic, 0, 9, committed)
     producer.flush(30)
-    got = read_committed(cluster, topic, len(committed))
+    got = read_committed(cluster, topic, PARTITIONS, len(committed))
     assert sorted(got) == sorted(committed)  # every committed record once, no aborted one
 
 
@@ -130,7 +111,7 @@ def test_consume_transform_produce_commits_offsets_through_a_group_coordinator_e
     finally:
         consumer.close()
     assert processed == 120
-    invoices = read_committed(cluster, sink, 120)
+    invoices = read_committed(cluster, sink, PARTITIONS, 120)
     assert sorted(invoices) == sorted(b"invoice-%03d" % i for i in range(120))
     # the group's committed offsets are at the end of every partition: nothing to process again
     checker = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group})
@@ -163,58 +144,8 @@ def test_a_transactional_producer_goes_on_after_its_coordinators_broker_dies(clu
             if not exc.args[0].txn_requires_abort():
                 raise
             producer.abort_transaction(60)
-    got = read_committed(cluster, topic, len(committed))
+    got = read_committed(cluster, topic, PARTITIONS, len(committed))
     assert sorted(got) == sorted(committed)
-
-
-class LibrdkafkaTransactions:
-    """A confluent-kafka transactional producer in a thread, recording each value's outcome as the
-    Java one does: committed, aborted, or unknown (the producer gave up)."""
-
-    def __init__(self, cluster, topic: str, transactional_id: str):
-        self.cluster, self.topic, self.transactional_id = cluster, topic, transactional_id
-        self.outcomes: dict[bytes, str] = {}
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        producer = Producer({"bootstrap.servers": self.cluster.bootstrap, "transactional.id": self.transactional_id,
-                             "linger.ms": 2, "transaction.timeout.ms": 60000, "message.timeout.ms": 60000,
-                             "log_level": 0})
-        producer.init_transactions(60)
-        t = 0
-        while not self.stopping.is_set():
-            values = [b"%s-%d-%d" % (self.transactional_id.encode(), t, i) for i in range(20)]
-            t += 1
-            outcome = self._one(producer, values)
-            self.outcomes.update((v, outcome) for v in values)
-            if outcome == "unknown":
-                return
-
-    def _one(self, producer: Producer, values: list[bytes]) -> str:
-        try:
-            producer.begin_transaction()
-            for i, value in enumerate(values):
-                producer.produce(self.topic, value, partition=i % PARTITIONS)
-            for _ in range(5):
-                try:
-                    producer.commit_transaction(30)
-                    return "committed"
-                except KafkaException as exc:
-                    if not exc.args[0].retriable():
-                        raise
-            return "unknown"
-        except KafkaException as exc:
-            if not exc.args[0].txn_requires_abort():
-                return "unknown"
-            for _ in range(5):
-                try:
-                    producer.abort_transaction(30)
-                    return "aborted"
-                except KafkaException as abort_exc:
-                    if not abort_exc.args[0].retriable():
-                        return "unknown"
-            return "unknown"
 
 
 def _java_outcomes(path) -> dict[bytes, str]:
@@ -223,16 +154,6 @@ def _java_outcomes(path) -> dict[bytes, str]:
         outcome, value = line.split(" ", 1)
         outcomes[value.encode()] = outcome
     return outcomes
-
-
-def _check_outcomes(outcomes: dict[bytes, str], read: list[bytes]) -> None:
-    seen = collections.Counter(read)
-    duplicated = [v for v, n in seen.items() if n > 1]
-    assert not duplicated, f"read twice: {duplicated[:5]}"
-    lost = [v for v, o in outcomes.items() if o == "committed" and v not in seen]
-    assert not lost, f"{len(lost)} committed values lost, e.g. {lost[:5]}"
-    leaked = [v for v in seen if outcomes.get(v) == "aborted"]
-    assert not leaked, f"{len(leaked)} aborted values read, e.g. {leaked[:5]}"
 
 
 @pytest.mark.parametrize("cluster_factory", ["zookeeper"], indirect=True)
@@ -244,7 +165,7 @@ def test_java_and_librdkafka_transactions_survive_the_kill_of_their_coordinators
     java_out = tmp_path / "java-outcomes.txt"
     java = subprocess.Popen([str(JAVA), "transactional-producer", cluster.bootstrap, topic, str(PARTITIONS),
                              java_id, "30", str(java_out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    rdkafka = LibrdkafkaTransactions(cluster, topic, rdkafka_id)
+    rdkafka = LibrdkafkaTransactions(cluster, topic, rdkafka_id, PARTITIONS)
     rdkafka.thread.start()
     try:
         wait_until(lambda: java_out.exists() and "committed" in java_out.read_text(), timeout=60,
@@ -272,6 +193,6 @@ def test_java_and_librdkafka_transactions_survive_the_kill_of_their_coordinators
     outcomes = {**java_outcomes, **rdkafka.outcomes}
     committed = sum(1 for o in outcomes.values() if o == "committed")
     assert sum(1 for o in rdkafka.outcomes.values() if o == "committed") >= 100
-    read = read_committed(cluster, topic, committed, timeout=90)
+    read = read_committed(cluster, topic, PARTITIONS, committed, timeout=90)
     print("outcomes", collections.Counter(outcomes.values()), "java", summary, "read", len(read), "killed", killed)
-    _check_outcomes(outcomes, read)
+    check_transaction_outcomes(outcomes, read)

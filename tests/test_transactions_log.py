@@ -139,3 +139,18 @@ def test_transaction_state_record_format():
     flexible = fmt.decode_value(fmt.encode_value(value, version=1))
     assert (flexible.producer_id, sorted(flexible.partitions), flexible.start_ms) == (
         7, [("a", 0), ("b", 0), ("b", 1)], 900)
+
+
+def test_a_marker_from_an_older_coordinator_is_fenced(new_log):
+    """A coordinator that lost its __transaction_state partition (a zombie still sending markers)
+    cannot end a transaction whose newer coordinator already wrote a marker here."""
+    log = new_log("t-0")
+    log.append(txn(7, 0, b"first"))
+    log.append_end_txn_marker(7, 0, True, coordinator_epoch=3)  # the new coordinator commits
+    log.append(txn(7, 1, b"second"))
+    with pytest.raises(ApiError) as refused:
+        log.append_end_txn_marker(7, 0, False, coordinator_epoch=2)
+    assert refused.value.error_code == ErrorCode.TRANSACTION_COORDINATOR_FENCED
+    assert log.has_ongoing_transaction(7, 0)  # nothing was written
+    log.append_end_txn_marker(7, 0, True, coordinator_epoch=3)  # the current coordinator still may
+    assert not log.has_ongoing_transaction(7, 0)

@@ -13,6 +13,8 @@ layout (so a ZooKeeper browser shows what Kafka's would):
                                                   "leader_epoch":LE,"isr":[...]}
     /config/topics/<topic>                        {"version":1,"config":{...}}
     /latest_producer_id_block                     {"version":1,"broker":N,"block_start":"S","block_end":"E"}
+    /feature                                      {"version":2,"status":1,"features":{"<name>":<level>}}
+                                                  (the finalized feature levels UpdateFeatures set)
     /admin/controlled_shutdown/<id>               ephemeral: broker <id> is shutting down (kbroker's own)
 
 - A broker registers itself with an ephemeral node: it is alive while its session is; a second
@@ -39,6 +41,7 @@ import trio
 
 from .store import BadVersion, Check, Create, Delete, NodeExists, NoNode, Operation, SetData, Store
 
+FEATURE_PATH = "/feature"
 PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/cluster", "/admin/delete_topics")
 
 
@@ -118,6 +121,10 @@ def _topic_id_to_str(topic_id: uuid.UUID) -> str:
 
 def _topic_id_from_str(text: str) -> uuid.UUID:
     return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+
+
+def _feature_levels(data: bytes) -> dict[str, int]:
+    return {str(name): int(level) for name, level in json.loads(data).get("features", {}).items()}
 
 
 def _topic_path(name: str) -> str:
@@ -295,6 +302,28 @@ class ClusterCoordination:
                 return first, first + size - 1
             except (NodeExists, BadVersion):
                 continue  # another broker took that block: the next one
+
+    # -- feature levels --------------------------------------------------------------------------
+    async def watch_features(self) -> tuple[tuple[dict[str, int], int] | None, trio.Event]:
+        """The finalized feature levels and the node's version (None until first set), and an event
+        set at their next change."""
+        node, changed = await self.store.get_watch(FEATURE_PATH)
+        return (None if node is None else (_feature_levels(node.data), node.version)), changed
+
+    async def update_features(self, changes: Mapping[str, int]) -> tuple[dict[str, int], int]:
+        """Set some feature levels, keeping the others (a conditional read-modify-write, so two
+        brokers' concurrent updates both land); the levels and version now."""
+        while True:
+            node = await self.store.get(FEATURE_PATH)
+            levels = {**({} if node is None else _feature_levels(node.data)), **changes}
+            data = json.dumps({"version": 2, "status": 1, "features": levels}, sort_keys=True).encode()
+            try:
+                if node is None:
+                    await self.store.create(FEATURE_PATH, data)
+                    return levels, 0
+                return levels, await self.store.set(FEATURE_PATH, data, node.version)
+            except (NodeExists, BadVersion):
+                continue  # another broker changed them meanwhile: merge into theirs
 
     # -- partition state -------------------------------------------------------------------------
     async def partition_state(self, topic: str, partition: int) -> PartitionState | None:

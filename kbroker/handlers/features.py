@@ -10,7 +10,8 @@ What a feature may be here follows from what the broker serves:
   so a client never sees the consumer protocol finalized where it is not served.
 share.version, streams.version and eligible.leader.replicas.version are not advertised: share groups,
 streams groups and ELR are not served. A level set with UpdateFeatures is persisted
-(kbroker.features) and read back at start; a stored level above what the broker now supports is
+(kbroker.features: a broker alone in its data directory, read back at start; a cluster in its
+coordination store, so the levels set on any broker are every broker's); a stored level above what the broker now supports is
 served as the supported maximum. Level 0 means off and is not listed among the finalized features.
 
 UpdateFeatures follows Kafka's controller: one failing update fails the whole request
@@ -93,7 +94,7 @@ async def handle_update_features(ctx, request: UpdateFeaturesRequest) -> UpdateF
         changes[update.feature] = update.max_version_level
     if changes and not (version >= 1 and request.validate_only):
         try:
-            ctx.features.set_levels(changes)
+            await ctx.features.set_levels(changes)
         except OSError as exc:  # features.json could not be written (a full disk): nothing changed
             return UpdateFeaturesResponse(error_code=ErrorCode.KAFKA_STORAGE_ERROR,
                                           error_message=f"The feature levels could not be stored: {exc}")

@@ -204,7 +204,9 @@ class BaseLog:
                               coordinator_epoch: int = 0, leader_epoch: int = 0,
                               now_ms: int | None = None) -> AppendResult:
         """Write a transaction's COMMIT or ABORT marker (the transaction coordinator does this).
-        Raises ApiError(INVALID_PRODUCER_EPOCH) for a marker older than the producer's epoch."""
+        Raises ApiError(INVALID_PRODUCER_EPOCH) for a marker older than the producer's epoch, and
+        TRANSACTION_COORDINATOR_FENCED for one from an older coordinator than the last marker's."""
+        self.producer_state.check_coordinator_epoch(producer_id, coordinator_epoch)
         batch = rec.build_end_txn_marker(commit, producer_id, producer_epoch, coordinator_epoch, now_ms=now_ms)
         return self.append(batch, now_ms, leader_epoch=leader_epoch, origin=ORIGIN_COORDINATOR)
 

@@ -108,6 +108,15 @@ class ProducerStateManager:
             raise ApiError(ErrorCode.INVALID_PRODUCER_EPOCH, f"marker epoch {producer_epoch} of producer {producer_id} is older than the last seen epoch "
                            f"{entry.epoch}")
 
+    def check_coordinator_epoch(self, producer_id: int, coordinator_epoch: int) -> None:
+        """Raise ApiError(TRANSACTION_COORDINATOR_FENCED) for a marker from a coordinator older than
+        the one whose marker was written last (a coordinator that lost its partition, still sending)."""
+        entry = self.producers.get(producer_id)
+        if entry is not None and coordinator_epoch < entry.coordinator_epoch:
+            raise ApiError(ErrorCode.TRANSACTION_COORDINATOR_FENCED,
+                           f"marker of producer {producer_id} from coordinator epoch {coordinator_epoch}, "
+                           f"older than {entry.coordinator_epoch}")
+
     def complete_transaction(self, h: BatchHeader, coordinator_epoch: int = -1) -> int:
         """A marker (control batch at ``h.base_offset``) ends the producer's transaction here; returns
         the transaction's first offset (the marker's own offset when no data of it is here)."""

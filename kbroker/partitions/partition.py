@@ -117,6 +117,12 @@ class Partition:
             self.isr_change_pending = False
         self._set_isr(tuple(isr) if isr is not None else self.isr)
 
+    def restore_high_watermark(self, high_watermark: int) -> None:
+        """A replica in a cluster, before the cluster says whether it leads: its high watermark is
+        the checkpointed one, not its log end (records after it may not be committed)."""
+        self._alone = False
+        self._hw = min(high_watermark, self.log.log_end_offset)
+
     def become_follower(self, leader_id: int, leader_epoch: int, replicas: tuple[int, ...],
                         isr: tuple[int, ...]) -> None:
         """Follow ``leader_id`` (-1: no leader now). Waiting acks=-1 producers are woken: they are
@@ -276,8 +282,15 @@ class Partition:
             raise storage_error(self.topic, self.index, exc) from exc
         self._advance_high_watermark()
         if origin != ORIGIN_CLIENT and not self._alone:  # a coordinator's write: its request waits for it
+            self._written_for_followers()
             coordinator_writes.note(self, result.last_offset + 1)
         return result
+
+    def _written_for_followers(self) -> None:
+        """A write that no Produce request announces (a coordinator's records, a marker): wake the
+        followers' long-polling fetches, or the write waits for their max wait to be replicated."""
+        if self.notifier is not None:
+            self.notifier.notify()
 
     def append_end_txn_marker(self, producer_id: int, producer_epoch: int, commit: bool, *,
                               coordinator_epoch: int = 0) -> AppendResult:
@@ -291,6 +304,7 @@ class Partition:
             raise storage_error(self.topic, self.index, exc) from exc
         self._advance_high_watermark()
         if not self._alone:
+            self._written_for_followers()
             coordinator_writes.note(self, result.last_offset + 1)
         return result
 

@@ -15,14 +15,19 @@ themselves (``partition_log``, ``logs``).
 
 from __future__ import annotations
 
+import logging
 import uuid
+from pathlib import Path
 
 from ..config import effective_topic_config
 from ..config.live import LiveConfig
 from ..log import LogConfig, LogManager, PartitionLog
 from ..metadata import MetadataStore, Topic
 from ..protocol.errors import ApiError, ErrorCode
+from . import hw_checkpoint
 from .partition import NO_EPOCH, Partition, storage_error
+
+log = logging.getLogger("kbroker.partitions")
 
 
 def topic_log_config(broker_config, topic: Topic) -> LogConfig:
@@ -43,6 +48,7 @@ class PartitionService:
         # in a cluster only the replicas the cluster assigns here exist (``replica``); alone, every
         # partition of the catalogue is this broker's and is made at its first lookup
         self.hosted_only = False
+        self._restored_hws: dict[tuple[str, int], int] = {}
         live_config.subscribe(self._broker_config_changed)
 
     # ------------------------------------------------------------------------------ lookups
@@ -87,6 +93,8 @@ class PartitionService:
             raise storage_error(topic.name, index, exc) from exc
         partition = self._partitions[(topic.name, index)] = Partition(
             topic.name, index, partition_log, topic.leader_epoch, local_id=self.local_id, notifier=self.notifier)
+        if self.hosted_only:  # a replica in a cluster: what was committed when this broker last knew
+            partition.restore_high_watermark(self._restored_hws.get((topic.name, index), 0))
         return partition
 
     def hosted(self) -> list[Partition]:
@@ -110,8 +118,21 @@ class PartitionService:
         return partition_log
 
     def write_checkpoints(self) -> None:
-        """Make every log's recovery point and log start offset survive a crash (after DeleteRecords)."""
+        """Make every log's recovery point and log start offset survive a crash (after DeleteRecords),
+        and in a cluster every replica's high watermark (kbroker.partitions.hw_checkpoint)."""
         self.logs.write_checkpoints()
+        if self.hosted_only:
+            hws = {**self._restored_hws, **{(p.topic, p.index): p.high_watermark for p in self._partitions.values()}}
+            try:
+                hw_checkpoint.write(Path(self.logs.log_dir), hws)
+            except OSError as exc:
+                log.warning("could not write the high-watermark checkpoint: %s", exc)
+
+    def use_cluster(self) -> None:
+        """In a cluster: only the replicas the cluster assigns here exist, and their high watermarks
+        start from the checkpoint."""
+        self.hosted_only = True
+        self._restored_hws = hw_checkpoint.read(Path(self.logs.log_dir))
 
     # ------------------------------------------------------------------------------ catalogue changes
 

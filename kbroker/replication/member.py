@@ -41,7 +41,8 @@ RETRY_SECONDS = 1.0
 
 class ClusterMembership:
     def __init__(self, *, node, connect: Callable[[], Awaitable[Store]], partitions, topics: TopicManager,
-                 config, fetcher_config, endpoints: Callable[[], list[tuple[str, str, int]]], producer_ids=None):
+                 config, fetcher_config, endpoints: Callable[[], list[tuple[str, str, int]]], producer_ids=None,
+                 features=None):
         self.node = node  # NodeInfo: id, rack; its cluster id is the cluster's once agreed
         self._connect = connect
         self._partitions = partitions
@@ -50,6 +51,7 @@ class ClusterMembership:
         self._fetcher_config = fetcher_config
         self._endpoints = endpoints  # (listener, host, port) advertised
         self._producer_ids = producer_ids  # takes its id blocks from the cluster (kbroker.txn.producer_ids)
+        self._features = features  # follows and sets the cluster's feature levels (kbroker.features)
         self.manager: ReplicaManager | None = None
         self.controller: Controller | None = None
         self.info = _Delegating()
@@ -116,6 +118,9 @@ class ClusterMembership:
             self._topics.directory = ClusterTopics(coordination, manager.view, self._config, nursery.start_soon)
             if self._producer_ids is not None:
                 self._producer_ids.use_cluster_blocks(coordination.allocate_producer_ids, nursery.start_soon)
+            if self._features is not None:
+                self._features.use_cluster(coordination.watch_features, coordination.update_features,
+                                           nursery.start_soon)
             if self._shutting_down:
                 await self._announce_shutdown(store)
             nursery.start_soon(controller.run)

@@ -457,6 +457,10 @@ public final class Main {
             AckingProducer.main(Arrays.copyOfRange(args, 1, args.length));
             return;
         }
+        if (args.length > 0 && args[0].equals("group-consumer")) {
+            GroupConsumer.main(Arrays.copyOfRange(args, 1, args.length));
+            return;
+        }
         if (args.length > 0 && args[0].equals("transactional-producer")) {
             TransactionalProducer.main(Arrays.copyOfRange(args, 1, args.length));
             return;
