@@ -3,8 +3,10 @@
     python -m compat                         all clients, both brokers, table into compat/README.md
     python -m compat --clients python,kcat   some clients
     python -m compat --brokers kafka         only against Apache Kafka (checks the scenarios)
+    python -m compat --brokers kbroker-cluster   only against a 3-broker kbroker cluster (on ZooKeeper)
     python -m compat --kafka H:P --kbroker H:P   use brokers that are already running
-    python -m compat --kgo-tests             also franz-go's own kgo integration tests on both brokers
+    python -m compat --kgo-tests             also franz-go's own kgo integration tests on the single brokers
+    python -m compat --kgo-tests --kgo-cluster   ... and on the cluster (replication factor 3)
     python -m compat --no-readme             do not rewrite compat/README.md
 
 Exit status: 0 when every scenario passes against Apache Kafka and every kbroker failure is
@@ -30,10 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--brokers", default=",".join(h.BROKERS))
     ap.add_argument("--kafka", metavar="HOST:PORT", help="use this running Apache Kafka")
     ap.add_argument("--kbroker", metavar="HOST:PORT", help="use this running kbroker")
+    ap.add_argument("--kbroker-cluster", metavar="HOST:PORT,...", help="use this running kbroker cluster")
     ap.add_argument("--jobs", type=int, default=3, help="client runs in parallel (default 3)")
     ap.add_argument("--scenario-timeout", type=float, default=60.0)
     ap.add_argument("--kgo-tests", action="store_true", help="run franz-go's kgo integration tests too")
     ap.add_argument("--kgo-timeout", default="6m")
+    ap.add_argument("--kgo-cluster", action="store_true",
+                    help="with --kgo-tests: also against the kbroker cluster (replication factor 3)")
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--strict", action="store_true", help="allow-listed scenarios that pass fail the run")
     args = ap.parse_args(argv)
@@ -43,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     for c in clients:
         if c not in h.CLIENTS:
             ap.error(f"unknown client {c}; known: {', '.join(h.CLIENTS)}")
-    if "differential" in clients and brokers != h.BROKERS:
+    for b in brokers:
+        if b not in h.BROKERS:
+            ap.error(f"unknown broker {b}; known: {', '.join(h.BROKERS)}")
+    if "differential" in clients and not {"kafka", "kbroker"} <= set(brokers):
         clients.remove("differential")
     partial = set(clients) != set(h.CLIENTS) or brokers != h.BROKERS
     h.OUT.mkdir(exist_ok=True)
@@ -67,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     live: dict[str, h.Broker] = {}
     try:
         starters = {"kafka": lambda: h.External("kafka", args.kafka) if args.kafka else h.KafkaOracle(),
-                    "kbroker": lambda: h.External("kbroker", args.kbroker) if args.kbroker else h.KBroker()}
+                    "kbroker": lambda: h.External("kbroker", args.kbroker) if args.kbroker else h.KBroker(),
+                    "kbroker-cluster": lambda: (h.External("kbroker-cluster", args.kbroker_cluster)
+                                                if args.kbroker_cluster else h.KBrokerCluster())}
         errs = []
 
         def start(name):
@@ -111,13 +121,18 @@ def main(argv: list[str] | None = None) -> int:
             if c == "differential":
                 jobs.append(lambda c=c: job(c, ["kafka", "kbroker"]))
             else:
-                jobs += [lambda c=c, b=b: job(c, [b]) for b in brokers]
+                jobs += [lambda c=c, b=b: job(c, [b]) for b in h.brokers_of(c, brokers) if b != "kbroker-cluster"]
+        # the cluster's runs last: three JVM-heavy runs of one client at once (kafka-cli) time out on 2 cores
+        if "kbroker-cluster" in brokers:
+            jobs += [lambda c=c: job(c, ["kbroker-cluster"]) for c in scenarios
+                     if "kbroker-cluster" in h.brokers_of(c, brokers)]
         kgo: dict[str, dict] = {}
         if args.kgo_tests:
             def kgo_job(b):
                 t0 = time.monotonic()
                 out = subprocess.run([sys.executable, str(h.COMPAT / "franz-go" / "kgo_tests.py"),
                                       "--bootstrap", live[b].bootstrap, "--timeout", args.kgo_timeout,
+                                      "--rf", "3" if b == "kbroker-cluster" else "1",
                                       "--log", str(h.OUT / f"kgo-tests-{b}.log")],
                                      capture_output=True, text=True, env=h.client_env())
                 try:
@@ -127,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                 kgo[b]["seconds"] = round(time.monotonic() - t0, 1)
                 print(f"[compat] franz-go kgo tests vs {b}: {kgo[b]}", flush=True)
             # first, so the long runs overlap with the short ones
-            jobs = [lambda b=b: kgo_job(b) for b in brokers] + jobs
+            kgo_brokers = [b for b in brokers if b != "kbroker-cluster" or args.kgo_cluster]
+            jobs = [lambda b=b: kgo_job(b) for b in kgo_brokers] + jobs
         h.run_parallel(jobs, args.jobs)
         rss_end = {b.name: b.rss() for b in live.values()}
     finally:

@@ -2,10 +2,12 @@
 
 Theory of operation
 -------------------
-* Brokers. One Apache Kafka (compat.kafka.oracle.start_kafka) and one kbroker (`python -m kbroker
-  serve` via kbroker.testing.BrokerProcess) per run, both with num.partitions=1 and
+* Brokers. One Apache Kafka (compat.kafka.oracle.start_kafka), one kbroker (`python -m kbroker
+  serve` via kbroker.testing.BrokerProcess) and one kbroker cluster (three `kbroker serve` processes
+  on a ZooKeeper of their own, kbroker.testing.ProcessCluster, every topic -- the internal ones too --
+  replicated three times with min.insync.replicas=2) per run, all with num.partitions=1 and
   group.initial.rebalance.delay.ms=0, on free loopback ports. Every scenario names its topics and
-  groups with a unique prefix, so all clients share the two brokers. A broker that died during a
+  groups with a unique prefix, so all clients share the brokers. A broker that died during a
   client's run is restarted for the next one (and that is reported).
 * Clients. A client is a folder under compat/ with an executable `run` speaking the protocol in
   compat/scenario.py (`--list`; `--bootstrap B --prefix P [--only ...]` -> JSON lines). The harness
@@ -16,6 +18,8 @@ Theory of operation
 * Verdicts. A failure against Apache Kafka means the scenario is wrong: always an error. A kbroker
   failure is an error unless the client's allowlist.txt lists the scenario (fnmatch patterns allowed)
   with a reason; an allow-listed scenario that passes is reported "fixed: remove from allow-list".
+  On the cluster, compat/cluster-allowlist.txt (``client/scenario: reason``) also allows what fails
+  only there -- one place for the cluster's known gaps.
 * Output. A table client x scenario -> Kafka / kbroker, printed and written between the markers in
   compat/README.md; logs of every client run under compat/.out/.
 """
@@ -44,7 +48,10 @@ BEGIN, END = "<!-- compat-table:begin -->", "<!-- compat-table:end -->"
 
 # Order of the table; every folder here has run, allowlist.txt and FINDINGS.md.
 CLIENTS = ["java", "kafka-cli", "python", "kcat", "franz-go", "sarama", "kafkajs", "differential"]
-BROKERS = ["kafka", "kbroker"]
+BROKERS = ["kafka", "kbroker", "kbroker-cluster"]
+KBROKERS = ("kbroker", "kbroker-cluster")  # judged by the allow-lists; kafka is the oracle
+SINGLE_BROKER_CLIENTS = {"differential"}  # compares two single brokers' answers byte for byte
+CLUSTER_ALLOWLIST = COMPAT / "cluster-allowlist.txt"
 # KIP-848 consumer groups heartbeat every 500 ms instead of Kafka's 5 s (its minimum is lowered to match),
 # so their scenarios rebalance in about a second on both brokers
 BROKER_SETTINGS = {"num.partitions": "1", "group.initial.rebalance.delay.ms": "0",
@@ -54,6 +61,11 @@ BROKER_SETTINGS = {"num.partitions": "1", "group.initial.rebalance.delay.ms": "0
 KBROKER_SETTINGS = {**BROKER_SETTINGS, "node.id": "1", "default.replication.factor": "1",
                     "offsets.topic.replication.factor": "1", "transaction.state.log.replication.factor": "1",
                     "transaction.state.log.min.isr": "1"}
+# the cluster: everything replicated three times, acks=all needing two in-sync replicas
+CLUSTER_BROKERS = 3
+CLUSTER_SETTINGS = {**BROKER_SETTINGS, "default.replication.factor": "3", "offsets.topic.replication.factor": "3",
+                    "transaction.state.log.replication.factor": "3", "transaction.state.log.min.isr": "2",
+                    "min.insync.replicas": "2"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,9 +80,10 @@ class Broker:
 
     def alive(self) -> bool:
         from compat.kafka.oracle import api_versions
-        host, port = self.bootstrap.rsplit(":", 1)
         try:
-            api_versions(host, int(port), timeout=5)
+            for address in self.bootstrap.split(","):
+                host, port = address.rsplit(":", 1)
+                api_versions(host, int(port), timeout=5)
             return True
         except OSError:
             return False
@@ -138,6 +151,69 @@ class KBroker(Broker):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+class KBrokerCluster(Broker):
+    """Three `kbroker serve` processes on a ZooKeeper of their own (kbroker.testing.ProcessCluster)."""
+    name = "kbroker-cluster"
+
+    def start(self) -> "KBrokerCluster":
+        from kbroker.testing import ProcessCluster
+        from kbroker.testing_zookeeper import ZooKeeperServer
+        self.tmp = Path(tempfile.mkdtemp(prefix="compat-kbroker-cluster-"))
+        t = time.monotonic()
+        self.zookeeper = ZooKeeperServer(self.tmp / "zookeeper").start()
+        self.cluster = ProcessCluster(self.tmp / "cluster", f"{self.zookeeper.connect}/kbroker", CLUSTER_BROKERS,
+                                      CLUSTER_SETTINGS)
+        try:
+            self.cluster.start()
+            self.bootstrap = self.cluster.bootstrap
+            self._wait_for_every_broker()
+        except Exception:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - t
+        self.rss_start = self.rss()
+        return self
+
+    def _wait_for_every_broker(self, timeout: float = 60) -> None:
+        from confluent_kafka.admin import AdminClient
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if len(AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=5).brokers) \
+                        >= CLUSTER_BROKERS:
+                    return
+            except Exception:  # noqa: BLE001 (not answering yet)
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the cluster's {CLUSTER_BROKERS} brokers did not register in {timeout:.0f}s")
+
+    def _processes(self):
+        return self.cluster.processes.values()
+
+    def rss(self) -> int:
+        total = 0
+        for p in self._processes():
+            self.pid = p.pid
+            total += super().rss()
+        return total
+
+    def restart(self) -> None:
+        for node_id, p in self.cluster.processes.items():
+            if p.process is None or p.process.poll() is not None:
+                self.cluster.start_broker(node_id)
+        self.restarts += 1
+
+    def stop(self) -> None:
+        self.cluster.stop()
+        self.zookeeper.stop()
+        OUT.mkdir(exist_ok=True)
+        for node_id, p in self.cluster.processes.items():
+            if p.log_path.exists():
+                (OUT / f"kbroker-cluster-{node_id}-server.log").write_bytes(p.log_path.read_bytes()[-2_000_000:])
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 class External(Broker):
     """A broker somebody else runs (--kafka/--kbroker HOST:PORT)."""
 
@@ -167,7 +243,10 @@ class AllowEntry:
 
 
 def load_allowlist(client: str) -> list[AllowEntry]:
-    path = COMPAT / client / "allowlist.txt"
+    return load_allowlist_file(COMPAT / client / "allowlist.txt")
+
+
+def load_allowlist_file(path: Path) -> list[AllowEntry]:
     entries = []
     if not path.exists():
         return entries
@@ -347,12 +426,32 @@ class Report:
         return None
 
 
+def load_cluster_allowlist() -> list[AllowEntry]:
+    """compat/cluster-allowlist.txt: ``client/scenario-pattern: reason``, failures only the cluster has."""
+    return load_allowlist_file(CLUSTER_ALLOWLIST)
+
+
+def brokers_of(client: str, brokers: list[str]) -> list[str]:
+    """The brokers a client's scenarios run against (the differential runner: the single ones)."""
+    return [b for b in brokers if not (client in SINGLE_BROKER_CLIENTS and b == "kbroker-cluster")]
+
+
+def allow_for(client: str, scenario: str, broker: str, entries: list[AllowEntry],
+              cluster_entries: list[AllowEntry]) -> AllowEntry | None:
+    """The allow-list entry that excuses a kbroker failure, if one does."""
+    if broker not in KBROKERS:
+        return None
+    return allowed(entries, scenario) or (
+        allowed(cluster_entries, f"{client}/{scenario}") if broker == "kbroker-cluster" else None)
+
+
 def judge(results: list[Result], scenarios: dict[str, list[str]], brokers: list[str]) -> Report:
     rep = Report(results, scenarios)
+    cluster_entries = load_cluster_allowlist()
     for client, names in scenarios.items():
         entries = load_allowlist(client)
         for name in names:
-            for broker in brokers:
+            for broker in brokers_of(client, brokers):
                 r = rep.cell(client, name, broker)
                 if r is None:
                     rep.errors.append(f"{client} {name} [{broker}]: no result")
@@ -362,24 +461,29 @@ def judge(results: list[Result], scenarios: dict[str, list[str]], brokers: list[
                         rep.errors.append(f"{client} {name} fails against Apache Kafka (the scenario "
                                           f"is wrong): {r.detail}")
                     continue
-                e = allowed(entries, name)
+                e = allow_for(client, name, broker, entries, cluster_entries)
                 if r.status == "fail":
                     if e:
                         e.matched_fail = True
-                        rep.allowed.append((client, name, e.reason))
+                        rep.allowed.append((client, f"{name} [{broker}]", e.reason))
                     else:
-                        rep.errors.append(f"{client} {name} fails against kbroker: {r.detail}")
+                        rep.errors.append(f"{client} {name} fails against {broker}: {r.detail}")
                 elif e:
                     e.matched_pass = True
-        if "kbroker" in brokers:
-            for e in entries:
-                if not e.matched_fail and e.matched_pass:
-                    rep.fixed.append(f"{client}/allowlist.txt:{e.line}: {e.pattern} passes now — "
-                                     "fixed, remove from allow-list")
-                elif not e.matched_fail and not e.matched_pass and all(
-                        not fnmatch.fnmatchcase(n, e.pattern) for n in names):
-                    rep.notes.append(f"{client}/allowlist.txt:{e.line}: {e.pattern} matches no scenario")
+        if any(b in brokers for b in KBROKERS):
+            _report_stale(rep, entries, f"{client}/allowlist.txt", names)
+    if "kbroker-cluster" in brokers:
+        _report_stale(rep, cluster_entries, CLUSTER_ALLOWLIST.name,
+                      [f"{c}/{n}" for c, ns in scenarios.items() for n in ns])
     return rep
+
+
+def _report_stale(rep: Report, entries: list[AllowEntry], where: str, names: list[str]) -> None:
+    for e in entries:
+        if not e.matched_fail and e.matched_pass:
+            rep.fixed.append(f"{where}:{e.line}: {e.pattern} passes now — fixed, remove from allow-list")
+        elif not e.matched_fail and not e.matched_pass and all(not fnmatch.fnmatchcase(n, e.pattern) for n in names):
+            rep.notes.append(f"{where}:{e.line}: {e.pattern} matches no scenario")
 
 
 def _mark(r: Result | None, allow: bool) -> str:
@@ -393,7 +497,7 @@ def _mark(r: Result | None, allow: bool) -> str:
 
 
 def table(rep: Report, brokers: list[str]) -> str:
-    names = {"kafka": "Apache Kafka 4.4", "kbroker": "kbroker"}
+    names = {"kafka": "Apache Kafka 4.4", "kbroker": "kbroker", "kbroker-cluster": "kbroker 3-broker cluster"}
     lines = []
     # summary
     lines.append("| client | scenarios | " + " | ".join(f"{names[b]} pass" for b in brokers) + " |")
@@ -401,6 +505,9 @@ def table(rep: Report, brokers: list[str]) -> str:
     for client, scen in rep.scenarios.items():
         cells = []
         for b in brokers:
+            if b not in brokers_of(client, brokers):
+                cells.append("—")
+                continue
             n = sum(1 for s in scen if (r := rep.cell(client, s, b)) and r.status == "pass")
             cells.append(f"{n}/{len(scen)}")
         lines.append(f"| {client} | {len(scen)} | " + " | ".join(cells) + " |")
@@ -408,12 +515,13 @@ def table(rep: Report, brokers: list[str]) -> str:
     lines.append("")
     lines.append("| client | scenario | " + " | ".join(names[b] for b in brokers) + " |")
     lines.append("|---|---|" + "---|" * len(brokers))
+    cluster_entries = load_cluster_allowlist()
     for client, scen in rep.scenarios.items():
         entries = load_allowlist(client)
         for s in scen:
             cells = []
             for b in brokers:
-                allow = b == "kbroker" and allowed(entries, s) is not None
+                allow = allow_for(client, s, b, entries, cluster_entries) is not None
                 cells.append(_mark(rep.cell(client, s, b), allow))
             lines.append(f"| {client} | {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

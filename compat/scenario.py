@@ -3,7 +3,10 @@
 Each client folder has an executable `run` (any language) that understands:
 
     run --list                                   scenario names, one per line
-    run --bootstrap HOST:PORT --prefix P [--only a,b,...]
+    run --bootstrap HOST:PORT[,HOST:PORT...] --prefix P [--only a,b,...]
+
+The bootstrap lists every broker (one, or each of a cluster's): a scenario that counts brokers
+expects as many as it lists.
 
 and, for the second form, writes one JSON object per line to stdout:
 
@@ -50,6 +53,11 @@ class Context:
 
     def group(self, suffix: str = "") -> str:
         return self.topic(suffix or "group")
+
+    @property
+    def brokers(self) -> int:
+        """How many brokers the bootstrap lists (every broker of the cluster)."""
+        return len(self.bootstrap.split(","))
 
 
 SCENARIOS: dict[str, Callable[[Context], object]] = {}

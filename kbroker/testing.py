@@ -8,7 +8,8 @@ Fixtures:
                      restart it, or kill -9 it mid-write.
   kbroker_cluster    start(brokers=3, **overrides): several brokers in this process, coordinated by an
                      in-memory tree (ZooKeeper's semantics); `.bootstrap` lists them all; brokers can
-                     be stopped and started again (stop_broker(n) / start_broker(n)).
+                     be stopped and started again (stop_broker(n) / start_broker(n)), or shut down
+                     as SIGTERM does it (shut_down_broker(n): controlled shutdown first).
 
 Config overrides use Kafka's names: kbroker_factory(**{"num.partitions": 3}). Test-friendly defaults
 are applied (group.initial.rebalance.delay.ms=0, one partition), as a test Kafka would be set up.
@@ -186,6 +187,17 @@ class InProcessCluster:
                     await trio.sleep(0.01)
             self.call(stop)
 
+    def shut_down_broker(self, node_id: int, timeout: float = 30) -> None:
+        """Stop one as SIGTERM stops a broker process: controlled shutdown first (its leaderships
+        move away), then the stop."""
+        broker = self.brokers.get(node_id)
+        if broker is not None:
+            async def shut_down() -> None:
+                with trio.move_on_after(timeout):
+                    await broker.shut_down_gracefully()
+            self.call(shut_down)
+        self.stop_broker(node_id)
+
     async def _run_broker(self, node_id: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         from .broker import Broker
         from .cli import STANDALONE_DEFAULTS
@@ -339,6 +351,10 @@ class ProcessCluster:
 
     def stop_broker(self, node_id: int) -> None:
         self.processes[node_id].kill()
+
+    def shut_down_broker(self, node_id: int) -> None:
+        """SIGTERM: a controlled shutdown (its leaderships move away), then the process ends."""
+        self.processes[node_id].stop()
 
     def pause_broker(self, node_id: int) -> None:
         self.processes[node_id].process.send_signal(signal.SIGSTOP)

@@ -49,10 +49,14 @@ def admin(cluster) -> AdminClient:
 
 
 def wait_for_brokers(cluster, count: int, timeout: float = 30) -> None:
+    """Until every broker sees ``count`` live brokers (each follows the cluster on its own: one that
+    has not seen the last registration yet would refuse a replication factor of ``count``)."""
     deadline = time.monotonic() + timeout
+    addresses = cluster.bootstrap.split(",")
     while time.monotonic() < deadline:
         try:
-            if len(admin(cluster).list_topics(timeout=5).brokers) >= count:
+            if all(len(AdminClient({"bootstrap.servers": address}).list_topics(timeout=5).brokers) >= count
+                   for address in addresses):
                 return
         except Exception:
             pass

@@ -46,9 +46,9 @@ func add(name string, fn func(context.Context, *ctxT) error) {
 
 func client(c *ctxT, opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{
-		kgo.SeedBrokers(c.bootstrap),
-		kgo.AllowAutoTopicCreation(),               // franz-go does not auto-create on produce by default
-		kgo.MetadataMinAge(250 * time.Millisecond), // default 5s: a just auto-created topic costs 5s
+		kgo.SeedBrokers(strings.Split(c.bootstrap, ",")...), // a cluster: several, comma-separated
+		kgo.AllowAutoTopicCreation(),                        // franz-go does not auto-create on produce by default
+		kgo.MetadataMinAge(250 * time.Millisecond),          // default 5s: a just auto-created topic costs 5s
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.RequestTimeoutOverhead(5 * time.Second),
 		kgo.RetryTimeout(15 * time.Second),
@@ -331,7 +331,7 @@ func init() {
 		if err != nil {
 			return err
 		}
-		if err := eq(len(md.Brokers), 1, "brokers"); err != nil {
+		if err := eq(len(md.Brokers), len(strings.Split(c.bootstrap, ",")), "brokers"); err != nil {
 			return err
 		}
 		if md.Cluster == "" || md.Controller < 0 {
@@ -452,7 +452,9 @@ func init() {
 			return err
 		}
 		defer done()
-		if _, err := adm.CreateTopic(ctx, 6, 1, nil, t); err != nil {
+		// -1: the broker's default replication factor (3 on the compat cluster, whose
+		// min.insync.replicas=2 an acks=all write to a single replica would not meet)
+		if _, err := adm.CreateTopic(ctx, 6, -1, nil, t); err != nil {
 			return err
 		}
 		if err := awaitTopic(ctx, adm, t); err != nil {
@@ -617,27 +619,37 @@ func init() {
 		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("86400000")}}, t); err != nil {
 			return err
 		}
-		rc, err := adm.DescribeTopicConfigs(ctx, t)
-		if err != nil {
-			return err
-		}
-		r, err := rc.On(t, nil)
-		if err != nil {
-			return err
-		}
-		if r.Err != nil {
-			return r.Err
-		}
-		found := map[string]string{}
-		for _, cfg := range r.Configs {
-			if cfg.Key == "retention.ms" || cfg.Key == "cleanup.policy" {
-				found[cfg.Key] = fmt.Sprintf("%s/%s", cfg.MaybeValue(), cfg.Source)
-			}
-		}
-		return eq(found, map[string]string{
+		want := map[string]string{
 			"retention.ms":   "86400000/" + kmsg.ConfigSourceDynamicTopicConfig.String(),
 			"cleanup.policy": "delete/" + kmsg.ConfigSourceDefaultConfig.String(),
-		}, "configs (value/source)")
+		}
+		// kadm may describe on another broker than the one that altered: in a cluster (Kafka's
+		// KRaft brokers, kbroker's) each applies the change a moment later, so a few tries
+		var found map[string]string
+		for try := 0; try < 20; try++ {
+			rc, err := adm.DescribeTopicConfigs(ctx, t)
+			if err != nil {
+				return err
+			}
+			r, err := rc.On(t, nil)
+			if err != nil {
+				return err
+			}
+			if r.Err != nil {
+				return r.Err
+			}
+			found = map[string]string{}
+			for _, cfg := range r.Configs {
+				if cfg.Key == "retention.ms" || cfg.Key == "cleanup.policy" {
+					found[cfg.Key] = fmt.Sprintf("%s/%s", cfg.MaybeValue(), cfg.Source)
+				}
+			}
+			if reflect.DeepEqual(found, want) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return eq(found, want, "configs (value/source)")
 	})
 }
 

@@ -20,6 +20,9 @@ import (
 
 type ctxT struct{ bootstrap, prefix, scenario string }
 
+// brokers: the bootstrap list (several brokers of a cluster, comma-separated).
+func (c *ctxT) brokers() []string { return strings.Split(c.bootstrap, ",") }
+
 func (c *ctxT) topic(suffix string) string {
 	t := c.prefix + "-" + c.scenario
 	if suffix != "" {
@@ -78,7 +81,7 @@ func messages(topic string) []*sarama.ProducerMessage {
 }
 
 func produce(c *ctxT, topic string, tweak ...func(*sarama.Config)) error {
-	p, err := sarama.NewSyncProducer([]string{c.bootstrap}, config(tweak...))
+	p, err := sarama.NewSyncProducer(c.brokers(), config(tweak...))
 	if err != nil {
 		return err
 	}
@@ -96,7 +99,7 @@ func produce(c *ctxT, topic string, tweak ...func(*sarama.Config)) error {
 }
 
 func consume(ctx context.Context, c *ctxT, topic string, n int, tweak ...func(*sarama.Config)) ([]*sarama.ConsumerMessage, error) {
-	cons, err := sarama.NewConsumer([]string{c.bootstrap}, config(tweak...))
+	cons, err := sarama.NewConsumer(c.brokers(), config(tweak...))
 	if err != nil {
 		return nil, err
 	}
@@ -215,12 +218,12 @@ func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.Consu
 
 func init() {
 	add("metadata", func(ctx context.Context, c *ctxT) error {
-		cl, err := sarama.NewClient([]string{c.bootstrap}, config())
+		cl, err := sarama.NewClient(c.brokers(), config())
 		if err != nil {
 			return err
 		}
 		defer cl.Close()
-		if err := eq(len(cl.Brokers()), 1, "brokers"); err != nil {
+		if err := eq(len(cl.Brokers()), len(c.brokers()), "brokers"); err != nil {
 			return err
 		}
 		if ctrl, err := cl.Controller(); err != nil || ctrl.ID() < 0 {
@@ -253,7 +256,7 @@ func init() {
 	})
 	add("transactions", func(ctx context.Context, c *ctxT) error {
 		t := c.topic("")
-		p, err := sarama.NewSyncProducer([]string{c.bootstrap}, config(func(cfg *sarama.Config) {
+		p, err := sarama.NewSyncProducer(c.brokers(), config(func(cfg *sarama.Config) {
 			cfg.Producer.Idempotent = true
 			cfg.Net.MaxOpenRequests = 1
 			cfg.Producer.Transaction.ID = t + "-txn"
@@ -287,7 +290,7 @@ func init() {
 	add("list-offsets", func(ctx context.Context, c *ctxT) error {
 		t := c.topic("")
 		base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
-		p, err := sarama.NewSyncProducer([]string{c.bootstrap}, config())
+		p, err := sarama.NewSyncProducer(c.brokers(), config())
 		if err != nil {
 			return err
 		}
@@ -298,7 +301,7 @@ func init() {
 			}
 		}
 		p.Close()
-		cl, err := sarama.NewClient([]string{c.bootstrap}, config())
+		cl, err := sarama.NewClient(c.brokers(), config())
 		if err != nil {
 			return err
 		}
@@ -318,7 +321,7 @@ func init() {
 		if err := produce(c, t); err != nil {
 			return err
 		}
-		cg, err := sarama.NewConsumerGroup([]string{c.bootstrap}, g, config())
+		cg, err := sarama.NewConsumerGroup(c.brokers(), g, config())
 		if err != nil {
 			return err
 		}
@@ -351,7 +354,7 @@ func init() {
 		if n < 4 {
 			return fmt.Errorf("group consumed %d of 4 messages", n)
 		}
-		adm, err := sarama.NewClusterAdmin([]string{c.bootstrap}, config())
+		adm, err := sarama.NewClusterAdmin(c.brokers(), config())
 		if err != nil {
 			return err
 		}
@@ -367,7 +370,7 @@ func init() {
 		return eq([]any{b.Offset, b.Metadata}, []any{int64(3), "meta"}, "committed offset and metadata")
 	})
 	add("admin-topics", func(ctx context.Context, c *ctxT) error {
-		adm, err := sarama.NewClusterAdmin([]string{c.bootstrap}, config())
+		adm, err := sarama.NewClusterAdmin(c.brokers(), config())
 		if err != nil {
 			return err
 		}
@@ -399,7 +402,7 @@ func init() {
 		return adm.DeleteTopic(t)
 	})
 	add("admin-configs", func(ctx context.Context, c *ctxT) error {
-		adm, err := sarama.NewClusterAdmin([]string{c.bootstrap}, config())
+		adm, err := sarama.NewClusterAdmin(c.brokers(), config())
 		if err != nil {
 			return err
 		}

@@ -41,8 +41,10 @@ import trio
 
 from .store import BadVersion, Check, Create, Delete, NodeExists, NoNode, Operation, SetData, Store
 
+SHUTDOWN_PATH = "/admin/controlled_shutdown"
 FEATURE_PATH = "/feature"
-PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/cluster", "/admin/delete_topics")
+PERSISTENT_PATHS = ("/brokers/ids", "/brokers/topics", "/config/topics", "/cluster", "/admin/delete_topics",
+                    SHUTDOWN_PATH)
 
 
 class BrokerIdTaken(Exception):
@@ -195,6 +197,11 @@ class ClusterCoordination:
             if node is not None:  # it may have gone between the two reads; the watch says so
                 brokers[int(child)] = BrokerRegistration.from_json(int(child), node.data)
         return brokers, changed
+
+    async def watch_shutting_down(self) -> tuple[set[int], trio.Event]:
+        """The brokers in controlled shutdown (their ``/admin/controlled_shutdown/<id>``)."""
+        ids, changed = await self.store.children_watch(SHUTDOWN_PATH)
+        return {int(child) for child in ids}, changed
 
     # -- the controller -------------------------------------------------------------------------
     async def elect(self) -> Fence | None:

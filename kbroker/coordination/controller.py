@@ -42,14 +42,13 @@ from typing import Callable, Iterable
 
 import trio
 
-from .cluster import ClusterCoordination, Fence, NotController, PartitionState
+from .cluster import SHUTDOWN_PATH, ClusterCoordination, Fence, NotController, PartitionState
 from .store import BadVersion, CoordinationError, NoNode
 from .view import ClusterView
 
 log = logging.getLogger("kbroker.controller")
 
 NO_LEADER = -1
-SHUTDOWN_PATH = "/admin/controlled_shutdown"
 RECHECK_SECONDS = 2.0
 
 

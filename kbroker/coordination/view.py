@@ -1,10 +1,11 @@
 """ClusterView: one broker's up-to-date copy of the cluster's state, followed through watches.
 
-What it keeps: the live brokers (``/brokers/ids``), the controller's id, every topic's assignment
-and configs (``/config/topics``, followed too), and every partition's state (leader, leader epoch, ISR). Kafka's brokers get the same
-from the controller's metadata updates; here each broker follows the coordination store itself,
-which needs no broker-to-broker protocol and cannot miss an update: a watch fires once per change
-and the follower reads again (so it always ends on the latest value, possibly skipping
+What it keeps: the live brokers (``/brokers/ids``), those in controlled shutdown
+(``/admin/controlled_shutdown``: a leader takes none of them into an ISR, KIP-841), the controller's
+id, every topic's assignment and configs (``/config/topics``, followed too), and every partition's
+state (leader, leader epoch, ISR). Kafka's brokers get the same from the controller's metadata
+updates; here each broker follows the coordination store itself, which needs no broker-to-broker
+protocol and cannot miss an update: a watch fires once per change and the follower reads again (so it always ends on the latest value, possibly skipping
 intermediate ones, which no consumer of this view needs).
 
 ``run`` loads everything once, reports it to the listener, then starts one task per watched thing
@@ -25,6 +26,8 @@ from .cluster import BrokerRegistration, ClusterCoordination, PartitionState, To
 
 log = logging.getLogger("kbroker.coordination")
 
+CONCURRENT_READS = 32  # store reads in flight while loading a topic's partition states
+
 
 class ClusterListener(Protocol):
     def brokers_changed(self, brokers: dict[int, BrokerRegistration]) -> None: ...
@@ -38,12 +41,14 @@ class ClusterView:
         self.coordination = coordination
         self.listener = listener
         self.brokers: dict[int, BrokerRegistration] = {}
+        self.shutting_down: set[int] = set()
         self.controller_id: int | None = None
         self.topics: dict[str, TopicAssignment] = {}
         self.states: dict[tuple[str, int], PartitionState] = {}
         self._topic_scopes: dict[str, trio.CancelScope] = {}
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._reads = trio.CapacityLimiter(CONCURRENT_READS)
 
     # ------------------------------------------------------------------------------ queries
 
@@ -63,9 +68,11 @@ class ClusterView:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await self._follow_brokers_once()
+            shutting_down_changed = await self._follow_shutting_down_once()
             for name in (await self.coordination.watch_topics())[0]:
                 await self._load_topic(name)
             nursery.start_soon(self._follow_brokers)
+            nursery.start_soon(self._follow_shutting_down, shutting_down_changed)
             nursery.start_soon(self._follow_controller)
             nursery.start_soon(self._follow_topics)
             task_status.started()
@@ -84,6 +91,20 @@ class ClusterView:
         while True:
             await changed.wait()
             changed = await self._follow_brokers_once()
+
+    async def _follow_shutting_down_once(self) -> trio.Event:
+        self.shutting_down, changed = await self.coordination.watch_shutting_down()
+        self._note_change()
+        return changed
+
+    async def _follow_shutting_down(self, changed: trio.Event) -> None:
+        while True:
+            await changed.wait()
+            changed = await self._follow_shutting_down_once()
+
+    def eligible_for_isr(self, broker_id: int) -> bool:
+        """Alive and not shutting down: a broker a leader may take (back) into an ISR (KIP-841)."""
+        return broker_id in self.brokers and broker_id not in self.shutting_down
 
     async def _follow_controller(self) -> None:
         while True:
@@ -105,7 +126,7 @@ class ClusterView:
         assignment = await self.coordination.topic(name)
         if assignment is None:  # deleted between the listing and the read
             return
-        states = {p: await self.coordination.partition_state(name, p) for p in sorted(assignment.replicas)}
+        states = await self._read_states(name, sorted(assignment.replicas))
         # the topic and its partitions' states are applied together: nobody sees one without the other
         self._topic_changed(assignment)
         for partition, state in states.items():
@@ -113,6 +134,20 @@ class ClusterView:
                 self._partition_changed(name, partition, state)
         scope = self._topic_scopes[name] = trio.CancelScope()
         self._nursery.start_soon(self._follow_topic, name, scope)
+
+    async def _read_states(self, name: str, partitions: list[int]) -> dict[int, PartitionState | None]:
+        """The partitions' states, read concurrently (one store round trip each: with ZooKeeper,
+        loading a topic of many partitions one after the other was its main cost)."""
+        states: dict[int, PartitionState | None] = {}
+
+        async def read(partition: int) -> None:
+            async with self._reads:
+                states[partition] = await self.coordination.partition_state(name, partition)
+
+        async with trio.open_nursery() as nursery:
+            for partition in partitions:
+                nursery.start_soon(read, partition)
+        return dict(sorted(states.items()))
 
     def _forget_topic(self, name: str) -> None:
         self._topic_scopes.pop(name).cancel()

@@ -16,8 +16,18 @@ An answer for a partition is applied only if we still follow it from this leader
 request carried: leadership may have moved while the request was in flight (a paused or partitioned
 old leader's late answer is dropped, so nothing it appended after losing leadership is ever taken).
 Errors per partition: FENCED_LEADER_EPOCH / NOT_LEADER_OR_FOLLOWER / UNKNOWN_LEADER_EPOCH /
-UNKNOWN_TOPIC_OR_PARTITION wait ``replica.fetch.backoff.ms`` (the cluster state will move the
-partition); OFFSET_OUT_OF_RANGE truncates again. A failed connection backs off and reconnects.
+UNKNOWN_TOPIC_OR_PARTITION mostly mean the leader has not seen the new state yet (each broker
+follows the coordination store on its own, so a follower may hear of a leader change first): the
+partition is asked again after 50 ms, then twice as long each time up to ``replica.fetch.backoff.ms``
+(a full backoff at the first error was a second of stalled high watermark at every failover);
+OFFSET_OUT_OF_RANGE truncates again.
+
+**Never a stall.** Any loss of the connection (refused, reset, closed by the leader, no answer within
+``replica.socket.timeout.ms``) and any unexpected error reconnects, after the same growing backoff;
+the first failure is logged at INFO, the repeats at DEBUG, and the recovery at INFO. A partition
+newly followed from this leader (a leader change) interrupts a backoff and an in-flight long poll
+(which is abandoned with its connection: a new one costs less than waiting up to
+``replica.fetch.wait.max.ms`` before the new partition is asked for).
 """
 
 from __future__ import annotations
@@ -58,12 +68,34 @@ class FetcherConfig:
                    config.get("replica.fetch.backoff.ms"), config.get("replica.socket.timeout.ms"))
 
 
+FIRST_RETRY_S = 0.05
+CONNECT_TIMEOUT_S = 10.0  # Kafka's socket.connection.setup.timeout.ms
+
+
+def retry_delay(failures: int, backoff_ms: int) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row: 50 ms, doubling, at most the backoff."""
+    return min(FIRST_RETRY_S * 2 ** max(failures - 1, 0), backoff_ms / 1000)
+
+
 @dataclass(slots=True)
 class _Followed:
     partition: Partition
     leader_epoch: int
     truncated: bool = False
     retry_at: float = 0.0
+    failures: int = 0  # errors in a row, for the retry delay
+
+    def failed(self, backoff_ms: int) -> None:
+        self.failures += 1
+        self.retry_at = trio.current_time() + retry_delay(self.failures, backoff_ms)
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0
+
+
+class _NewPartition(Exception):
+    """A partition was added while a request was in flight: the request is abandoned."""
 
 
 class LeaderFetcher:
@@ -74,7 +106,10 @@ class LeaderFetcher:
         self._address = address  # the leader's host and port, from the live brokers
         self.config = config
         self.followed: dict[tuple[str, int], _Followed] = {}
-        self._changed = trio.Event()
+        self._changed = trio.Event()  # set when a partition is newly followed
+        self._failures = 0  # connection failures in a row
+        self._scope = trio.CancelScope()
+        self._in_flight: trio.CancelScope | None = None  # the request being answered
 
     # ------------------------------------------------------------------------------ the partition set
 
@@ -88,9 +123,16 @@ class LeaderFetcher:
     def unfollow(self, topic: str, index: int) -> None:
         self.followed.pop((topic, index), None)
 
+    def stop(self) -> None:
+        """Stop fetching at once (controlled shutdown); ``run`` returns."""
+        self.followed.clear()
+        self._scope.cancel()
+
     def _wake(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+        if self._in_flight is not None:
+            self._in_flight.cancel()
 
     def _current(self, key: tuple[str, int], epoch: int) -> _Followed | None:
         """The followed entry if we still follow it from this leader at ``epoch``."""
@@ -105,43 +147,85 @@ class LeaderFetcher:
     # ------------------------------------------------------------------------------ the task
 
     async def run(self) -> None:
-        backoff = self.config.backoff_ms / 1000
-        while True:
-            while not self.followed:
-                await self._changed.wait()
-            address = self._address(self.leader_id)
-            if address is None:
-                with trio.move_on_after(backoff):
+        with self._scope:
+            while True:
+                while not self.followed:
                     await self._changed.wait()
-                continue
-            try:
+                await self._connect_and_replicate()
+
+    async def _connect_and_replicate(self) -> None:
+        address = self._address(self.leader_id)
+        if address is None:
+            await self._connection_failed("it is not registered")
+            return
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT_S):  # a paused leader's full backlog drops our SYN
                 channel = await BrokerChannel.connect(*address, client_id=f"broker-{self.local_id}-fetcher")
-            except ChannelClosed as exc:
-                log.info("broker %d cannot reach leader %d: %s", self.local_id, self.leader_id, exc)
-                await trio.sleep(backoff)
-                continue
-            try:
-                while self.followed:
-                    await self._truncate(channel)
-                    if not await self._fetch(channel):
-                        with trio.move_on_after(backoff):
-                            await self._changed.wait()
-            except ChannelClosed as exc:
-                log.info("broker %d lost its connection to leader %d: %s", self.local_id, self.leader_id, exc)
-                await trio.sleep(backoff)
-            finally:
-                await channel.aclose()
+        except trio.TooSlowError:
+            await self._connection_failed(f"no connection in {CONNECT_TIMEOUT_S:g} s")
+            return
+        except ChannelClosed as exc:
+            await self._connection_failed(f"cannot connect: {exc}")
+            return
+        try:
+            await self._replicate(channel)
+        except _NewPartition:
+            log.debug("broker %d: a new partition to fetch from leader %d; reconnecting", self.local_id,
+                      self.leader_id)
+        except ChannelClosed as exc:
+            await self._connection_failed(str(exc))
+        except Exception as exc:  # a bug here must not stop replication: log it and start again
+            log.exception("broker %d: fetching from leader %d failed", self.local_id, self.leader_id)
+            await self._connection_failed(repr(exc))
+        finally:
+            await channel.aclose()
+
+    async def _replicate(self, channel: BrokerChannel) -> None:
+        while self.followed:
+            await self._truncate(channel)
+            if await self._fetch(channel):
+                if self._failures:
+                    log.info("broker %d is fetching from leader %d again (after %d failed attempt(s))",
+                             self.local_id, self.leader_id, self._failures)
+                    self._failures = 0
+            else:
+                await self._wait_for_a_ready_partition()
+
+    async def _connection_failed(self, why: str) -> None:
+        """Log the first failure of a series at INFO, then wait before trying again (a newly followed
+        partition cuts the wait short: the cluster says the leader is there)."""
+        if not self.followed:  # nothing left to fetch from it (it shut down after its leaderships moved)
+            log.debug("broker %d: connection to leader %d ended (%s)", self.local_id, self.leader_id, why)
+            return
+        self._failures += 1
+        level = logging.INFO if self._failures == 1 else logging.DEBUG
+        log.log(level, "broker %d lost its connection to leader %d (%s); retrying", self.local_id, self.leader_id,
+                why)
+        with trio.move_on_after(retry_delay(self._failures, self.config.backoff_ms)):
+            await self._changed.wait()
+
+    async def _wait_for_a_ready_partition(self) -> None:
+        """Every partition waits for its retry: until the first is due, or a new one is followed."""
+        soonest = trio.current_time() + 0.005  # never a busy loop, whatever the entries say
+        due = max(min((f.retry_at for f in self.followed.values()), default=soonest), soonest)
+        with trio.move_on_at(due):
+            await self._changed.wait()
 
     async def _request(self, channel: BrokerChannel, body, version: int, extra_ms: int = 0):
-        with trio.move_on_after((self.config.socket_timeout_ms + extra_ms) / 1000) as scope:
-            return await channel.request(body, version)
-        if scope.cancelled_caught:
-            raise ChannelClosed(f"no answer from leader {self.leader_id} in {self.config.socket_timeout_ms} ms")
+        """The answer; ChannelClosed without one in time, _NewPartition if a partition is newly
+        followed meanwhile (``follow`` cancels the request)."""
+        timeout_ms = self.config.socket_timeout_ms + extra_ms
+        with trio.move_on_after(timeout_ms / 1000):
+            with trio.CancelScope() as self._in_flight:
+                return await channel.request(body, version)
+            raise _NewPartition()
+        raise ChannelClosed(f"no answer from leader {self.leader_id} in {timeout_ms} ms")
 
     # ------------------------------------------------------------------------------ truncation
 
     async def _truncate(self, channel: BrokerChannel) -> None:
-        pending = [f for f in self.followed.values() if not f.truncated]
+        now = trio.current_time()
+        pending = [f for f in self.followed.values() if not f.truncated and f.retry_at <= now]
         if not pending:
             return
         asked = {}
@@ -161,19 +245,28 @@ class LeaderFetcher:
             OffsetForLeaderEpochRequest.OffsetForLeaderTopic(topic=name, partitions=parts)
             for name, parts in topics.items()])
         response = await self._request(channel, request, OFFSET_FOR_LEADER_EPOCH_VERSION)
+        unanswered = set(asked)
         for topic in response.topics:
             for answer in topic.partitions:
                 key = (topic.topic, answer.partition)
                 if key not in asked:
                     continue
+                unanswered.discard(key)
                 epoch, ours = asked[key]
                 entry = self._current(key, epoch)
                 if entry is None:
                     continue
                 if answer.error_code != ErrorCode.NONE:
-                    entry.retry_at = trio.current_time() + self.config.backoff_ms / 1000
+                    log.debug("partition %s-%d: leader %d answered OffsetForLeaderEpoch with %s", key[0], key[1],
+                              self.leader_id, ErrorCode(answer.error_code).name)
+                    entry.failed(self.config.backoff_ms)
                     continue
                 self._cut(entry, ours, answer.leader_epoch, answer.end_offset)
+                entry.succeeded()
+        for key in unanswered:  # not in the answer: asked again later, never in a tight loop
+            entry = self._current(key, asked[key][0])
+            if entry is not None:
+                entry.failed(self.config.backoff_ms)
 
     def _cut(self, entry: _Followed, ours: int, leader_epoch: int, end_offset: int) -> None:
         partition = entry.partition
@@ -231,15 +324,16 @@ class LeaderFetcher:
             records = data.records if data.records is not None else b""
             try:
                 partition.append_replicated(records, data.high_watermark)
+                entry.succeeded()
             except ApiError as exc:
                 log.error("partition %s-%d: could not append what leader %d sent: %s", partition.topic,
                           partition.index, self.leader_id, exc)
-                entry.retry_at = trio.current_time() + self.config.backoff_ms / 1000
+                entry.failed(self.config.backoff_ms)
         elif code == ErrorCode.OFFSET_OUT_OF_RANGE:
             entry.truncated = False  # our end is past the leader's: find the divergence again
-            entry.retry_at = trio.current_time() + self.config.backoff_ms / 1000
+            entry.failed(self.config.backoff_ms)
         else:
-            if code not in _RETRIED:
-                log.warning("partition %s-%d: leader %d answered %s", partition.topic, partition.index,
-                            self.leader_id, ErrorCode(code).name)
-            entry.retry_at = trio.current_time() + self.config.backoff_ms / 1000
+            level = logging.DEBUG if code in _RETRIED else logging.WARNING
+            log.log(level, "partition %s-%d: leader %d answered %s", partition.topic, partition.index,
+                    self.leader_id, ErrorCode(code).name)
+            entry.failed(self.config.backoff_ms)

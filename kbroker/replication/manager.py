@@ -10,9 +10,13 @@ It listens to the ClusterView (kbroker.coordination.view):
   fetcher) or **follows** (``become_follower``, and the fetcher of that leader takes it, which first
   truncates a divergent tail). A partition not assigned here any more is dropped.
 - the ISR changes a leader proposes (a follower caught up, or lagging) are written to the store,
-  conditional on the state version it leads by, and adopted by the partition only once written;
-  a refused write (the controller moved leadership, or changed the ISR) is dropped: the state's
-  watch brings what happened instead.
+  conditional on the state version the proposal was made from, and adopted by the partition only
+  once written; a refused write (the controller moved leadership, or changed the ISR) is dropped:
+  the state's watch brings what happened instead. A broker that is not alive or is in controlled
+  shutdown is never taken into an ISR (KIP-841: its last fetches must not bring it back, or the high
+  watermark would wait for it until ``replica.lag.time.max.ms``).
+- in controlled shutdown this broker stops following at once (``stop_following``; Kafka's
+  controller sends StopReplica to a shutting-down broker's followers).
 - every ``replica.lag.time.max.ms / 2`` the led partitions look for lagging followers;
 - ``leadership_listeners`` hear when a replica here starts or stops leading (the coordinators load
   and unload their internal partitions on that).
@@ -51,6 +55,7 @@ class ReplicaManager:
         self.lag_time_max_ms = lag_time_max_ms
         self.listener_name = listener_name  # the inter-broker listener; None: each broker's first
         self.fetchers: dict[int, LeaderFetcher] = {}
+        self.following = True  # False once in controlled shutdown
         # called with (topic, partition, leads here) when a replica here starts or stops leading
         self.leadership_listeners: list[Callable[[str, int, bool], None]] = []
         self._nursery: trio.Nursery | None = None
@@ -72,6 +77,12 @@ class ReplicaManager:
             if partition.is_leader:
                 partition.become_follower(-1, partition.leader_epoch, partition.replicas, partition.isr)
                 self._leadership(partition.topic, partition.index, False)
+
+    def stop_following(self) -> None:
+        """Controlled shutdown: no replica here fetches any more."""
+        self.following = False
+        for fetcher in self.fetchers.values():
+            fetcher.stop()
 
     def address_of(self, node_id: int) -> tuple[str, int] | None:
         registration = self.view.brokers.get(node_id)
@@ -118,8 +129,8 @@ class ReplicaManager:
         else:
             was_leader = partition.is_leader
             partition.become_follower(state.leader, state.leader_epoch, replicas, state.isr)
-            self._unfollow(partition)
-            if state.leader >= 0:
+            self._unfollow(partition, keep=state.leader)  # an ISR change keeps the fetch going as it is
+            if state.leader >= 0 and self.following:
                 self._fetcher(state.leader).follow(partition)
             if was_leader:
                 self._leadership(topic, index, False)
@@ -141,9 +152,11 @@ class ReplicaManager:
             fetcher.unfollow(topic, index)
         self.partitions.drop_replica(topic, index)
 
-    def _unfollow(self, partition: Partition) -> None:
-        for fetcher in self.fetchers.values():
-            fetcher.unfollow(partition.topic, partition.index)
+    def _unfollow(self, partition: Partition, keep: int | None = None) -> None:
+        """Stop fetching the partition from every leader but ``keep``."""
+        for leader, fetcher in self.fetchers.items():
+            if leader != keep:
+                fetcher.unfollow(partition.topic, partition.index)
 
     def _fetcher(self, leader: int) -> LeaderFetcher:
         fetcher = self.fetchers.get(leader)
@@ -156,10 +169,17 @@ class ReplicaManager:
     # ------------------------------------------------------------------------------ the ISR
 
     def propose(self, partition: Partition, isr: tuple[int, ...]) -> None:
-        self._nursery.start_soon(self._write_isr, partition, isr)
+        ineligible = [r for r in isr if r not in partition.isr and not self.view.eligible_for_isr(r)]
+        if ineligible:
+            log.debug("partition %s-%d: broker(s) %s not taken into the ISR: gone or shutting down",
+                      partition.topic, partition.index, ineligible)
+            partition.isr_recorded(None)
+            return
+        self._nursery.start_soon(self._write_isr, partition, isr, self.view.state(partition.topic, partition.index))
 
-    async def _write_isr(self, partition: Partition, isr: tuple[int, ...]) -> None:
-        state = self.view.state(partition.topic, partition.index)
+    async def _write_isr(self, partition: Partition, isr: tuple[int, ...], state: PartitionState | None) -> None:
+        """Write the ISR proposed from ``state`` (the state when proposed: a proposal made before a
+        change the controller wrote meanwhile is refused by the version check)."""
         if state is None or state.leader != self.local_id or state.leader_epoch != partition.leader_epoch:
             partition.isr_recorded(None)
             return
@@ -171,7 +191,12 @@ class ReplicaManager:
             partition.isr_recorded(None)
             return
         log.info("partition %s-%d: ISR %s -> %s", partition.topic, partition.index, list(state.isr), list(isr))
-        self.view.states[(partition.topic, partition.index)] = recorded
+        key = (partition.topic, partition.index)
+        seen = self.view.states.get(key)
+        if seen is not None and seen.version > recorded.version:
+            partition.isr_recorded(None)  # a later state already came through the watch: it holds
+            return
+        self.view.states[key] = recorded
         partition.isr_recorded(isr)
 
     async def _shrink_lagging_isrs(self) -> None:

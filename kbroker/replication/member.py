@@ -14,7 +14,7 @@ network partition, a closed tree) everything of it stops at once: every partitio
 session is closed, and the broker joins again with a new one, re-reading the state -- by then
 another broker leads what this one led, and this one follows and truncates as needed.
 
-Controlled shutdown (``shut_down_gracefully``): the broker announces it (an ephemeral
+Controlled shutdown (``shut_down_gracefully``): the broker stops fetching, announces it (an ephemeral
 ``/admin/controlled_shutdown/<id>``), the controller moves its leaderships away, and it returns
 once this broker leads nothing that another in-sync replica could lead, or after the deadline.
 """
@@ -152,6 +152,7 @@ class ClusterMembership:
         if manager is None:
             return
         started = trio.current_time()
+        manager.stop_following()  # before the announcement: no fetch of ours can bring us back into an ISR
         with trio.move_on_after(timeout):
             try:
                 await self._announce_shutdown(manager.coordination.store)

@@ -10,14 +10,18 @@ The plain transport makes its socket calls directly and waits on trio only on EA
 whose bytes are already here costs one scheduling point (for fairness and cancellation), not one per
 syscall. At 2,000 requests/s on one connection the scheduling points were as costly as the request.
 
-A frame that is too large, negative in size, truncated by a closed socket, or that does not decode
-closes this connection with one log line; so does a peer idle for connections.max.idle.ms, whether it
-sends nothing or stops reading its responses. The broker and every other connection go on. OSError
-from the transport is the peer going away and ends the connection quietly.
+Every close says why, in one log line: a frame that is too large, negative in size, truncated by a
+closed socket, or that does not decode, a handler's CloseConnection, or a handler bug (WARNING or
+ERROR); a peer idle for connections.max.idle.ms, whether it sends nothing or stops reading its
+responses (INFO). The broker and every other connection go on. The peer going away (end of stream,
+reset, broken pipe) is logged at DEBUG; any other OSError of the transport (a file region whose file
+went away under sendfile) at WARNING, since the peer then sees its connection closed for no reason of
+its own.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import trio
@@ -32,6 +36,9 @@ from .session import Session
 from .transport import IdleConnection, Transport
 
 log = logging.getLogger("kbroker.server")
+
+_PEER_WENT_AWAY = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ENOTCONN, errno.ESHUTDOWN,
+                   errno.ETIMEDOUT}
 
 
 class Connection:
@@ -49,8 +56,11 @@ class Connection:
             log.warning("closing connection from %s: %s", self.session, exc)
         except IdleConnection as exc:
             log.info("closing idle connection from %s: %s", self.session, exc)
-        except OSError as exc:  # the peer went away
-            log.debug("connection from %s ended: %r", self.session, exc)
+        except OSError as exc:
+            if exc.errno in _PEER_WENT_AWAY:
+                log.debug("connection from %s ended: %r", self.session, exc)
+            else:
+                log.warning("closing connection from %s: %r", self.session, exc)
         finally:
             await self.transport.aclose()
 
@@ -64,6 +74,7 @@ class Connection:
                 received = await transport.receive_into(framer.receive_buffer())
                 if not received:
                     framer.end_of_stream()
+                    log.debug("connection from %s closed by the client", session)
                     return
                 framer.received(received)
             try:
