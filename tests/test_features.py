@@ -145,3 +145,23 @@ def test_a_cluster_finalizes_one_set_of_levels_whichever_broker_is_asked(cluster
     cluster.start_broker(2)
     wait_until(lambda: features(second)[1]["transaction.version"] == 2,
                what="the restarted broker to finalize the cluster's transaction.version")
+
+
+def _heartbeat(bootstrap: str):
+    from kbroker.protocol.messages import ConsumerGroupHeartbeatRequest
+    with WireClient(bootstrap) as client:
+        return client.request(ConsumerGroupHeartbeatRequest(
+            group_id="g", member_id="m-1", member_epoch=0, rebalance_timeout_ms=30000,
+            subscribed_topic_names=["t"], topic_partitions=[]), 1)
+
+
+def test_the_consumer_group_protocol_is_refused_while_group_version_is_0(kbroker):
+    """Kafka's isConsumerGroupProtocolEnabled: a downgrade of group.version to 0 turns KIP-848 off."""
+    from kbroker.protocol.messages import ConsumerGroupDescribeRequest
+    assert update(kbroker.bootstrap, "group.version", 0, upgrade_type=2).results[0].error_code == 0
+    assert _heartbeat(kbroker.bootstrap).error_code == ErrorCode.UNSUPPORTED_VERSION
+    with WireClient(kbroker.bootstrap) as client:
+        described = client.request(ConsumerGroupDescribeRequest(group_ids=["g"]), 1)
+    assert [(g.group_id, g.error_code) for g in described.groups] == [("g", ErrorCode.UNSUPPORTED_VERSION)]
+    assert update(kbroker.bootstrap, "group.version", 1).results[0].error_code == 0
+    assert _heartbeat(kbroker.bootstrap).error_code == ErrorCode.NONE

@@ -64,8 +64,10 @@ class ClassicGroupProtocol:
         return fmt.encode_group_metadata_key(group_id), None
 
     def replay(self, group_id: str, value: bytes | None) -> None:
-        """Apply a group metadata record read back from the log."""
+        """Apply a group metadata record read back from the log (or appended: a tombstone of a
+        group converted to a consumer group, whose timers then stop)."""
         if value is None:
+            self._cancel_timers(group_id)
             self.groups.pop(group_id, None)
         else:
             self.groups[group_id] = group_from_record(group_id, fmt.decode_group_metadata_value(value))
@@ -659,13 +661,34 @@ class ClassicGroupProtocol:
     def unload_group(self, group_id: str) -> None:
         """Another broker coordinates the group now: forget it here, with its timers (its members'
         next requests here are NOT_COORDINATOR; parked joins and syncs end at their deadlines)."""
-        group = self.groups.pop(group_id, None)
-        if group is None:
-            return
+        group = self.groups.get(group_id)
+        if group is not None:
+            self._cancel_timers(group_id)
+            del self.groups[group_id]
+
+    def _cancel_timers(self, group_id: str) -> None:
+        group = self.groups.get(group_id)
         for key in (_join_key(group_id), _sync_key(group_id)):
             self.timers.cancel(key)
-        for member_id in list(group.members):
+        for member_id in (list(group.members) + list(group.pending_join)) if group is not None else []:
             self.timers.cancel(_heartbeat_key(group_id, member_id))
+
+    # =========================================================================== online migration
+    @staticmethod
+    def answer_parked(group: ClassicGroup, error: int) -> None:
+        """Answer every parked JoinGroup and SyncGroup of the group with ``error``."""
+        for member in group.members.values():
+            group.complete_join(member, JoinResult(error, member.member_id))
+            group.complete_sync(member, SyncResult(error))
+
+    def adopt_downgraded(self, group: ClassicGroup, rebalance: bool = True) -> None:
+        """A consumer group turned back into this Stable classic group (its record is appended):
+        its members heartbeat here now, and rejoin for the rebalance that starts at once."""
+        self.groups[group.group_id] = group
+        for member in group.members.values():
+            self._reschedule_heartbeat(group, member)
+        if rebalance:
+            self._prepare_rebalance(group, f"downgrade of group {group.group_id} from consumer to classic")
 
     def remove_group(self, group: ClassicGroup) -> None:
         """The group's tombstone was appended: it is gone, and so are its join and sync deadlines."""

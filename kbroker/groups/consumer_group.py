@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
+from typing import Iterable
 
 from . import consumer_records as fmt
 
@@ -65,6 +66,15 @@ class ConsumerMember:
     @property
     def pending_revocation(self) -> Partitions:
         return self.assignment.pending_revocation
+
+    @property
+    def classic(self) -> fmt.ClassicMemberMetadata | None:
+        """What a member speaking the classic protocol (JoinGroup/SyncGroup) joined with, else None."""
+        return self.metadata.classic
+
+    @property
+    def uses_classic_protocol(self) -> bool:
+        return self.metadata.classic is not None
 
     def is_reconciled_to(self, epoch: int) -> bool:
         return self.state == MEMBER_STABLE and self.member_epoch == epoch
@@ -111,6 +121,37 @@ class ConsumerGroup:
     def static_member(self, instance_id: str) -> ConsumerMember | None:
         member_id = self.static_members.get(instance_id)
         return self.members.get(member_id) if member_id is not None else None
+
+    def classic_members(self) -> list[ConsumerMember]:
+        return [m for m in self.members.values() if m.uses_classic_protocol]
+
+    def all_classic_except(self, member_id: str) -> bool:
+        """Whether every member but this one (which does not) speaks the classic protocol (Kafka's
+        allMembersUseClassicProtocolExcept: when it goes, the group may turn classic again)."""
+        member = self.members.get(member_id)
+        return member is not None and not member.uses_classic_protocol and all(
+            m.uses_classic_protocol for m in self.members.values() if m.member_id != member_id)
+
+    def supports_classic_protocols(self, protocol_type: str, names: Iterable[str]) -> bool:
+        """Kafka's supportsClassicProtocols: a classic member may join when it speaks the consumer
+        protocol type and one protocol (assignor) every classic member supports."""
+        if protocol_type != "consumer":
+            return False
+        names = set(names)
+        classic = self.classic_members()
+        if not self.members or not classic:
+            return bool(names)
+        return any(all(name in {p for p, _ in m.classic.supported_protocols} for m in classic) for name in names)
+
+    def waiting_on_unreleased_partition(self, member: ConsumerMember) -> bool:
+        """A member in UNRELEASED_PARTITIONS whose target still has a partition another member owns."""
+        if member.state != UNRELEASED_PARTITIONS:
+            return False
+        for topic_id, indexes in self.target.get(member.member_id, {}).items():
+            for index in indexes - member.assigned.get(topic_id, frozenset()):
+                if self.owner.get((topic_id, index)) not in (None, member.member_id):
+                    return True
+        return False
 
     def partition_owner(self, topic_id: uuid.UUID, partition: int) -> str | None:
         return self.owner.get((topic_id, partition))

@@ -21,11 +21,15 @@ its rebalance timeout likewise. Leaving is a heartbeat with epoch -1; a static m
 (`group.instance.id`) may leave with -2, keeping its assignment for a new instance with the same id
 that joins within the session timeout.
 
-Upgrade and downgrade (Kafka's rules, the subset implemented): the first consumer-protocol member of
-an empty classic group (or a group with only committed offsets) turns it into a consumer group; a
-classic JoinGroup to an empty consumer group turns it back (kbroker.groups.coordinator). A non-empty
-group of the other kind is refused: GROUP_ID_NOT_FOUND for a heartbeat, INCONSISTENT_GROUP_PROTOCOL
-for a JoinGroup (Kafka would convert it online into a mixed group; that is not implemented).
+Upgrade and downgrade (Kafka 4.4's rules, `group.consumer.migration.policy`): the first
+consumer-protocol member of an empty classic group (or a group with only committed offsets) turns
+it into a consumer group, and a classic JoinGroup to an empty consumer group turns it back
+(kbroker.groups.coordinator). A non-empty classic group of the consumer protocol type is converted
+online when the policy allows upgrades (kbroker.groups.migration): its members become classic
+members of the consumer group, which go on with JoinGroup/SyncGroup/Heartbeat
+(kbroker.groups.classic_members) while the assignor assigns over everyone; when the last
+consumer-protocol member leaves or is fenced and the policy allows downgrades, the group is classic
+again (`fence`). Any other group of the other kind is refused: GROUP_ID_NOT_FOUND for a heartbeat.
 
 Regular expressions are matched with Python's `re` (fullmatch against every topic name, internal
 topics included, as Kafka matches them). Kafka uses RE2/J: the common syntax is the same; Python also accepts lookarounds and
@@ -57,7 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.groups")
 
 LEAVE_GROUP_MEMBER_EPOCH = -1
-MEMBER_TYPE_CONSUMER = 1
+MEMBER_TYPE_CLASSIC, MEMBER_TYPE_CONSUMER = 0, 1
 # Kafka's names of its assignor classes, accepted in group.consumer.assignors too
 _ASSIGNOR_CLASSES = {"org.apache.kafka.coordinator.group.assignor.UniformAssignor": "uniform",
                      "org.apache.kafka.coordinator.group.assignor.RangeAssignor": "range"}
@@ -72,6 +76,15 @@ class ConsumerGroupSettings:
     heartbeat_interval_ms: int = 5_000
     max_size: int = 2**31 - 1
     assignors: tuple[str, ...] = ("uniform", "range")
+    migration_policy: str = "bidirectional"  # group.consumer.migration.policy
+
+    @property
+    def upgrade_enabled(self) -> bool:
+        return self.migration_policy in ("bidirectional", "upgrade")
+
+    @property
+    def downgrade_enabled(self) -> bool:
+        return self.migration_policy in ("bidirectional", "downgrade")
 
     @classmethod
     def from_broker_config(cls, get) -> ConsumerGroupSettings:
@@ -93,7 +106,8 @@ class ConsumerGroupSettings:
             names.append(name)
         if not names:
             raise ValueError("group.consumer.assignors must name at least one assignor")
-        return cls(session, heartbeat, get("group.consumer.max.size"), tuple(names))
+        return cls(session, heartbeat, get("group.consumer.max.size"), tuple(names),
+                   get("group.consumer.migration.policy").lower())
 
 
 @dataclass(slots=True)
@@ -136,6 +150,11 @@ def _revocation_key(group_id: str, member_id: str) -> tuple:
     return ("consumer-revocation", group_id, member_id)
 
 
+def _member_timer_keys(group_id: str, member_id: str) -> list[tuple]:
+    return [(kind, group_id, member_id) for kind in (
+        "consumer-session", "consumer-revocation", "consumer-join", "consumer-sync")]
+
+
 def _metadata_hash(topics: list[fmt.TopicMetadata]) -> int:
     """A stable 64-bit digest of the subscribed topics' metadata (Kafka's MetadataHash plays this
     role; its value is only ever compared with what this coordinator computes)."""
@@ -145,21 +164,35 @@ def _metadata_hash(topics: list[fmt.TopicMetadata]) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
+def _epoch_error(member: ConsumerMember, epoch: int) -> int:
+    if epoch == member.member_epoch:
+        return ErrorCode.NONE
+    return ErrorCode.ILLEGAL_GENERATION if member.uses_classic_protocol else ErrorCode.STALE_MEMBER_EPOCH
+
+
 def _invalid(message: str) -> ApiError:
     return ApiError(ErrorCode.INVALID_REQUEST, message)
 
 
 class ConsumerGroupProtocol:
     def __init__(self, runtime: CoordinatorRuntime, catalogue: Catalogue, settings: ConsumerGroupSettings,
-                 retire_classic: Callable[[str], list[fmt.Record]] = lambda group_id: [],
-                 replay_other: Callable[[bytes, bytes | None], None] = lambda key, value: None):
-        """``retire_classic(group id)``: the records that retire an empty classic group of that id
-        for a consumer group to take its place (ApiError when it is not empty); ``replay_other``
-        applies those records once appended."""
+                 retire_classic: Callable[[str], tuple[ConsumerGroup | None, list[fmt.Record]]] = (
+                     lambda group_id: (None, [])),
+                 replay_other: Callable[[bytes, bytes | None], None] = lambda key, value: None,
+                 downgrade: Callable[..., int] = lambda group, leaving_id, joining: ErrorCode.NONE,
+                 classic_max_size: int = 2**31 - 1):
+        """``retire_classic(group id)``: for a consumer group to take the place of a classic group of
+        that id, the records that retire (an empty one) or convert it (a non-empty one, with the
+        consumer group it becomes, not yet materialized), or ApiError when it cannot; ``replay_other``
+        applies those records once appended. ``downgrade(group, leaving member id, joining classic
+        Member or None)`` turns a consumer group whose last consumer-protocol member leaves (or is
+        replaced by a classic instance of the same static member) into a classic group."""
         self._runtime = runtime
+        self._downgrade = downgrade
+        self.classic_max_size = classic_max_size
         self._replay_other = replay_other
         self._retire_classic = retire_classic
-        self._catalogue = catalogue
+        self.catalogue = catalogue
         self.timers = runtime.timers
         self.settings = settings
         self.groups: dict[str, ConsumerGroup] = {}
@@ -187,15 +220,14 @@ class ConsumerGroupProtocol:
         """After loading: every member must heartbeat within its session timeout again, or be fenced."""
         for group in (self.groups.values() if groups is None else groups):
             for member in group.members.values():
-                self._schedule_session_timeout(group.group_id, member.member_id)
+                self.schedule_session_timeout(group.group_id, member.member_id)
 
     def unload_group(self, group_id: str) -> None:
         """Another broker coordinates the group now: forget it here, with its members' timers."""
         group = self.groups.pop(group_id, None)
         if group is not None:
             for member_id in list(group.members):
-                self.timers.cancel(_session_key(group_id, member_id))
-                self.timers.cancel(_revocation_key(group_id, member_id))
+                self._cancel_timers(group_id, member_id)
 
     def _apply(self, group: ConsumerGroup, records: list[fmt.Record]) -> None:
         for key, value in records:
@@ -209,7 +241,7 @@ class ConsumerGroupProtocol:
 
     # =========================================================================== topics
     def _topics(self) -> list[Topic]:
-        return list(self._catalogue.topics())  # internal topics too: Kafka's regexes match them
+        return list(self.catalogue.topics())  # internal topics too: Kafka's regexes match them
 
     def _pattern(self, regex: str) -> re.Pattern:
         pattern = self._patterns.get(regex)
@@ -240,7 +272,7 @@ class ConsumerGroupProtocol:
         subscribed = set().union(*per_member.values()) if per_member else set()
         metadata = []
         for name in sorted(subscribed):
-            topic = self._catalogue.get(name)
+            topic = self.catalogue.get(name)
             if topic is not None:
                 metadata.append(fmt.TopicMetadata(topic.topic_id, name, topic.partitions))
         return per_member, metadata
@@ -315,7 +347,8 @@ class ConsumerGroupProtocol:
                 return ConsumerMember(r.member_id, empty_metadata()), None
             if existing.member_id == r.member_id:
                 return ConsumerMember(existing.member_id, existing.metadata), None
-            if existing.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+            # a classic instance is replaced at once (Kafka: only two consumer-protocol ones need the -2 leave)
+            if existing.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH and not existing.uses_classic_protocol:
                 raise ApiError(ErrorCode.UNRELEASED_INSTANCE_ID,
                                f"Static member {r.member_id} with instance id {r.instance_id} cannot join the group "
                                f"because the instance id is owned by {existing.member_id} member.")
@@ -351,26 +384,23 @@ class ConsumerGroupProtocol:
                                f"known by the group coordinator ({known}). The member must abandon all its "
                                "partitions and rejoin.")
 
-    def _group_for_heartbeat(self, r: Heartbeat) -> tuple[ConsumerGroup, list[fmt.Record]]:
+    def _group_for_heartbeat(self, r: Heartbeat) -> tuple[ConsumerGroup, list[fmt.Record], bool]:
+        """(the group, the records that retire or convert a classic group of that id, converted)."""
         group = self.groups.get(r.group_id)
         if group is not None:
-            return group, []
+            return group, [], False
         if r.member_epoch != 0:
             raise ApiError(ErrorCode.GROUP_ID_NOT_FOUND, f"Consumer group {r.group_id} not found.")
-        records = self._retire_classic(r.group_id)  # the tombstone of an empty classic group, or a refusal
-        return ConsumerGroup(r.group_id), records
+        # the tombstone of an empty classic group, the conversion of a non-empty one, or a refusal
+        converted, records = self._retire_classic(r.group_id)
+        return (converted or ConsumerGroup(r.group_id)), records, converted is not None
 
     def _heartbeat(self, r: Heartbeat) -> HeartbeatResult:
-        group, records = self._group_for_heartbeat(r)
+        group, records, converted = self._group_for_heartbeat(r)
         if not r.member_id:
             r.member_id = str(uuid.uuid4())  # version 0: the coordinator names the member
-        if len(group.members) >= self.settings.max_size and r.member_id not in group.members and not (
-                r.instance_id is not None and group.static_member(r.instance_id) is not None):
-            raise ApiError(ErrorCode.GROUP_MAX_SIZE_REACHED,
-                           f"The consumer group has reached its maximum capacity of {self.settings.max_size} members.")
+        self.check_size(group, r.member_id, r.instance_id)
         member, replaced_id = self._member(group, r)
-        member_id = member.member_id
-        is_new = member_id not in group.members
         old = member.metadata
         metadata = updated_metadata(
             old, client_id=r.client_id, client_host=r.client_host,
@@ -381,7 +411,45 @@ class ConsumerGroupProtocol:
             subscribed_topic_names=(tuple(sorted(set(r.subscribed_topic_names)))
                                     if r.subscribed_topic_names is not None else old.subscribed_topic_names),
             subscribed_topic_regex=((r.subscribed_topic_regex or None) if r.subscribed_topic_regex is not None
-                                    else old.subscribed_topic_regex))
+                                    else old.subscribed_topic_regex),
+            classic=None)
+        is_new = member.member_id not in group.members
+        current = member.assignment
+        assignment, error = self.update_member(group, member, replaced_id, metadata, r.owned, records)
+        if error:
+            return HeartbeatResult(error)
+        member_id = member.member_id
+        if converted:
+            self._start_classic_sessions(group)
+        self.schedule_session_timeout(group.group_id, member_id)
+        self._schedule_revocation_timeout(group, group.members[member_id])
+        full = r.member_epoch == 0 or (r.rebalance_timeout_ms != -1 and r.owned is not None and (
+            r.subscribed_topic_names is not None or r.subscribed_topic_regex is not None))
+        changed = assignment.assigned != current.assigned
+        return HeartbeatResult(ErrorCode.NONE, None, member_id, assignment.member_epoch,
+                               self.settings.heartbeat_interval_ms,
+                               assignment.assigned if full or changed or is_new else None)
+
+    def check_size(self, group: ConsumerGroup, member_id: str, instance_id: str | None) -> None:
+        if len(group.members) >= self.settings.max_size and member_id not in group.members and not (
+                instance_id is not None and group.static_member(instance_id) is not None):
+            raise ApiError(ErrorCode.GROUP_MAX_SIZE_REACHED,
+                           f"The consumer group has reached its maximum capacity of {self.settings.max_size} members.")
+
+    def _start_classic_sessions(self, group: ConsumerGroup) -> None:
+        """A classic group just became this consumer group: its members' sessions go on here."""
+        for m in group.classic_members():
+            self.schedule_session_timeout(group.group_id, m.member_id)
+
+    def update_member(self, group: ConsumerGroup, member: ConsumerMember, replaced_id: str | None,
+                      metadata: fmt.MemberMetadata, owned: Partitions | None, records: list[fmt.Record]
+                      ) -> tuple[fmt.CurrentAssignment, int]:
+        """The three steps of a heartbeat (or of a classic member's JoinGroup) for a member with
+        its new metadata and the partitions it reports owning: (its new current assignment, the
+        error of appending the records, which are applied once appended)."""
+        member_id = member.member_id
+        is_new = member_id not in group.members
+        old = member.metadata
         if replaced_id is not None:
             records += group.member_tombstones(replaced_id)
         subscription_changed = replaced_id is None and (is_new or (
@@ -419,8 +487,7 @@ class ConsumerGroupProtocol:
 
         # 3. reconciliation
         myself = {member_id, replaced_id}
-        current = member.assignment
-        assignment = reconcile(current, target_epoch, member_target, r.owned,
+        assignment = reconcile(member.assignment, target_epoch, member_target, owned,
                                lambda topic_id, p: group.partition_owner(topic_id, p) in (None, *myself))
         stored = group.members.get(member_id)
         if stored is None or assignment != stored.assignment:
@@ -428,18 +495,11 @@ class ConsumerGroupProtocol:
 
         error = self._runtime.append(group.group_id, records)
         if error:
-            return HeartbeatResult(error)
+            return assignment, error
         self._apply(group, records)
         if replaced_id is not None:
             self._cancel_timers(group.group_id, replaced_id)
-        self._schedule_session_timeout(group.group_id, member_id)
-        self._schedule_revocation_timeout(group, group.members[member_id])
-        full = r.member_epoch == 0 or (r.rebalance_timeout_ms != -1 and r.owned is not None and (
-            r.subscribed_topic_names is not None or r.subscribed_topic_regex is not None))
-        changed = assignment.assigned != current.assigned
-        return HeartbeatResult(ErrorCode.NONE, None, member_id, assignment.member_epoch,
-                               self.settings.heartbeat_interval_ms,
-                               assignment.assigned if full or changed or is_new else None)
+        return assignment, ErrorCode.NONE
 
     def _assign(self, group: ConsumerGroup, members: dict[str, fmt.MemberMetadata],
                 per_member: dict[str, set[str]], topics: list[fmt.TopicMetadata], replaced_id: str | None,
@@ -495,9 +555,28 @@ class ConsumerGroupProtocol:
 
     def fence(self, group: ConsumerGroup, member_id: str) -> int:
         """Remove a member (it left, or its session or rebalance timeout passed) and bump the group
-        epoch, so the others get its partitions at their next heartbeat."""
-        records = group.member_tombstones(member_id)
-        members = {m.member_id: m.metadata for m in group.members.values() if m.member_id != member_id}
+        epoch, so the others get its partitions at their next heartbeat. When the last member
+        speaking the consumer protocol goes and the rest speak the classic one, the group turns
+        classic again instead (Kafka's online downgrade), if the migration policy allows."""
+        if len(group.members) > 1 and self.may_downgrade(group, member_id):
+            return self.convert_to_classic(group, member_id)
+        return self.remove_members(group, [member_id])
+
+    def convert_to_classic(self, group: ConsumerGroup, leaving_id: str, joining=None) -> int:
+        """Downgrade the group without ``leaving_id``, with ``joining`` (a classic group Member
+        replacing that static member) if given; every member's timers here stop."""
+        member_ids = list(group.members)
+        error = self._downgrade(group, leaving_id, joining)
+        if not error:
+            for member_id in member_ids:
+                self._cancel_timers(group.group_id, member_id)
+        return error
+
+    def remove_members(self, group: ConsumerGroup, member_ids: list[str]) -> int:
+        records = []
+        for member_id in member_ids:
+            records += group.member_tombstones(member_id)
+        members = {m.member_id: m.metadata for m in group.members.values() if m.member_id not in member_ids}
         _, topics = self._subscription(members)
         if topics != group.subscription_metadata:
             records.append(fmt.partition_metadata(group.group_id, topics))
@@ -506,16 +585,52 @@ class ConsumerGroupProtocol:
         if error:
             return error
         self._apply(group, records)
-        self._cancel_timers(group.group_id, member_id)
+        for member_id in member_ids:
+            self._cancel_timers(group.group_id, member_id)
         return ErrorCode.NONE
 
-    def _cancel_timers(self, group_id: str, member_id: str) -> None:
-        self.timers.cancel(_session_key(group_id, member_id))
-        self.timers.cancel(_revocation_key(group_id, member_id))
+    def may_downgrade(self, group: ConsumerGroup, leaving_id: str, replaced: bool = False) -> bool:
+        """Kafka's validateOnlineDowngradeWith{FencedMember,ReplacedMemberId}: ``leaving_id`` is the
+        only consumer-protocol member and the policy and group.max.size allow a classic group."""
+        if not group.all_classic_except(leaving_id):
+            return False
+        if not self.settings.downgrade_enabled:
+            log.info("consumer group %s stays a consumer group: online downgrade is disabled", group.group_id)
+            return False
+        if len(group.members) - (0 if replaced else 1) > self.classic_max_size:
+            log.info("consumer group %s stays a consumer group: more members than group.max.size", group.group_id)
+            return False
+        return True
 
-    def _schedule_session_timeout(self, group_id: str, member_id: str) -> None:
-        self.timers.schedule(_session_key(group_id, member_id), self.settings.session_timeout_ms,
+    def _cancel_timers(self, group_id: str, member_id: str) -> None:
+        for key in _member_timer_keys(group_id, member_id):
+            self.timers.cancel(key)
+
+    def schedule_session_timeout(self, group_id: str, member_id: str) -> None:
+        """A member of the consumer protocol has the broker's session timeout, a classic member its own."""
+        member = self.groups[group_id].members.get(member_id) if group_id in self.groups else None
+        timeout = member.classic.session_timeout_ms if member is not None and member.classic is not None \
+            else self.settings.session_timeout_ms
+        self.timers.schedule(_session_key(group_id, member_id), timeout,
                              lambda: self._session_expired(group_id, member_id))
+
+    def schedule_fencing(self, kind: str, group_id: str, member_id: str, timeout_ms: int, *,
+                         if_absent: bool = False) -> None:
+        """A classic member's join or sync deadline ("join", "sync"): missed, the member is fenced."""
+        key = (f"consumer-{kind}", group_id, member_id)
+        if if_absent and self.timers.is_scheduled(key):
+            return
+        self.timers.schedule(key, timeout_ms, lambda: self._deadline_missed(kind, group_id, member_id))
+
+    def cancel_fencing(self, kind: str, group_id: str, member_id: str) -> None:
+        self.timers.cancel((f"consumer-{kind}", group_id, member_id))
+
+    def _deadline_missed(self, kind: str, group_id: str, member_id: str) -> None:
+        group = self.groups.get(group_id)
+        if group is not None and member_id in group.members:
+            log.info("classic member %s of consumer group %s fenced: it did not %s in time", member_id, group_id,
+                     kind)
+            self.fence(group, member_id)
 
     def _session_expired(self, group_id: str, member_id: str) -> None:
         group = self.groups.get(group_id)
@@ -547,17 +662,16 @@ class ConsumerGroupProtocol:
     def validate_offset_commit(self, group: ConsumerGroup, member_id: str, member_epoch: int,
                                api_version: int, transactional: bool = False) -> int:
         """Kafka's ConsumerGroup.validateOffsetCommit: an empty group takes commits from outside
-        (epoch < 0, the admin client); a member must be known and at its current epoch."""
+        (epoch < 0, the admin client); a member must be known and at its current epoch (a classic
+        member's generation is its epoch: ILLEGAL_GENERATION when it differs)."""
         if member_epoch < 0 and (group.is_empty or (transactional and not member_id)):
             return ErrorCode.NONE  # old TxnOffsetCommit versions carry no member: accepted, as classic
         member = group.members.get(member_id)
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
-        if not transactional and api_version < 9:
+        if not transactional and api_version < 9 and not member.uses_classic_protocol:
             return ErrorCode.UNSUPPORTED_VERSION
-        if member_epoch != member.member_epoch:
-            return ErrorCode.STALE_MEMBER_EPOCH
-        return ErrorCode.NONE
+        return _epoch_error(member, member_epoch)
 
     @staticmethod
     def validate_offset_fetch(group: ConsumerGroup, member_id: str | None, member_epoch: int) -> int:
@@ -566,9 +680,7 @@ class ConsumerGroupProtocol:
         member = group.members.get(member_id or "")
         if member is None:
             return ErrorCode.UNKNOWN_MEMBER_ID
-        if member_epoch != member.member_epoch:
-            return ErrorCode.STALE_MEMBER_EPOCH
-        return ErrorCode.NONE
+        return _epoch_error(member, member_epoch)
 
     # =========================================================================== admin
     def list_groups(self, states: set[str], types: set[str]) -> list[tuple[str, str, str, str]]:
@@ -585,7 +697,7 @@ class ConsumerGroupProtocol:
         return self._preferred_assignor({m.member_id: m.metadata for m in group.members.values()})
 
     def topic_names(self) -> dict[uuid.UUID, str]:
-        return {t.topic_id: t.name for t in self._catalogue.topics()}
+        return {t.topic_id: t.name for t in self.catalogue.topics()}
 
     def delete(self, group: ConsumerGroup, offset_tombstones: list[fmt.Record]) -> int:
         """DeleteGroups of an empty group: its offsets' and its own tombstones in one batch."""
@@ -596,6 +708,10 @@ class ConsumerGroupProtocol:
         self._apply(group, group.tombstones())
         log.info("deleted consumer group %s", group.group_id)
         return ErrorCode.NONE
+
+    def forget(self, group: ConsumerGroup, tombstones: list[fmt.Record]) -> None:
+        """The group's tombstones were appended (it became a classic group): drop it and its timers."""
+        self._apply(group, tombstones)
 
     def is_alive(self, group_id: str) -> bool:
         group = self.groups.get(group_id)

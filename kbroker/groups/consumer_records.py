@@ -14,7 +14,9 @@ arrays, a tagged-field section closing every struct). A null value is a tombston
                                                             pending-revocation partitions
 
 Partitions are keyed by topic id, as Kafka keeps them: {topic id: frozenset of partition indexes}.
-Tagged fields this module does not model (ClassicMemberMetadata, AssignmentEpochs) are skipped on read.
+A member of a mixed group that speaks the classic protocol has its session timeout and the protocols
+of its JoinGroup in the member metadata's ClassicMemberMetadata (tag 0, a nullable struct); tagged
+fields this module does not model (AssignmentEpochs) are skipped on read.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ class TopicMetadata:
 
 
 @dataclass(frozen=True, slots=True)
+class ClassicMemberMetadata:
+    """A classic-protocol member of a consumer group: its JoinGroup's session timeout and protocols."""
+    session_timeout_ms: int
+    supported_protocols: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MemberMetadata:
     instance_id: str | None
     rack_id: str | None
@@ -59,6 +68,7 @@ class MemberMetadata:
     subscribed_topic_regex: str | None
     rebalance_timeout_ms: int
     server_assignor: str | None
+    classic: ClassicMemberMetadata | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +213,7 @@ def member_metadata(group_id: str, member_id: str, m: MemberMetadata) -> Record:
     w.compact_nullable_string(m.subscribed_topic_regex)
     w.int32(m.rebalance_timeout_ms)
     w.compact_nullable_string(m.server_assignor)
-    w.tagged_fields([])
+    w.tagged_fields([(0, _classic_member_metadata(m.classic))] if m.classic is not None else [])
     return encode_key(MEMBER_METADATA, group_id, member_id), w.getvalue()
 
 
@@ -215,8 +225,37 @@ def decode_member_metadata(data: bytes) -> MemberMetadata:
     regex = r.compact_nullable_string()
     rebalance_timeout_ms = r.int32()
     assignor = r.compact_nullable_string()
-    _read_tags(r)  # ClassicMemberMetadata (tag 0): members of a mixed group, not kept here
-    return MemberMetadata(instance_id, rack_id, client_id, client_host, names, regex, rebalance_timeout_ms, assignor)
+    tags = _read_tags(r)
+    classic = _decode_classic_member_metadata(tags[0]) if 0 in tags else None
+    return MemberMetadata(instance_id, rack_id, client_id, client_host, names, regex, rebalance_timeout_ms, assignor,
+                          classic)
+
+
+def _classic_member_metadata(c: ClassicMemberMetadata) -> bytes:
+    w = Writer()
+    w.int8(1)  # a nullable struct: present
+    w.int32(c.session_timeout_ms)
+    w.compact_array_length(list(c.supported_protocols))
+    for name, metadata in c.supported_protocols:
+        w.compact_string(name)
+        w.compact_bytes(metadata)
+        w.tagged_fields([])
+    w.tagged_fields([])
+    return w.getvalue()
+
+
+def _decode_classic_member_metadata(data: bytes) -> ClassicMemberMetadata | None:
+    r = Reader(data)
+    if r.int8() < 0:
+        return None
+    session_timeout_ms = r.int32()
+    protocols = []
+    for _ in range(max(r.compact_array_length(), 0)):
+        name, metadata = r.compact_string(), bytes(r.compact_bytes())
+        _read_tags(r)
+        protocols.append((name, metadata))
+    _read_tags(r)
+    return ClassicMemberMetadata(session_timeout_ms, tuple(protocols))
 
 
 def target_assignment_metadata(group_id: str, assignment_epoch: int, timestamp_ms: int) -> Record:

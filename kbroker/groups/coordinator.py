@@ -10,7 +10,9 @@ group they name, and what needs two parts is here too: an offset commit is check
 protocol and stored by the store; deleting a group tombstones its offsets and its records in one
 batch; expiry drops offsets by the group's rule and then the empty groups left with none; an empty
 group of one kind is retired when the other kind's first member arrives (Kafka's upgrade and
-downgrade of empty groups); at start the log is replayed, each record to the part it belongs to. The coordinator is
+downgrade of empty groups), and a non-empty classic group is converted online into a consumer group
+by its first consumer-protocol member, back when the last one leaves (kbroker.groups.migration;
+classic members of a consumer group are kbroker.groups.classic_members'); at start the log is replayed, each record to the part it belongs to. The coordinator is
 built from what it uses (the catalogue, ensure_topic, the partition layer, the topic deletion
 listeners, its config values), never the Broker.
 """
@@ -27,7 +29,9 @@ from ..coordinator import CoordinatorRuntime, InternalTopic, Timers
 from ..protocol.errors import ApiError, ErrorCode, ProtocolError
 from . import consumer_records
 from . import records as fmt
-from .classic import EMPTY, ClassicGroup, JoinResult, SyncResult, Waiter, now_ms
+from . import migration
+from .classic import EMPTY, ClassicGroup, JoinResult, SyncResult, Waiter, group_record, now_ms
+from .classic_members import ClassicMembers
 from .classic_protocol import ClassicGroupProtocol
 from .consumer_group import ConsumerGroup
 from .consumer_protocol import ConsumerGroupProtocol, ConsumerGroupSettings, Heartbeat, HeartbeatResult
@@ -89,8 +93,11 @@ class GroupCoordinator:
             min_session_timeout_ms=config.min_session_timeout_ms,
             max_session_timeout_ms=config.max_session_timeout_ms, max_group_size=config.max_group_size)
         self.consumer = ConsumerGroupProtocol(self.runtime, catalogue, config.consumer,
-                                              retire_classic=self._retire_empty_classic_group,
-                                              replay_other=lambda key, value: self._replay_record(0, key, value, None))
+                                              retire_classic=self._classic_to_consumer,
+                                              replay_other=lambda key, value: self._replay_record(0, key, value, None),
+                                              downgrade=self._consumer_to_classic,
+                                              classic_max_size=config.max_group_size)
+        self.classic_members = ClassicMembers(self.consumer)
         self.offset_store = OffsetStore(self.runtime, catalogue, metadata_max_bytes=config.offset_metadata_max_bytes,
                                         retention_ms=config.retention_ms)
         self.loaded = False
@@ -189,17 +196,48 @@ class GroupCoordinator:
             self.classic.ensure_group(group_id)
 
     # =========================================================================== upgrade, downgrade
-    def _retire_empty_classic_group(self, group_id: str) -> list:
+    def _classic_to_consumer(self, group_id: str) -> tuple[ConsumerGroup | None, list]:
         """A consumer group's first member arrives at a classic group's id: an empty classic group
-        gives way (its metadata tombstone goes in the heartbeat's batch); any other is refused."""
+        gives way (its metadata tombstone goes in the heartbeat's batch); a non-empty one of the
+        consumer protocol type is converted online if group.consumer.migration.policy allows
+        (kbroker.groups.migration); any other is refused."""
         group = self.groups.get(group_id)
         if group is None:
-            return []
-        if group.state != EMPTY:
-            log.info("consumer group member refused: group %s is a non-empty classic group", group_id)
+            return None, []
+        if group.state == EMPTY:
+            log.info("upgrading the empty classic group %s to a consumer group", group_id)
+            return None, [self.classic.tombstone(group_id)]
+        why = migration.can_upgrade(group, self.config.consumer.max_size) if self.config.consumer.upgrade_enabled \
+            else "the online upgrade is disabled"
+        if why:
+            log.info("cannot upgrade classic group %s to a consumer group: %s", group_id, why)
             raise ApiError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
-        log.info("upgrading the empty classic group %s to a consumer group", group_id)
-        return [self.classic.tombstone(group_id)]
+        converted = migration.consumer_group_from_classic(group, self._topic_id, self.classic.tombstone(group_id))
+        log.info("upgrading classic group %s (generation %d, %d members) online to a consumer group", group_id,
+                 group.generation_id, len(group.members))
+        # members parked in a join or sync rejoin; as consumer group members they rejoin anyway
+        self.classic.answer_parked(group, ErrorCode.REBALANCE_IN_PROGRESS)
+        return converted
+
+    def _topic_id(self, name: str):
+        topic = self.consumer.catalogue.get(name)
+        return topic.topic_id if topic is not None else None
+
+    def _consumer_to_classic(self, group: ConsumerGroup, leaving_id: str, joining=None) -> int:
+        """The last consumer-protocol member of a mixed group leaves: the classic members become a
+        classic group again, which rebalances at once (Kafka's convertToClassicGroup). When a classic
+        instance of that (static) member replaces it instead, it joins the Stable classic group in
+        its place with its assignment, and nobody rebalances."""
+        classic = migration.classic_group_from_consumer(group, leaving_id, self.consumer.topic_names(), joining)
+        tombstones = group.tombstones()
+        error = self.runtime.append(group.group_id, tombstones + [group_record(classic)])
+        if error:
+            return error
+        log.info("downgrading consumer group %s online to a classic group (%d members)", group.group_id,
+                 len(classic.members))
+        self.consumer.forget(group, tombstones)
+        self.classic.adopt_downgraded(classic, rebalance=joining is None)
+        return ErrorCode.NONE
 
     # =========================================================================== the classic protocol
     # The handlers' calls, one hop on (ClassicGroupProtocol has the signatures), after the routing
@@ -209,6 +247,11 @@ class GroupCoordinator:
             request["waiter"].complete(JoinResult(ErrorCode.NOT_COORDINATOR, request["member_id"]))
             return
         group = self.consumer.groups.get(request["group_id"])
+        if group is not None and not group.is_empty:
+            waiter = request.pop("waiter")
+            del request["group_id"]
+            waiter.complete(self.classic_members.join(group, **request))
+            return
         if group is not None:
             error = self._downgrade_empty_consumer_group(group)
             if error:
@@ -217,12 +260,8 @@ class GroupCoordinator:
         self.classic.join_group(**request)
 
     def _downgrade_empty_consumer_group(self, group: ConsumerGroup) -> int:
-        """A classic member joins a consumer group's id: an empty consumer group gives way (its
-        records are tombstoned, its offsets stay); a non-empty one is refused, as Kafka refuses
-        a classic member a group it cannot take in."""
-        if not group.is_empty:
-            log.info("classic JoinGroup refused: %s is a non-empty consumer group", group.group_id)
-            return ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+        """A classic member joins an empty consumer group's id: the group gives way (its records
+        are tombstoned, its offsets stay). A non-empty one takes the classic member in (ClassicMembers)."""
         log.info("downgrading the empty consumer group %s to a classic group", group.group_id)
         return self.consumer.delete(group, [])
 
@@ -233,6 +272,14 @@ class GroupCoordinator:
         if not self.owns(request["group_id"]):
             request["waiter"].complete(SyncResult(ErrorCode.NOT_COORDINATOR))
             return
+        group = self.consumer.groups.get(request["group_id"])
+        if group is not None:
+            result = SyncResult(ErrorCode.UNKNOWN_MEMBER_ID) if group.is_empty else self.classic_members.sync(
+                group, member_id=request["member_id"], group_instance_id=request["group_instance_id"],
+                generation_id=request["generation_id"], protocol_type=request["protocol_type"],
+                protocol_name=request["protocol_name"])
+            request["waiter"].complete(result)
+            return
         self.classic.sync_group(**request)
 
     def abandon_sync(self, group_id: str, waiter: Waiter) -> None:
@@ -241,12 +288,19 @@ class GroupCoordinator:
     def heartbeat(self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None) -> int:
         if not self.owns(group_id):
             return ErrorCode.NOT_COORDINATOR
+        group = self.consumer.groups.get(group_id)
+        if group is not None:
+            return self.classic_members.heartbeat(group, member_id=member_id, group_instance_id=group_instance_id,
+                                                  generation_id=generation_id)
         return self.classic.heartbeat(group_id, generation_id, member_id, group_instance_id)
 
     def leave_group(self, group_id: str, members: list[tuple[str, str | None]]
                     ) -> tuple[int, list[tuple[str, str | None, int]]]:
         if not self.owns(group_id):
             return ErrorCode.NOT_COORDINATOR, []
+        group = self.consumer.groups.get(group_id)
+        if group is not None:
+            return self.classic_members.leave(group, members)
         return self.classic.leave_group(group_id, members)
 
     def list_groups(self, states: Iterable[str] = (), types: Iterable[str] = ()) -> list[tuple[str, str, str, str]]:
@@ -268,6 +322,9 @@ class GroupCoordinator:
         if group_id in self.groups and group_id not in self.consumer.groups:
             raise ApiError(ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.")
         return self.consumer.describe(group_id)
+
+    def is_consumer_group(self, group_id: str) -> bool:
+        return group_id in self.consumer.groups
 
     def describe_group(self, group_id: str):
         if not self.owns(group_id):

@@ -5,20 +5,23 @@ subscription (topic names, or from v1 a regular expression) and the partitions i
 coordinator answers with its member epoch and, when it changed, the partitions it may now consume,
 assigned by the server-side assignor. Version 1 adds SubscribedTopicRegex and makes the client
 generate its own member id (KIP-1082). ConsumerGroupDescribe returns a consumer group's epochs,
-assignor and members with their current and target assignments (v1 adds the member type, KIP-1099);
+assignor and members with their current and target assignments (v1 adds the member type, KIP-1099:
+0 for a classic member of a group being upgraded online, 1 for a consumer-protocol member);
 a group that is not a consumer group is GROUP_ID_NOT_FOUND, after which the admin client falls back
-to DescribeGroups. The state machine is kbroker.groups.consumer_protocol; this module translates
-the wire.
+to DescribeGroups. Both answer UNSUPPORTED_VERSION while the finalized `group.version` is 0
+(`kafka-features downgrade`), as Kafka's do. The state machine is kbroker.groups.consumer_protocol;
+this module translates the wire.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from ..groups.consumer_protocol import MEMBER_TYPE_CONSUMER, Heartbeat
+from ..groups.consumer_protocol import MEMBER_TYPE_CLASSIC, MEMBER_TYPE_CONSUMER, Heartbeat
 from ..protocol.errors import ApiError, ErrorCode
 from ..protocol.messages import (ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
                                  ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse)
+from .features import finalized_features
 from .groups import GROUP_AUTHORIZED_OPERATIONS, OPERATIONS_NOT_REQUESTED
 from .registry import Handler
 
@@ -34,8 +37,15 @@ def _owned(topics: list[ConsumerGroupHeartbeatRequest.TopicPartitions] | None) -
     return owned
 
 
+def _consumer_protocol_enabled(ctx) -> bool:
+    """Kafka's isConsumerGroupProtocolEnabled: the finalized group.version is 1 or more."""
+    return finalized_features(ctx).get("group.version", 0) >= 1
+
+
 async def handle_consumer_group_heartbeat(ctx, request: ConsumerGroupHeartbeatRequest
                                           ) -> ConsumerGroupHeartbeatResponse:
+    if not _consumer_protocol_enabled(ctx):
+        return ConsumerGroupHeartbeatResponse(error_code=ErrorCode.UNSUPPORTED_VERSION)
     try:
         await ctx.groups.ensure_offsets_topic()  # a group's first request may come without FindCoordinator
     except ApiError as exc:
@@ -67,6 +77,9 @@ def _assignment(partitions: Partitions, names: dict[uuid.UUID, str]) -> Consumer
 
 async def handle_consumer_group_describe(ctx, request: ConsumerGroupDescribeRequest
                                          ) -> ConsumerGroupDescribeResponse:
+    if not _consumer_protocol_enabled(ctx):
+        return ConsumerGroupDescribeResponse(groups=[ConsumerGroupDescribeResponse.DescribedGroup(
+            group_id=group_id, error_code=ErrorCode.UNSUPPORTED_VERSION) for group_id in request.group_ids])
     coordinator = ctx.groups
     names = coordinator.consumer.topic_names()
     operations = GROUP_AUTHORIZED_OPERATIONS if request.include_authorized_operations else OPERATIONS_NOT_REQUESTED
@@ -91,7 +104,8 @@ async def handle_consumer_group_describe(ctx, request: ConsumerGroupDescribeRequ
                 subscribed_topic_regex=m.metadata.subscribed_topic_regex,
                 assignment=_assignment(m.assigned, names),
                 target_assignment=_assignment(group.target.get(m.member_id, {}), names),
-                member_type=MEMBER_TYPE_CONSUMER) for m in group.members.values()]))
+                member_type=MEMBER_TYPE_CLASSIC if m.uses_classic_protocol else MEMBER_TYPE_CONSUMER)
+                for m in group.members.values()]))
     return ConsumerGroupDescribeResponse(groups=described)
 
 

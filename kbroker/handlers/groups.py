@@ -7,7 +7,8 @@ A JoinGroup or SyncGroup that must wait for the rebalance parks on a Waiter the 
 the handler bounds the wait with a deadline past anything the coordinator's own timers allow, so a
 bug can never hold a connection forever. KIP-848 consumer groups have their own APIs
 (kbroker.handlers.consumer_groups); ListGroups lists both kinds with their type, and DescribeGroups
-describes a consumer group as Dead, as Kafka does for a group that is not a classic one.
+describes a consumer group (mixed or not) as Dead, as Kafka does for a group that is not a classic one
+(v6: GROUP_ID_NOT_FOUND "Group G is not a classic group.").
 """
 
 from __future__ import annotations
@@ -195,7 +196,9 @@ async def handle_describe_groups(ctx, request: DescribeGroupsRequest) -> Describ
         error, state, protocol_type, protocol_data, members = coordinator.describe_group(group_id)
         message = None
         if ctx.api_version >= 6 and error == ErrorCode.NONE and state == "Dead":  # KIP-1043: say it is not there
-            error, message = ErrorCode.GROUP_ID_NOT_FOUND, f"Group {group_id} not found."
+            error = ErrorCode.GROUP_ID_NOT_FOUND
+            message = f"Group {group_id} is not a classic group." if coordinator.is_consumer_group(group_id) \
+                else f"Group {group_id} not found."
         described.append(DescribeGroupsResponse.DescribedGroup(
             error_code=error, error_message=message, group_id=group_id, group_state=state, protocol_type=protocol_type,
             protocol_data=protocol_data,
