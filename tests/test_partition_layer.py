@@ -192,3 +192,21 @@ async def test_a_request_holding_a_deleted_topics_partition_is_told_it_is_gone(s
     with pytest.raises(ApiError) as e:
         await partition.wait_for_high_watermark(10, trio.current_time() + 1)
     assert e.value.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_a_replica_moved_away_answers_not_leader_and_a_deleted_one_unknown_partition(tmp_path):
+    """A waiting acks=-1 produce on a replica a reassignment moved away is told NOT_LEADER_OR_FOLLOWER
+    (it looks the new leader up); on a deleted topic's, UNKNOWN_TOPIC_OR_PARTITION."""
+    from kbroker.log import MemoryLog
+    from kbroker.partitions.partition import Partition
+    from kbroker.protocol.errors import ApiError, ErrorCode
+
+    for moved_away, expected in ((True, ErrorCode.NOT_LEADER_OR_FOLLOWER), (False, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)):
+        partition = Partition("orders", 0, MemoryLog(), 0, local_id=1)
+        partition.forget(moved_away=moved_away)
+        try:
+            partition.check_leader()
+        except ApiError as exc:
+            assert exc.error_code == expected
+        else:
+            raise AssertionError("a forgotten replica still leads")

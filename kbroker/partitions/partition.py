@@ -69,7 +69,8 @@ def _now_ms() -> int:
 
 class Partition:
     __slots__ = ("topic", "index", "log", "leader_epoch", "_high_watermark_moved", "local_id", "role", "leader_id",
-                 "replicas", "isr", "_hw", "_alone", "followers", "isr_changes", "isr_change_pending", "notifier")
+                 "replicas", "isr", "_hw", "_alone", "followers", "isr_changes", "isr_change_pending", "notifier",
+                 "_gone_error")
 
     def __init__(self, topic: str, index: int, log: Log, leader_epoch: int, *, local_id: int = -1,
                  notifier=None):
@@ -89,6 +90,7 @@ class Partition:
         self.isr_changes: IsrChanges | None = None
         self.isr_change_pending = False
         self.notifier = notifier  # woken when the HW moves (long-polling consumers)
+        self._gone_error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.index}, {self.role}, epoch {self.leader_epoch}, isr {list(self.isr)})"
@@ -139,10 +141,13 @@ class Partition:
         self._hw = min(self._hw, self.log.log_end_offset)
         self._wake_waiters()
 
-    def forget(self) -> None:
+    def forget(self, moved_away: bool = False) -> None:
         """Its log is deleted: requests still holding the partition (a long-polling fetch, a waiting
-        acks=-1 produce) get UNKNOWN_TOPIC_OR_PARTITION instead of touching a closed log."""
+        acks=-1 produce) get UNKNOWN_TOPIC_OR_PARTITION instead of touching a closed log -- or, when
+        the replica moved to other brokers (a reassignment), NOT_LEADER_OR_FOLLOWER, as Kafka
+        answers there (the client looks the leader up again)."""
         self.role = GONE
+        self._gone_error = ErrorCode.NOT_LEADER_OR_FOLLOWER if moved_away else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         self._alone = False
         self._wake_waiters()
 
@@ -156,7 +161,7 @@ class Partition:
 
     def check_leader(self) -> None:
         if self.role == GONE:
-            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{self.topic}-{self.index} no longer exists here")
+            raise ApiError(self._gone_error, f"{self.topic}-{self.index} no longer exists here")
         if self.role != LEADER:
             raise ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER,
                            f"broker {self.local_id} is not the leader of {self.topic}-{self.index}")

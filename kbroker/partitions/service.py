@@ -111,7 +111,7 @@ class PartitionService:
         partition = self._partitions.pop((topic, index), None)
         self._restored_hws.pop((topic, index), None)
         if partition is not None:
-            partition.forget()
+            partition.forget(moved_away=True)
         elif self.logs.get(topic, index) is None:
             return False
         self.logs.delete_partition(topic, index)
