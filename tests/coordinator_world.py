@@ -18,6 +18,7 @@ from kbroker.metadata import MemoryMetadataStore
 from kbroker.partitions import AppendNotifier, PartitionService
 from kbroker.topics import TopicManager
 from kbroker.txn import ProducerIdManager, TransactionConfig, TransactionCoordinator
+from kbroker.txn.markers import LocalMarkers
 
 DEFAULTS = {
     "node.id": "1",
@@ -30,8 +31,9 @@ DEFAULTS = {
 
 
 class CoordinatorWorld:
-    def __init__(self, data_dir: Path, **overrides):
+    def __init__(self, data_dir: Path, marker_sender=LocalMarkers, **overrides):
         self.data_dir = Path(data_dir)
+        self.marker_sender = marker_sender  # how the transaction coordinator's markers are written
         settings = {**DEFAULTS, "log.dirs": str(self.data_dir / "logs"), **{k: str(v) for k, v in overrides.items()}}
         self.config = BrokerConfig(settings)
         self.live_config = LiveConfig(self.config)
@@ -51,7 +53,8 @@ class CoordinatorWorld:
         self.txns = TransactionCoordinator(
             TransactionConfig.from_broker_config(self.config), catalogue=self.metadata,
             ensure_topic=self.topics.ensure_topic, partitions=self.partitions, producer_ids=self.producer_ids,
-            appends=self.appends, marker_listeners={OFFSETS_TOPIC: self.groups.complete_transaction})
+            appends=self.appends, marker_listeners={OFFSETS_TOPIC: self.groups.complete_transaction},
+            marker_sender=self.marker_sender)
 
     def reopen(self) -> None:
         """Close the logs and build everything above the catalogue again from the same directory."""

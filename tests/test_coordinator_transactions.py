@@ -169,3 +169,46 @@ async def test_an_exhausted_epoch_moves_a_tv2_producer_to_a_new_producer_id(worl
         # the retry names the old id and epoch: answered as the first EndTxn was
         assert world.txns.end_transaction("old-app", producer_id, exhausted, True, client_version=2) == E.NONE
         assert world.txns.add_partitions("old-app", meta.producer_id, 0, [("orders", 0)], client_version=2) == E.NONE
+
+
+class MarkersOnTheirWay:
+    """A cluster's marker sender whose markers have not reached every leader yet: ``deliver`` writes them."""
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.held = []
+
+    def send(self, markers, written, wanted) -> None:
+        self.held.append((markers, written))
+
+    def deliver(self) -> None:
+        for markers, written in self.held:
+            for topic, partition in sorted(markers.partitions):
+                self.writer.write(topic, partition, markers.producer_id, markers.producer_epoch, markers.commit,
+                                  markers.coordinator_epoch)
+            written()
+        self.held.clear()
+
+
+async def test_a_tv2_end_retried_while_its_markers_are_written_is_told_to_wait(tmp_path, autojump_clock):
+    senders = []
+    world = CoordinatorWorld(tmp_path, marker_sender=lambda writer: senders.append(MarkersOnTheirWay(writer))
+                             or senders[-1])
+    await world.topics.create_topic("orders", 1)
+    try:
+        async with world.running():
+            producer_id, epoch = await init_producer(world, "slow-markers")
+            assert world.txns.add_partitions("slow-markers", producer_id, epoch, [("orders", 0)],
+                                             client_version=2) == E.NONE
+            produce(world, "orders", 0, producer_id, epoch, b"first")
+            assert world.txns.end_transaction("slow-markers", producer_id, epoch, True, client_version=2) == E.NONE
+            assert world.txns.describe("slow-markers").state_name == "PrepareCommit"
+            # the client did not see the answer and asks again with the epoch it had: not fenced, wait
+            assert world.txns.end_transaction("slow-markers", producer_id, epoch, True,
+                                              client_version=2) == E.CONCURRENT_TRANSACTIONS
+            senders[-1].deliver()
+            assert world.txns.describe("slow-markers").state_name == "CompleteCommit"
+            assert batches(world, "orders", 0) == [("data", producer_id, epoch), ("COMMIT", producer_id, epoch + 1)]
+            assert world.txns.end_transaction("slow-markers", producer_id, epoch, True, client_version=2) == E.NONE
+    finally:
+        world.close()

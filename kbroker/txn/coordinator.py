@@ -369,19 +369,20 @@ class TransactionCoordinator:
         if meta is None or meta.state == DEAD:
             return ErrorCode.INVALID_PRODUCER_ID_MAPPING
         ended = meta.state in (COMPLETE_COMMIT, COMPLETE_ABORT)
-        # a retry of an EndTxn that ended the transaction: the epoch it had, or the id before an overflow
-        retry = ended and meta.client_version >= 2 and (
+        ending = meta.state in (PREPARE_COMMIT, PREPARE_ABORT)  # its markers are being written
+        # a retry of an EndTxn that ended (or is ending) the transaction: the epoch it had, or the id
+        # before an overflow
+        retry = (ended or ending) and meta.client_version >= 2 and (
             (producer_id == meta.producer_id and epoch == meta.producer_epoch - 1)
             or (producer_id == meta.last_producer_id and meta.producer_epoch == 0 and epoch_exhausted(epoch)))
         if not retry and meta.producer_id != producer_id:
             return ErrorCode.INVALID_PRODUCER_ID_MAPPING
         if not retry and epoch != meta.producer_epoch:
             return ErrorCode.PRODUCER_FENCED
+        if retry and ending:
+            return ErrorCode.CONCURRENT_TRANSACTIONS  # answered once the markers are written
         if retry:
             return ErrorCode.NONE if (meta.state == COMPLETE_COMMIT) == commit else ErrorCode.INVALID_TXN_STATE
-        if meta.state in (PREPARE_COMMIT, PREPARE_ABORT) and meta.client_version >= 2 and \
-                producer_id == meta.producer_id and epoch == meta.producer_epoch - 1:
-            return ErrorCode.CONCURRENT_TRANSACTIONS  # a retry while its markers are being written
         if meta.state in (PREPARE_COMMIT, PREPARE_ABORT, PREPARE_EPOCH_FENCE):
             return ErrorCode.CONCURRENT_TRANSACTIONS
         if meta.state != ONGOING and commit:
