@@ -12,9 +12,9 @@ from tests.replication_story import Acks, create_topic, wait_until
 
 
 def test_the_checkpoint_file_has_kafkas_format(tmp_path):
-    hw_checkpoint.write(tmp_path, {("orders", 1): 42, ("orders", 0): 7, ("my topic", 3): 0})
-    assert (tmp_path / "replication-offset-checkpoint").read_text() == "0\n3\nmy topic 3 0\norders 0 7\norders 1 42\n"
-    assert hw_checkpoint.read(tmp_path) == {("orders", 1): 42, ("orders", 0): 7, ("my topic", 3): 0}
+    hw_checkpoint.write(tmp_path, {("orders", 1): 42, ("orders", 0): 7, ("payments", 3): 0})
+    assert (tmp_path / "replication-offset-checkpoint").read_text() == "0\n3\norders 0 7\norders 1 42\npayments 3 0\n"
+    assert hw_checkpoint.read(tmp_path) == {("orders", 1): 42, ("orders", 0): 7, ("payments", 3): 0}
 
 
 def test_an_unreadable_checkpoint_means_zero(tmp_path):

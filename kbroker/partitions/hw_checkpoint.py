@@ -1,6 +1,7 @@
 """The high-watermark checkpoint of a broker in a cluster: Kafka's `replication-offset-checkpoint`
-file in the data directory, with its format (a version line 0, a count line, then one
-"<topic> <partition> <high watermark>" line per replica), replaced atomically.
+file in the data directory, in the format of Kafka's other offset checkpoints (kbroker.log.checkpoint:
+a version line 0, a count line, then one "<topic> <partition> <high watermark>" line per replica),
+replaced atomically.
 
 Why: a replica's high watermark is known only from its leader and followers, not from its log. A
 broker that restarts and is elected leader before its followers fetch would otherwise start from
@@ -16,36 +17,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..durable_files import write_atomically
+from ..log.checkpoint import read_offset_checkpoint, write_offset_checkpoint
 
 FILE_NAME = "replication-offset-checkpoint"
-VERSION = 0
 log = logging.getLogger("kbroker.partitions")
 
 
 def read(data_dir: Path) -> dict[tuple[str, int], int]:
     path = Path(data_dir) / FILE_NAME
     try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return {}
+        return read_offset_checkpoint(str(path))
     except OSError as exc:
         log.warning("cannot read %s (%s); high watermarks start at 0", path, exc)
-        return {}
-    try:
-        if int(lines[0]) != VERSION or int(lines[1]) != len(lines) - 2:
-            raise ValueError("unexpected version or count")
-        out = {}
-        for line in lines[2:]:
-            topic, partition, offset = line.rsplit(" ", 2)
-            out[(topic, int(partition))] = int(offset)
-        return out
-    except (ValueError, IndexError) as exc:
-        log.warning("ignoring the unreadable %s (%s); high watermarks start at 0", path, exc)
         return {}
 
 
 def write(data_dir: Path, high_watermarks: dict[tuple[str, int], int]) -> None:
-    lines = [str(VERSION), str(len(high_watermarks))]
-    lines += [f"{topic} {partition} {offset}" for (topic, partition), offset in sorted(high_watermarks.items())]
-    write_atomically(Path(data_dir) / FILE_NAME, ("\n".join(lines) + "\n").encode())
+    write_offset_checkpoint(str(Path(data_dir) / FILE_NAME), high_watermarks)
