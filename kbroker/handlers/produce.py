@@ -22,8 +22,9 @@ Topics are not auto-created here: producers ask Metadata first, which creates th
 Transactions: a request carrying transactional batches without a transactional id is refused whole
 (TRANSACTIONAL_ID_AUTHORIZATION_FAILED). A producer's first transactional batch to a partition in a
 transaction is checked with the transaction coordinator (before any append: one call for the
-request, to whichever broker coordinates the transactional id, kbroker.txn.verification). From v12 (transactions v2, KIP-890 part 2)
-the partition is added to the transaction there, as AddPartitionsToTxn did. Below v12 it is verified
+request, to whichever broker coordinates the transactional id, kbroker.txn.verification). From v12
+(transactions v2, KIP-890 part 2) the partition is added to the transaction there, as
+AddPartitionsToTxn did. Below v12 it is verified
 (KIP-890 part 1, transaction.partition.verification.enable): a partition not added to the ongoing
 transaction is TRANSACTION_ABORTABLE from v11, INVALID_TXN_STATE "Partition was not added to the
 transaction" below. Either way a fenced epoch is INVALID_PRODUCER_EPOCH, an unknown producer id
@@ -94,16 +95,20 @@ async def _verify_transactions(ctx, request: ProduceRequest, by_id: bool) -> dic
         return {}
     unverified: dict[tuple[int, int], list[tuple[str, int]]] = {}  # (producer id, epoch) -> partitions
     for topic_data in request.topic_data:
-        for data in topic_data.partition_data:
-            if not _is_transactional(data.records):
-                continue
+        transactional = [d for d in topic_data.partition_data if _is_transactional(d.records)]
+        if not transactional:
+            continue
+        try:
+            topic = ctx.partitions.find_topic(None if by_id else topic_data.name, topic_data.topic_id)
+        except ApiError:
+            continue  # answered by the append
+        if topic.is_internal:
+            continue  # refused by the append
+        for data in transactional:
             try:
-                topic = ctx.partitions.find_topic(None if by_id else topic_data.name, topic_data.topic_id)
                 partition = ctx.partitions.partition(topic, data.index)
             except ApiError:
                 continue  # answered by the append
-            if topic.is_internal:
-                continue  # refused by the append
             header = parse_header(data.records)
             if header.producer_id >= 0 and not partition.has_ongoing_transaction(header.producer_id,
                                                                                  header.producer_epoch):

@@ -121,8 +121,9 @@ async def _offsets_partition_in_transaction(ctx, request: TxnOffsetCommitRequest
                                       **verification.retry_backoffs(ctx.config))
     error = errors[offsets_partition]
     if error in (ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR):
-        return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS  # retriable for the producer; it still has the right group coordinator
-    if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version >= 4 and ctx.api_version < 5:
+        # retriable for the producer, which still has the right group coordinator
+        return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+    if error == ErrorCode.INVALID_TXN_STATE and ctx.api_version == 4:  # v5+ added it instead
         return ErrorCode.TRANSACTION_ABORTABLE
     return error
 

@@ -11,15 +11,12 @@ failed request (refused, reset, timed out, undecodable) closes its connection an
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import trio
 
 from ..metadata.cluster_info import ClusterInfo
 from .client import BrokerChannel, ChannelClosed
-
-log = logging.getLogger("kbroker.replication")
 
 IDLE_CHANNELS_PER_PEER = 4
 

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from ..protocol.errors import ErrorCode
+from .markers import TopicPartition
 
 if TYPE_CHECKING:
     from .coordinator import TransactionCoordinator
-
-TopicPartition = tuple[str, int]
 
 
 class TransactionVerifier(Protocol):
