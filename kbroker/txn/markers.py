@@ -68,10 +68,6 @@ class MarkerWriter:
         self._appends = appends
         self._listeners = dict(listeners or {})
 
-    def partition_exists(self, topic_name: str, index: int) -> bool:
-        topic = self._catalogue.get(topic_name)
-        return topic is not None and 0 <= index < topic.partitions
-
     def write(self, topic_name: str, index: int, producer_id: int, producer_epoch: int, commit: bool,
               coordinator_epoch: int) -> tuple[Partition, int]:
         """Write one marker; (the partition, the offset after the marker). Raises ApiError:
