@@ -146,8 +146,7 @@ def percentiles(values: list[float]) -> str:
 
 
 def latency_while_cleaning(mb: int, seconds: float) -> list[str]:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic
 
     from kbroker.testing import BrokerProcess
 
@@ -160,26 +159,12 @@ def latency_while_cleaning(mb: int, seconds: float) -> list[str]:
                   NewTopic("probe", 1, 1)]
         for future in admin.create_topics(topics).values():
             future.result(15)
-        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20, "batch.size": 1 << 20,
-                             "queue.buffering.max.kbytes": 1 << 20})
-        for i in range(mb * 1000):
-            while True:
-                try:
-                    producer.produce("churn", key=b"key-%d" % (i * 7919 % KEYS), value=VALUES[i % 64])
-                    break
-                except BufferError:
-                    producer.poll(0.01)
-            producer.poll(0)
-        producer.produce("churn", key=b"roll", value=b"")  # segments roll by size; the last stays active
-        producer.flush(120)
+        _produce_churn(broker.bootstrap, mb, flush_timeout=120)
         probe = Probe(broker.bootstrap)
         probe.run(2)  # warm up
         idle = probe.run(seconds)
         start_of_cleaning = broker.log_path.stat().st_size
-        ratio = ConfigEntry("min.cleanable.dirty.ratio", "0.01", incremental_operation=AlterConfigOpType.SET)
-        for future in admin.incremental_alter_configs([ConfigResource("TOPIC", "churn",
-                                                                      incremental_configs=[ratio])]).values():
-            future.result(15)
+        _make_cleanable(admin, timeout=15)
 
         def cleaned() -> str | None:
             with open(broker.log_path, "rb") as f:
@@ -198,8 +183,7 @@ def latency_while_cleaning(mb: int, seconds: float) -> list[str]:
 
 
 def _fill_churn(bootstrap: str, mb: int) -> None:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     # not cleanable (ratio 1) while it fills; made cleanable once all of it is there, so one cleaning
@@ -207,6 +191,16 @@ def _fill_churn(bootstrap: str, mb: int) -> None:
     config = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "1", "segment.bytes": str(8 << 20),
               "min.compaction.lag.ms": "0"}
     admin.create_topics([NewTopic("churn", 1, 1, config=config)])["churn"].result(30)
+    if _produce_churn(bootstrap, mb, flush_timeout=300):
+        raise RuntimeError("records left unsent")
+    _make_cleanable(admin, timeout=30)
+
+
+def _produce_churn(bootstrap: str, mb: int, flush_timeout: float) -> int:
+    """``mb`` thousand 1 KB updates of KEYS keys to "churn", then one record so the segments before it
+    can roll; the number of records left unsent after ``flush_timeout``."""
+    from confluent_kafka import Producer
+
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1 << 20,
                          "queue.buffering.max.kbytes": 1 << 20})
     for i in range(mb * 1000):
@@ -217,13 +211,18 @@ def _fill_churn(bootstrap: str, mb: int) -> None:
             except BufferError:
                 producer.poll(0.01)
         producer.poll(0)
-    producer.produce("churn", key=b"roll", value=b"")
-    if producer.flush(300):
-        raise RuntimeError("records left unsent")
+    producer.produce("churn", key=b"roll", value=b"")  # segments roll by size; the last stays active
+    return producer.flush(flush_timeout)
+
+
+def _make_cleanable(admin, timeout: float) -> None:
+    """"churn" was filled at min.cleanable.dirty.ratio 1 (never cleanable); now any dirt is enough."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
     ratio = ConfigEntry("min.cleanable.dirty.ratio", "0.01", incremental_operation=AlterConfigOpType.SET)
     for future in admin.incremental_alter_configs([ConfigResource("TOPIC", "churn",
                                                                   incremental_configs=[ratio])]).values():
-        future.result(30)
+        future.result(timeout)
 
 
 def _wait_for(log_path: Path, pattern: bytes, timeout: float = 300) -> re.Match:
